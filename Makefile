@@ -1,0 +1,34 @@
+# `make run` and `make test` set everything up on a fresh machine with nothing but Python.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint bench bench-env clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first and pinned, so that pip does not fetch a multi-GB CUDA build
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[data,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/neuroplastic run --all --budget quick --out runs
+	$(VENV)/bin/neuroplastic report runs --output runs/report.html
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/plastic_rnn.py --hidden 200 --steps 200 --batch 30
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

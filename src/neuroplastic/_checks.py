@@ -1,0 +1,48 @@
+"""Argument validation shared by the public API: errors that name the argument and what is accepted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+
+
+def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise a ``ValueError`` that lists them."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """Return ``value`` if it is a positive (or, with ``allow_zero``, non-negative) number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return value
+
+
+def check_tensor(
+    name: str,
+    tensor: object,
+    shape: Sequence[int | None | str],
+    *,
+    floating: bool = True,
+) -> torch.Tensor:
+    """Check a tensor's rank and sizes; ``None`` or a string in ``shape`` matches any size.
+
+    String entries name the dimension in the error message, e.g. ``("B", 64)`` reads as ``[B, 64]``.
+    """
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    expected = "[" + ", ".join(str(s) if s is not None else "*" for s in shape) + "]"
+    if tensor.dim() != len(shape) or any(
+        isinstance(s, int) and s != n for s, n in zip(shape, tensor.shape, strict=False)
+    ):
+        raise ValueError(f"{name} must have shape {expected}, got {list(tensor.shape)}")
+    if floating and not tensor.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {tensor.dtype}")
+    return tensor

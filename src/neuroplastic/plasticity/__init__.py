@@ -1,0 +1,45 @@
+"""Timescale 1: synapses that change within a lifetime (Hebbian traces, neuromodulation)."""
+
+from neuroplastic.plasticity.layers import PlasticLinear
+from neuroplastic.plasticity.modulation import MODULATIONS, Modulator, make_modulator
+from neuroplastic.plasticity.recurrent import (
+    BACKPROP_MODES,
+    PlasticLSTM,
+    PlasticLSTMCell,
+    PlasticLSTMState,
+    PlasticRNN,
+    PlasticRNNCell,
+    PlasticRNNState,
+)
+from neuroplastic.plasticity.rules import (
+    RULES,
+    BCMRule,
+    ClippedHebbianRule,
+    DecayingHebbianRule,
+    OjaRule,
+    PlasticityRule,
+    SoftBoundedHebbianRule,
+    bcm_threshold_update,
+    bcm_update,
+    clipped_hebbian_update,
+    hebbian_update,
+    make_rule,
+    oja_update,
+    outer,
+    soft_bounded_update,
+)
+from neuroplastic.plasticity.synapses import (
+    ALPHA_GRANULARITIES,
+    ETA_GRANULARITIES,
+    PlasticState,
+    PlasticSynapses,
+)
+
+__all__ = [
+    "ALPHA_GRANULARITIES", "BACKPROP_MODES", "ETA_GRANULARITIES", "MODULATIONS", "RULES",
+    "BCMRule", "ClippedHebbianRule", "DecayingHebbianRule", "Modulator", "OjaRule", "PlasticLSTM",
+    "PlasticLSTMCell", "PlasticLSTMState", "PlasticLinear", "PlasticRNN", "PlasticRNNCell",
+    "PlasticRNNState", "PlasticState", "PlasticSynapses", "PlasticityRule", "SoftBoundedHebbianRule",
+    "bcm_threshold_update", "bcm_update", "clipped_hebbian_update", "hebbian_update", "make_modulator",
+    "make_rule", "oja_update", "outer", "soft_bounded_update",
+]

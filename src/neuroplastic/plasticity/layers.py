@@ -1,0 +1,92 @@
+"""A feed-forward plastic layer, e.g. for one-shot classification with Hebbian fast weights."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from neuroplastic._checks import check_tensor
+from neuroplastic.plasticity.modulation import Modulator
+from neuroplastic.plasticity.rules import PlasticityRule
+from neuroplastic.plasticity.synapses import PlasticState, PlasticSynapses
+
+__all__ = ["PlasticLinear"]
+
+
+class PlasticLinear(nn.Module):
+    """A linear layer with fixed weights plus a learned multiple of a per-episode Hebbian trace.
+
+    Miconi et al. 2018, Differentiable plasticity (one-shot classification: the trace binds features
+    to the label shown as ``target``).
+    ``y = x @ (W + alpha * H) + b``; then ``H <- update(H, pre=x, post=target if given else y)``;
+    a modulator, if any, reads ``y``.
+    Shapes: ``x [B, I]`` -> ``y [B, O]``; trace ``[B, I, O]``; ``target [B, O]``.
+
+    Use it inside a model that carries the state through an episode::
+
+        layer = PlasticLinear(64, 10)
+        state = layer.initial_state(batch_size)
+        for x, label in episode:                       # show labelled examples ...
+            _, state = layer(x, state, target=label)
+        y, state = layer(query, state)                 # ... then classify a query
+
+    Args: ``in_features``, ``out_features``, ``bias``; the rest: see :class:`PlasticSynapses`.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = True,
+        rule: str | PlasticityRule | None = None,
+        alpha: str = "connection",
+        eta: str = "scalar",
+        modulation: str | Modulator | None = "none",
+        modulator_channels: int = 1,
+        fanout: bool = True,
+        clip: float = 2.0,
+        alpha_init: float = 0.01,
+        eta_init: float = 0.01,
+        eligibility_rate: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.synapses = PlasticSynapses(
+            in_features, out_features, rule=rule, alpha=alpha, eta=eta, modulation=modulation,
+            modulator_source=out_features, modulator_channels=modulator_channels, fanout=fanout,
+            clip=clip, alpha_init=alpha_init, eta_init=eta_init, eligibility_rate=eligibility_rate,
+        )
+        self.in_features = in_features
+        self.out_features = out_features
+        bound = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound)) if bias else None
+
+    def initial_state(
+        self, batch_size: int, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> PlasticState:
+        """Zero traces for ``batch_size`` episodes."""
+        return self.synapses.initial_state(batch_size, device=device, dtype=dtype)
+
+    def forward(
+        self, x: Tensor, state: PlasticState | None = None, *, target: Tensor | None = None
+    ) -> tuple[Tensor, PlasticState]:
+        """``x [B, I]`` -> ``(y [B, O], new state)``; ``target [B, O]`` replaces ``y`` as the post activity."""
+        check_tensor("x", x, ("B", self.in_features))
+        if state is None:
+            state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+        elif state.trace.shape[0] != x.shape[0]:
+            raise ValueError(f"state is for batch size {state.trace.shape[0]}, x has {x.shape[0]}")
+        y = self.synapses(x, self.weight, state)
+        if self.bias is not None:
+            y = y + self.bias
+        post = y
+        if target is not None:
+            check_tensor("target", target, (x.shape[0], self.out_features))
+            post = target.to(y.dtype)
+        return y, self.synapses.update(state, x, post, modulator_source=y)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

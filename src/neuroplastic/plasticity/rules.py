@@ -1,0 +1,227 @@
+"""Plasticity rules: how a Hebbian trace changes with pre- and post-synaptic activity.
+
+Every rule is a pure function on tensors, batch-first, one trace per batch element:
+
+- ``trace``: ``[B, I, O]`` (I pre-synaptic inputs, O post-synaptic outputs),
+- ``pre``: ``[B, I]``, ``post``: ``[B, O]``,
+- ``rate``: the plasticity rate eta. A number, a 0-d tensor, one rate per receiving neuron ``[O]``,
+  one per batch element ``[B]`` or ``[B, 1]``, or one per batch element and receiving neuron ``[B, O]``
+  (the shapes a neuromodulator produces). It always broadcasts over the pre-synaptic index.
+
+The rule objects at the bottom wrap the functions behind one call signature so that layers can take
+any of them (or a user's own subclass of :class:`PlasticityRule`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from neuroplastic._checks import check_choice, check_positive
+
+Rate = float | Tensor
+
+__all__ = [
+    "hebbian_update",
+    "oja_update",
+    "bcm_update",
+    "bcm_threshold_update",
+    "clipped_hebbian_update",
+    "soft_bounded_update",
+    "outer",
+    "PlasticityRule",
+    "DecayingHebbianRule",
+    "OjaRule",
+    "BCMRule",
+    "ClippedHebbianRule",
+    "SoftBoundedHebbianRule",
+    "RULES",
+    "make_rule",
+]
+
+
+def outer(pre: Tensor, post: Tensor) -> Tensor:
+    """Batched outer product ``pre ⊗ post``: ``[B, I]``, ``[B, O]`` -> ``[B, I, O]``."""
+    return pre.unsqueeze(2) * post.unsqueeze(1)
+
+
+def _post_rate(rate: Rate, trace: Tensor) -> Rate:
+    """Reshape a rate so that it broadcasts against ``[B, I, O]`` along the post-synaptic index."""
+    if not isinstance(rate, Tensor) or rate.dim() == 0:
+        return rate
+    batch, _, out = trace.shape
+    if rate.dim() == 1:
+        if rate.shape[0] == out and rate.shape[0] != batch:
+            return rate.view(1, 1, out)
+        if rate.shape[0] == batch and rate.shape[0] != out:
+            return rate.view(batch, 1, 1)
+        if rate.shape[0] == out:  # B == O: ambiguous; a 1-d rate is taken as per receiving neuron
+            return rate.view(1, 1, out)
+    elif rate.dim() == 2 and rate.shape[0] in (batch, 1) and rate.shape[1] in (out, 1):
+        return rate.unsqueeze(1)
+    raise ValueError(
+        f"rate must be a scalar, [O], [B], [B, 1] or [B, O] with B={batch}, O={out}; got {list(rate.shape)}"
+    )
+
+
+def hebbian_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate) -> Tensor:
+    """Decaying Hebbian trace: a running average of pre ⊗ post.
+
+    Miconi et al. 2018, Differentiable plasticity.
+    ``H <- (1 - eta) * H + eta * pre ⊗ post``.
+    Shapes: trace ``[B, I, O]``, pre ``[B, I]``, post ``[B, O]``; returns ``[B, I, O]``.
+    """
+    eta = _post_rate(rate, trace)
+    return trace + eta * (outer(pre, post) - trace)
+
+
+def oja_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate) -> Tensor:
+    """Oja's rule: Hebbian growth with a decay that keeps each receiving neuron's weights bounded.
+
+    Oja 1982; as used for differentiable plasticity by Miconi et al. 2018.
+    ``H[i, j] <- H[i, j] + eta * post[j] * (pre[i] - post[j] * H[i, j])``.
+    Shapes: trace ``[B, I, O]``, pre ``[B, I]``, post ``[B, O]``; returns ``[B, I, O]``.
+    """
+    eta = _post_rate(rate, trace)
+    post_ = post.unsqueeze(1)
+    return trace + eta * post_ * (pre.unsqueeze(2) - post_ * trace)
+
+
+def bcm_threshold_update(threshold: Tensor, post: Tensor, decay: Rate) -> Tensor:
+    """Sliding modification threshold of the BCM rule: a running mean of post².
+
+    Bienenstock, Cooper & Munro 1982.
+    ``theta <- (1 - decay) * theta + decay * post**2``. Shapes: threshold and post ``[B, O]``.
+    """
+    return threshold + decay * (post * post - threshold)
+
+
+def bcm_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate, threshold: Tensor) -> Tensor:
+    """BCM rule: potentiation when post-synaptic activity is above its sliding threshold, depression below.
+
+    Bienenstock, Cooper & Munro 1982.
+    ``H[i, j] <- H[i, j] + eta * pre[i] * post[j] * (post[j] - theta[j])``.
+    Shapes: trace ``[B, I, O]``, pre ``[B, I]``, post and threshold ``[B, O]``; returns ``[B, I, O]``.
+    The threshold is updated separately by :func:`bcm_threshold_update`.
+    """
+    eta = _post_rate(rate, trace)
+    return trace + eta * outer(pre, post * (post - threshold))
+
+
+def clipped_hebbian_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate, clip: float) -> Tensor:
+    """Additive Hebbian update with a hard clip, the rule of neuromodulated plasticity.
+
+    Miconi et al. 2019, Backpropamine (simple neuromodulation, where eta is the modulator output M(t)).
+    ``H <- clip(H + eta * pre ⊗ post, -clip, clip)``.
+    Shapes: trace ``[B, I, O]``, pre ``[B, I]``, post ``[B, O]``; returns ``[B, I, O]``.
+    """
+    eta = _post_rate(rate, trace)
+    return torch.clamp(trace + eta * outer(pre, post), -clip, clip)
+
+
+def soft_bounded_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate) -> Tensor:
+    """Additive Hebbian update with soft bounds at ±1: steps shrink as the trace nears a bound.
+
+    Miconi et al. 2019, Backpropamine (the soft-clip variant).
+    ``D = eta * pre ⊗ post;  H <- H + relu(D) * (1 - H) + min(D, 0) * (H + 1)``.
+    Shapes: trace ``[B, I, O]``, pre ``[B, I]``, post ``[B, O]``; returns ``[B, I, O]``.
+    """
+    delta = _post_rate(rate, trace) * outer(pre, post)
+    return trace + torch.relu(delta) * (1 - trace) + torch.clamp(delta, max=0) * (trace + 1)
+
+
+class PlasticityRule(nn.Module):
+    """A plasticity rule: maps ``(trace, pre, post, rate, threshold)`` to ``(trace, threshold)``.
+
+    ``threshold`` is per-rule auxiliary state ``[B, O]`` (the BCM sliding threshold); rules that do not
+    need it receive ``None`` and return it unchanged. Subclass and implement :meth:`forward` to plug
+    in a rule of your own; set ``uses_threshold = True`` if it needs the auxiliary state.
+    """
+
+    uses_threshold: bool = False
+
+    def forward(  # noqa: D401
+        self, trace: Tensor, pre: Tensor, post: Tensor, rate: Rate, threshold: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        raise NotImplementedError
+
+
+class DecayingHebbianRule(PlasticityRule):
+    """``H <- (1 - eta) H + eta pre ⊗ post`` (Miconi et al. 2018). See :func:`hebbian_update`."""
+
+    def forward(self, trace, pre, post, rate, threshold=None):
+        return hebbian_update(trace, pre, post, rate), threshold
+
+
+class OjaRule(PlasticityRule):
+    """``H <- H + eta post (pre - post H)`` (Oja 1982). See :func:`oja_update`."""
+
+    def forward(self, trace, pre, post, rate, threshold=None):
+        return oja_update(trace, pre, post, rate), threshold
+
+
+class BCMRule(PlasticityRule):
+    """BCM with a sliding threshold (Bienenstock, Cooper & Munro 1982).
+
+    ``theta <- (1 - decay) theta + decay post²``, then ``H <- H + eta pre ⊗ (post (post - theta))``
+    with the updated threshold. ``decay`` is a fixed number in (0, 1].
+    """
+
+    uses_threshold = True
+
+    def __init__(self, threshold_decay: float = 0.1) -> None:
+        super().__init__()
+        check_positive("threshold_decay", threshold_decay)
+        if threshold_decay > 1:
+            raise ValueError(f"threshold_decay must be in (0, 1], got {threshold_decay!r}")
+        self.threshold_decay = float(threshold_decay)
+
+    def forward(self, trace, pre, post, rate, threshold=None):
+        if threshold is None:
+            threshold = torch.zeros_like(post)
+        threshold = bcm_threshold_update(threshold, post, self.threshold_decay)
+        return bcm_update(trace, pre, post, rate, threshold), threshold
+
+    def extra_repr(self) -> str:
+        return f"threshold_decay={self.threshold_decay}"
+
+
+class ClippedHebbianRule(PlasticityRule):
+    """``H <- clip(H + eta pre ⊗ post, ±clip)`` (Miconi et al. 2019). See :func:`clipped_hebbian_update`."""
+
+    def __init__(self, clip: float = 2.0) -> None:
+        super().__init__()
+        check_positive("clip", clip)
+        self.clip = float(clip)
+
+    def forward(self, trace, pre, post, rate, threshold=None):
+        return clipped_hebbian_update(trace, pre, post, rate, self.clip), threshold
+
+    def extra_repr(self) -> str:
+        return f"clip={self.clip}"
+
+
+class SoftBoundedHebbianRule(PlasticityRule):
+    """Additive update with soft bounds at ±1 (Miconi et al. 2019). See :func:`soft_bounded_update`."""
+
+    def forward(self, trace, pre, post, rate, threshold=None):
+        return soft_bounded_update(trace, pre, post, rate), threshold
+
+
+RULES: dict[str, type[PlasticityRule]] = {
+    "hebbian": DecayingHebbianRule,
+    "oja": OjaRule,
+    "bcm": BCMRule,
+    "clip": ClippedHebbianRule,
+    "soft_bound": SoftBoundedHebbianRule,
+}
+
+
+def make_rule(rule: str | PlasticityRule, *, clip: float = 2.0) -> PlasticityRule:
+    """A rule object from its name (``hebbian``, ``oja``, ``bcm``, ``clip``, ``soft_bound``) or as given."""
+    if isinstance(rule, PlasticityRule):
+        return rule
+    check_choice("rule", rule, RULES)
+    if rule == "clip":
+        return ClippedHebbianRule(clip)
+    return RULES[rule]()

@@ -1,0 +1,174 @@
+"""Plastic synapses: a fixed weight plus a learned multiple of a fast Hebbian trace.
+
+Miconi et al. 2018 (Differentiable plasticity) and 2019 (Backpropamine).
+``W_eff = W + alpha * H``, with one trace ``H`` per batch element (``[B, I, O]``); ``alpha`` learned per
+connection ``[I, O]``, per receiving neuron ``[O]`` or as one scalar. The trace follows a
+:class:`~neuroplastic.plasticity.rules.PlasticityRule` at a learned rate eta (scalar or per receiving
+neuron), or at a rate computed by a :class:`~neuroplastic.plasticity.modulation.Modulator`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from neuroplastic._checks import check_choice, check_positive
+from neuroplastic.plasticity.modulation import Modulator, make_modulator
+from neuroplastic.plasticity.rules import PlasticityRule, make_rule
+
+__all__ = ["PlasticState", "PlasticSynapses", "ALPHA_GRANULARITIES", "ETA_GRANULARITIES"]
+
+ALPHA_GRANULARITIES = ("connection", "neuron", "scalar")
+ETA_GRANULARITIES = ("scalar", "neuron")
+
+
+class PlasticState(NamedTuple):
+    """The within-episode state of a plastic synapse matrix.
+
+    Attributes:
+        trace: Hebbian trace H ``[B, I, O]``.
+        eligibility: eligibility trace E ``[B, I, O]`` (retroactive neuromodulation), else ``None``.
+        threshold: sliding threshold ``[B, O]`` (BCM rule), else ``None``.
+    """
+
+    trace: Tensor
+    eligibility: Tensor | None = None
+    threshold: Tensor | None = None
+
+    def detach(self) -> PlasticState:
+        """The same state cut from the autograd graph (truncated backpropagation through time)."""
+        return PlasticState(*(None if t is None else t.detach() for t in self))
+
+
+class PlasticSynapses(nn.Module):
+    """The plastic part of a connection matrix: ``alpha``, the rule, its rate, and its modulator.
+
+    Miconi et al. 2018/2019. ``y = pre @ (W + alpha * H)`` and, after the step, with no modulation:
+    ``H <- rule(H, pre, post, eta)``; simple modulation: ``H <- rule(H, pre, post, M(t))``;
+    retroactive: ``H <- clip(H + M(t) * E, ±clip)``, then ``E <- rule(E, pre, post, eta_E)``.
+
+    Args:
+        in_features: pre-synaptic size I.
+        out_features: post-synaptic size O.
+        rule: ``"hebbian"`` (decaying), ``"oja"``, ``"bcm"``, ``"clip"``, ``"soft_bound"``, or a
+            :class:`PlasticityRule`. Default: ``"clip"`` under simple modulation, else ``"hebbian"``.
+        alpha: granularity of the plasticity coefficient: ``"connection"``, ``"neuron"`` or ``"scalar"``.
+        eta: granularity of the learned rate (no modulation): ``"scalar"`` or ``"neuron"``.
+        modulation: ``"none"``, ``"simple"``, ``"retroactive"`` or a :class:`Modulator`.
+        modulator_source: size of the activity the modulator reads (default ``out_features``).
+        modulator_channels: number of modulator channels K.
+        fanout: map modulator channels to one rate per receiving neuron.
+        clip: bound of the ``clip`` rule and of retroactive commits.
+        alpha_init: standard deviation of alpha's initial values (connection), or its initial value.
+        eta_init: initial learned rate eta.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        rule: str | PlasticityRule | None = None,
+        alpha: str = "connection",
+        eta: str = "scalar",
+        modulation: str | Modulator | None = "none",
+        modulator_source: int | None = None,
+        modulator_channels: int = 1,
+        fanout: bool = True,
+        clip: float = 2.0,
+        alpha_init: float = 0.01,
+        eta_init: float = 0.01,
+        eligibility_rate: float = 0.1,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_choice("alpha", alpha, ALPHA_GRANULARITIES)
+        check_choice("eta", eta, ETA_GRANULARITIES)
+        check_positive("clip", clip)
+        check_positive("alpha_init", alpha_init, allow_zero=True)
+        check_positive("eta_init", eta_init, allow_zero=True)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.alpha_granularity = alpha
+        self.eta_granularity = eta
+        self.clip = float(clip)
+        self.modulator = make_modulator(
+            modulation, modulator_source or out_features, out_features,
+            channels=modulator_channels, fanout=fanout, eligibility_rate=eligibility_rate,
+        )
+        if rule is None:
+            rule = "clip" if self.modulator is not None and not self.modulator.retroactive else "hebbian"
+        self.rule = make_rule(rule, clip=clip)
+
+        if alpha == "connection":
+            self.alpha = nn.Parameter(alpha_init * torch.randn(in_features, out_features))
+        elif alpha == "neuron":
+            self.alpha = nn.Parameter(torch.full((out_features,), float(alpha_init)))
+        else:
+            self.alpha = nn.Parameter(torch.tensor(float(alpha_init)))
+        if self.modulator is None:
+            shape = () if eta == "scalar" else (out_features,)
+            self.eta = nn.Parameter(torch.full(shape, float(eta_init)))
+        else:
+            self.register_parameter("eta", None)
+
+    @property
+    def modulation(self) -> str:
+        return "none" if self.modulator is None else self.modulator.mode
+
+    def initial_state(
+        self, batch_size: int, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> PlasticState:
+        """Zero traces for ``batch_size`` episodes, on the parameters' device and dtype by default."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        device = self.alpha.device if device is None else device
+        dtype = self.alpha.dtype if dtype is None else dtype
+        shape = (batch_size, self.in_features, self.out_features)
+        trace = torch.zeros(shape, device=device, dtype=dtype)
+        eligibility = torch.zeros_like(trace) if self.modulation == "retroactive" else None
+        threshold = (torch.zeros(batch_size, self.out_features, device=device, dtype=dtype)
+                     if self.rule.uses_threshold else None)
+        return PlasticState(trace, eligibility, threshold)
+
+    def plastic_input(self, pre: Tensor, state: PlasticState) -> Tensor:
+        """The plastic part of the input to the receiving neurons: ``pre @ (alpha * H)`` ``[B, O]``."""
+        pre_row = pre.unsqueeze(1)
+        if self.alpha_granularity == "connection":
+            return torch.bmm(pre_row, self.alpha * state.trace).squeeze(1)
+        return torch.bmm(pre_row, state.trace).squeeze(1) * self.alpha
+
+    def forward(self, pre: Tensor, weight: Tensor, state: PlasticState) -> Tensor:
+        """``pre [B, I] @ (W + alpha * H)`` -> ``[B, O]`` with the fixed weight ``W [I, O]``."""
+        return pre @ weight + self.plastic_input(pre, state)
+
+    def update(
+        self, state: PlasticState, pre: Tensor, post: Tensor, modulator_source: Tensor | None = None
+    ) -> PlasticState:
+        """The state after one step with activities ``pre [B, I]`` and ``post [B, O]``.
+
+        ``modulator_source [B, S]`` is what the modulator reads (required when modulated).
+        """
+        trace, eligibility, threshold = state
+        if self.modulator is None:
+            trace, threshold = self.rule(trace, pre, post, self.eta, threshold)
+            return PlasticState(trace, eligibility, threshold)
+        if modulator_source is None:
+            raise ValueError("modulator_source is required when the synapses are neuromodulated")
+        rate = self.modulator(modulator_source)
+        if not self.modulator.retroactive:
+            trace, threshold = self.rule(trace, pre, post, rate, threshold)
+            return PlasticState(trace, eligibility, threshold)
+        # Retroactive: commit the eligibility trace so far, then record this step's co-activity.
+        trace = torch.clamp(trace + rate.unsqueeze(1) * eligibility, -self.clip, self.clip)
+        eligibility, threshold = self.rule(eligibility, pre, post, self.modulator.eligibility_rate, threshold)
+        return PlasticState(trace, eligibility, threshold)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"alpha={self.alpha_granularity!r}, eta={self.eta_granularity!r}, "
+                f"modulation={self.modulation!r}")
