@@ -124,6 +124,7 @@ def soft_bounded_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate) ->
 
     Miconi et al. 2019, Backpropamine (the soft-clip variant).
     ``D = eta * pre ⊗ post;  H <- H + relu(D) * (1 - H) + min(D, 0) * (H + 1)``.
+    A trace inside [-1, 1] stays inside while ``|D| <= 1`` (e.g. tanh activities and eta <= 1).
     Shapes: trace ``[B, I, O]``, pre ``[B, I]``, post ``[B, O]``; returns ``[B, I, O]``.
     """
     delta = _post_rate(rate, trace) * outer(pre, post)
