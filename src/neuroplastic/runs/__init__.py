@@ -1,0 +1,24 @@
+"""The run platform: run directories with exact resume, the runner, config overrides and HTML reports."""
+
+from __future__ import annotations
+
+from .config import apply_overrides, config_to_dict
+from .experiment import BUDGETS, Claim, ClaimResult, Experiment
+from .report import write_report
+from .rundir import CheckpointMismatch, RunDirectory, RunInterrupted
+from .runner import check_device, run_experiment
+
+__all__ = [
+    "BUDGETS",
+    "CheckpointMismatch",
+    "Claim",
+    "ClaimResult",
+    "Experiment",
+    "RunDirectory",
+    "RunInterrupted",
+    "apply_overrides",
+    "check_device",
+    "config_to_dict",
+    "run_experiment",
+    "write_report",
+]

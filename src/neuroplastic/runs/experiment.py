@@ -1,0 +1,82 @@
+"""What an experiment is: a config with budgets, a ``run`` function, and claims checked on metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, is_dataclass
+from typing import Any
+
+BUDGETS = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The verdict of one claim on one run."""
+
+    paper: str
+    statement: str
+    passed: bool
+    measured: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"paper": self.paper, "statement": self.statement, "passed": bool(self.passed),
+                "measured": self.measured}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's result in words, and a function deciding from a run's final metrics whether it held.
+
+    ``check(metrics)`` returns ``(passed, measured)``: ``measured`` is what the decision was made on
+    (a number, or a small dict of numbers), shown beside the statement in summaries and reports.
+    A claim whose metrics are missing fails; it is never hidden.
+    """
+
+    paper: str
+    statement: str
+    check: Callable[[Mapping[str, Any]], tuple[bool, Any]]
+
+    def evaluate(self, metrics: Mapping[str, Any]) -> ClaimResult:
+        try:
+            passed, measured = self.check(metrics)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
+            passed, measured = False, f"not measured: {type(error).__name__}: {error}"
+        return ClaimResult(self.paper, self.statement, bool(passed), measured)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A reproduced result: its config class, budgets, run function and claims.
+
+    ``run(config, run_dir)`` trains and evaluates, logging through ``run_dir`` (a
+    :class:`neuroplastic.runs.RunDirectory`), and returns a flat dict of final metrics that the claims read.
+    """
+
+    name: str
+    paper: str
+    description: str
+    config_class: type
+    budgets: Mapping[str, Any]
+    run: Callable[[Any, Any], dict[str, Any]]
+    claims: Sequence[Claim]
+    quick_minutes: float
+    main_metric: str = "loss"
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not is_dataclass(self.config_class):
+            raise TypeError(f"{self.name}: config_class must be a dataclass")
+        missing = [b for b in BUDGETS if b not in self.budgets]
+        if missing:
+            raise ValueError(f"{self.name}: budgets must define {BUDGETS}, missing {missing}")
+        for budget, config in self.budgets.items():
+            if not isinstance(config, self.config_class):
+                raise TypeError(f"{self.name}: budget {budget!r} is not a {self.config_class.__name__}")
+
+    def config(self, budget: str = "quick") -> Any:
+        """A copy of the config for ``budget`` ("quick" or "full")."""
+        if budget not in self.budgets:
+            raise ValueError(f"budget must be one of {', '.join(map(repr, self.budgets))}; got {budget!r}")
+        from dataclasses import replace
+
+        return replace(self.budgets[budget])

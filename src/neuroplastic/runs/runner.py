@@ -1,0 +1,143 @@
+"""Run one experiment end to end: config, seed, run directory, the experiment's run, claims, summary."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import neuroplastic
+
+from .._checks import check_choice
+from ._io import to_jsonable
+from .config import apply_overrides, config_to_dict
+from .experiment import Claim, ClaimResult, Experiment
+from .plots import plot_metrics
+from .rundir import CHECKPOINT, RunDirectory
+
+DEVICES = ("cpu", "cuda")
+
+
+def check_device(device: str) -> torch.device:
+    """``torch.device(device)`` for "cpu" or "cuda"; ValueError if CUDA is asked for but not available."""
+    check_choice("device", device, DEVICES)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but CUDA is not available on this machine")
+    return torch.device(device)
+
+
+def prepare_config(
+    experiment: Experiment, budget: str = "quick", overrides: Mapping[str, Any] | None = None
+) -> Any:
+    """The experiment's config for ``budget`` with ``overrides`` applied (ValueError on a bad key/value)."""
+    return apply_overrides(experiment.config(budget), overrides)
+
+
+def evaluate_claim(claim: Claim, metrics: Mapping[str, Any]) -> ClaimResult:
+    """Evaluate a claim; a check that raises any exception gives a failed result that says why."""
+    try:
+        return claim.evaluate(metrics)
+    except Exception as error:  # a broken check is a failed claim, never a lost run
+        measured = f"check failed: {type(error).__name__}: {error}"
+        return ClaimResult(claim.paper, claim.statement, False, measured)
+
+
+def _plain(value: Any) -> Any:
+    """Unwrap one-element tensors and NumPy scalars into Python numbers; leave anything else as it is."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def run_experiment(
+    experiment: Experiment,
+    *,
+    budget: str = "quick",
+    seed: int = 0,
+    out: str | Path = "runs",
+    overrides: Mapping[str, Any] | None = None,
+    device: str = "cpu",
+    resume: bool = False,
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+) -> dict[str, Any]:
+    """Run ``experiment`` in ``out/<name>`` and return its summary (also written to summary.json).
+
+    Seeds every global generator with ``seed``, writes config.json, calls ``experiment.run(config, run_dir)``,
+    checks each claim on the returned metrics, and writes summary.json and metrics.png. A new run deletes
+    the files of a previous run in the directory; ``resume=True`` continues from its checkpoint (or starts
+    from the beginning, with a note on stderr, if there is none).
+
+    Raises:
+        ValueError: a bad budget, seed, device or override; a checkpoint that belongs to another config.
+        RunInterrupted: Ctrl-C or ``stop_after_steps``; the checkpoint is saved and ``resume=True`` continues.
+    """
+    if not isinstance(experiment, Experiment):
+        raise TypeError(f"experiment must be an Experiment, got {type(experiment).__name__}")
+    config = prepare_config(experiment, budget, overrides)
+    torch_device = check_device(device)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    path = Path(out) / experiment.name
+    if resume and not (path / CHECKPOINT).exists():
+        print(f"note: no checkpoint in {path}; starting {experiment.name} from the beginning",
+              file=sys.stderr)
+        resume = False
+    run_dir = RunDirectory(
+        path,
+        seed=seed,
+        device=torch_device,
+        budget=budget,
+        resume=resume,
+        progress=progress,
+        stop_after_steps=stop_after_steps,
+        config=config,
+        experiment=experiment.name,
+        main_metric=experiment.main_metric,
+    )
+    (path / "summary.json").unlink(missing_ok=True)
+    run_dir.write_json("config", {
+        "experiment": experiment.name,
+        "paper": experiment.paper,
+        "budget": budget,
+        "seed": seed,
+        "device": str(torch_device),
+        "overrides": dict(overrides or {}),
+        "config": config_to_dict(config),
+        "torch_version": torch.__version__,
+        "neuroplastic_version": neuroplastic.__version__,
+        "python_version": platform.python_version(),
+    })
+
+    neuroplastic.seed_everything(seed)
+    metrics = experiment.run(config, run_dir)
+    run_dir.finish()
+    if not isinstance(metrics, Mapping):
+        raise TypeError(
+            f"{experiment.name}: run() must return a dict of final metrics, got {type(metrics).__name__}"
+        )
+    metrics = {str(key): _plain(value) for key, value in metrics.items()}
+    claims = [evaluate_claim(claim, metrics) for claim in experiment.claims]
+    plot_metrics(run_dir.metrics, path / "metrics.png", title=experiment.name)
+    summary = {
+        "experiment": experiment.name,
+        "paper": experiment.paper,
+        "budget": budget,
+        "seed": seed,
+        "device": str(torch_device),
+        "metrics": to_jsonable(metrics),
+        "claims": [to_jsonable(result.to_dict()) for result in claims],
+        "runtime_seconds": round(run_dir.elapsed_seconds, 3),
+        "finished": True,
+        "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    run_dir.write_json("summary", summary)
+    return summary

@@ -1,0 +1,99 @@
+"""run_experiment: the files of a run directory, claims in the summary, and errors on bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from neuroplastic.runs import Experiment, run_experiment
+
+
+def test_a_run_writes_its_directory(toy, tmp_path):
+    summary = run_experiment(toy, out=tmp_path, seed=1, overrides={"steps": "12"}, progress=False)
+    run_dir = tmp_path / "toy"
+    for name in ("config.json", "metrics.csv", "summary.json", "metrics.png", "loss_curve.png", "checkpoint.pt"):
+        assert (run_dir / name).is_file(), name
+    assert not list(run_dir.glob(".*.tmp"))
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["steps"] == 12 and config["seed"] == 1 and config["experiment"] == "toy"
+    assert config["torch_version"] == torch.__version__ and config["budget"] == "quick"
+    assert summary["finished"] is True and summary["runtime_seconds"] > 0
+    assert summary["experiment"] == "toy" and summary["paper"] == "Toy et al. 2024"
+    assert set(summary["metrics"]) == {"pretrain_loss", "finetune_loss", "weight", "bias", "pretrain_steps",
+                                       "finetune_steps", "pretrain_recent", "finetune_recent"}
+    assert summary["metrics"]["pretrain_steps"] == summary["metrics"]["finetune_steps"] == 12
+    assert len(summary["metrics"]["weight"]) == 3  # tensors become numbers and lists
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "phase,step,loss,weight_error,eval_loss"
+    assert len(lines) == 1 + 2 * (12 + 1 + 1)  # per phase: 12 steps, one weight_error row, one eval row
+
+
+def test_claims_that_fail_raise_or_miss_metrics_are_failed_results(toy, tmp_path):
+    claims = run_experiment(toy, out=tmp_path, progress=False)["claims"]
+    assert [set(c) for c in claims] == [{"paper", "statement", "passed", "measured"}] * 4
+    assert [c["passed"] for c in claims] == [True, False, False, False]
+    assert isinstance(claims[0]["measured"], float)
+    assert claims[1]["measured"] == {"finetune_loss": claims[0]["measured"]}
+    assert claims[2]["measured"] == "check failed: RuntimeError: broken check"
+    assert claims[3]["measured"].startswith("not measured: KeyError")
+
+
+def test_a_new_run_replaces_the_old_one(toy, tmp_path):
+    run_experiment(toy, out=tmp_path, progress=False)
+    (tmp_path / "toy" / "stale.png").write_bytes(b"old")
+    run_experiment(toy, out=tmp_path, progress=False, overrides={"steps": "3"})
+    assert not (tmp_path / "toy" / "stale.png").exists()
+    assert json.loads((tmp_path / "toy" / "config.json").read_text())["config"]["steps"] == 3
+
+
+def test_resume_without_a_checkpoint_starts_over(toy, tmp_path, capsys):
+    summary = run_experiment(toy, out=tmp_path, progress=False, resume=True, overrides={"steps": "2"})
+    assert summary["finished"]
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_non_finite_metrics_give_valid_json(toy, tmp_path):
+    def run(config, run_dir):
+        for step in run_dir.steps(2):
+            run_dir.log(step, loss=float("nan"))
+        return {"loss": float("nan"), "best": float("-inf")}
+
+    experiment = dataclasses.replace(toy, name="nan", run=run)
+    summary = run_experiment(experiment, out=tmp_path, progress=False)
+    text = (tmp_path / "nan" / "summary.json").read_text()
+    assert json.loads(text)["metrics"] == {"loss": "nan", "best": "-inf"} == summary["metrics"]
+    assert "NaN" not in text and "Infinity" not in text
+    assert not summary["claims"][0]["passed"]  # nan < 1 is false
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"overrides": {"stepz": "1"}}, ValueError, "valid keys: steps, lr"),
+        ({"overrides": {"lr": "x"}}, ValueError, "bad value for lr"),
+        ({"budget": "huge"}, ValueError, "budget must be one of"),
+        ({"device": "tpu"}, ValueError, "device must be one of"),
+        ({"seed": -1}, ValueError, "seed"),
+    ],
+)
+def test_bad_arguments_are_rejected_before_running(toy, tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        run_experiment(toy, out=tmp_path, progress=False, **kwargs)
+    assert not (tmp_path / "toy").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cuda_without_cuda_says_so(toy, tmp_path):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        run_experiment(toy, out=tmp_path, device="cuda")
+
+
+def test_run_must_return_a_dict(toy, tmp_path):
+    experiment = dataclasses.replace(toy, name="bad", run=lambda config, run_dir: 1.0)
+    assert isinstance(experiment, Experiment)
+    with pytest.raises(TypeError, match="must return a dict"):
+        run_experiment(experiment, out=tmp_path, progress=False)

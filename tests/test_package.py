@@ -1,0 +1,37 @@
+"""Package-level helpers: seeding and argument checks."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import neuroplastic
+from neuroplastic._checks import check_choice, check_positive, check_tensor
+
+
+def test_seed_everything_reproduces_every_generator():
+    def draw():
+        gen = neuroplastic.seed_everything(7)
+        return random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=gen).item()
+
+    assert draw() == draw()
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        neuroplastic.seed_everything(-1)
+
+
+def test_checks_name_the_argument_and_accepted_values():
+    assert check_choice("mode", "a", ("a", "b")) == "a"
+    with pytest.raises(ValueError, match="mode must be one of 'a', 'b'; got 'c'"):
+        check_choice("mode", "c", ("a", "b"))
+    with pytest.raises(ValueError, match="rate must be > 0, got 0"):
+        check_positive("rate", 0)
+    assert check_positive("rate", 0, allow_zero=True) == 0
+    with pytest.raises(TypeError, match="rate must be a number"):
+        check_positive("rate", "fast")
+    x = torch.zeros(2, 3)
+    assert check_tensor("x", x, ("B", 3)) is x
+    with pytest.raises(ValueError, match=r"x must have shape \[B, 4\], got \[2, 3\]"):
+        check_tensor("x", x, ("B", 4))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        check_tensor("x", [1, 2], ("B",))
