@@ -94,3 +94,21 @@ def test_a2c_loss_gradients_hand_computed():
     expected[0, 0, 0] -= 0.5
     expected[0, 1, 3] -= 1.0
     torch.testing.assert_close(logits.grad, expected)
+
+
+@pytest.mark.parametrize("variant", ["modulated", "plastic", "rnn"])
+def test_replay_gives_the_step_by_step_gradients(variant):
+    torch.manual_seed(0)
+    agent = grid_maze.make_agent(variant, 16, 6)
+    grads = []
+    for replay in (False, True):
+        task = grid_maze.GridMazeTask(3, size=5, episode_length=10, generator=torch.Generator().manual_seed(1))
+        episodes = grid_maze.run_episodes(agent, task, torch.Generator().manual_seed(2), replay=replay)
+        loss, _ = grid_maze.a2c_loss(episodes["logits"], episodes["values"], episodes["actions"],
+                                     episodes["rewards"], gamma=0.9, value_coef=0.1, entropy_coef=0.03)
+        agent.zero_grad()
+        loss.backward()
+        grads.append({name: p.grad.clone() for name, p in agent.named_parameters()})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-4, atol=1e-6, msg=name)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from ..runs.experiment import Experiment
 
 # Module names under neuroplastic.experiments, each defining a module-level ``EXPERIMENT: Experiment``.
-EXPERIMENT_MODULES: tuple[str, ...] = ()
+EXPERIMENT_MODULES: tuple[str, ...] = ("pattern_completion", "cue_reward", "grid_maze", "plastic_lm")
 
 _registered: dict[str, Experiment] = {}
 
