@@ -66,10 +66,18 @@ class Config:
 
     The paper's values (authors' run command for ``srbatch.py``): 4 cues of 20 bits, 120-step episodes
     (trials of 5 to 8 steps there; fixed 6 here), 200 hidden neurons, batch 30, Adam lr 1e-4 (eps 1e-6),
-    discount 0.9 per step, value-loss weight 0.1, regularisation weight 0.1, gradient-norm clip 2.0, traces
+    discount 0.9 per step, value-loss weight 0.1, regularisation weight 0.1 (there on the concentration
+    sum_a pi_a^2, here on the entropy, the usual A2C bonus), gradient-norm clip 2.0, traces
     clipped at ±1, eta and eta_E initialised at 0.1, one modulator output for the whole network, 200,000
-    updates. ``quick`` keeps the task's cues and structure but uses shorter episodes (10 trials of 5 steps),
-    32 neurons, a larger batch and learning rate and a lower discount (see the experiment's notes).
+    updates, alpha initialised at 0.01 * U(0, 1) (here 0.01 * N(0, 1), the library's initialisation).
+
+    ``quick`` keeps the task's cues and trial structure but uses shorter episodes (10 trials of 5 steps),
+    32 neurons, a larger batch, a larger learning rate and a lower discount (0.3: the action does not change
+    later rewards in this task, and the lower discount removes most of the noise that later trials add to
+    each step's return), a smaller entropy weight, and larger initial alpha (0.05) and eta_E (0.5). Every
+    agent first sits on a plateau at chance (uniform policy); these choices shorten it enough to leave the
+    plateau within the 3-minute budget (with the paper's 0.01 and 0.1, the retroactive agent left it within
+    400 updates in about one seed out of three; trained agents raise eta_E to about 0.5-0.6 anyway).
     """
 
     num_cues: int = 4
@@ -79,7 +87,7 @@ class Config:
     display: str = "sequential"
     hidden_size: int = 32
     batch_size: int = 128
-    updates: int = 400
+    updates: int = 450
     lr: float = 3e-3
     adam_eps: float = 1e-6
     gamma: float = 0.3
@@ -87,9 +95,9 @@ class Config:
     entropy_coef: float = 0.01
     grad_clip: float = 2.0
     trace_clip: float = 1.0
-    alpha_init: float = 0.01
+    alpha_init: float = 0.05
     eta_init: float = 0.1
-    eligibility_rate: float = 0.1
+    eligibility_rate: float = 0.5
     modulator_fanout: bool = False
     eval_episodes: int = 512
     checkpoint_every: int = 50
@@ -427,7 +435,8 @@ EXPERIMENT = Experiment(
     budgets={
         "quick": Config(),
         "full": Config(trial_steps=6, num_trials=20, hidden_size=200, batch_size=30, updates=200_000, lr=1e-4,
-                       gamma=0.9, entropy_coef=0.1, eval_episodes=1000, checkpoint_every=1000),
+                       gamma=0.9, entropy_coef=0.1, alpha_init=0.01, eligibility_rate=0.1, eval_episodes=1000,
+                       checkpoint_every=1000),
     },
     run=run,
     claims=CLAIMS,

@@ -358,7 +358,7 @@ EXPERIMENT = Experiment(
     },
     run=run,
     claims=CLAIMS,
-    quick_minutes=1.5,
+    quick_minutes=1.0,
     main_metric="erased_error_plastic",
     tags=("plasticity", "supervised"),
 )
