@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from neuroplastic.plasticity import PlasticRNNCell
 from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.runs.plots import metric_series, smooth_curve
 from neuroplastic.tasks import CueRewardTask
 
 __all__ = [
@@ -288,33 +289,17 @@ def _train(variant: str, config: Config, run_dir: RunDirectory, obs_dim: int) ->
     return agent
 
 
-def _series(rows: list[dict[str, Any]], name: str) -> tuple[np.ndarray, np.ndarray]:
-    points = [(row["step"], row[name]) for row in rows if name in row and row[name] != ""]
-    if not points:
-        return np.zeros(0), np.zeros(0)
-    steps, values = zip(*points, strict=True)
-    return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
-
-
-def _smooth(values: np.ndarray, window: int = 20) -> np.ndarray:
-    if len(values) < 3:
-        return values
-    window = max(1, min(window, len(values) // 5))
-    kernel = np.ones(window)
-    return np.convolve(values, kernel, mode="same") / np.convolve(np.ones_like(values), kernel, mode="same")
-
-
 def _plot_learning_curves(run_dir: RunDirectory, config: Config) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     for variant in VARIANTS:
-        steps, values = _series(run_dir.metrics, f"reward_{variant}")
+        steps, values = metric_series(run_dir.metrics, f"reward_{variant}")
         if len(steps) == 0:
             continue
         ax.plot(steps, values, color=COLORS[variant], alpha=0.2, lw=0.7)
-        ax.plot(steps, _smooth(values), color=COLORS[variant], lw=1.8, label=LABELS[variant])
+        ax.plot(steps, smooth_curve(values), color=COLORS[variant], lw=1.8, label=LABELS[variant])
     ax.axhline(0, color="gray", ls=":", lw=1)
     ax.set_xlabel(f"A2C update ({config.batch_size} episodes each)")
     ax.set_ylabel(f"reward per episode ({config.num_trials} trials)")

@@ -52,6 +52,7 @@ from torch import Tensor, nn
 from neuroplastic.plasticity import PlasticRNNCell
 from neuroplastic.plasticity.fused import fused_scan, supports_fused
 from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.runs.plots import smooth
 from neuroplastic.tasks import GridMazeTask, grid_maze_layout
 
 __all__ = [
@@ -409,13 +410,6 @@ def _summary_metrics(name: str, stats: dict[str, object], reward_value: float) -
 
 
 # ---------------------------------------------------------------------------------------------- plots
-def _smooth(values: np.ndarray, window: int) -> np.ndarray:
-    if len(values) < 2 or window <= 1:
-        return values
-    kernel = np.ones(window)
-    return np.convolve(values, kernel, mode="same") / np.convolve(np.ones_like(values), kernel, mode="same")
-
-
 def _plot_learning_curves(curves: dict[str, list[float]], random_reward: float, config: Config):
     from matplotlib.figure import Figure
 
@@ -425,7 +419,7 @@ def _plot_learning_curves(curves: dict[str, list[float]], random_reward: float, 
         y = np.asarray(curve, dtype=float)
         x = np.arange(1, len(y) + 1)
         ax.plot(x, y, color=COLORS[variant], alpha=0.25, lw=0.8)
-        ax.plot(x, _smooth(y, max(1, len(y) // 30)), color=COLORS[variant], lw=2, label=LABELS[variant])
+        ax.plot(x, smooth(y, max(1, len(y) // 30)), color=COLORS[variant], lw=2, label=LABELS[variant])
     ax.axhline(random_reward, color=COLORS["random"], ls="--", lw=1, label=LABELS["random"])
     ax.set_xlabel(f"update (batch of {config.batch_size} episodes)")
     ax.set_ylabel(f"reward per episode ({config.episode_length} steps)")

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from neuroplastic.plasticity import PlasticRNN
 from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.runs.plots import metric_series, smooth_curve
 from neuroplastic.tasks import PatternCompletionBatch, bit_error_rate, pattern_completion_batch
 
 __all__ = ["Config", "PlainRNN", "make_network", "episode_inputs", "run", "evaluate", "plasticity_stats",
@@ -196,22 +197,6 @@ def _train(variant: str, config: Config, run_dir: RunDirectory) -> nn.Module:
     return model
 
 
-def _curves(rows: list[dict[str, Any]], name: str) -> tuple[np.ndarray, np.ndarray]:
-    points = [(row["step"], row[name]) for row in rows if name in row and row[name] != ""]
-    if not points:
-        return np.zeros(0), np.zeros(0)
-    steps, values = zip(*points, strict=True)
-    return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
-
-
-def _smooth(values: np.ndarray, window: int = 20) -> np.ndarray:
-    if len(values) < 3:
-        return values
-    window = max(1, min(window, len(values) // 5))
-    kernel = np.ones(window)
-    return np.convolve(values, kernel, mode="same") / np.convolve(np.ones_like(values), kernel, mode="same")
-
-
 def _plot_learning_curves(run_dir: RunDirectory, config: Config) -> None:
     from matplotlib.figure import Figure
 
@@ -221,11 +206,11 @@ def _plot_learning_curves(run_dir: RunDirectory, config: Config) -> None:
     labels = {"plastic": "plastic RNN (W, alpha, eta)", "nonplastic": "non-plastic RNN (W)"}
     for variant in VARIANTS:
         for ax, name in zip(axes, ("loss", "erased_error"), strict=True):
-            steps, values = _curves(run_dir.metrics, f"{name}_{variant}")
+            steps, values = metric_series(run_dir.metrics, f"{name}_{variant}")
             if len(steps) == 0:
                 continue
             ax.plot(steps, values, color=colors[variant], alpha=0.25, lw=0.8)
-            ax.plot(steps, _smooth(values), color=colors[variant], lw=1.8, label=labels[variant])
+            ax.plot(steps, smooth_curve(values), color=colors[variant], lw=1.8, label=labels[variant])
     axes[0].set_title("training loss (MSE of the final state)")
     axes[1].set_title("fraction of erased bits wrong (training batches)")
     axes[1].axhline(CHANCE, color="gray", ls=":", lw=1, label="chance")

@@ -40,6 +40,20 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return sums / counts
 
 
+def metric_series(rows: Sequence[Mapping[str, Any]], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The steps and values of metric ``name`` over the rows that logged it, as float arrays."""
+    points = [(row["step"], row[name]) for row in rows if name in row and row[name] != ""]
+    if not points:
+        return np.zeros(0), np.zeros(0)
+    steps, values = zip(*points, strict=True)
+    return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+
+
+def smooth_curve(values: np.ndarray, max_window: int = 20) -> np.ndarray:
+    """A learning curve smoothed over up to ``max_window`` points (a fifth of its length at most)."""
+    return smooth(values, max(1, min(max_window, len(values) // 5)))
+
+
 def plot_metrics(
     rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str | None = None
 ) -> Path | None:
