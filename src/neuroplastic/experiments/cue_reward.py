@@ -28,8 +28,6 @@ next observation).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -41,6 +39,7 @@ from torch import Tensor, nn
 from neuroplastic.plasticity import PlasticRNNCell
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import metric_series, smooth_curve
+from neuroplastic.runs.threads import torch_threads
 from neuroplastic.tasks import CueRewardTask
 
 __all__ = [
@@ -324,20 +323,6 @@ def _plot_per_trial(run_dir: RunDirectory, config: Config, results: dict[str, di
     ax.set_xticks(trials)
     ax.legend(fontsize=8)
     run_dir.save_figure(fig, "reward_per_trial")
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run a block with ``count`` intra-op threads, then restore the previous number.
-
-    The tensors here are small: one thread is faster than several, and much faster on a busy machine.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:

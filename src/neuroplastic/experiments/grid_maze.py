@@ -53,6 +53,7 @@ from neuroplastic.plasticity import PlasticRNNCell
 from neuroplastic.plasticity.fused import fused_scan, supports_fused
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import smooth
+from neuroplastic.runs.threads import torch_threads
 from neuroplastic.tasks import GridMazeTask, grid_maze_layout
 
 __all__ = [
@@ -550,12 +551,8 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, float]:
     many small ops, for which one thread is several times faster than two (measured: 230 vs 1190 ms per
     modulated update on a shared 2-core machine).
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         return _run(config, run_dir)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(config: Config, run_dir: RunDirectory) -> dict[str, float]:

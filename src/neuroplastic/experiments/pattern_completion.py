@@ -22,8 +22,6 @@ network with alpha fixed at 0 (``x_t = tanh(x_{t-1} @ W + gain * u_t)``, W its o
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +32,7 @@ from torch import Tensor, nn
 from neuroplastic.plasticity import PlasticRNN
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import metric_series, smooth_curve
+from neuroplastic.runs.threads import torch_threads
 from neuroplastic.tasks import PatternCompletionBatch, bit_error_rate, pattern_completion_batch
 
 __all__ = ["Config", "PlainRNN", "make_network", "episode_inputs", "run", "evaluate", "plasticity_stats",
@@ -254,21 +253,6 @@ def _plot_example(run_dir: RunDirectory, config: Config, models: dict[str, nn.Mo
     ax.set_xlabel("bit (red +1, blue -1; x: erased in the cue)")
     ax.set_title("An episode after training: the network must fill in the erased bits of the cue")
     run_dir.save_figure(fig, "example_episode")
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run a block with ``count`` intra-op threads, then restore the previous number.
-
-    The tensors here are small (tens of neurons): one thread is faster than several, and on a busy
-    machine several threads can be an order of magnitude slower (measured: 0.05 s vs 0.7 s per step).
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:

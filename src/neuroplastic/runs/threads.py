@@ -1,0 +1,25 @@
+"""Run a block of code with a given number of PyTorch intra-op threads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run a block with ``count`` intra-op threads, then restore the previous number.
+
+    Small models (tens to hundreds of neurons) run faster on one thread than on several, and on a busy
+    machine several threads can be an order of magnitude slower (measured here: 0.05 s vs 0.7 s per step).
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a positive int, got {count!r}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
