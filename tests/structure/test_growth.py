@@ -75,6 +75,27 @@ def test_a_unit_is_added_when_none_is_under_the_threshold():
     assert growth_decision(torch.tensor([0.3, 0.2, 0.2]), torch.zeros(3, dtype=torch.long), capped).add == 0
 
 
+def test_a_reserve_of_k_units_is_topped_up_to_k_units_under_the_threshold():
+    rule = GrowthRule(threshold=0.1, patience=5, reserve=3)
+    # one of four units under the threshold: two more are added
+    decision = growth_decision(torch.tensor([0.3, 0.05, 0.2, 0.4]), torch.zeros(4, dtype=torch.long), rule)
+    assert decision.add == 2 and decision.keep.tolist() == [0, 1, 2, 3]
+    assert decision.counters.tolist() == [0, 1, 0, 0, 0, 0]
+    # three under it: none added; all in use: three added
+    decision = growth_decision(torch.tensor([0.01, 0.05, 0.02, 0.4]), torch.zeros(4, dtype=torch.long), rule)
+    assert decision.add == 0
+    assert growth_decision(torch.tensor([0.3, 0.2]), torch.zeros(2, dtype=torch.long), rule).add == 3
+    # a removed reserve unit is replaced, and max_size caps the additions
+    decision = growth_decision(torch.tensor([0.3, 0.05, 0.06, 0.07]), torch.tensor([0, 4, 0, 0]), rule)
+    assert decision.removed.tolist() == [1] and decision.add == 1 and decision.counters.tolist() == [0, 1, 1, 0]
+    capped = GrowthRule(threshold=0.1, patience=5, max_size=5, reserve=3)
+    assert growth_decision(torch.tensor([0.3, 0.2, 0.2, 0.5]), torch.zeros(4, dtype=torch.long), capped).add == 1
+    # on a module: the added units are appended, with zero counters
+    model = GrowableRNN(2, 2, 2, generator=torch.Generator().manual_seed(0))
+    decision = model.update_structure(rule, None, torch.Generator().manual_seed(1))
+    assert decision.add == 3 and model.hidden_size == 5 and model.idle_steps.tolist() == [0, 0, 0, 0, 0]
+
+
 def test_removal_never_goes_below_min_size_and_keeps_the_largest_norms():
     rule = GrowthRule(threshold=1.0, patience=1, min_size=2)
     decision = growth_decision(torch.tensor([0.1, 0.5, 0.3, 0.2]), torch.zeros(4, dtype=torch.long), rule)
@@ -331,6 +352,8 @@ def test_errors_name_the_argument():
         GrowthRule(threshold=0.1, patience=1, new_state="ones")
     with pytest.raises(ValueError, match="outgoing_init"):
         GrowthRule(threshold=0.1, patience=1, outgoing_init=-1.0)
+    with pytest.raises(ValueError, match="reserve"):
+        GrowthRule(threshold=0.1, patience=1, reserve=0)
     with pytest.raises(TypeError, match="rule"):
         growth_decision(torch.ones(2), torch.zeros(2, dtype=torch.long), {"threshold": 0.1})
     with pytest.raises(ValueError, match="norms and counters"):

@@ -18,14 +18,16 @@ Equations (k a hidden unit, W[j, k] the weight from unit k to target j, PyTorch'
     after each optimizer step, for every unit:
         c_k <- c_k + 1 if n_k < threshold else 0      (consecutive checks under the threshold)
         remove unit k if c_k >= patience               (never below ``min_size`` units)
-        then, if no remaining unit has n_k < threshold (and the layer is below ``max_size``): add one unit with
-        fresh incoming weights U(-1/sqrt(fan_in), 1/sqrt(fan_in)), zero bias, outgoing weights
-        ``outgoing_init`` times random signs (so its outgoing norm is exactly ``outgoing_init``; 0 by default)
-        and c = 0.
+        then, if u < reserve remaining units have n_k < threshold: add reserve - u units (fewer if the layer
+        would exceed ``max_size``), each with fresh incoming weights U(-1/sqrt(fan_in), 1/sqrt(fan_in)), zero
+        bias, outgoing weights ``outgoing_init`` times random signs (so its outgoing norm is exactly
+        ``outgoing_init``; 0 by default) and c = 0.
 
-Since a new unit starts under the threshold, the rule keeps about one "reserve" unit below it, as the paper's
-k = 1 does: the reserve is replaced by a fresh one every ``patience`` checks until gradient descent raises its
-outgoing weights above the threshold; then it counts as in use and the next reserve is added.
+Since a new unit starts under the threshold, the rule keeps about ``reserve`` units below it (the paper's k,
+1 by default, as in the paper): a reserve unit is replaced by a fresh one every ``patience`` checks until
+gradient descent raises its outgoing weights above the threshold; then it counts as in use and another
+reserve unit is added. With k reserve units, up to k units can be recruited at the same time, so a layer can
+grow up to k times faster.
 
 Removing unit k of an RNN removes row k of W_ih, W_hh and the bias (its incoming weights) and column k of W_hh
 and W_ho (its outgoing weights); of an MLP's hidden layer l, row k of W_l and b_l and column k of W_{l+1}.
@@ -52,10 +54,11 @@ Differences from the paper (its final version and code, ``rnn.py`` of ThomasMico
   ``strength / (G * J)``, however small both are; the decoupled step pulls by a fixed amount that any consistent
   task gradient (which Adam turns into steps of about the learning rate) overcomes. In the growing-RNN
   experiment only the decoupled step let networks grow past the task's first plateau.
-- Decisions: the paper keeps k = 1 sub-threshold units, deletes each excess one with probability 0.05 per step
-  and adds one with probability 0.01 per step when fewer than k are below the threshold; here both are
-  deterministic (a patience counter for removal; an addition at the first check with no unit below it), so
-  growth can be as fast as one unit per check.
+- Decisions: the paper keeps k = 1 sub-threshold units (``reserve``), deletes each excess one with probability
+  0.05 per step and adds one with probability 0.01 per step when fewer than k are below the threshold; here both
+  are deterministic (a patience counter for removal, which also replaces a reserve unit that stays unrecruited;
+  additions at the first check with fewer than k units below it), so growth can be as fast as k units per
+  check.
 - New units: the paper gives their outgoing weights an L1 norm equal to the threshold (here ``outgoing_init``,
   0 by default so that adding a unit leaves the network's output unchanged).
 - The paper's first version scaled each unit's output by a learned multiplier instead; not implemented.
@@ -102,6 +105,8 @@ class GrowthRule:
         min_size: removal never leaves a layer with fewer units (>= 1); the idle units with the largest norms
             are kept instead.
         max_size: no unit is added to a layer of this size (None: no limit).
+        reserve: how many units under the threshold a layer keeps as a reserve (>= 1; the paper's k): when fewer
+            are under it after the removals, units are added to make up the difference.
         outgoing_init: a new unit's outgoing weights are ``outgoing_init`` times random signs, so that its
             outgoing norm is exactly ``outgoing_init`` (>= 0; the default 0 leaves the network's output unchanged;
             just under ``threshold`` is the paper's choice: the new unit is recruited by a small push).
@@ -117,6 +122,7 @@ class GrowthRule:
     max_size: int | None = None
     outgoing_init: float = 0.0
     new_state: str = "mean"
+    reserve: int = 1
 
     def __post_init__(self) -> None:
         check_positive("threshold", self.threshold)
@@ -126,6 +132,7 @@ class GrowthRule:
             _check_int("max_size", self.max_size, self.min_size)
         check_positive("outgoing_init", self.outgoing_init, allow_zero=True)
         check_choice("new_state", self.new_state, ("mean", "zero"))
+        _check_int("reserve", self.reserve, 1)
 
 
 class GrowthDecision(NamedTuple):
@@ -134,7 +141,7 @@ class GrowthDecision(NamedTuple):
     Attributes:
         keep: ``[H_kept]`` long, the indices of the kept units (increasing).
         removed: ``[H - H_kept]`` long, the indices of the removed units (increasing).
-        add: how many units are added after the kept ones (0 or 1).
+        add: how many units are added after the kept ones (0 to ``rule.reserve``).
         counters: ``[H_kept + add]`` long, the idle counters of the new layout (0 for added units).
     """
 
@@ -209,8 +216,9 @@ def growth_decision(norms: Tensor, counters: Tensor, rule: GrowthRule) -> Growth
     """Which units to keep and whether to add one, given the outgoing norms and idle counters of a layer.
 
     Counts the check (:func:`update_counters`), removes the units whose counter reached ``rule.patience``
-    (keeping the ones with the largest norms if fewer than ``rule.min_size`` would remain), and adds one unit if
-    no kept unit is under ``rule.threshold`` and the layer is below ``rule.max_size``.
+    (keeping the ones with the largest norms if fewer than ``rule.min_size`` would remain), and adds
+    ``rule.reserve - u`` units if only u < ``rule.reserve`` kept units are under ``rule.threshold`` (at most as
+    many as keep the layer within ``rule.max_size``).
     ``norms [H], counters [H]`` -> :class:`GrowthDecision`.
     """
     if not isinstance(rule, GrowthRule):
@@ -227,9 +235,10 @@ def growth_decision(norms: Tensor, counters: Tensor, rule: GrowthRule) -> Growth
         remove[candidates[order[:shortfall]]] = False
     keep = (~remove).nonzero().flatten()
     removed = remove.nonzero().flatten()
-    in_use = bool((norms[keep] >= rule.threshold).all())
-    room = rule.max_size is None or keep.numel() < rule.max_size
-    add = int(in_use and room)
+    idle = int((norms[keep] < rule.threshold).sum())
+    add = max(rule.reserve - idle, 0)
+    if rule.max_size is not None:
+        add = max(min(add, rule.max_size - keep.numel()), 0)
     new_counters = torch.cat([counters[keep], counters.new_zeros(add)])
     return GrowthDecision(keep=keep, removed=removed, add=add, counters=new_counters)
 
