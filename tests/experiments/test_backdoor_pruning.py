@@ -6,19 +6,27 @@ import json
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from neuroplastic.experiments.backdoor_pruning import (
     EXPERIMENT,
     BackdoorCNN,
+    Config,
+    _spread,
     activation_units,
+    batch_statistics_accuracy,
     defense_indices,
+    lr_milestone_epochs,
     random_shift,
+    recalibrated_copy,
+    rnp_epochs,
+    trigger_ranking,
 )
 from neuroplastic.runs import RunInterrupted, run_experiment
 
 TINY = {
-    "channels": "4,8", "strides": "2,2", "epochs": 1, "batch_size": 200, "max_unlearning_epochs": 3,
-    "recovery_epochs": 2, "ablation_fractions": "0.02", "monitor_size": 20, "sweep_thresholds": "0.2,0.5",
+    "channels": "4,8", "strides": "2,2", "epochs": 1, "batch_size": 200, "max_unlearning_updates": 3,
+    "recovery_updates": 2, "ablation_fractions": "0.02", "monitor_size": 20, "sweep_thresholds": "0.2,0.5",
 }
 
 
@@ -26,7 +34,7 @@ def test_tiny_run_writes_files_metrics_and_claims(tmp_path):
     summary = run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=TINY)
     run_dir = tmp_path / "backdoor-pruning"
     for name in ("config.json", "summary.json", "metrics.csv", "metrics.png", "defence.png", "masks.png",
-                 "procedure.png", "rnp.json", "checkpoint.pt"):
+                 "procedure.png", "channel_costs.png", "rnp.json", "checkpoint.pt"):
         assert (run_dir / name).is_file(), name
     m = summary["metrics"]
     for key in ("clean_acc_before", "asr_before", "clean_acc_after", "asr_after", "clean_drop_points",
@@ -42,6 +50,30 @@ def test_tiny_run_writes_files_metrics_and_claims(tmp_path):
     assert sum(len(v) for v in rnp["pruned"].values()) == m["pruned_units"]
     assert [row["threshold"] for row in rnp["threshold_sweep"]] == [0.2, 0.5]
     assert len(rnp["recovery"]) == 2 and 1 <= len(rnp["unlearning"]) <= 3
+    # the trigger oracle stops at the first count with ASR < 20%, or at half of the 12 channels
+    curve = rnp["oracle_curve"]
+    assert [row["pruned"] for row in curve] == list(range(len(curve))) and len(curve) <= 7
+    assert curve[0]["clean_acc"] == pytest.approx(m["clean_acc_before"])  # nothing pruned yet
+    assert curve[0]["asr"] == pytest.approx(m["asr_before"])
+    assert all(row["asr"] >= 0.2 for row in curve[:-1])
+    assert m["oracle_asr"] == pytest.approx(curve[-1]["asr"])
+    if curve[-1]["asr"] < 0.2:
+        assert m["oracle_pruned_units"] == len(curve) - 1
+    else:
+        assert len(curve) == 7 and str(m["oracle_pruned_units"]) == "nan"  # not found (NaN, "nan" in JSON)
+    below = [row for row in rnp["threshold_sweep"] if row["asr"] < 0.2]
+    if below:
+        assert m["sweep_threshold_asr_below_max"] == below[0]["threshold"]
+    # the BatchNorm diagnostics: one cost row per pruned channel, and their means
+    costs = rnp["pruned_channel_costs"]
+    assert len(costs) == m["pruned_units"] and m["pruned_fraction"] == pytest.approx(m["pruned_units"] / 12)
+    assert sorted((row["layer"], row["unit"]) for row in costs) == sorted(
+        (layer, unit) for layer, units in rnp["pruned"].items() for unit in units)
+    if costs:
+        assert m["pruned_channel_drop_eval_points"] == pytest.approx(sum(r["drop_eval"] for r in costs) / len(costs))
+        assert m["pruned_channel_drop_eval_max_points"] == pytest.approx(max(r["drop_eval"] for r in costs))
+    for key in ("recovered_monitor_clean_acc", "recovered_monitor_asr", "recalibrated_clean_acc", "recalibrated_asr"):
+        assert 0.0 <= m[key] <= 1.0, key
 
 
 @pytest.mark.parametrize("stop_after", [5, 22])  # in the training phase; in the unlearning phase
@@ -90,6 +122,94 @@ def test_activation_baseline_picks_the_least_active_channels():
     assert chosen["blocks.0.bn"].tolist() == [1, 2]
 
 
+def test_rnp_schedule_counts_updates_like_the_reference():
+    config = Config()  # 84 unlearning updates (lr / 10 after 40 and 80), 80 recovery updates, batch 128
+    assert rnp_epochs(config, 500) == {"max_unlearning_epochs": 21, "unlearning_milestones": (10, 20),
+                                       "recovery_epochs": 20}  # the reference's epochs: 500 images, 4 batches
+    assert rnp_epochs(config, 40) == {"max_unlearning_epochs": 84, "unlearning_milestones": (40, 80),
+                                      "recovery_epochs": 80}  # one batch per epoch
+    assert rnp_epochs(config, 200) == {"max_unlearning_epochs": 42, "unlearning_milestones": (20, 40),
+                                       "recovery_epochs": 40}
+    odd = Config(max_unlearning_updates=5, unlearning_milestones=(3,), recovery_updates=7, rnp_batch_size=10)
+    assert rnp_epochs(odd, 25) == {"max_unlearning_epochs": 2, "unlearning_milestones": (1,), "recovery_epochs": 3}
+    with pytest.raises(ValueError, match="samples"):
+        rnp_epochs(config, 0)
+
+
+def test_training_lr_milestones_are_fractions_of_the_epochs():
+    assert lr_milestone_epochs(Config()) == [4, 6]  # 8 epochs: lr 0.1, then 0.01 after epoch 4, 0.001 after 6
+    assert lr_milestone_epochs(Config(epochs=30)) == [15, 22]
+    assert lr_milestone_epochs(Config(epochs=1)) == [1]
+    assert lr_milestone_epochs(Config(epochs=8, lr_milestones=(0.5, 0.55))) == [4]
+
+
+def _one_channel_model() -> BackdoorCNN:
+    model = BackdoorCNN((1,), (1,))
+    with torch.no_grad():
+        model.blocks[0].conv.weight.zero_()
+        model.blocks[0].conv.weight[0, 0, 1, 1] = 1.0  # the conv copies the image
+        model.head.weight.copy_(torch.linspace(-1, 1, 10)[:, None])
+        model.head.bias.zero_()
+    return model
+
+
+def test_batch_statistics_accuracy_normalises_by_the_batch_and_leaves_the_model_alone():
+    model = _one_channel_model()
+    with torch.no_grad():
+        model.blocks[0].bn.running_mean.fill_(5.0)  # stored statistics far from the images'
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    scale = torch.arange(30.0)[:, None, None, None]
+    images = torch.rand(30, 1, 4, 4, generator=torch.Generator().manual_seed(0)) * scale
+    bn = model.blocks[0].bn
+    # the slow literal reference: normalise by the batch's own mean and (biased) variance
+    normalised = F.batch_norm(images, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
+    logits = model.head(F.relu(normalised).mean(dim=(2, 3)))
+    labels = torch.randint(0, 10, (30,), generator=torch.Generator().manual_seed(1))
+    labels[:15] = logits.argmax(1)[:15]
+    expected = float((logits.argmax(1) == labels).float().mean())
+    assert batch_statistics_accuracy(model, images, labels) == pytest.approx(expected)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())  # running stats untouched
+
+
+def test_recalibrated_copy_re_estimates_running_statistics():
+    model = _one_channel_model()
+    images = torch.rand(50, 1, 4, 4, generator=torch.Generator().manual_seed(2)) * 3
+    recalibrated = recalibrated_copy(model, images, batch_size=20)  # three batches, averaged
+    bn = recalibrated.blocks[0].bn
+    assert not recalibrated.training and bn.momentum == model.blocks[0].bn.momentum
+    batches = [images[i:i + 20] for i in (0, 20, 40)]
+    torch.testing.assert_close(bn.running_mean, torch.stack([b.mean() for b in batches]).mean().reshape(1))
+    torch.testing.assert_close(bn.running_var, torch.stack([b.var() for b in batches]).mean().reshape(1))
+    assert model.blocks[0].bn.running_mean.item() == 0.0  # the original keeps its statistics
+
+
+def test_trigger_ranking_orders_channels_by_the_trigger_effect():
+    model = BackdoorCNN((3,), (1,))
+    with torch.no_grad():
+        model.blocks[0].conv.weight.zero_()
+        model.blocks[0].conv.weight[0, 0, 1, 1] = 1.0  # channel 0 copies the pixel
+        model.blocks[0].conv.weight[1, 0, 1, 1] = -1.0  # channel 1: its negative (the trigger lowers it)
+        model.blocks[0].conv.weight[2, 0, 1, 1] = 0.5  # channel 2: half of it
+    model.eval()  # running statistics 0 and 1: BatchNorm is the identity
+    clean = torch.zeros(2, 1, 4, 4)
+    triggered = clean.clone()
+    triggered[:, :, 3, 3] = 1.0
+    assert trigger_ranking(model, ["blocks.0.bn"], clean, triggered) == [("blocks.0.bn", 0), ("blocks.0.bn", 2),
+                                                                         ("blocks.0.bn", 1)]
+
+
+def test_monitor_indices_are_spread_over_the_sorted_test_set():
+    assert _spread(1000, 5).tolist() == [0, 250, 500, 749, 999]
+    assert _spread(3, 10).tolist() == [0, 1, 2]
+    labels = torch.arange(10).repeat_interleave(100)  # class-sorted like the embedded test set
+    assert labels[_spread(1000, 300)].bincount().tolist() == [30] * 10
+
+
 def test_bad_config_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="defense_fraction"):
         run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=dict(TINY, defense_fraction=0))
+    for field, value in (("recovery_updates", -1), ("unlearning_milestones", "0"), ("oracle_max_fraction", 0),
+                         ("lr_milestones", "1.5"), ("weight_decay", -1)):
+        with pytest.raises(ValueError, match=field):
+            run_experiment(EXPERIMENT, out=tmp_path / field, seed=0, progress=False,
+                           overrides=dict(TINY, **{field: value}))

@@ -302,6 +302,25 @@ def test_unlearning_raises_the_clean_loss_and_stops_at_the_threshold():
         assert torch.equal(p, q)  # the original model is unchanged
 
 
+def test_one_unlearning_step_is_sgd_ascent_unclipped_by_default():
+    # The reference's clip_grad_norm_ runs before backward (on zero gradients), so its ascent is unclipped:
+    # the first step is theta - lr * (-grad L + wd * theta) (the momentum buffer starts at the gradient).
+    model, x, y = trained_mlp()
+    assert RNPConfig().grad_clip is None
+    grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
+    norm = float(torch.sqrt(sum((g ** 2).sum() for g in grads)))
+    assert norm > 0
+    lr, wd = 0.05, 5e-4
+    for clip in (None, norm / 2):  # unclipped, and a clip that halves the ascent gradient
+        config = RNPConfig(unlearning_lr=lr, unlearning_weight_decay=wd, grad_clip=clip, max_unlearning_epochs=1,
+                           batch_size=x.shape[0])
+        rnp = ReconstructiveNeuronPruning(model, (x, y), config, seed=0)
+        rnp.unlearn_epoch()
+        scale = 1.0 if clip is None else clip / (norm + 1e-6)
+        for p0, g, p1 in zip(model.parameters(), grads, rnp.unlearned.parameters(), strict=True):
+            torch.testing.assert_close(p1, p0 - lr * (-scale * g + wd * p0), rtol=1e-5, atol=1e-7)
+
+
 def test_state_dict_resumes_exactly():
     model, x, y = trained_mlp()
     config = RNPConfig(unlearning_lr=0.05, batch_size=16, recovery_epochs=3)

@@ -7,9 +7,9 @@ Given a trained (possibly backdoored) classifier ``f(x; theta)`` and a few clean
 
 1. Unlearning, neuron level (every weight moves): gradient *ascent* on the clean loss,
    ``theta <- theta + lr * grad_theta L(f(x; theta), y)`` (SGD, momentum 0.9, weight decay 5e-4, lr 0.01
-   divided by 10 after epochs 10 and 20, the ascent gradient clipped to norm 20), epoch by epoch over D_c,
-   until the accuracy on D_c during an epoch falls to ``clean_threshold`` (0.2) or below. Clean features
-   are destroyed first; the backdoor, which D_c never exercises, survives.
+   divided by 10 after epochs 10 and 20), epoch by epoch over D_c, until the accuracy on D_c during an
+   epoch falls to ``clean_threshold`` (0.2) or below. Clean features are destroyed first; the backdoor,
+   which D_c never exercises, survives.
 2. Recovering, filter level (weights frozen): learn one mask value per unit ``m in [0, 1]`` of the
    unlearned model, ``min_m  alpha * L(f(x; m ⊙ theta_u), y)`` with ``alpha = 0.2``, by SGD (lr 0.2,
    momentum 0.9) for 20 epochs, clipping ``m`` to [0, 1] after every step; ``m ⊙`` multiplies each unit's
@@ -19,15 +19,26 @@ Given a trained (possibly backdoored) classifier ``f(x; theta)`` and a few clean
    the reference's threshold sweep removes the backdoor), or the ``prune_count`` lowest, by zeroing their
    incoming weights and bias. No fine-tuning follows.
 
-The reference masks the BatchNorm channels of ResNets (the mask scales the BatchNorm weight gamma) and
-prunes a channel by zeroing gamma; here the masked layers are any Linear / Conv / BatchNorm layers
-(default: the BatchNorm layers if there are any, else every Linear and Conv layer but the output layer).
-BatchNorm layers are masked and pruned as in the reference (``norm_mode="weight"``; "output" scales and
-zeroes beta too); a pruned Linear or Conv unit has its weight row and bias zeroed, so it outputs exactly
-zero. The reference calls ``clip_grad_norm_`` before ``backward`` (where it has no effect); here the clip
-applies to the ascent gradient (None disables it). Both phases run the model in train mode (BatchNorm
-uses batch statistics), as the reference does; the reference also augments its clean samples (random
-crop and flip), which ``augment`` allows.
+As in the reference: both phases run the model in train mode (BatchNorm normalises with the statistics of
+each batch of clean samples and updates the unlearned copy's running statistics), the mask is initialised
+to 1 and scales the BatchNorm weight gamma (``norm_mode="weight"``, the reference's ``MaskBatchNorm2d``), a
+pruned BatchNorm channel has gamma zeroed (its output becomes the constant beta), and the pruned model is
+then used in eval mode with its own, unchanged running statistics. The reference masks the BatchNorm
+channels of ResNets; here the masked layers are any Linear / Conv / BatchNorm layers (default: the
+BatchNorm layers if there are any, else every Linear and Conv layer but the output layer); a pruned Linear
+or Conv unit has its weight row and bias zeroed, so it outputs exactly zero. The reference reads its clean
+samples through a random-crop and flip transform, which ``augment`` allows.
+
+Differences from the reference: the reference calls ``clip_grad_norm_`` *before* ``backward``, where the
+gradients are still zero, so its unlearning is in effect unclipped; ``grad_clip`` defaults to None for
+that reason (a number clips the ascent gradient's norm after ``backward``). The reference checks the
+stopping criterion once per epoch over 500 images (4 batches); ``max_unlearning_epochs`` and the
+milestones are in epochs of whatever ``clean_data`` is, so callers with other amounts of clean data choose
+how to convert the schedule. Caveat, measured on small networks (see the ``backdoor-pruning``
+experiment): recovery in train mode does not see what removing a channel costs once the next BatchNorm
+layers normalise with their stored running statistics, and in a network with few channels per layer that
+cost can be large (a channel whose removal costs < 1 point with batch statistics can cost 10-37 points in
+eval mode), so the masks may select channels whose pruning is expensive.
 
 Shapes: clean samples ``x [N, ...]`` with labels ``y [N]`` (long), or batches ``(x [B, ...], y [B])``;
 the model maps ``x [B, ...]`` to logits ``[B, K]``.
@@ -66,7 +77,8 @@ class RNPConfig:
             samples stays above ``clean_threshold`` (the reference allows 21).
         clean_threshold: unlearning stops after the first epoch whose accuracy on the clean samples is
             <= this.
-        grad_clip: max L2 norm of the ascent gradient (None: no clipping).
+        grad_clip: max L2 norm of the ascent gradient; None (default): no clipping, which is what the
+            reference does in effect (its ``clip_grad_norm_`` runs before ``backward``, on zero gradients).
         recovery_lr, recovery_momentum, recovery_epochs: SGD on the masks.
         recovery_loss_weight: alpha, the factor on the recovery loss.
         pruning_threshold: prune units whose mask is <= this.
@@ -84,7 +96,7 @@ class RNPConfig:
     unlearning_gamma: float = 0.1
     max_unlearning_epochs: int = 20
     clean_threshold: float = 0.2
-    grad_clip: float | None = 20.0
+    grad_clip: float | None = None
     recovery_lr: float = 0.2
     recovery_momentum: float = 0.9
     recovery_epochs: int = 20
