@@ -31,6 +31,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/plastic_rnn.py --hidden 200 --steps 200 --batch 30
 	$(PY) benchmarks/mask_overhead.py
 	$(PY) benchmarks/compaction.py
+	if [ -x .bench-venv/bin/python ]; then .bench-venv/bin/python benchmarks/snn_layer.py; \
+	else $(PY) benchmarks/snn_layer.py; echo "peers not installed: run make bench-env first"; fi
+
+# peer SNN libraries (snnTorch, SpikingJelly; Norse in its own venv) for benchmarks/snn_layer.py only
+bench-env:
+	bash benchmarks/bench_env.sh
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .bench-venv .bench-venv-norse runs build *.egg-info src/*.egg-info

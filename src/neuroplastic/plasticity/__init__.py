@@ -28,6 +28,15 @@ from neuroplastic.plasticity.rules import (
     outer,
     soft_bounded_update,
 )
+from neuroplastic.plasticity.spiking import (
+    SPIKING_BACKENDS,
+    SPIKING_BACKPROP_MODES,
+    PlasticLIF,
+    PlasticRecurrentLIF,
+    PlasticSpikingState,
+    spike_trace,
+    trace_step,
+)
 from neuroplastic.plasticity.synapses import (
     ALPHA_GRANULARITIES,
     ETA_GRANULARITIES,
@@ -42,4 +51,6 @@ __all__ = [
     "PlasticRNNState", "PlasticState", "PlasticSynapses", "PlasticityRule", "SoftBoundedHebbianRule",
     "bcm_threshold_update", "bcm_update", "clipped_hebbian_update", "hebbian_update", "make_modulator",
     "make_rule", "oja_update", "outer", "soft_bounded_update",
+    "SPIKING_BACKENDS", "SPIKING_BACKPROP_MODES", "PlasticLIF", "PlasticRecurrentLIF", "PlasticSpikingState",
+    "spike_trace", "trace_step",
 ]

@@ -21,12 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
-import os
-import platform
-import shutil
 import subprocess
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -36,86 +31,37 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from neuroplastic import _native
+from neuroplastic._native import cache_dir as _cache_dir  # noqa: F401  (kept for callers of the old names)
+from neuroplastic._native import compile_library as _compile  # noqa: F401
+from neuroplastic._native import cpu_identity as _cpu_identity  # noqa: F401
+from neuroplastic._native import find_compiler as _compiler
+
 __all__ = ["TraceKernels", "native_kernels", "native_enabled", "use_native", "build_native"]
 
-_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC", "-std=c99"]
+_FLAGS = list(_native.FLAGS)
 _REALS = {torch.float32: "float", torch.float64: "double"}
 _lock = threading.Lock()
 _loaded: dict[torch.dtype, TraceKernels] | None = None
 _failure: str | None = None
-_enabled = os.environ.get("NEUROPLASTIC_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
+_enabled = _native.env_enabled()
 
 
 def _source() -> bytes:
     return resources.files("neuroplastic.plasticity").joinpath("trace_kernels.c").read_bytes()
 
 
-def _compiler() -> str | None:
-    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def _cpu_identity() -> str:
-    """What ``-march=native`` depends on: the CPU model and its feature flags."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.machine() + platform.processor()
-    lines = [line for line in text.splitlines() if line.startswith(("model name", "flags", "Features"))]
-    return platform.machine() + "".join(sorted(set(lines)))
-
-
-def _cache_dir() -> Path:
-    if os.environ.get("NEUROPLASTIC_CACHE_DIR"):
-        return Path(os.environ["NEUROPLASTIC_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "neuroplastic"
-
-
-def _compile(compiler: str, source: Path, real: str, target: Path) -> None:
-    """Compile ``source`` into ``target`` atomically, with OpenMP if the compiler has it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(handle)
-    errors = []
-    try:
-        for openmp in (["-fopenmp"], []):
-            command = [compiler, *_FLAGS, *openmp, f"-DREAL={real}", str(source), "-o", temporary]
-            result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-            if result.returncode == 0:
-                os.replace(temporary, target)
-                return
-            errors.append(result.stderr.strip()[-400:])
-        raise RuntimeError(f"{compiler} failed: {errors[-1]}")
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-
-
 def build_native(cache_dir: Path | None = None) -> dict[torch.dtype, Path]:
     """Compile the kernels (float32 and float64) unless cached; returns the shared libraries' paths.
 
-    Raises ``RuntimeError`` when there is no C compiler or the build fails.
+    Raises ``RuntimeError`` when there is no C compiler or the build fails. The build and cache machinery is
+    :mod:`neuroplastic._native`'s.
     """
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError("no C compiler found (set $CC, or install gcc or clang)")
-    source = _source()
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
-    key = hashlib.sha256(b"\0".join([source, " ".join(_FLAGS).encode(), compiler.encode(), version.encode(),
-                                     _cpu_identity().encode()])).hexdigest()[:16]
-    directory = (cache_dir or _cache_dir()) / f"trace-kernels-{key}"
-    paths = {dtype: directory / f"trace_kernels_{real}.so" for dtype, real in _REALS.items()}
-    missing = [dtype for dtype, path in paths.items() if not path.exists()]
-    if missing:
-        with tempfile.TemporaryDirectory() as scratch:
-            source_path = Path(scratch) / "trace_kernels.c"
-            source_path.write_bytes(source)
-            for dtype in missing:
-                _compile(compiler, source_path, _REALS[dtype], paths[dtype])
-    return paths
+    variants = {dtype: (f"trace_kernels_{real}", [f"-DREAL={real}"]) for dtype, real in _REALS.items()}
+    return _native.build_libraries("trace-kernels", _source(), variants, cache_dir, compiler, _FLAGS)
 
 
 class TraceKernels:

@@ -139,34 +139,74 @@ def soft_bounded_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate) ->
     return trace + torch.relu(delta) * (1 - trace) + torch.clamp(delta, max=0) * (trace + 1)
 
 
+def _rate_rows(rate: Rate, post: Tensor) -> Rate:
+    """A rate shaped to broadcast against ``post [B, O]`` (``[]``, ``[1, O]``, ``[B, 1]`` or ``[B, O]``)."""
+    rate = _post_rate(rate, post.unsqueeze(1))
+    return rate.squeeze(1) if isinstance(rate, Tensor) and rate.dim() == 3 else rate
+
+
 class PlasticityRule(nn.Module):
     """A plasticity rule: maps ``(trace, pre, post, rate, threshold)`` to ``(trace, threshold)``.
 
     ``threshold`` is per-rule auxiliary state ``[B, O]`` (the BCM sliding threshold); rules that do not
     need it receive ``None`` and return it unchanged. Subclass and implement :meth:`forward` to plug
     in a rule of your own; set ``uses_threshold = True`` if it needs the auxiliary state.
+
+    Rules that are *post-wise linear* in the trace, ``rule(H) = keep * H + pre ⊗ delta`` with ``keep`` and
+    ``delta`` depending on the post-synaptic side only, set ``linear = True`` and implement
+    :meth:`linear_factors`; layers can then keep the trace as a sum of outer products instead of a
+    ``[B, I, O]`` tensor (:mod:`neuroplastic.plasticity.spiking`, ``backend="lowrank"``).
     """
 
     uses_threshold: bool = False
+    linear: bool = False
 
     def forward(  # noqa: D401
         self, trace: Tensor, pre: Tensor, post: Tensor, rate: Rate, threshold: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
         raise NotImplementedError
 
+    def linear_factors(
+        self, post: Tensor, rate: Rate, threshold: Tensor | None = None
+    ) -> tuple[Tensor | None, Tensor, Tensor | None]:
+        """``(keep, delta, threshold)`` such that ``forward(H, pre, post, rate)`` is ``keep * H + pre ⊗ delta``.
+
+        Shapes: ``post [B, O]``; ``keep`` broadcasts against ``[B, O]`` (``None``: 1), ``delta [B, O]``;
+        ``threshold`` is the updated auxiliary state, as :meth:`forward` returns it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} is not post-wise linear in the trace")
+
 
 class DecayingHebbianRule(PlasticityRule):
-    """``H <- (1 - eta) H + eta pre ⊗ post`` (Miconi et al. 2018). See :func:`hebbian_update`."""
+    """``H <- (1 - eta) H + eta pre ⊗ post`` (Miconi et al. 2018). See :func:`hebbian_update`.
+
+    Post-wise linear: ``keep = 1 - eta``, ``delta = eta * post``.
+    """
+
+    linear = True
 
     def forward(self, trace, pre, post, rate, threshold=None):
         return hebbian_update(trace, pre, post, rate), threshold
 
+    def linear_factors(self, post, rate, threshold=None):
+        eta = _rate_rows(rate, post)
+        return 1 - eta, eta * post, threshold
+
 
 class OjaRule(PlasticityRule):
-    """``H <- H + eta post (pre - post H)`` (Oja 1982). See :func:`oja_update`."""
+    """``H <- H + eta post (pre - post H)`` (Oja 1982). See :func:`oja_update`.
+
+    Post-wise linear: ``keep = 1 - eta * post²``, ``delta = eta * post``.
+    """
+
+    linear = True
 
     def forward(self, trace, pre, post, rate, threshold=None):
         return oja_update(trace, pre, post, rate), threshold
+
+    def linear_factors(self, post, rate, threshold=None):
+        eta_post = _rate_rows(rate, post) * post
+        return 1 - eta_post * post, eta_post, threshold
 
 
 class BCMRule(PlasticityRule):
@@ -174,9 +214,11 @@ class BCMRule(PlasticityRule):
 
     ``theta <- (1 - decay) theta + decay post²``, then ``H <- H + eta pre ⊗ (post (post - theta))``
     with the updated threshold. ``decay`` is a fixed number in (0, 1].
+    Post-wise linear: ``keep = 1``, ``delta = eta * post * (post - theta)``.
     """
 
     uses_threshold = True
+    linear = True
 
     def __init__(self, threshold_decay: float = 0.1) -> None:
         super().__init__()
@@ -190,6 +232,12 @@ class BCMRule(PlasticityRule):
             threshold = torch.zeros_like(post)
         threshold = bcm_threshold_update(threshold, post, self.threshold_decay)
         return bcm_update(trace, pre, post, rate, threshold), threshold
+
+    def linear_factors(self, post, rate, threshold=None):
+        if threshold is None:
+            threshold = torch.zeros_like(post)
+        threshold = bcm_threshold_update(threshold, post, self.threshold_decay)
+        return None, _rate_rows(rate, post) * post * (post - threshold), threshold
 
     def extra_repr(self) -> str:
         return f"threshold_decay={self.threshold_decay}"

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Benchmark environments with the peer SNN libraries (never dependencies of neuroplastic itself):
+#   .bench-venv        torch 2.13.0 (pinned, installed first so pip does not fetch a multi-GB CUDA build),
+#                      neuroplastic (editable), snnTorch and SpikingJelly
+#   .bench-venv-norse  Norse (with its nir/nirtorch dependencies, kept apart from SpikingJelly's) and
+#                      neuroplastic (editable), on the same pinned torch 2.13.0 (norse accepts torch>=2.0)
+# Every install repeats the torch pin: snnTorch, SpikingJelly and Norse depend on torchvision/torchaudio,
+# which would otherwise pull the newest CUDA torch (~5 GB) over the CPU one.
+# Usage: bash benchmarks/bench_env.sh   (from the repository root; PYTHON=python3.11 to choose the interpreter)
+# Then:  .bench-venv/bin/python benchmarks/snn_layer.py
+#        .bench-venv-norse/bin/python benchmarks/snn_layer.py --only norse,neuroplastic
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+
+make_venv() {
+    local venv="$1"
+    test -x "$venv/bin/python" || "$PYTHON" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+}
+
+TORCH="torch==2.13.0"
+make_venv .bench-venv
+.bench-venv/bin/python -m pip install -q "$TORCH"
+.bench-venv/bin/python -m pip install -q -e . "$TORCH"
+.bench-venv/bin/python -m pip install -q snntorch "$TORCH"
+# SpikingJelly 2.x requires torchvision, torchaudio, tensorboard and more for parts the benchmark does not
+# use; its neurons and layers need only these:
+.bench-venv/bin/python -m pip install -q --no-deps spikingjelly
+.bench-venv/bin/python -m pip install -q numpy scipy tqdm loguru packaging "$TORCH"
+
+make_venv .bench-venv-norse
+.bench-venv-norse/bin/python -m pip install -q "$TORCH"
+.bench-venv-norse/bin/python -m pip install -q norse "$TORCH"
+.bench-venv-norse/bin/python -m pip install -q -e . "$TORCH"
+
+for venv in .bench-venv .bench-venv-norse; do
+    "$venv/bin/python" - <<'EOF'
+import importlib, sys
+found = []
+for name in ("torch", "neuroplastic", "snntorch", "spikingjelly", "norse"):
+    try:
+        module = importlib.import_module(name)
+        found.append(f"{name} {getattr(module, '__version__', '?')}")
+    except Exception as error:  # a peer that fails to import is reported, not fatal
+        found.append(f"{name} missing ({type(error).__name__})")
+print(sys.prefix + ": " + ", ".join(found))
+EOF
+done

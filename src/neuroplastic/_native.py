@@ -1,0 +1,152 @@
+"""Build, cache and load small C kernels at first use (shared by the packages that ship ``.c`` files).
+
+A kernel source ships as package data. :func:`build_libraries` compiles it with the machine's C compiler
+(``$CC``, else ``cc``, ``gcc`` or ``clang``) into a cache directory (``$NEUROPLASTIC_CACHE_DIR``, else
+``$XDG_CACHE_HOME/neuroplastic`` or ``~/.cache/neuroplastic``), one shared library per variant (e.g. per
+``-DREAL=float|double``), keyed by the source, the flags, the compiler and its version, and the CPU (for
+``-march=native``). Builds are atomic (compiled to a temporary file, then renamed), with OpenMP when the
+compiler has it. :class:`LazyLibraries` builds and loads once per process, remembers a failure and warns
+about it once, so that callers fall back to PyTorch operations.
+
+``NEUROPLASTIC_NATIVE=0`` (or ``false``/``no``/``off``) turns all native kernels off (:func:`env_enabled`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Generic, TypeVar
+
+__all__ = ["FLAGS", "env_enabled", "find_compiler", "cpu_identity", "cache_dir", "compile_library",
+           "build_libraries", "LazyLibraries"]
+
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC", "-std=c99")
+"""Compiler flags; ``-ffp-contract=off`` keeps ``a * b + c`` rounded as PyTorch rounds it (no FMA)."""
+
+K = TypeVar("K", bound=Hashable)
+W = TypeVar("W")
+
+
+def env_enabled() -> bool:
+    """False when ``NEUROPLASTIC_NATIVE`` is ``0``, ``false``, ``no`` or ``off``."""
+    return os.environ.get("NEUROPLASTIC_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def find_compiler() -> str | None:
+    """The C compiler to use: ``$CC``, else ``cc``, ``gcc`` or ``clang`` (full path), or None."""
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def cpu_identity() -> str:
+    """What ``-march=native`` depends on: the CPU model and its feature flags."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine() + platform.processor()
+    lines = [line for line in text.splitlines() if line.startswith(("model name", "flags", "Features"))]
+    return platform.machine() + "".join(sorted(set(lines)))
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are cached."""
+    if os.environ.get("NEUROPLASTIC_CACHE_DIR"):
+        return Path(os.environ["NEUROPLASTIC_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "neuroplastic"
+
+
+def compile_library(compiler: str, source: Path, defines: Sequence[str], target: Path,
+                    flags: Sequence[str] = FLAGS) -> None:
+    """Compile ``source`` into the shared library ``target`` atomically, with OpenMP if the compiler has it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(handle)
+    errors = []
+    try:
+        for openmp in (["-fopenmp"], []):
+            command = [compiler, *flags, *openmp, *defines, str(source), "-o", temporary, "-lm"]
+            result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+            if result.returncode == 0:
+                os.replace(temporary, target)
+                return
+            errors.append(result.stderr.strip()[-400:])
+        raise RuntimeError(f"{compiler} failed: {errors[-1]}")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def build_libraries(name: str, source: bytes, variants: Mapping[K, tuple[str, Sequence[str]]],
+                    directory: Path | None = None, compiler: str | None = None,
+                    flags: Sequence[str] = FLAGS) -> dict[K, Path]:
+    """Compile ``source`` once per variant unless cached; returns each variant's shared library path.
+
+    ``variants`` maps a key to ``(file_stem, defines)``, e.g. ``{torch.float32: ("k_float", ["-DREAL=float"])}``.
+    Libraries go to ``directory / f"{name}-{key}" / f"{file_stem}.so"``, ``key`` a hash of the source, the
+    flags, the compiler, its version and the CPU. Raises ``RuntimeError`` without a compiler or on a failed
+    build.
+    """
+    compiler = compiler or find_compiler()
+    if compiler is None:
+        raise RuntimeError("no C compiler found (set $CC, or install gcc or clang)")
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
+    key = hashlib.sha256(b"\0".join([source, " ".join(flags).encode(), compiler.encode(), version.encode(),
+                                     cpu_identity().encode()])).hexdigest()[:16]
+    folder = (directory or cache_dir()) / f"{name}-{key}"
+    paths = {variant: folder / f"{stem}.so" for variant, (stem, _) in variants.items()}
+    missing = [variant for variant, path in paths.items() if not path.exists()]
+    if missing:
+        with tempfile.TemporaryDirectory() as scratch:
+            source_path = Path(scratch) / f"{name}.c"
+            source_path.write_bytes(source)
+            for variant in missing:
+                compile_library(compiler, source_path, variants[variant][1], paths[variant], flags)
+    return paths
+
+
+class LazyLibraries(Generic[K, W]):
+    """Build (or find cached) and load a set of libraries at first use; remember a failure, warn once.
+
+    ``build()`` returns ``{key: path}`` (e.g. :func:`build_libraries`); ``wrap(cdll, key)`` turns each loaded
+    library into the object callers use. :meth:`get` returns ``{key: wrapped}`` or None if building or
+    loading failed (the reason is in :attr:`failure`, and a warning naming ``what`` and ``fallback`` is
+    issued once).
+    """
+
+    def __init__(self, build: Callable[[], Mapping[K, Path]], wrap: Callable[[ctypes.CDLL, K], W], what: str,
+                 fallback: str) -> None:
+        self._build, self._wrap, self.what, self.fallback = build, wrap, what, fallback
+        self._lock = threading.Lock()
+        self.loaded: dict[K, W] | None = None
+        self.failure: str | None = None
+
+    def get(self) -> dict[K, W] | None:
+        if self.loaded is None and self.failure is None:
+            with self._lock:
+                if self.loaded is None and self.failure is None:
+                    try:
+                        paths = self._build()
+                        self.loaded = {key: self._wrap(ctypes.CDLL(str(path)), key) for key, path in paths.items()}
+                    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+                        self.failure = str(error)
+                        warnings.warn(f"neuroplastic: {self.what} unavailable ({self.failure}); {self.fallback}",
+                                      stacklevel=3)
+        return self.loaded
+
+    def reset(self) -> None:
+        """Forget what was loaded or failed (the next :meth:`get` tries again)."""
+        with self._lock:
+            self.loaded, self.failure = None, None

@@ -1,0 +1,652 @@
+"""Plastic spiking synapses: Hebbian, Oja and BCM rules driven by spike traces, optionally neuromodulated.
+
+Schmidgall, Ashkanazy, Lawson & Hays 2021, "SpikePropamine: Differentiable Plasticity in Spiking Neural
+Networks" (Frontiers in Neurorobotics). Spiking layers whose synapses change within an episode by a
+plasticity rule whose coefficients (and fixed weights) are learned by gradient descent, through the
+surrogate gradient of the spikes.
+
+Per time step ``t`` (one episode per batch element, all state explicit and batch-first)::
+
+    current_t  = fixed_t + pre_t @ (alpha * Hebb_{t-1})      (W_eff = W + alpha * Hebb, Hebb [B, I, O])
+    spike_t, v = lif_step(v, current_t, decay_mem, threshold)
+    x_t        = lambda_pre  * x_{t-1} + pre_t                 (pre-synaptic spike trace  [B, I])
+    y_t        = lambda_post * y_{t-1} + spike_t               (post-synaptic spike trace [B, O])
+    Hebb_t     = rule(Hebb_{t-1}, pre=x_t, post=y_t, rate)     (Hebbian, Oja, BCM, ...)
+
+with ``lambda = exp(-dt / tau)`` (:func:`neuroplastic.neurons.lif.decay_from_tau`). The rule is any
+:class:`~neuroplastic.plasticity.rules.PlasticityRule` and its rate is a learned eta or, with
+neuromodulation, ``M(t)`` computed by a :class:`~neuroplastic.plasticity.modulation.Modulator` from the
+layer's own post-synaptic trace (or from an input the caller gives): *simple* modulation uses ``M(t)`` as
+the rule's rate; *retroactive* modulation records the rule's updates in an eligibility trace ``E`` and
+commits ``Hebb <- clip(Hebb + M(t) E, ±clip)``. All of this is :class:`~neuroplastic.plasticity.synapses.
+PlasticSynapses`; this module adds the spike traces and the LIF neurons around it.
+
+Layers: :class:`PlasticLIF` (feed-forward: ``pre_t`` is the input spike vector at ``t``) and
+:class:`PlasticRecurrentLIF` (fixed input weights, plastic recurrent weights: ``pre_t`` is the layer's own
+spike vector of step ``t - 1``). Learnable: the fixed weights, alpha, eta (or the modulator), the
+eligibility rate, the two trace time constants (``learn_trace_tau``) and the membrane time constant
+(``learn_tau_mem``).
+
+Two ways to hold the trace within a sequence (``backend``):
+
+- ``"dense"``: ``Hebb`` is a ``[B, I, O]`` tensor updated every step (any rule, alpha and modulation).
+  Backpropagation: ``backprop="autograd"`` keeps every step for the backward pass; ``"checkpoint"`` keeps the
+  state at the start of each chunk of ``chunk_size`` steps and recomputes the chunk in the backward pass (same
+  gradients, memory ``O(T / chunk + chunk)`` traces instead of ``O(T)``).
+- ``"lowrank"``: for rules that are post-wise linear in the trace (Hebbian, Oja, BCM:
+  ``rule(H) = keep * H + x ⊗ delta``, :meth:`~neuroplastic.plasticity.rules.PlasticityRule.linear_factors`)
+  with alpha per neuron or scalar and no retroactive modulation, ``Hebb_t = Pi_t * Hebb_0 + sum_{s<=t}
+  x_s ⊗ D_t[s]`` with ``D_t[s] = delta_s * keep_{s+1} * ... * keep_t``. The plastic input is then
+  ``alpha * (pre_t @ Hebb_{t-1}) = alpha * (Pi_{t-1} * (pre_t @ Hebb_0) + sum_{s<t} (pre_t . x_s) D_{t-1}[s])``:
+  ``O(B t (I + O))`` work per step instead of ``O(B I O)``, and no ``[B, I, O]`` tensor except the final trace
+  (returned in the state, one batched product per call); the backward pass keeps every step's factors,
+  ``O(B T^2 O)`` numbers instead of ``O(T B I O)``. Same values as ``"dense"`` up to rounding. A recurrent
+  layer continuing from a given state (not the zero one) still reads ``pre_t @ Hebb_0`` every step.
+  ``"auto"`` (the default) picks it where it applies.
+
+Shapes: inputs ``[B, T, I]`` (spikes, or any real-valued input), outputs ``[B, T, O]`` spikes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from neuroplastic._checks import check_choice, check_positive, check_tensor
+from neuroplastic.neurons.lif import RESETS, decay_from_tau, lif_step
+from neuroplastic.neurons.surrogates import Surrogate, get_surrogate
+from neuroplastic.plasticity.modulation import Modulator
+from neuroplastic.plasticity.rules import PlasticityRule
+from neuroplastic.plasticity.synapses import PlasticState, PlasticSynapses
+
+__all__ = [
+    "SPIKING_BACKPROP_MODES",
+    "SPIKING_BACKENDS",
+    "trace_step",
+    "spike_trace",
+    "PlasticSpikingState",
+    "PlasticLIF",
+    "PlasticRecurrentLIF",
+]
+
+SPIKING_BACKPROP_MODES = ("autograd", "checkpoint")
+SPIKING_BACKENDS = ("auto", "dense", "lowrank")
+
+
+def trace_step(trace: Tensor, spikes: Tensor, decay: Tensor | float) -> Tensor:
+    """One step of an exponentially filtered spike train: ``trace' = decay * trace + spikes``.
+
+    Schmidgall et al. 2021 (SpikePropamine), the pre- and post-synaptic traces that drive the rules;
+    ``decay = exp(-dt / tau)``. Shapes: ``trace``, ``spikes`` ``[B, N]``; ``decay`` a number, 0-d, ``[N]``
+    or ``[B, N]``. A spike train with a constant rate ``r`` settles at ``r / (1 - decay)``.
+    """
+    return decay * trace + spikes
+
+
+def spike_trace(spikes: Tensor, decay: Tensor | float, initial: Tensor | None = None) -> Tensor:
+    """The trace of a whole spike train, ``trace_t = decay * trace_{t-1} + spikes_t`` for every step.
+
+    Shapes: ``spikes [B, T, N]``, ``decay`` a number, 0-d or ``[N]`` tensor, ``initial [B, N]`` (zeros if
+    None); returns ``[B, T, N]`` (``trace_t`` includes ``spikes_t``).
+    """
+    check_tensor("spikes", spikes, ("B", "T", "N"))
+    trace = spikes.new_zeros(spikes.shape[0], spikes.shape[2]) if initial is None else initial
+    check_tensor("initial", trace, (spikes.shape[0], spikes.shape[2]))
+    out = []
+    for t in range(spikes.shape[1]):
+        trace = trace_step(trace, spikes[:, t], decay)
+        out.append(trace)
+    return torch.stack(out, dim=1)
+
+
+class PlasticSpikingState(NamedTuple):
+    """The within-episode state of a plastic spiking layer (all batch-first).
+
+    Attributes:
+        membrane: membrane potential ``v`` ``[B, O]``.
+        spikes: the spikes of the last step ``[B, O]`` (what a recurrent layer feeds back).
+        pre_trace: pre-synaptic spike trace ``[B, I]``.
+        post_trace: post-synaptic spike trace ``[B, O]``.
+        plastic: the plastic synapses' state: Hebbian trace ``Hebb [B, I, O]``, eligibility trace
+            (retroactive modulation) and BCM threshold ``[B, O]``.
+    """
+
+    membrane: Tensor
+    spikes: Tensor
+    pre_trace: Tensor
+    post_trace: Tensor
+    plastic: PlasticState
+
+    def detach(self) -> PlasticSpikingState:
+        """The same state cut from the autograd graph (truncated backpropagation through time)."""
+        return PlasticSpikingState(self.membrane.detach(), self.spikes.detach(), self.pre_trace.detach(),
+                                   self.post_trace.detach(), self.plastic.detach())
+
+
+def _check_size(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _check_tau(name: str, value: object, size: int) -> Tensor:
+    """A time constant (number or ``[size]`` tensor), > 0, as a float tensor."""
+    if isinstance(value, Tensor):
+        if value.dim() > 1 or (value.dim() == 1 and value.shape[0] not in (1, size)):
+            raise ValueError(f"{name} must be a number or a per-neuron [{size}] tensor, got shape "
+                             f"{list(value.shape)}")
+        tau = value.detach().clone().float()
+        if bool((tau <= 0).any()) or not bool(torch.isfinite(tau).all()):
+            raise ValueError(f"{name} must be > 0 and finite (a time constant), got {value!r}")
+        return tau
+    check_positive(name, value)  # type: ignore[arg-type]
+    if not math.isfinite(value):  # type: ignore[arg-type]
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return torch.tensor(float(value))  # type: ignore[arg-type]
+
+
+class _PlasticSpikingLayer(nn.Module):
+    """What both plastic spiking layers share: neurons, spike traces, plastic synapses, the scan."""
+
+    def __init__(
+        self,
+        pre_size: int,
+        post_size: int,
+        *,
+        rule: str | PlasticityRule | None,
+        alpha: str,
+        eta: str,
+        modulation: str | Modulator | None,
+        modulator_input_size: int | None,
+        modulator_channels: int,
+        fanout: bool,
+        clip: float,
+        alpha_init: float,
+        eta_init: float,
+        eligibility_rate: float,
+        tau_mem: float | Tensor,
+        learn_tau_mem: bool,
+        threshold: float,
+        reset: str,
+        detach_reset: bool,
+        rectifier: bool,
+        surrogate: str | Surrogate,
+        tau_pre: float,
+        tau_post: float,
+        learn_trace_tau: bool,
+        dt: float,
+        backprop: str,
+        chunk_size: int | None,
+        backend: str,
+    ) -> None:
+        super().__init__()
+        self._pre_size = _check_size("pre-synaptic size", pre_size)
+        self._post_size = _check_size("post-synaptic size", post_size)
+        check_choice("reset", reset, RESETS)
+        check_choice("backprop", backprop, SPIKING_BACKPROP_MODES)
+        check_choice("backend", backend, SPIKING_BACKENDS)
+        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                       or chunk_size < 1):
+            raise ValueError(f"chunk_size must be None or a positive int, got {chunk_size!r}")
+        check_positive("threshold", threshold)
+        check_positive("dt", dt)
+        if modulator_input_size is not None:
+            _check_size("modulator_input_size", modulator_input_size)
+        self.synapses = PlasticSynapses(
+            pre_size, post_size, rule=rule, alpha=alpha, eta=eta, modulation=modulation,
+            modulator_source=modulator_input_size or post_size, modulator_channels=modulator_channels,
+            fanout=fanout, clip=clip, alpha_init=alpha_init, eta_init=eta_init, eligibility_rate=eligibility_rate,
+        )
+        if modulator_input_size is not None and self.synapses.modulator is None:
+            raise ValueError("modulator_input_size is only used with modulation 'simple' or 'retroactive'")
+        self.modulator_input_size = modulator_input_size
+        self.surrogate = get_surrogate(surrogate)
+        self.threshold = float(threshold)
+        self.reset = reset
+        self.detach_reset = bool(detach_reset)
+        self.rectifier = bool(rectifier)
+        self.dt = float(dt)
+        self.backprop = backprop
+        self.chunk_size = chunk_size
+        self.backend = backend
+        if backend == "lowrank" and not self.supports_lowrank:
+            raise ValueError(
+                "backend='lowrank' needs a post-wise linear rule (hebbian, oja, bcm), alpha 'neuron' or 'scalar' and "
+                f"modulation 'none' or 'simple'; this layer has rule {type(self.synapses.rule).__name__}, alpha "
+                f"{self.synapses.alpha_granularity!r}, modulation {self.synapses.modulation!r}: use backend='dense'"
+            )
+        tau = _check_tau("tau_mem", tau_mem, post_size)
+        if learn_tau_mem:
+            self.tau_mem = nn.Parameter(tau)
+        else:
+            self.register_buffer("tau_mem", tau)
+        # Trace time constants are learned through their logarithm, so that they stay positive.
+        log_taus = torch.stack([_check_tau("tau_pre", tau_pre, 1).log(), _check_tau("tau_post", tau_post, 1).log()])
+        if learn_trace_tau:
+            self.trace_log_tau = nn.Parameter(log_taus)
+        else:
+            self.register_buffer("trace_log_tau", log_taus)
+
+    # -- parameters as the dynamics use them ---------------------------------------------------------
+    @property
+    def modulation(self) -> str:
+        return self.synapses.modulation
+
+    @property
+    def alpha(self) -> Tensor:
+        return self.synapses.alpha
+
+    @property
+    def eta(self) -> Tensor | None:
+        return self.synapses.eta
+
+    @property
+    def supports_lowrank(self) -> bool:
+        """Whether ``backend="lowrank"`` applies: a linear rule, alpha per neuron or scalar, not retroactive."""
+        syn = self.synapses
+        return (getattr(syn.rule, "linear", False) and syn.alpha_granularity != "connection"
+                and syn.modulation != "retroactive")
+
+    @property
+    def resolved_backend(self) -> str:
+        """The backend in use: ``"auto"`` resolves to ``"lowrank"`` where it applies, else ``"dense"``."""
+        if self.backend != "auto":
+            return self.backend
+        return "lowrank" if self.supports_lowrank else "dense"
+
+    @property
+    def trace_taus(self) -> Tensor:
+        """``(tau_pre, tau_post)`` ``[2]``."""
+        return self.trace_log_tau.exp()
+
+    def decays(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(lambda_mem, lambda_pre, lambda_post)``: per-step decays ``exp(-dt / tau)`` (differentiable)."""
+        traces = decay_from_tau(self.trace_taus, self.dt)
+        return decay_from_tau(self.tau_mem, self.dt), traces[0], traces[1]
+
+    def initial_state(
+        self, batch_size: int, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> PlasticSpikingState:
+        """Zero membrane, spikes, spike traces and plastic traces for ``batch_size`` episodes."""
+        plastic = self.synapses.initial_state(batch_size, device=device, dtype=dtype)
+        zeros_post = plastic.trace.new_zeros(batch_size, self._post_size)
+        return PlasticSpikingState(zeros_post, zeros_post.clone(), plastic.trace.new_zeros(batch_size, self._pre_size),
+                                   zeros_post.clone(), plastic)
+
+    # -- dynamics --------------------------------------------------------------------------------------
+    _pre_is_own_spikes = False
+
+    def _recurrent_current(self, spikes: Tensor) -> Tensor | None:
+        """The fixed part of the current carried by the layer's own previous spikes (recurrent layers)."""
+        return None
+
+    def _pre_input(self, x_t: Tensor, state: PlasticSpikingState) -> Tensor:
+        """The pre-synaptic spike vector that crosses the plastic synapses at this step."""
+        raise NotImplementedError
+
+    def _step(self, drive_t: Tensor, x_t: Tensor, modulator_t: Tensor | None, state: PlasticSpikingState,
+              decays: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, PlasticSpikingState]:
+        """One time step from the precomputed fixed drive ``[B, O]`` and the raw input ``[B, I_in]``."""
+        mem_decay, pre_decay, post_decay = decays
+        synapses = self.synapses
+        pre = self._pre_input(x_t, state)
+        current = drive_t + synapses.plastic_input(pre, state.plastic)
+        recurrent = self._recurrent_current(state.spikes)
+        if recurrent is not None:
+            current = current + recurrent
+        spikes, membrane = lif_step(state.membrane, current, mem_decay, self.threshold, reset=self.reset,
+                                    rectifier=self.rectifier, detach_reset=self.detach_reset,
+                                    surrogate=self.surrogate)
+        pre_trace = trace_step(state.pre_trace, pre, pre_decay)
+        post_trace = trace_step(state.post_trace, spikes, post_decay)
+        if synapses.modulator is not None and modulator_t is None:
+            modulator_t = post_trace
+        plastic = synapses.update(state.plastic, pre_trace, post_trace, modulator_source=modulator_t)
+        return spikes, PlasticSpikingState(membrane, spikes, pre_trace, post_trace, plastic)
+
+    def _scan(self, drives: Tensor, inputs: Tensor, modulator_inputs: Tensor | None, state: PlasticSpikingState,
+              *params: Tensor) -> tuple[Tensor, PlasticSpikingState]:
+        """Steps over a chunk ``drives [B, t, O]``; ``params`` are only there so that checkpointing sees them."""
+        decays = self.decays()
+        outputs = []
+        # unbind once: indexing [:, t] in the loop would cost a full-size gradient buffer per step
+        drive_steps, input_steps = drives.unbind(1), inputs.unbind(1)
+        modulator_steps = None if modulator_inputs is None else modulator_inputs.unbind(1)
+        for t in range(drives.shape[1]):
+            mod_t = None if modulator_steps is None else modulator_steps[t]
+            spikes, state = self._step(drive_steps[t], input_steps[t], mod_t, state, decays)
+            outputs.append(spikes)
+        return torch.stack(outputs, dim=1), state
+
+    def _drive(self, inputs: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _check_inputs(self, inputs: Tensor, state: PlasticSpikingState | None,
+                      modulator_inputs: Tensor | None) -> None:
+        size = self.input_size
+        check_tensor("inputs", inputs, ("B", "T", size))
+        if state is not None:
+            if not isinstance(state, PlasticSpikingState):
+                raise TypeError(f"state must be a PlasticSpikingState or None, got {type(state).__name__}")
+            if state.membrane.shape[0] != inputs.shape[0]:
+                raise ValueError(
+                    f"state is for batch size {state.membrane.shape[0]} but inputs have batch size "
+                    f"{inputs.shape[0]} (inputs must be batch-first [B, T, {size}])"
+                )
+        if modulator_inputs is not None:
+            if self.modulator_input_size is None:
+                raise ValueError("modulator_inputs given, but the layer's modulator reads its own post-synaptic "
+                                 "trace (set modulator_input_size to read an external signal)")
+            check_tensor("modulator_inputs", modulator_inputs,
+                         (inputs.shape[0], inputs.shape[1], self.modulator_input_size))
+        elif self.modulator_input_size is not None:
+            raise ValueError(f"modulator_inputs [B, T, {self.modulator_input_size}] is required: the layer was "
+                             f"built with modulator_input_size={self.modulator_input_size}")
+
+    def forward(
+        self, inputs: Tensor, state: PlasticSpikingState | None = None, modulator_inputs: Tensor | None = None
+    ) -> tuple[Tensor, PlasticSpikingState]:
+        """``inputs [B, T, I]`` -> ``(spikes [B, T, O], final state)``; a missing state starts from zeros.
+
+        ``modulator_inputs [B, T, S]``: what the modulator reads, when the layer was built with
+        ``modulator_input_size=S``; otherwise it reads the layer's post-synaptic trace.
+        """
+        self._check_inputs(inputs, state, modulator_inputs)
+        fresh = state is None
+        if state is None:
+            state = self.initial_state(inputs.shape[0], device=inputs.device, dtype=inputs.dtype)
+        drives = self._drive(inputs)
+        steps = drives.shape[1]
+        if self.resolved_backend == "lowrank":
+            return self._scan_lowrank(drives, inputs, modulator_inputs, state, fresh)
+        needs_grad = torch.is_grad_enabled() and (
+            inputs.requires_grad or any(p.requires_grad for p in self.parameters()))
+        if self.backprop == "autograd" or not needs_grad or steps <= 1:
+            return self._scan(drives, inputs, modulator_inputs, state)
+        chunk = self.chunk_size or max(1, round(math.sqrt(steps)))
+        params = [p for p in self.parameters() if p.requires_grad]
+        outputs = []
+        for start in range(0, steps, chunk):
+            stop = start + chunk
+            mod = None if modulator_inputs is None else modulator_inputs[:, start:stop]
+            out, state = checkpoint(self._scan, drives[:, start:stop], inputs[:, start:stop], mod, state, *params,
+                                    use_reentrant=False)
+            outputs.append(out)
+        return torch.cat(outputs, dim=1), state
+
+    def _scan_lowrank(self, drives: Tensor, inputs: Tensor, modulator_inputs: Tensor | None,
+                      state: PlasticSpikingState, fresh: bool) -> tuple[Tensor, PlasticSpikingState]:
+        """The whole sequence with the trace held as a sum of outer products (see the module docstring).
+
+        ``fresh``: the state is the zero initial state, so the initial trace contributes nothing.
+        """
+        synapses, rule = self.synapses, self.synapses.rule
+        mem_decay, pre_decay, post_decay = self.decays()
+        batch, steps, n_post = drives.shape
+        own = self._pre_is_own_spikes
+        hebb0, threshold = state.plastic.trace, state.plastic.threshold
+        if not own:  # the pre-synaptic side is known in advance: its traces and their overlaps in one go
+            pre_traces = spike_trace(inputs, pre_decay, state.pre_trace)  # x_s [B, T, I]
+            # [t, s] = s_t . x_s; unbound once (indexing [:, t] in the loop costs a full gradient buffer per step)
+            overlaps = torch.bmm(inputs, pre_traces.transpose(1, 2)).unbind(1)
+            initial_input = None if fresh else torch.bmm(inputs, hebb0).unbind(1)  # s_t @ Hebb_0
+        else:
+            pre_list: list[Tensor] = []
+            pre_trace = state.pre_trace
+        factors = drives.new_zeros(batch, 0, n_post)  # D_{t-1} [B, t, O]
+        keep_product: Tensor | None = None  # Pi_{t-1} [B or 1, O]; None: all ones
+        membrane, spikes, post_trace = state.membrane, state.spikes, state.post_trace
+        drive_steps = drives.unbind(1)
+        modulator_steps = None if modulator_inputs is None else modulator_inputs.unbind(1)
+        outputs = []
+        for t in range(steps):
+            if own:
+                pre = spikes
+                if t:
+                    history = torch.stack(pre_list, dim=1)  # x_s, s < t
+                    overlap = torch.bmm(history, pre.unsqueeze(2)).squeeze(2)  # [B, t]
+                pre_trace = trace_step(pre_trace, pre, pre_decay)
+                pre_list.append(pre_trace)
+                initial = None if fresh else torch.bmm(pre.unsqueeze(1), hebb0).squeeze(1)
+            else:
+                overlap = overlaps[t][:, :t]
+                initial = None if fresh else initial_input[t]
+            plastic = torch.bmm(overlap.unsqueeze(1), factors).squeeze(1) if t else None
+            if initial is not None:
+                initial = initial if keep_product is None else initial * keep_product
+                plastic = initial if plastic is None else plastic + initial
+            current = drive_steps[t]
+            if plastic is not None:
+                current = current + synapses.alpha * plastic
+            recurrent = self._recurrent_current(spikes)
+            if recurrent is not None:
+                current = current + recurrent
+            spikes, membrane = lif_step(membrane, current, mem_decay, self.threshold, reset=self.reset,
+                                        rectifier=self.rectifier, detach_reset=self.detach_reset,
+                                        surrogate=self.surrogate)
+            outputs.append(spikes)
+            post_trace = trace_step(post_trace, spikes, post_decay)
+            if synapses.modulator is None:
+                rate = synapses.eta
+            else:
+                rate = synapses.modulator(post_trace if modulator_steps is None else modulator_steps[t])
+            keep, delta, threshold = rule.linear_factors(post_trace, rate, threshold)
+            if keep is not None:
+                if not isinstance(keep, Tensor):
+                    keep = post_trace.new_full((1, n_post), float(keep))
+                keep = keep.expand(1, n_post) if keep.dim() < 2 else keep
+                factors = factors * keep.unsqueeze(1)
+                if not fresh:  # Pi_t only weighs the initial trace
+                    keep_product = keep if keep_product is None else keep_product * keep
+            factors = torch.cat([factors, delta.unsqueeze(1)], dim=1)
+        if own:
+            pre_traces = torch.stack(pre_list, dim=1)
+            pre_trace = pre_list[-1]
+        else:
+            pre_trace = pre_traces[:, -1]
+        hebb = torch.bmm(pre_traces.transpose(1, 2), factors)  # sum_s x_s ⊗ D_T[s]
+        if not fresh:
+            hebb = hebb + (hebb0 if keep_product is None else hebb0 * keep_product.unsqueeze(1))
+        plastic_state = PlasticState(hebb, state.plastic.eligibility, threshold)
+        final = PlasticSpikingState(membrane, spikes, pre_trace, post_trace, plastic_state)
+        return torch.stack(outputs, dim=1), final
+
+    def _base_repr(self) -> str:
+        taus = self.trace_taus.detach()
+        return (f"rule={type(self.synapses.rule).__name__}, modulation={self.modulation!r}, "
+                f"alpha={self.synapses.alpha_granularity!r}, reset={self.reset!r}, threshold={self.threshold}, "
+                f"tau_pre={float(taus[0]):.3g}, tau_post={float(taus[1]):.3g}, backend={self.resolved_backend!r}, "
+                f"backprop={self.backprop!r}")
+
+
+_COMMON_DOC = """
+    Args (shared by both plastic spiking layers):
+        rule: ``"hebbian"`` (decaying), ``"oja"``, ``"bcm"``, ``"clip"``, ``"soft_bound"``, or a
+            :class:`~neuroplastic.plasticity.rules.PlasticityRule`; default ``"clip"`` under simple
+            modulation, else ``"hebbian"`` (see :class:`~neuroplastic.plasticity.synapses.PlasticSynapses`).
+        alpha: plasticity coefficient per ``"connection"``, per receiving ``"neuron"`` or one ``"scalar"``.
+        eta: learned rate per ``"scalar"`` or ``"neuron"`` (without modulation).
+        modulation: ``"none"``, ``"simple"``, ``"retroactive"`` or a :class:`Modulator`.
+        modulator_input_size: if given, the modulator reads ``modulator_inputs [B, T, S]`` passed to
+            ``forward`` instead of the layer's post-synaptic trace.
+        modulator_channels, fanout, clip, alpha_init, eta_init, eligibility_rate: see ``PlasticSynapses``.
+        tau_mem: membrane time constant (number or per-neuron tensor), in units of ``dt``.
+        learn_tau_mem: learn ``tau_mem`` (per neuron if given per neuron).
+        threshold, reset, detach_reset, rectifier, surrogate: the LIF neuron
+            (:func:`neuroplastic.neurons.lif.lif_step`).
+        tau_pre, tau_post: time constants of the pre- and post-synaptic spike traces.
+        learn_trace_tau: learn ``tau_pre`` and ``tau_post`` (through their logarithms).
+        dt: the time step.
+        backprop: ``"autograd"`` or ``"checkpoint"`` for the dense backend (see the module docstring);
+            ``chunk_size`` for the latter (default ``round(sqrt(T))``).
+        backend: ``"auto"``, ``"dense"`` or ``"lowrank"`` (see the module docstring).
+"""
+
+
+class PlasticLIF(_PlasticSpikingLayer):
+    """A layer of LIF neurons whose input synapses are plastic, driven by spike traces.
+
+    Schmidgall et al. 2021, SpikePropamine.
+    ``current_t = s_t @ (W + alpha * Hebb_{t-1}) + b [+ z_{t-1} @ W_rec]``;
+    ``z_t, v_t = lif_step(v_{t-1}, current_t)``;
+    ``x_t = lambda_pre x_{t-1} + s_t``; ``y_t = lambda_post y_{t-1} + z_t``;
+    ``Hebb_t = rule(Hebb_{t-1}, x_t, y_t, eta or M(y_t))``.
+    With ``recurrent=True`` the layer also has fixed (learned, not plastic) recurrent weights ``W_rec [O, O]``.
+    Shapes: ``s [B, T, I]`` -> spikes ``z [B, T, O]``; ``W``, ``alpha`` ``[I, O]``; ``Hebb`` ``[B, I, O]``.
+    """ + _COMMON_DOC
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = True,
+        recurrent: bool = False,
+        rule: str | PlasticityRule | None = None,
+        alpha: str = "connection",
+        eta: str = "scalar",
+        modulation: str | Modulator | None = "none",
+        modulator_input_size: int | None = None,
+        modulator_channels: int = 1,
+        fanout: bool = True,
+        clip: float = 2.0,
+        alpha_init: float = 0.01,
+        eta_init: float = 0.01,
+        eligibility_rate: float = 0.1,
+        tau_mem: float | Tensor = 10.0,
+        learn_tau_mem: bool = False,
+        threshold: float = 1.0,
+        reset: str = "soft",
+        detach_reset: bool = False,
+        rectifier: bool = False,
+        surrogate: str | Surrogate = "fast_sigmoid",
+        tau_pre: float = 5.0,
+        tau_post: float = 5.0,
+        learn_trace_tau: bool = True,
+        dt: float = 1.0,
+        backprop: str = "autograd",
+        chunk_size: int | None = None,
+        backend: str = "auto",
+    ) -> None:
+        _check_size("in_features", in_features)
+        _check_size("out_features", out_features)
+        super().__init__(
+            in_features, out_features, rule=rule, alpha=alpha, eta=eta, modulation=modulation,
+            modulator_input_size=modulator_input_size, modulator_channels=modulator_channels, fanout=fanout,
+            clip=clip, alpha_init=alpha_init, eta_init=eta_init, eligibility_rate=eligibility_rate, tau_mem=tau_mem,
+            learn_tau_mem=learn_tau_mem, threshold=threshold, reset=reset, detach_reset=detach_reset,
+            rectifier=rectifier, surrogate=surrogate, tau_pre=tau_pre, tau_post=tau_post,
+            learn_trace_tau=learn_trace_tau, dt=dt, backprop=backprop, chunk_size=chunk_size, backend=backend,
+        )
+        self.in_features = in_features
+        self.out_features = out_features
+        bound = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        if recurrent:
+            rec_bound = 1 / math.sqrt(out_features)
+            self.recurrent_weight = nn.Parameter(
+                torch.empty(out_features, out_features).uniform_(-rec_bound, rec_bound))
+        else:
+            self.register_parameter("recurrent_weight", None)
+
+    @property
+    def input_size(self) -> int:
+        return self.in_features
+
+    def _recurrent_current(self, spikes: Tensor) -> Tensor | None:
+        return None if self.recurrent_weight is None else spikes @ self.recurrent_weight
+
+    def _drive(self, inputs: Tensor) -> Tensor:
+        drive = inputs @ self.weight
+        return drive if self.bias is None else drive + self.bias
+
+    def _pre_input(self, x_t: Tensor, state: PlasticSpikingState) -> Tensor:
+        return x_t
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"recurrent={self.recurrent_weight is not None}, " + self._base_repr())
+
+
+class PlasticRecurrentLIF(_PlasticSpikingLayer):
+    """A recurrent layer of LIF neurons with fixed input weights and plastic recurrent synapses.
+
+    Schmidgall et al. 2021, SpikePropamine (the plastic recurrent spiking network).
+    ``current_t = u_t @ W_in + b + z_{t-1} @ (W + alpha * Hebb_{t-1})``; ``z_t, v_t = lif_step(v_{t-1},
+    current_t)``; ``x_t = lambda_pre x_{t-1} + z_{t-1}`` (the spikes arriving at the synapses);
+    ``y_t = lambda_post y_{t-1} + z_t``; ``Hebb_t = rule(Hebb_{t-1}, x_t, y_t, eta or M(y_t))``.
+    Shapes: ``u [B, T, I]`` -> ``z [B, T, N]``; ``W_in [I, N]``; ``W``, ``alpha`` ``[N, N]``; ``Hebb [B, N, N]``.
+    """ + _COMMON_DOC
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        bias: bool = True,
+        rule: str | PlasticityRule | None = None,
+        alpha: str = "connection",
+        eta: str = "scalar",
+        modulation: str | Modulator | None = "none",
+        modulator_input_size: int | None = None,
+        modulator_channels: int = 1,
+        fanout: bool = True,
+        clip: float = 2.0,
+        alpha_init: float = 0.01,
+        eta_init: float = 0.01,
+        eligibility_rate: float = 0.1,
+        tau_mem: float | Tensor = 10.0,
+        learn_tau_mem: bool = False,
+        threshold: float = 1.0,
+        reset: str = "soft",
+        detach_reset: bool = False,
+        rectifier: bool = False,
+        surrogate: str | Surrogate = "fast_sigmoid",
+        tau_pre: float = 5.0,
+        tau_post: float = 5.0,
+        learn_trace_tau: bool = True,
+        dt: float = 1.0,
+        backprop: str = "autograd",
+        chunk_size: int | None = None,
+        backend: str = "auto",
+    ) -> None:
+        _check_size("input_size", input_size)
+        _check_size("hidden_size", hidden_size)
+        super().__init__(
+            hidden_size, hidden_size, rule=rule, alpha=alpha, eta=eta, modulation=modulation,
+            modulator_input_size=modulator_input_size, modulator_channels=modulator_channels, fanout=fanout,
+            clip=clip, alpha_init=alpha_init, eta_init=eta_init, eligibility_rate=eligibility_rate, tau_mem=tau_mem,
+            learn_tau_mem=learn_tau_mem, threshold=threshold, reset=reset, detach_reset=detach_reset,
+            rectifier=rectifier, surrogate=surrogate, tau_pre=tau_pre, tau_post=tau_post,
+            learn_trace_tau=learn_trace_tau, dt=dt, backprop=backprop, chunk_size=chunk_size, backend=backend,
+        )
+        self._input_size = input_size
+        self.hidden_size = hidden_size
+        bound_in, bound = 1 / math.sqrt(input_size), 1 / math.sqrt(hidden_size)
+        self.input_weight = nn.Parameter(torch.empty(input_size, hidden_size).uniform_(-bound_in, bound_in))
+        self.bias = nn.Parameter(torch.zeros(hidden_size)) if bias else None
+        self.weight = nn.Parameter(torch.empty(hidden_size, hidden_size).uniform_(-bound, bound))
+
+    @property
+    def input_size(self) -> int:
+        return self._input_size
+
+    def _drive(self, inputs: Tensor) -> Tensor:
+        drive = inputs @ self.input_weight
+        return drive if self.bias is None else drive + self.bias
+
+    _pre_is_own_spikes = True
+
+    def _pre_input(self, x_t: Tensor, state: PlasticSpikingState) -> Tensor:
+        return state.spikes
+
+    def _recurrent_current(self, spikes: Tensor) -> Tensor:
+        return spikes @ self.weight
+
+    def extra_repr(self) -> str:
+        return f"input_size={self.input_size}, hidden_size={self.hidden_size}, " + self._base_repr()

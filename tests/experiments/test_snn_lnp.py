@@ -1,0 +1,121 @@
+"""The snn-lnp experiment: a tiny run end to end, exact resume, the network, its simulation and readout."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from neuroplastic.experiments.snn_lnp import (
+    EXPERIMENT,
+    Config,
+    fit_readout,
+    make_hrsnn,
+    noise_currents,
+    observe,
+    predict,
+    simulate,
+    subnetwork,
+)
+from neuroplastic.neurons import lif_step
+from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.tasks.lorenz import lorenz_prediction_data
+
+TINY = {
+    "neurons": 24, "train_steps": 160, "test_steps": 80, "test_series": 2, "washout": 20, "noise_steps": 120,
+    "lyapunov_warmup": 20, "spectrum_steps": 60, "spectrum_k": 3, "sweep_fractions": (0.5,),
+    "centrality_rounds": 2, "ridges": (1e-4, 1e-2),
+}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted tiny run (seed 1), shared by the tests below (figures are slow to write)."""
+    out = tmp_path_factory.mktemp("reference")
+    return out, run_experiment(EXPERIMENT, out=out, seed=1, progress=False, overrides=TINY)
+
+
+def test_tiny_run_writes_files_metrics_and_claims(reference):
+    out, summary = reference
+    run_dir = out / "snn-lnp"
+    for name in ("config.json", "summary.json", "metrics.csv", "predictions.png", "error_vs_synapses.png",
+                 "lyapunov_spectra.png", "timescales.png", "checkpoint.pt"):
+        assert (run_dir / name).is_file(), name
+    m = summary["metrics"]
+    assert m["dense_neurons"] == 24 and m["dense_synapses"] == 24 * 23
+    assert m["lnp_neurons"] == 18  # round(0.75 * 24)
+    for variant in ("activity", "random", "activity_matched", "random_matched", "lnp_unstabilized"):
+        assert m[f"{variant}_neurons"] == m["lnp_neurons"]
+        assert m[f"{variant}_synapses"] == m["lnp_synapses"], variant
+    assert m["lnp_synapses"] < m["dense_synapses"]
+    assert m["lnp_lyapunov_after_lnp"] <= min(m["lnp_lyapunov_dense_lnp"], 0.0)
+    assert len(m["dense_lyapunov_spectrum"]) == 3
+    assert all(m[f"{v}_nrmse"] > 0 for v in ("dense", "lnp", "activity", "random"))
+    assert set(m["sweep"]) == {"dense", "lnp@0.2", "activity@0.2", "random@0.2", "lnp@0.5", "activity@0.5",
+                               "random@0.5", "lnp_unstabilized@0.2", "dense_matched@0.2", "activity_matched@0.2",
+                               "random_matched@0.2"}
+    assert len(summary["claims"]) == 4
+    assert json.loads((run_dir / "summary.json").read_text())["metrics"]["lnp_nrmse"] == m["lnp_nrmse"]
+
+
+def test_interrupted_run_resumes_to_the_same_metrics(reference, tmp_path):
+    with pytest.raises(RunInterrupted):
+        run_experiment(EXPERIMENT, out=tmp_path / "b", seed=1, progress=False, overrides=TINY, stop_after_steps=4)
+    resumed = run_experiment(EXPERIMENT, out=tmp_path / "b", seed=1, progress=False, overrides=TINY, resume=True)
+    assert resumed["metrics"] == reference[1]["metrics"]
+
+
+def test_network_is_heterogeneous_fully_connected_and_seeded():
+    config = Config(neurons=50)
+    net = make_hrsnn(config, torch.Generator().manual_seed(0), inputs=1)
+    again = make_hrsnn(config, torch.Generator().manual_seed(0), inputs=1)
+    assert all(torch.equal(a, b) for a, b in zip(net, again, strict=True))
+    assert net.synapses == 50 * 49 and bool((torch.diagonal(net.weight) == 0).all())
+    assert float(net.tau.std()) > 1.0 and float(net.tau.min()) >= 1.0  # Erlang-distributed time constants
+    torch.testing.assert_close(net.decay, torch.exp(-1.0 / net.tau))
+    assert net.input_weight.shape == (50, 1)
+    mask = torch.zeros(50, dtype=torch.bool)
+    mask[[3, 7, 9]] = True
+    sub = subnetwork(net, mask, net.weight)
+    torch.testing.assert_close(sub.weight, net.weight[[3, 7, 9]][:, [3, 7, 9]])
+    torch.testing.assert_close(sub.tau, net.tau[[3, 7, 9]])
+
+
+def test_simulation_is_the_literal_lif_loop():
+    config = Config(neurons=10, readout_tau=4.0)
+    net = make_hrsnn(config, torch.Generator().manual_seed(1), inputs=1)
+    inputs = torch.randn(2, 30, 1, generator=torch.Generator().manual_seed(2))
+    traces, rates = simulate(net, inputs, config)
+    for b in range(2):
+        v, s, r, count = torch.zeros(10), torch.zeros(10), torch.zeros(10), torch.zeros(10)
+        for t in range(30):
+            x = net.input_weight @ inputs[b, t] + net.bias + net.weight @ s
+            s, v = lif_step(v, x, net.decay, 1.0, reset="soft")
+            r = math.exp(-1 / 4.0) * r + s
+            count += s
+            torch.testing.assert_close(traces[b, t], r)
+    assert rates.shape == (10,) and float(rates.max()) <= 1.0
+
+
+def test_readout_is_ridge_regression():
+    features = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
+    targets = features @ torch.tensor([[1.0], [-2.0], [0.5], [0.0]]) + 0.3
+    readout = fit_readout(features, targets, ridge=0.0)
+    torch.testing.assert_close(predict(features, readout), targets, atol=1e-4, rtol=0)
+    shrunk = fit_readout(features, targets, ridge=10.0)
+    assert float(shrunk[:4].norm()) < float(readout[:4].norm())
+
+
+def test_observed_components_and_noise_drive():
+    data = lorenz_prediction_data(50, 40, generator=torch.Generator().manual_seed(0), transient=100)
+    only_x = observe(data, (0,))
+    torch.testing.assert_close(only_x.train_inputs, data.train_inputs[:, :1])
+    torch.testing.assert_close(only_x.test_targets, data.test_targets[..., :1])
+    with pytest.raises(ValueError, match="observed"):
+        observe(data, (3,))
+    net = make_hrsnn(Config(neurons=8), torch.Generator().manual_seed(0), inputs=1)
+    drive = noise_currents(net, 500, torch.Generator().manual_seed(1))
+    assert drive.shape == (500, 8)
+    torch.testing.assert_close(drive.mean(0), net.bias, atol=0.15, rtol=0)
