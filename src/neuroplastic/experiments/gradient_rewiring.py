@@ -19,6 +19,7 @@ Outputs: test accuracy and connectivity per run, accuracy against connectivity (
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +31,10 @@ from neuroplastic.data import load_mnist_sample
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import metric_series
 from neuroplastic.runs.threads import torch_threads
-from neuroplastic.structure.rewiring import GradRewiring
+from neuroplastic.structure.rewiring import Connectivity, GradRewiring
 
-__all__ = ["Config", "make_mlp", "load_data", "run", "evaluate", "EXPERIMENT", "CLAIMS"]
+__all__ = ["Config", "make_mlp", "load_data", "run", "evaluate", "variants", "train_variant", "plot_training_curves",
+           "target_reached", "graceful", "sparse_close_to_dense", "EXPERIMENT", "CLAIMS"]
 
 PAPER = "Chen et al. 2021, Pruning of deep spiking neural networks through gradient rewiring (IJCAI)"
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the normalisation of the authors' MNIST script
@@ -93,9 +95,11 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor) -> float:
     return correct / len(y)
 
 
-def _variants(config: Config) -> list[tuple[str, float | None]]:
-    variants: list[tuple[str, float | None]] = [("dense", None)] if config.dense_baseline else []
-    return variants + [(f"gradr{k}", float(alpha)) for k, alpha in enumerate(config.alphas)]
+def variants(config: Any) -> list[tuple[str, float | None]]:
+    """The runs of a Grad R experiment: ``("dense", None)`` if ``config.dense_baseline``, then ``("gradr<k>", alpha)``
+    for each prior strength of ``config.alphas``."""
+    runs: list[tuple[str, float | None]] = [("dense", None)] if config.dense_baseline else []
+    return runs + [(f"gradr{k}", float(alpha)) for k, alpha in enumerate(config.alphas)]
 
 
 def _build(config: Config, seed: int, device: torch.device) -> nn.Sequential:
@@ -105,11 +109,19 @@ def _build(config: Config, seed: int, device: torch.device) -> nn.Sequential:
         return make_mlp(config.hidden).to(device)
 
 
-def _train(name: str, alpha: float | None, config: Config, run_dir: RunDirectory,
-           data: tuple[Tensor, Tensor, Tensor, Tensor]) -> dict[str, Any]:
-    """Train one variant for ``config.epochs`` epochs in its own phase; returns its final metrics."""
+def train_variant(name: str, alpha: float | None, config: Any, run_dir: RunDirectory,
+                  data: tuple[Tensor, Tensor, Tensor, Tensor], model: nn.Module,
+                  loss_fn: Callable[[Tensor, Tensor], Tensor], desc: str
+                  ) -> tuple[Connectivity | None, dict[str, Any]]:
+    """Train ``model`` (Grad R on its Linear weights with prior strength ``alpha``; dense if None) for
+    ``config.epochs`` epochs in its own phase ``name``; returns the final connectivity (None if dense) and the
+    final metrics.
+
+    ``config`` needs ``target_sparsity``, ``lr``, ``epochs`` and ``batch_size``; ``loss_fn(outputs, labels)``;
+    predictions are ``outputs.argmax(1)``. Adam (fused), the same data order for every variant of a run;
+    pruning and regrowth events are counted per epoch and in ``run_dir.state`` (kept across a resume).
+    """
     x_train, y_train, x_test, y_test = data
-    model = _build(config, run_dir.seed, run_dir.device)
     rewiring = None
     if alpha is not None:
         rewiring = GradRewiring(model, nn.Linear, alpha=alpha, target_sparsity=config.target_sparsity)
@@ -120,15 +132,14 @@ def _train(name: str, alpha: float | None, config: Config, run_dir: RunDirectory
     run_dir.track(model=model, optimizer=optimizer, generator=generator)
     thetas = list(rewiring.thetas().values()) if rewiring is not None else []
     n = len(y_train)
-    for epoch in run_dir.steps(config.epochs, phase=name, checkpoint_every=max(1, config.epochs // 4),
-                               desc=f"gradient-rewiring {name}"):
+    for epoch in run_dir.steps(config.epochs, phase=name, checkpoint_every=max(1, config.epochs // 4), desc=desc):
         order = torch.randperm(n, generator=generator).to(run_dir.device)
         loss_sum, correct, pruned, regrown = 0.0, 0, 0, 0
         for start in range(0, n, config.batch_size):
             index = order[start:start + config.batch_size]
             before = [theta.detach() > 0 for theta in thetas]
-            logits = model(x_train[index])
-            loss = F.cross_entropy(logits, y_train[index])
+            outputs = model(x_train[index])
+            loss = loss_fn(outputs, y_train[index])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -139,7 +150,7 @@ def _train(name: str, alpha: float | None, config: Config, run_dir: RunDirectory
                     pruned += int((was & ~now).sum())
                     regrown += int((~was & now).sum())
             loss_sum += float(loss.detach()) * len(index)
-            correct += int((logits.detach().argmax(dim=1) == y_train[index]).sum())
+            correct += int((outputs.detach().argmax(dim=1) == y_train[index]).sum())
         # Read run_dir.state afresh: resuming replaces it with the checkpoint's.
         counts = run_dir.state.setdefault(name, {"pruned_events": 0, "regrown_events": 0})
         counts["pruned_events"] += pruned
@@ -153,7 +164,7 @@ def _train(name: str, alpha: float | None, config: Config, run_dir: RunDirectory
                                f"{name}_train_accuracy": evaluate(model, x_train, y_train)}
     if rewiring is None:
         metrics[f"{name}_connectivity"] = 1.0
-        return metrics
+        return None, metrics
     conn = rewiring.connectivity()
     counts = run_dir.state.get(name, {"pruned_events": 0, "regrown_events": 0})
     metrics.update({
@@ -163,10 +174,20 @@ def _train(name: str, alpha: float | None, config: Config, run_dir: RunDirectory
         f"{name}_connections": conn.connected,
         f"{name}_pruned_events": counts["pruned_events"],
         f"{name}_regrown_events": counts["regrown_events"],
+        "weights_total": conn.total,
     })
-    for layer, fraction in conn.per_parameter.items():
-        metrics[f"{name}_connectivity_layer{layer.split('.')[0]}"] = fraction
-    metrics["weights_total"] = conn.total
+    return conn, metrics
+
+
+def _train(name: str, alpha: float | None, config: Config, run_dir: RunDirectory,
+           data: tuple[Tensor, Tensor, Tensor, Tensor]) -> dict[str, Any]:
+    """Train one variant of the MLP; returns its final metrics (with the connectivity of each layer)."""
+    model = _build(config, run_dir.seed, run_dir.device)
+    conn, metrics = train_variant(name, alpha, config, run_dir, data, model, F.cross_entropy,
+                                  f"gradient-rewiring {name}")
+    if conn is not None:
+        for layer, fraction in conn.per_parameter.items():
+            metrics[f"{name}_connectivity_layer{layer.split('.')[0]}"] = fraction
     return metrics
 
 
@@ -184,10 +205,10 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
         data = load_data(config, run_dir.device)
         metrics: dict[str, Any] = {"target_connectivity": 1 - config.target_sparsity,
                                    "grad_r_runs": len(config.alphas), "test_size": len(data[3])}
-        for name, alpha in _variants(config):
+        for name, alpha in variants(config):
             metrics.update(_train(name, alpha, config, run_dir, data))
     _plot_tradeoff(run_dir, config, metrics)
-    _plot_curves(run_dir, config)
+    plot_training_curves(run_dir, config)
     return metrics
 
 
@@ -219,14 +240,16 @@ def _plot_tradeoff(run_dir: RunDirectory, config: Config, m: dict[str, Any]) -> 
     run_dir.save_figure(fig, "accuracy_vs_connectivity")
 
 
-def _plot_curves(run_dir: RunDirectory, config: Config) -> None:
+def plot_training_curves(run_dir: RunDirectory, config: Any, connectivity_label: str = "% of weights nonzero",
+                         layout: str | None = None) -> None:
+    """Connectivity and test accuracy per epoch of every variant (figure ``training_curves``)."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 3.8))
+    fig = Figure(figsize=(11, 3.8), layout=layout)
     left, right = fig.subplots(1, 2)
     cmap = colormaps["viridis"]
-    for name, alpha in _variants(config):
+    for name, alpha in variants(config):
         color = "k" if alpha is None else cmap(int(name[5:]) / max(1, len(config.alphas) - 1))
         label = "dense" if alpha is None else f"α={alpha:g}"
         rows = [row for row in run_dir.metrics if row["phase"] == name]
@@ -238,7 +261,7 @@ def _plot_curves(run_dir: RunDirectory, config: Config) -> None:
     left.axhline(100 * (1 - config.target_sparsity), color="tab:green", ls="--", lw=1, label="1 - s")
     left.set_yscale("log")
     left.set_title("connectivity during training (pruning and regrowth)")
-    left.set_ylabel("% of weights nonzero")
+    left.set_ylabel(connectivity_label)
     right.set_title("test accuracy during training")
     right.set_ylabel("%")
     for ax in (left, right):
@@ -264,7 +287,7 @@ def _runs(m: dict[str, Any]) -> list[tuple[float, float, float]]:
             for k in range(m["grad_r_runs"])]
 
 
-def _target_reached(m: dict[str, Any]) -> tuple[bool, Any]:
+def target_reached(m: dict[str, Any]) -> tuple[bool, Any]:
     strongest = sorted(_runs(m), key=lambda r: r[0])[-STRONGEST_CHECKED:]
     target = m["target_connectivity"]
     passed = all(conn <= target for _, conn, _ in strongest)
@@ -272,7 +295,7 @@ def _target_reached(m: dict[str, Any]) -> tuple[bool, Any]:
                     **{f"alpha={a:g}": round(conn, 5) for a, conn, _ in strongest}}
 
 
-def _graceful(m: dict[str, Any]) -> tuple[bool, Any]:
+def graceful(m: dict[str, Any]) -> tuple[bool, Any]:
     points = [(1.0, m["dense_accuracy"])] + [(conn, acc) for _, conn, acc in _runs(m)]
     points.sort(key=lambda p: -p[0])  # densest first
     worst_rise = max((100 * (points[j][1] - points[i][1]) for i in range(len(points))
@@ -282,7 +305,7 @@ def _graceful(m: dict[str, Any]) -> tuple[bool, Any]:
         "connectivity_accuracy": [[round(c, 5), round(a, 4)] for c, a in points]}
 
 
-def _sparse_close_to_dense(m: dict[str, Any]) -> tuple[bool, Any]:
+def sparse_close_to_dense(m: dict[str, Any]) -> tuple[bool, Any]:
     _, conn, acc = min(_runs(m), key=lambda r: r[1])
     loss = 100 * (m["dense_accuracy"] - acc)
     passed = conn <= SPARSE_CONNECTIVITY and loss <= SPARSE_MARGIN_POINTS
@@ -295,17 +318,17 @@ CLAIMS = [
           "The prior sets the sparsity: with target sparsity s = 0.95 the Laplace prior puts 95% of its mass "
           "below theta = 0 (mu = ln(2(1 - s))/alpha), so for the two strongest priors the final connectivity "
           "is at or below 1 - s = 5% of the weights.",
-          _target_reached),
+          target_reached),
     Claim(PAPER,
           "Accuracy degrades gracefully as connectivity falls: ordering the dense MLP and the Grad R runs by "
           f"connectivity, no sparser network is more than {MONOTONE_TOLERANCE_POINTS:g} points more accurate "
           "than a denser one (2 standard errors of a difference on 1,000 test digits).",
-          _graceful),
+          graceful),
     Claim(PAPER,
           f"The sparsest Grad R network keeps at most {100 * SPARSE_CONNECTIVITY:g}% of the weights and is within "
           f"{SPARSE_MARGIN_POINTS:g} points of the dense MLP's test accuracy (the paper: ~3.5 points lost at "
           "0.73% connectivity).",
-          _sparse_close_to_dense),
+          sparse_close_to_dense),
 ]
 
 EXPERIMENT = Experiment(

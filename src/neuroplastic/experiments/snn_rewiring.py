@@ -43,17 +43,17 @@ from neuroplastic.experiments.gradient_rewiring import (
     SPARSE_CONNECTIVITY,
     SPARSE_MARGIN_POINTS,
     STRONGEST_CHECKED,
-    _graceful,
-    _sparse_close_to_dense,
-    _target_reached,
-    evaluate,
+    graceful,
     load_data,
+    plot_training_curves,
+    sparse_close_to_dense,
+    target_reached,
+    train_variant,
+    variants,
 )
 from neuroplastic.neurons import LIF
 from neuroplastic.runs import Claim, Experiment, RunDirectory
-from neuroplastic.runs.plots import metric_series
 from neuroplastic.runs.threads import torch_threads
-from neuroplastic.structure.rewiring import GradRewiring
 
 __all__ = ["Config", "SpikingClassifier", "run", "spiking_activity", "EXPERIMENT", "CLAIMS"]
 
@@ -150,11 +150,6 @@ def spiking_activity(model: SpikingClassifier, x: Tensor) -> dict[str, float]:
             "synops": synops / n, "macs": float((model.fc1.weight != 0).sum())}
 
 
-def _variants(config: Config) -> list[tuple[str, float | None]]:
-    variants: list[tuple[str, float | None]] = [("dense", None)] if config.dense_baseline else []
-    return variants + [(f"gradr{k}", float(alpha)) for k, alpha in enumerate(config.alphas)]
-
-
 def _build(config: Config, seed: int, device: torch.device) -> SpikingClassifier:
     """The SNN with the same initial weights for every variant of a run (its own seed, global RNG untouched)."""
     with torch.random.fork_rng(devices=[]):
@@ -163,69 +158,22 @@ def _build(config: Config, seed: int, device: torch.device) -> SpikingClassifier
                                  surrogate=config.surrogate).to(device)
 
 
+def _rate_loss(rates: Tensor, labels: Tensor) -> Tensor:
+    """The authors' loss: mean squared error between output firing rates and one-hot labels."""
+    return F.mse_loss(rates, F.one_hot(labels, rates.shape[1]).to(rates.dtype))
+
+
 def _train(name: str, alpha: float | None, config: Config, run_dir: RunDirectory,
            data: tuple[Tensor, Tensor, Tensor, Tensor]) -> dict[str, Any]:
-    """Train one variant for ``config.epochs`` epochs in its own phase; returns its final metrics."""
-    x_train, y_train, x_test, y_test = data
+    """Train one variant of the SNN; returns its final metrics (with its spiking activity on the test set)."""
     model = _build(config, run_dir.seed, run_dir.device)
-    rewiring = None
-    if alpha is not None:
-        rewiring = GradRewiring(model, nn.Linear, alpha=alpha, target_sparsity=config.target_sparsity)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
-    generator = torch.Generator().manual_seed(1000 * run_dir.seed + 5)  # the same data order for every variant
-    run_dir.track(model=model, optimizer=optimizer, generator=generator)
-    thetas = list(rewiring.thetas().values()) if rewiring is not None else []
-    n = len(y_train)
-    for epoch in run_dir.steps(config.epochs, phase=name, checkpoint_every=max(1, config.epochs // 4),
-                               desc=f"snn-rewiring {name}"):
-        order = torch.randperm(n, generator=generator).to(run_dir.device)
-        loss_sum, correct, pruned, regrown = 0.0, 0, 0, 0
-        for start in range(0, n, config.batch_size):
-            index = order[start:start + config.batch_size]
-            before = [theta.detach() > 0 for theta in thetas]
-            rates = model(x_train[index])
-            loss = F.mse_loss(rates, F.one_hot(y_train[index], rates.shape[1]).to(rates.dtype))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if rewiring is not None:
-                rewiring.prior_step(optimizer)
-                for was, theta in zip(before, thetas, strict=True):
-                    now = theta.detach() > 0
-                    pruned += int((was & ~now).sum())
-                    regrown += int((~was & now).sum())
-            loss_sum += float(loss.detach()) * len(index)
-            correct += int((rates.detach().argmax(dim=1) == y_train[index]).sum())
-        counts = run_dir.state.setdefault(name, {"pruned_events": 0, "regrown_events": 0})
-        counts["pruned_events"] += pruned
-        counts["regrown_events"] += regrown
-        row = {"loss": loss_sum / n, "train_accuracy": correct / n, "test_accuracy": evaluate(model, x_test, y_test)}
-        if rewiring is not None:
-            row.update(connectivity=rewiring.connectivity().overall, pruned=pruned, regrown=regrown)
-        run_dir.log(epoch, **row)
-
-    activity = spiking_activity(model, x_test)
-    metrics: dict[str, Any] = {f"{name}_accuracy": evaluate(model, x_test, y_test),
-                               f"{name}_train_accuracy": evaluate(model, x_train, y_train),
-                               f"{name}_hidden_rate": activity["hidden_rate"],
-                               f"{name}_synops": activity["synops"],
-                               f"{name}_macs": activity["macs"]}
-    if rewiring is None:
-        metrics[f"{name}_connectivity"] = 1.0
-        return metrics
-    conn = rewiring.connectivity()
-    counts = run_dir.state.get(name, {"pruned_events": 0, "regrown_events": 0})
-    metrics.update({
-        f"{name}_alpha": alpha,
-        f"{name}_location": rewiring.location,
-        f"{name}_connectivity": conn.overall,
-        f"{name}_connections": conn.connected,
-        f"{name}_connectivity_fc1": conn.per_parameter["fc1.weight"],
-        f"{name}_connectivity_fc2": conn.per_parameter["fc2.weight"],
-        f"{name}_pruned_events": counts["pruned_events"],
-        f"{name}_regrown_events": counts["regrown_events"],
-    })
-    metrics["weights_total"] = conn.total
+    conn, metrics = train_variant(name, alpha, config, run_dir, data, model, _rate_loss, f"snn-rewiring {name}")
+    activity = spiking_activity(model, data[2])
+    metrics.update({f"{name}_hidden_rate": activity["hidden_rate"], f"{name}_synops": activity["synops"],
+                    f"{name}_macs": activity["macs"]})
+    if conn is not None:
+        metrics[f"{name}_connectivity_fc1"] = conn.per_parameter["fc1.weight"]
+        metrics[f"{name}_connectivity_fc2"] = conn.per_parameter["fc2.weight"]
     return metrics
 
 
@@ -243,10 +191,10 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
         data = load_data(config, run_dir.device)
         metrics: dict[str, Any] = {"target_connectivity": 1 - config.target_sparsity,
                                    "grad_r_runs": len(config.alphas), "test_size": len(data[3])}
-        for name, alpha in _variants(config):
+        for name, alpha in variants(config):
             metrics.update(_train(name, alpha, config, run_dir, data))
     _plot_tradeoff(run_dir, config, metrics)
-    _plot_curves(run_dir, config)
+    plot_training_curves(run_dir, config, connectivity_label="% of synapses", layout="constrained")
     return metrics
 
 
@@ -294,32 +242,6 @@ def _plot_tradeoff(run_dir: RunDirectory, config: Config, m: dict[str, Any]) -> 
     run_dir.save_figure(fig, "accuracy_vs_connectivity")
 
 
-def _plot_curves(run_dir: RunDirectory, config: Config) -> None:
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 3.8), layout="constrained")
-    left, right = fig.subplots(1, 2)
-    cmap = colormaps["viridis"]
-    for name, alpha in _variants(config):
-        color = "k" if alpha is None else cmap(int(name[5:]) / max(1, len(config.alphas) - 1))
-        label = "dense" if alpha is None else f"α={alpha:g}"
-        rows = [row for row in run_dir.metrics if row["phase"] == name]
-        steps, values = metric_series(rows, "connectivity")
-        if len(steps):
-            left.plot(steps + 1, 100 * values, color=color, label=label)
-        steps, values = metric_series(rows, "test_accuracy")
-        right.plot(steps + 1, 100 * values, color=color, label=label)
-    left.axhline(100 * (1 - config.target_sparsity), color="tab:green", ls="--", lw=1, label="1 - s")
-    left.set_yscale("log")
-    left.set_title("connectivity during training (pruning and regrowth)")
-    left.set_ylabel("% of synapses")
-    right.set_title("test accuracy during training")
-    right.set_ylabel("%")
-    for ax in (left, right):
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
-    run_dir.save_figure(fig, "training_curves")
 
 
 # ---------------------------------------------------------------------------------------------- claims
@@ -330,17 +252,17 @@ CLAIMS = [
           "The prior sets the sparsity of the SNN: with target sparsity s = 0.95 the Laplace prior puts 95% of "
           f"its mass below theta = 0, so for the {STRONGEST_CHECKED} strongest priors the final connectivity is "
           "at or below 1 - s = 5% of the synapses.",
-          _target_reached),
+          target_reached),
     Claim(PAPER,
           "The SNN's accuracy degrades gracefully as connectivity falls: ordering the dense SNN and the Grad R "
           f"SNNs by connectivity, no sparser network is more than {MONOTONE_TOLERANCE_POINTS:g} points more "
           "accurate than a denser one (2 standard errors of a difference on 1,000 test digits).",
-          _graceful),
+          graceful),
     Claim(PAPER,
           f"The sparsest Grad R SNN keeps at most {100 * SPARSE_CONNECTIVITY:g}% of the synapses and is within "
           f"{SPARSE_MARGIN_POINTS:g} points of the dense SNN's test accuracy (the paper's abstract: ~3.5 points "
           "lost at 0.73% connectivity).",
-          _sparse_close_to_dense),
+          sparse_close_to_dense),
 ]
 
 EXPERIMENT = Experiment(
