@@ -74,3 +74,24 @@ def test_claims_read_the_metrics():
     metrics["cnn_granet_90_acc"] = 0.92  # 4 points below dense
     assert not CLAIMS[2].evaluate(metrics).passed
     assert not CLAIMS[0].evaluate({}).passed  # nothing measured is a failure, not a pass
+
+
+def test_repeats_average_paired_runs_whose_first_is_the_single_run(tmp_path):
+    overrides = dict(TINY, models=["mlp"], sparsities=[0.95, 0.98], methods=["gmp", "granet"])
+    single = run_experiment(EXPERIMENT, out=tmp_path / "one", seed=0, progress=False, overrides=overrides)["metrics"]
+    summary = run_experiment(EXPERIMENT, out=tmp_path / "two", seed=0, progress=False,
+                             overrides=dict(overrides, repeats=2))
+    metrics = summary["metrics"]
+    for key in ("mlp_dense_acc", "mlp_gmp_95_acc", "mlp_granet_95_acc"):
+        first, second = metrics[f"{key}_repeats"]
+        assert first == single[key]  # repeat 0 is the seed's own run
+        assert metrics[key] == pytest.approx((first + second) / 2)
+    cell = summary["claims"][0]["measured"]["mlp_95"]
+    pairs = zip(metrics["mlp_granet_95_acc_repeats"], metrics["mlp_gmp_95_acc_repeats"], strict=True)
+    assert cell["differences"] == [round(a - b, 4) for a, b in pairs]
+
+
+@pytest.mark.parametrize("repeats", [0, -1, 1.5, True])
+def test_bad_repeats_are_refused(tmp_path, repeats):
+    with pytest.raises(ValueError, match="repeats"):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=dict(TINY, repeats=repeats))

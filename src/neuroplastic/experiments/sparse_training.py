@@ -45,6 +45,7 @@ from neuroplastic.structure.sparse_training import GMP, SET, GraNet, RigL
 
 __all__ = ["Config", "MODELS", "METHODS", "build_model", "make_manager", "run", "EXPERIMENT"]
 
+REPEAT_SEED_SHIFT = 500_000  # repeat r of seed s seeds from 1000 s + 500,000 r: no collisions for s < 500
 PAPER = "Liu et al. 2021, Sparse training via boosting pruning plasticity with neuroregeneration (GraNet)"
 MODELS = ("mlp", "cnn")
 METHODS = ("gmp", "set", "rigl", "granet")
@@ -60,6 +61,10 @@ class Config:
     110 of 160 epochs (``prune_end`` 0.69) and anneal the regeneration fraction from 0.5 over the whole run;
     RigL stops rewiring at 75% of training with fraction 0.3. ``delta_t`` = 10 of the quick budget's 378 steps
     gives 26 pruning updates before t1 (GraNet on CIFAR: 43) and 28 rewiring updates for SET and RigL.
+    ``repeats``: every network is trained this many times, from different initial weights, masks and batch
+    orders (repeat ``r`` of seed ``s`` uses the seeds of seed ``s`` shifted by ``r``); the reported accuracies
+    are the means over the repeats, the per-repeat values are kept (``..._acc_repeats``). Methods are paired
+    within a repeat (same initial weights, same batches), so the claims compare paired means.
     """
 
     models: tuple[str, ...] = MODELS
@@ -84,6 +89,7 @@ class Config:
     log_every: int = 20
     checkpoint_every: int = 200
     eval_batch_size: int = 500
+    repeats: int = 1
     threads: int = 1
 
 
@@ -166,14 +172,17 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> float:
     return correct / len(x)
 
 
-def _train_model(model_name: str, config: Config, run_dir: RunDirectory, data: dict[str, Tensor]) -> dict[str, Any]:
+def _train_model(model_name: str, config: Config, run_dir: RunDirectory, data: dict[str, Tensor],
+                 repeat: int = 0) -> dict[str, Any]:
     """Train the dense network and every (method, sparsity) variant of ``model_name`` in lockstep, one phase.
 
     All variants start from the same initial weights and see the same batch at every step (so one
     checkpoint holds them all). Returns each variant's test accuracy and each sparse variant's final density
-    (and GraNet's per-layer densities under ``layer_densities``).
+    (and GraNet's per-layer densities under ``layer_densities``). ``repeat`` shifts every seed (repeat 0 is
+    the seed's own run).
     """
     device = run_dir.device
+    seed = 1000 * run_dir.seed + REPEAT_SEED_SHIFT * repeat
     x, y = data["x"], data["y"]
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
     total = steps_per_epoch * config.epochs
@@ -184,13 +193,13 @@ def _train_model(model_name: str, config: Config, run_dir: RunDirectory, data: d
     nets: dict[str, tuple[nn.Module, torch.optim.Optimizer, SparsityManager | None]] = {}
     tracked: dict[str, Any] = {}
     for key, (method, sparsity) in variants.items():
-        torch.manual_seed(1000 * run_dir.seed + MODELS.index(model_name))  # the same initial weights for all
+        torch.manual_seed(seed + MODELS.index(model_name))  # the same initial weights for all
         model = build_model(model_name).to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
                                     weight_decay=config.weight_decay)
         manager = None
         if sparsity is not None:
-            manager = make_manager(method, model, optimizer, sparsity, total, config, seed=1000 * run_dir.seed + 7)
+            manager = make_manager(method, model, optimizer, sparsity, total, config, seed=seed + 7)
             tracked[f"{key}_sparsity"] = manager
         tracked[f"{key}_model"], tracked[f"{key}_optimizer"] = model, optimizer
         nets[key] = (model, optimizer, manager)
@@ -199,11 +208,14 @@ def _train_model(model_name: str, config: Config, run_dir: RunDirectory, data: d
     logged = {key: f"{method}_{round(sparsity * 100)}" if sparsity is not None else "dense"
               for key, (method, sparsity) in variants.items() if sparsity in (None, top)}
     orders: dict[int, Tensor] = {}
-    for step in run_dir.steps(total, phase=model_name, checkpoint_every=config.checkpoint_every,
-                              desc=f"sparse-training {model_name} ({len(nets)} networks)"):
+    phase = model_name if repeat == 0 else f"{model_name}_repeat{repeat}"
+    desc = f"sparse-training {model_name} ({len(nets)} networks)"
+    if config.repeats > 1:
+        desc += f" repeat {repeat + 1}/{config.repeats}"
+    for step in run_dir.steps(total, phase=phase, checkpoint_every=config.checkpoint_every, desc=desc):
         epoch, position = divmod(step, steps_per_epoch)
         if epoch not in orders:  # the batches are a function of the seed and the epoch only
-            generator = torch.Generator().manual_seed(1000 * run_dir.seed + 100 + epoch)
+            generator = torch.Generator().manual_seed(seed + 100 + epoch)
             orders = {epoch: torch.randperm(len(x), generator=generator).to(device)}
         batch = orders[epoch][position * config.batch_size:(position + 1) * config.batch_size]
         lr = config.lr * 0.5 * (1 + math.cos(math.pi * step / total))  # cosine, a function of the step only
@@ -220,7 +232,7 @@ def _train_model(model_name: str, config: Config, run_dir: RunDirectory, data: d
                 row[f"loss_{logged[key]}"] = loss.detach()
                 if manager is not None:
                     row[f"density_{logged[key]}"] = manager.density()
-        if log_now:
+        if log_now and repeat == 0:
             run_dir.log(step, **row)
     result: dict[str, Any] = {}
     for key, (model, _, manager) in nets.items():
@@ -244,6 +256,8 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     for name in config.methods:
         if name not in METHODS:
             raise ValueError(f"methods: {name!r} is not one of {METHODS}")
+    if isinstance(config.repeats, bool) or not isinstance(config.repeats, int) or config.repeats < 1:
+        raise ValueError(f"repeats must be a positive int, got {config.repeats!r}")
     with torch_threads(config.threads):
         return _run(config, run_dir)
 
@@ -259,9 +273,13 @@ def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     metrics: dict[str, Any] = {"train_images": len(x), "test_images": len(x_test)}
     layer_densities: dict[str, Any] = {}
     for model_name in config.models:
-        result = _train_model(model_name, config, run_dir, data)
-        layer_densities.update(result.pop("layer_densities", {}))
-        metrics.update(result)
+        results = [_train_model(model_name, config, run_dir, data, repeat) for repeat in range(config.repeats)]
+        layer_densities.update(results[0].pop("layer_densities", {}))
+        for key in results[0]:
+            values = [result[key] for result in results]
+            metrics[key] = sum(values) / len(values)
+            if config.repeats > 1 and key.endswith("_acc"):
+                metrics[f"{key}_repeats"] = values
     run_dir.write_json("granet_layer_densities", layer_densities)
     _plot(run_dir, config, metrics)
     return metrics
@@ -305,7 +323,15 @@ def _granet_at_least(baseline: str):
                 continue
             for pct in HIGH_SPARSITIES:
                 granet, other = m[f"{model_name}_granet_{pct}_acc"], m[f"{model_name}_{baseline}_{pct}_acc"]
-                measured[f"{model_name}_{pct}"] = {"granet": granet, baseline: other}
+                cell = {"granet": granet, baseline: other}
+                repeats = (m.get(f"{model_name}_granet_{pct}_acc_repeats"),
+                           m.get(f"{model_name}_{baseline}_{pct}_acc_repeats"))
+                if repeats[0] is not None and repeats[1] is not None:  # paired differences and their standard error
+                    diffs = [a - b for a, b in zip(*repeats, strict=True)]
+                    mean = sum(diffs) / len(diffs)
+                    spread = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
+                    cell.update(differences=[round(d, 4) for d in diffs], standard_error=round(spread, 4))
+                measured[f"{model_name}_{pct}"] = cell
                 passed = passed and granet >= other
         if not measured:
             raise KeyError("no model was run")
