@@ -11,6 +11,7 @@ import torch
 from neuroplastic.experiments.snn_lnp import (
     EXPERIMENT,
     Config,
+    _prune,
     fit_readout,
     make_hrsnn,
     noise_currents,
@@ -26,7 +27,7 @@ from neuroplastic.tasks.lorenz import lorenz_prediction_data
 TINY = {
     "neurons": 24, "train_steps": 160, "test_steps": 80, "test_series": 2, "washout": 20, "noise_steps": 120,
     "lyapunov_warmup": 20, "spectrum_steps": 60, "spectrum_k": 3, "sweep_fractions": (0.5,),
-    "centrality_rounds": 2, "ridges": (1e-4, 1e-2),
+    "centrality_rounds": 2, "ridges": (1e-4, 1e-2), "gain_sweep": (0.5, 1.0),
 }
 
 
@@ -41,7 +42,7 @@ def test_tiny_run_writes_files_metrics_and_claims(reference):
     out, summary = reference
     run_dir = out / "snn-lnp"
     for name in ("config.json", "summary.json", "metrics.csv", "predictions.png", "error_vs_synapses.png",
-                 "lyapunov_spectra.png", "timescales.png", "checkpoint.pt"):
+                 "lyapunov_spectra.png", "timescales.png", "error_vs_lyapunov.png", "checkpoint.pt"):
         assert (run_dir / name).is_file(), name
     m = summary["metrics"]
     assert m["dense_neurons"] == 24 and m["dense_synapses"] == 24 * 23
@@ -49,13 +50,24 @@ def test_tiny_run_writes_files_metrics_and_claims(reference):
     for variant in ("activity", "random", "activity_matched", "random_matched", "lnp_unstabilized"):
         assert m[f"{variant}_neurons"] == m["lnp_neurons"]
         assert m[f"{variant}_synapses"] == m["lnp_synapses"], variant
+    # the paper's AP: the same neurons removed, every synapse among the kept ones kept
+    assert m["activity_neurons_only_neurons"] == 18 and m["activity_neurons_only_synapses"] == 18 * 17
     assert m["lnp_synapses"] < m["dense_synapses"]
     assert m["lnp_lyapunov_after_lnp"] <= min(m["lnp_lyapunov_dense_lnp"], 0.0)
     assert len(m["dense_lyapunov_spectrum"]) == 3
     assert all(m[f"{v}_nrmse"] > 0 for v in ("dense", "lnp", "activity", "random"))
     assert set(m["sweep"]) == {"dense", "lnp@0.2", "activity@0.2", "random@0.2", "lnp@0.5", "activity@0.5",
                                "random@0.5", "lnp_unstabilized@0.2", "dense_matched@0.2", "activity_matched@0.2",
-                               "random_matched@0.2"}
+                               "random_matched@0.2", "activity_neurons_only@0.2", "dense_gain@0.5"}
+    # the gain sweep: factor 1 is the dense network itself (not run twice), sorted by factor, all full size
+    sweep = m["dense_gain_sweep"]
+    assert [e["gain_factor"] for e in sweep] == [0.5, 1.0]
+    assert sweep[1]["nrmse"] == m["dense_nrmse"] and sweep[1]["lyapunov_max"] == m["dense_lyapunov_max"]
+    assert sweep[0]["recurrent_gain"] == pytest.approx(0.5 * 1.5)
+    assert m["sweep"]["dense_gain@0.5"]["synapses"] == 24 * 23
+    stable = [e["nrmse"] for e in sweep if e["lyapunov_max"] <= 0]
+    stable += [m["dense_matched_nrmse"]] if m["dense_matched_lyapunov_max"] <= 0 else []
+    assert m["dense_best_stable_nrmse"] == (min(stable) if stable else None)
     assert len(summary["claims"]) == 4
     assert json.loads((run_dir / "summary.json").read_text())["metrics"]["lnp_nrmse"] == m["lnp_nrmse"]
 
@@ -81,6 +93,21 @@ def test_network_is_heterogeneous_fully_connected_and_seeded():
     sub = subnetwork(net, mask, net.weight)
     torch.testing.assert_close(sub.weight, net.weight[[3, 7, 9]][:, [3, 7, 9]])
     torch.testing.assert_close(sub.tau, net.tau[[3, 7, 9]])
+
+
+def test_gain_and_neuron_only_activity_variants():
+    config = Config(neurons=12)
+    dense = make_hrsnn(config, torch.Generator().manual_seed(0), inputs=1)
+    net, info = _prune("dense_gain", dense, 0.7, config, 0, {})
+    torch.testing.assert_close(net.weight, 0.7 * dense.weight)
+    assert info == {"gain_factor": 0.7} and torch.equal(net.decay, dense.decay)
+    rates = torch.arange(12.0).flip(0) / 12  # neuron 0 most active, neuron 11 least
+    results = {"dense": {"rates": rates}, "lnp@0.2": {"neurons": 8, "synapses": 20}}
+    net, info = _prune("activity_neurons_only", dense, 0.2, config, 0, results)
+    assert info["neuron_mask"].tolist() == [True] * 8 + [False] * 4
+    torch.testing.assert_close(net.weight, dense.weight[:8, :8])  # all synapses among the 8 most active
+    net, _ = _prune("activity", dense, 0.2, config, 0, results)
+    assert net.neurons == 8 and net.synapses == 20  # the count-matched AP of the claims
 
 
 def test_simulation_is_the_literal_lif_loop():
