@@ -26,8 +26,13 @@ Libraries: ``neuroplastic`` (SpikeLinear + LIF fused: event-driven linear layer 
 torch backend (SpikingJelly 2.x has no ``backend`` argument: on CPU it runs its fused multi-step LIF in
 PyTorch operations), ``decay_input=False``, ``v_reset=None``), ``norse`` (nn.Linear + ``LIFBoxCell`` stepped in a
 loop; dt * tau_mem_inv = 0.1 and the weights times 10 give the same membrane equation). With ``--profile``,
-parts of our layer are timed too (``part:*`` lines). A plastic spiking layer's cost against a non-plastic one
-of the same size (``--plastic-sizes``) is measured when ``neuroplastic.plasticity.spiking`` exists.
+parts of our layer are timed too (``part:*`` lines). Plastic spiking layers' cost against our non-plastic one
+of the same size (``--plastic-sizes``, ``--plastic-variants``; ``--only plastic`` for these alone) is measured
+when ``neuroplastic.plasticity.spiking`` exists: one line per variant (``lib`` ``neuroplastic-plastic-<variant>``,
+``plastic_over_non_plastic`` from wall times and ``plastic_over_non_plastic_cpu`` from process CPU times,
+``plastic_layer`` says which layer): ``fused`` (the headline: Hebbian, alpha per neuron, ``backend="fused"``),
+``lowrank`` (the same layer on the step-by-step low-rank path) and ``dense`` (alpha per connection, ``[B, N, N]``
+traces).
 
 Timings on a shared machine are noisy: compare lines of the same run only.
 """
@@ -163,12 +168,24 @@ def _parts(n: int, master: nn.Linear, batch: int, steps: int):
             "part:lif(neuroplastic fused)": (lif_run, [])}
 
 
-def _plastic(n: int, master_seed: int):
-    """A plastic spiking layer (Hebbian traces) and our non-plastic layer of the same size."""
+PLASTIC_VARIANTS = {
+    "fused": ("neuron", "fused", "PlasticLIF(rule='hebbian', alpha='neuron', backend='fused'): alpha per neuron, "
+              "one fused autograd node with C kernels (what backend='auto' picks for this layer)"),
+    "lowrank": ("neuron", "lowrank", "PlasticLIF(rule='hebbian', alpha='neuron', backend='lowrank'): alpha per "
+                "neuron, a Python loop of autograd operations per step"),
+    "dense": ("connection", "dense", "PlasticLIF(rule='hebbian', alpha='connection'): alpha per connection, "
+              "autograd through the [B, N, N] traces"),
+}
+
+
+def _plastic(n: int, master_seed: int, variant: str):
+    """A plastic spiking layer (Hebbian traces, one of ``PLASTIC_VARIANTS``) of the same size as ours."""
     from neuroplastic.plasticity.spiking import PlasticLIF
 
+    alpha, backend, _ = PLASTIC_VARIANTS[variant]
     torch.manual_seed(master_seed)
-    plastic = PlasticLIF(n, n, rule="hebbian", tau_mem=-1.0 / math.log(DECAY), surrogate="atan", reset="soft")
+    plastic = PlasticLIF(n, n, rule="hebbian", alpha=alpha, backend=backend, tau_mem=-1.0 / math.log(DECAY),
+                         surrogate="atan", reset="soft")
 
     def run(x_bt, x_tb):
         spikes, _ = plastic(x_bt)
@@ -221,6 +238,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated libraries to run")
     parser.add_argument("--profile", action="store_true", help="also time the parts of our layer")
     parser.add_argument("--plastic-sizes", default="128", help="sizes for the plastic-vs-non-plastic line")
+    parser.add_argument("--plastic-variants", default="fused,lowrank,dense",
+                        help=f"plastic layers to time against the non-plastic one: {', '.join(PLASTIC_VARIANTS)}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: PyTorch's default)")
     args = parser.parse_args()
@@ -278,13 +297,24 @@ def main() -> None:
             torch.manual_seed(args.seed)
             master = nn.Linear(n, n)
             x_bt = (torch.rand(args.batch, args.steps, n, generator=generator) < args.rate).float()
-            runs = {"neuroplastic": _ours(n, master, spike=True), "neuroplastic-plastic": _plastic(n, args.seed)}
-            times, _, _ = _time_round_robin(runs, x_bt, x_bt.transpose(0, 1).contiguous(), 7, args.warmup)
-            plain, plastic = (statistics.median(times[k]) for k in ("neuroplastic", "neuroplastic-plastic"))
-            print(json.dumps({**common, "lib": "neuroplastic-plastic", "N": n, "fwd_bwd_ms": round(plastic, 2),
-                              "non_plastic_ms": round(plain, 2), "plastic_over_non_plastic": round(plastic / plain, 2),
-                              "plastic_layer": "PlasticLIF(rule='hebbian'), autograd through the [B, N, N] traces"}),
-                  flush=True)
+            variants = [v.strip() for v in args.plastic_variants.split(",") if v.strip()]
+            for variant in variants:
+                if variant not in PLASTIC_VARIANTS:
+                    raise ValueError(f"--plastic-variants: unknown {variant!r}; known: {', '.join(PLASTIC_VARIANTS)}")
+            runs = {"neuroplastic": _ours(n, master, spike=True)}
+            runs.update({f"neuroplastic-plastic-{v}": _plastic(n, args.seed, v) for v in variants})
+            times, cpu, rates = _time_round_robin(runs, x_bt, x_bt.transpose(0, 1).contiguous(), 7, args.warmup)
+            plain, plain_cpu = statistics.median(times["neuroplastic"]), statistics.median(cpu["neuroplastic"])
+            for variant in variants:  # the first (default: fused, per-neuron alpha) is the headline line
+                name = f"neuroplastic-plastic-{variant}"
+                ms, used = statistics.median(times[name]), statistics.median(cpu[name])
+                print(json.dumps({**common, "lib": name, "N": n, "fwd_bwd_ms": round(ms, 2),
+                                  "min_ms": round(min(times[name]), 2), "cpu_ms": round(used, 2),
+                                  "non_plastic_ms": round(plain, 2), "non_plastic_cpu_ms": round(plain_cpu, 2),
+                                  "plastic_over_non_plastic": round(ms / plain, 2),
+                                  "plastic_over_non_plastic_cpu": round(used / plain_cpu, 2),
+                                  "output_rate": rates[name], "plastic_layer": PLASTIC_VARIANTS[variant][2],
+                                  "non_plastic_layer": "SpikeLinear + LIF (fused)"}), flush=True)
 
 
 if __name__ == "__main__":

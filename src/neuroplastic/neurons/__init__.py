@@ -2,7 +2,13 @@
 LIF, an event-driven linear layer for spike inputs, encoders and readouts."""
 
 from neuroplastic.neurons.encoding import latency_encode, membrane_readout, rate_encode, spike_count
-from neuroplastic.neurons.fused import LIFConfig, lif_sequence
+from neuroplastic.neurons.fused import (
+    LIFConfig,
+    hebbian_lif_sequence,
+    hebbian_mixing,
+    lif_sequence,
+    plastic_lif_sequence,
+)
 from neuroplastic.neurons.lif import RESETS, alif_step, decay_from_tau, lif_step, membrane_rectifier
 from neuroplastic.neurons.modules import (
     ALIF,
@@ -39,6 +45,9 @@ __all__ = [
     "decay_from_tau",
     "membrane_rectifier",
     "lif_sequence",
+    "plastic_lif_sequence",
+    "hebbian_lif_sequence",
+    "hebbian_mixing",
     "LIFConfig",
     "LIFCell",
     "LIF",

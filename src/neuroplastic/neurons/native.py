@@ -1,8 +1,11 @@
 """Native CPU kernels of the neurons package (``snn_kernels.c``), built at first use.
 
-Two groups: the fused multi-step LIF (forward and backward over a ``[B, T, N]`` sequence) and the
-event-driven linear layer for spike inputs (index the nonzeros of the input once, then add up only the
-weight rows they select; see :mod:`neuroplastic.neurons.spike_linear`).
+Three groups: the fused multi-step LIF (forward and backward over a ``[B, T, N]`` sequence) and its variant
+fed back its own post-synaptic traces (the fused plastic layer, :func:`neuroplastic.neurons.fused.
+plastic_lif_sequence`); the event-driven linear layer for spike inputs (index the nonzeros of the input once,
+then add up only the weight rows they select; see :mod:`neuroplastic.neurons.spike_linear`); products of a
+spike tensor with itself and with dense tensors per batch row (``s s^T``, ``s^T m``, ``s g``) in time
+proportional to its nonzeros.
 
 Built, cached and loaded by :mod:`neuroplastic._native` (the machine's C compiler, ``~/.cache/neuroplastic``,
 OpenMP with up to ``torch.get_num_threads()`` threads: one per ``GRAIN`` units of work, about a millisecond, so
@@ -45,7 +48,8 @@ def build_snn_kernels(cache_dir: Path | None = None) -> dict[torch.dtype, Path]:
 
 
 GRAIN = 1 << 20
-"""Work per thread (array elements for the LIF and indexing kernels, multiply-adds / 8 for the linear ones)."""
+"""Work per thread (array elements for the LIF and indexing kernels, multiply-adds / 8 for the linear ones,
+``B T^2 N / 32`` forward and ``/ 8`` backward for the plastic LIF: about 1 ms each on this machine)."""
 
 
 def _threads(work: int) -> int:
@@ -83,8 +87,24 @@ class SNNKernels:
         self._linear_forward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, i32]
         self._weight_grad = library.spike_linear_weight_grad
         self._weight_grad.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, i32]
+        self._plastic_forward = library.plastic_lif_forward
+        self._plastic_forward.argtypes = ([i64, i64, i64, ptr, ptr, ptr, ptr, real, real] + [ptr] * 5
+                                          + [real, i32, real, i32, real] + [ptr] * 5 + [i32])
+        self._plastic_backward = library.plastic_lif_backward
+        self._plastic_backward.argtypes = ([i64, i64, i64, ptr, ptr, ptr, ptr, real, real] + [ptr] * 7
+                                           + [real, i32, real, i32, real, i32, i32, real, ptr, real] + [ptr] * 14
+                                           + [i32])
+        self._gram = library.spike_gram
+        self._gram.argtypes = [i64, i64, i64, ptr, ptr, i32]
+        self._outer_sum = library.spike_outer_sum
+        self._outer_sum.argtypes = [i64, i64, i64, i64, ptr, ptr, ptr, i32]
+        self._rows_product = library.spike_rows_product
+        self._rows_product.argtypes = [i64, i64, i64, i64, ptr, ptr, ptr, i32]
+        self._linear_scan = library.linear_scan
+        self._linear_scan.argtypes = [i64, i64, i64, ptr, ptr, real, i32, ptr, i32]
         for function in (self._forward, self._backward, self._row_counts, self._fill_csr, self._csr_to_csc,
-                         self._linear_forward, self._weight_grad):
+                         self._linear_forward, self._weight_grad, self._plastic_forward, self._plastic_backward,
+                         self._gram, self._outer_sum, self._rows_product, self._linear_scan):
             function.restype = None
 
     def forward(self, x: Tensor, v0: Tensor | None, decay: Tensor, threshold: Tensor, reset: str, v_reset: float,
@@ -109,6 +129,70 @@ class SNNKernels:
                        grad_spikes_const, _ptr(grad_v), _ptr(grad_x), _ptr(grad_v0), _ptr(grad_decay_rows),
                        _ptr(grad_threshold_rows), _threads(h.numel()))
 
+    def plastic_forward(self, drive: Tensor, mixing: Tensor | None, hebbian: tuple | None, alpha: Tensor,
+                        v0: Tensor | None, y0: Tensor | None, decay: Tensor, threshold: Tensor, trace_decay: float,
+                        reset: str, v_reset: float, rectifier: bool, k: float, spikes: Tensor, h: Tensor,
+                        plastic: Tensor, traces: Tensor, v_out: Tensor) -> None:
+        """LIF fed back its post traces (see ``snn_kernels.c``): ``drive, spikes, h, plastic, traces: [B, T, N]``;
+        ``mixing: [B, T, T]``, or None and ``hebbian = (gram [B, T, T], u [B, T] or None, eta, pre_decay)`` (the
+        mixing matrix built by the kernel); ``alpha, decay, threshold: [N]``; ``v0, y0, v_out: [B, N]``."""
+        batch, steps, n = drive.shape
+        gram, u, eta, pre_decay = hebbian if hebbian is not None else (None, None, 0.0, 0.0)
+        self._plastic_forward(batch, steps, n, _ptr(drive), _ptr(mixing), _ptr(gram), _ptr(u), eta, pre_decay,
+                              _ptr(alpha), _ptr(v0), _ptr(y0), _ptr(decay), _ptr(threshold), trace_decay,
+                              RESET_CODES[reset], v_reset, int(rectifier), k, _ptr(spikes), _ptr(h), _ptr(plastic),
+                              _ptr(traces), _ptr(v_out), _threads(batch * steps * steps * n // 32))
+
+    def plastic_backward(self, h: Tensor, mixing: Tensor | None, hebbian: tuple | None, alpha: Tensor,
+                         plastic: Tensor, traces: Tensor, v0: Tensor | None, y0: Tensor | None, decay: Tensor,
+                         threshold: Tensor, trace_decay: float, reset: str, v_reset: float, rectifier: bool, k: float,
+                         detach_reset: bool, surrogate: tuple[int, float], grad_spikes: Tensor | None,
+                         grad_spikes_const: float, grad_traces: Tensor | None, grad_v: Tensor | None,
+                         grad_drive: Tensor, grad_mixing: Tensor | None, grad_hebbian: tuple | None,
+                         grad_alpha_rows: Tensor, grad_v0: Tensor | None, grad_y0: Tensor | None,
+                         grad_decay_rows: Tensor, grad_threshold_rows: Tensor, grad_trace_decay_rows: Tensor) -> None:
+        """Gradients of :meth:`plastic_forward`; ``grad_*_rows: [B, N]`` (per batch row, summed by the caller).
+
+        Given ``mixing``: its gradient goes to ``grad_mixing``. In Hebbian mode: ``grad_hebbian = (grad_gram or
+        None, grad_u or None, grad_eta_rows [B], grad_pre_decay_rows [B])``.
+        """
+        batch, steps, n = h.shape
+        code, parameter = surrogate
+        gram, u, eta, pre_decay = hebbian if hebbian is not None else (None, None, 0.0, 0.0)
+        g_gram, g_u, g_eta, g_pre = grad_hebbian if grad_hebbian is not None else (None, None, None, None)
+        self._plastic_backward(batch, steps, n, _ptr(h), _ptr(mixing), _ptr(gram), _ptr(u), eta, pre_decay,
+                               _ptr(alpha), _ptr(plastic), _ptr(traces), _ptr(v0), _ptr(y0), _ptr(decay),
+                               _ptr(threshold), trace_decay, RESET_CODES[reset], v_reset, int(rectifier), k,
+                               int(detach_reset), code, parameter, _ptr(grad_spikes), grad_spikes_const,
+                               _ptr(grad_traces), _ptr(grad_v), _ptr(grad_drive), _ptr(grad_mixing), _ptr(g_gram),
+                               _ptr(g_u), _ptr(g_eta), _ptr(g_pre), _ptr(grad_alpha_rows), _ptr(grad_v0),
+                               _ptr(grad_y0), _ptr(grad_decay_rows), _ptr(grad_threshold_rows),
+                               _ptr(grad_trace_decay_rows), _threads(batch * steps * steps * n // 8))
+
+    def spike_gram(self, s: Tensor, out: Tensor) -> None:
+        """``out [B, T, T] = s s^T`` per batch row, ``s [B, T, I]`` mostly zeros (work ~ its nonzeros)."""
+        batch, steps, n_in = s.shape
+        self._gram(batch, steps, n_in, _ptr(s), _ptr(out), _threads(s.numel()))
+
+    def spike_outer_sum(self, s: Tensor, m: Tensor, out: Tensor) -> None:
+        """``out [B, I, O] = s^T m`` per batch row, ``s [B, T, I]`` mostly zeros, ``m [B, T, O]``."""
+        batch, steps, n_in = s.shape
+        n_out = m.shape[2]
+        self._outer_sum(batch, steps, n_in, n_out, _ptr(s), _ptr(m), _ptr(out), _threads(s.numel() * n_out // 64))
+
+    def spike_rows_product(self, s: Tensor, g: Tensor, out: Tensor) -> None:
+        """``out [B, T, O] = s g`` per batch row, ``s [B, T, I]`` mostly zeros, ``g [B, I, O]``."""
+        batch, steps, n_in = s.shape
+        n_out = g.shape[2]
+        self._rows_product(batch, steps, n_in, n_out, _ptr(s), _ptr(g), _ptr(out),
+                           _threads(s.numel() * n_out // 64))
+
+    def linear_scan(self, x: Tensor, decay: float, reverse: bool, out: Tensor, weights: Tensor | None = None) -> None:
+        """``out_t = decay * out_{t-1} + w_t x_t`` along dim 1 of ``x, out [B, T, N]`` (``reverse``: from the end;
+        ``weights w [T]``, None: ones)."""
+        batch, steps, n = x.shape
+        self._linear_scan(batch, steps, n, _ptr(x), _ptr(weights), decay, int(reverse), _ptr(out),
+                          _threads(x.numel()))
 
     def row_counts(self, x: Tensor, counts: Tensor) -> None:
         """``counts[r]`` = number of nonzeros in row ``r`` of ``x [R, I]`` (``counts``: int64 ``[R]``)."""

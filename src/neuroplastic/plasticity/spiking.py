@@ -27,7 +27,7 @@ spike vector of step ``t - 1``). Learnable: the fixed weights, alpha, eta (or th
 eligibility rate, the two trace time constants (``learn_trace_tau``) and the membrane time constant
 (``learn_tau_mem``).
 
-Two ways to hold the trace within a sequence (``backend``):
+Three ways to hold the trace within a sequence (``backend``):
 
 - ``"dense"``: ``Hebb`` is a ``[B, I, O]`` tensor updated every step (any rule, alpha and modulation).
   Backpropagation: ``backprop="autograd"`` keeps every step for the backward pass; ``"checkpoint"`` keeps the
@@ -42,7 +42,30 @@ Two ways to hold the trace within a sequence (``backend``):
   (returned in the state, one batched product per call); the backward pass keeps every step's factors,
   ``O(B T^2 O)`` numbers instead of ``O(T B I O)``. Same values as ``"dense"`` up to rounding. A recurrent
   layer continuing from a given state (not the zero one) still reads ``pre_t @ Hebb_0`` every step.
-  ``"auto"`` (the default) picks it where it applies.
+- ``"fused"``: the feed-forward :class:`PlasticLIF` (no recurrent weights) with the decaying Hebbian rule
+  (``H <- (1 - eta) H + eta x ⊗ y``), a scalar eta, alpha per neuron or scalar and no modulation. Its keep
+  factor ``1 - eta`` does not depend on the post-synaptic side, and the pre-synaptic side (the input spikes
+  ``s_t`` and their trace ``x_t``) is known before the scan, so the plastic input is a causal mixing of the
+  post-synaptic traces with weights known in advance::
+
+      p_t = sum_{s<t} A[t, s] y_s  (+ (1-eta)^t (s_t @ Hebb_0) from a given state),
+      A[b, t, s] = (s_t . x_s) * eta * (1 - eta)^(t-1-s),  s_t . x_s = sum_{r<=s} lambda_pre^(s-r) (s_t . s_r)
+                   (+ lambda_pre^(s+1) s_t . x_init)
+
+  The Gram matrix ``s_t . s_r [B, T, T]`` and the fixed drive ``s_t W + b`` are computed up front (skipping the
+  zeros of spike inputs: work proportional to the spikes), the sequential part (``A``, the plastic input, the LIF
+  neurons, the post trace ``y``) is one autograd node with a hand-written backward
+  (:func:`neuroplastic.neurons.fused.hebbian_lif_sequence`; C kernels on CPU, ``O(B T^2 O)`` each way, PyTorch
+  operations elsewhere), and the final trace ``Hebb_T = (1-eta)^T Hebb_0 + sum_s x_s ⊗ eta (1-eta)^(T-1-s) y_s``
+  is one product with the input spikes. No ``[B, I, O]`` tensor but the final trace, no Python loop over time.
+  Oja's and BCM's rules cannot be done this way: their keep factor (Oja, ``1 - eta y^2``) or their update
+  (BCM, ``eta y (y - theta)``) is a nonlinear function of the post-synaptic trace, so ``A`` would depend on the
+  output being computed; they use ``"lowrank"``. Same values as ``"dense"`` up to rounding (spikes identical in
+  the tests, gradients to 1e-9 in float64).
+
+``"auto"`` (the default) picks ``"fused"`` where it applies and the surrogate is a built-in one (a custom
+:class:`~neuroplastic.neurons.surrogates.Surrogate` works with ``"fused"`` too, its backward pass then running
+with PyTorch operations), else ``"lowrank"`` where that applies, else ``"dense"``.
 
 Shapes: inputs ``[B, T, I]`` (spikes, or any real-valued input), outputs ``[B, T, O]`` spikes.
 """
@@ -57,10 +80,13 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from neuroplastic._checks import check_choice, check_positive, check_tensor
+from neuroplastic.neurons.fused import LIFConfig, hebbian_lif_sequence
 from neuroplastic.neurons.lif import RESETS, decay_from_tau, lif_step
+from neuroplastic.neurons.native import SNNKernels, snn_kernels
+from neuroplastic.neurons.spike_linear import spike_linear
 from neuroplastic.neurons.surrogates import Surrogate, get_surrogate
 from neuroplastic.plasticity.modulation import Modulator
-from neuroplastic.plasticity.rules import PlasticityRule
+from neuroplastic.plasticity.rules import DecayingHebbianRule, PlasticityRule
 from neuroplastic.plasticity.synapses import PlasticState, PlasticSynapses
 
 __all__ = [
@@ -74,7 +100,7 @@ __all__ = [
 ]
 
 SPIKING_BACKPROP_MODES = ("autograd", "checkpoint")
-SPIKING_BACKENDS = ("auto", "dense", "lowrank")
+SPIKING_BACKENDS = ("auto", "dense", "lowrank", "fused")
 
 
 def trace_step(trace: Tensor, spikes: Tensor, decay: Tensor | float) -> Tensor:
@@ -101,6 +127,125 @@ def spike_trace(spikes: Tensor, decay: Tensor | float, initial: Tensor | None = 
         trace = trace_step(trace, spikes[:, t], decay)
         out.append(trace)
     return torch.stack(out, dim=1)
+
+
+SPARSE_DENSITY = 0.25
+"""Input density (fraction of nonzeros) up to which the fused backend's products with the input skip its zeros."""
+
+
+def _sparse_kernels(spikes: Tensor) -> SNNKernels | None:
+    """The C kernels for products with ``spikes [B, T, I]`` (contiguous) if they apply and it is sparse enough."""
+    kernels = snn_kernels(spikes)
+    if kernels is None or spikes.numel() == 0:
+        return None
+    counts = torch.empty(spikes.shape[0] * spikes.shape[1], dtype=torch.int64)
+    kernels.row_counts(spikes.detach().view(-1, spikes.shape[2]), counts)
+    return kernels if int(counts.sum()) <= SPARSE_DENSITY * spikes.numel() else None
+
+
+class _LinearScan(torch.autograd.Function):
+    """``out_t = decay * out_{t-1} + w_t x_t`` along dim 1 (``reverse``: ``out_{t+1}``), from 0 (C kernel both
+    ways; ``w [T]`` or None)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weights: Tensor | None, decay: Tensor, reverse: bool, kernels: SNNKernels) -> Tensor:
+        x = x.contiguous()
+        weights = None if weights is None else weights.contiguous()
+        out = torch.empty_like(x)
+        lam = float(decay)
+        kernels.linear_scan(x, lam, reverse, out, weights)
+        ctx.save_for_backward(x, weights, out)
+        ctx.lam, ctx.reverse, ctx.kernels, ctx.decay_dtype = lam, reverse, kernels, decay.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weights, out = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        total = torch.empty_like(out)  # dL/d(w_t x_t): the transposed recurrence
+        ctx.kernels.linear_scan(grad.contiguous(), ctx.lam, not ctx.reverse, total)
+        grad_x = grad_w = grad_decay = None
+        if needs[0]:
+            grad_x = total if weights is None else total * weights.view(1, -1, 1)
+        if weights is not None and needs[1]:
+            grad_w = (total * x).sum((0, 2))
+        if needs[2]:  # sum_t dL/dout_t (total) . out_{t -/+ 1}
+            pairs = total[:, :-1] * out[:, 1:] if ctx.reverse else total[:, 1:] * out[:, :-1]
+            grad_decay = pairs.sum().reshape(()).to(ctx.decay_dtype)
+        return grad_x, grad_w, grad_decay, None, None
+
+
+def _linear_scan(x: Tensor, decay: Tensor, reverse: bool = False, weights: Tensor | None = None) -> Tensor:
+    """``out_t = decay * out_{t-1} + w_t x_t`` along dim 1 of ``x [B, T, N]`` from ``out = 0`` (``reverse``: from
+    the last step back, ``out_t = decay * out_{t+1} + w_t x_t``; ``weights w [T]``, None: ones); differentiable in
+    ``x``, ``weights`` and the 0-d ``decay``."""
+    kernels = snn_kernels(x)
+    if (kernels is not None and decay.dim() == 0 and x.dtype == decay.dtype
+            and (weights is None or weights.dtype == x.dtype)):
+        return _LinearScan.apply(x, weights, decay, reverse, kernels)
+    if weights is not None:
+        x = x * weights.view(1, -1, 1)
+    steps = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
+    out: list[Tensor] = []
+    for t in steps:
+        out.append(x[:, t] if not out else decay * out[-1] + x[:, t])
+    return torch.stack(out[::-1] if reverse else out, dim=1)
+
+
+class _SpikeGram(torch.autograd.Function):
+    """``s s^T`` per batch row for a mostly-zero ``s [B, T, I]`` (C kernel); the backward is a dense product."""
+
+    @staticmethod
+    def forward(ctx, spikes: Tensor, kernels: SNNKernels) -> Tensor:
+        out = spikes.new_empty(spikes.shape[0], spikes.shape[1], spikes.shape[1])
+        kernels.spike_gram(spikes.detach(), out)
+        ctx.save_for_backward(spikes)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (spikes,) = ctx.saved_tensors
+        return torch.bmm(grad + grad.transpose(1, 2), spikes), None
+
+
+class _SpikeOuterSum(torch.autograd.Function):
+    """``s^T m`` per batch row (``[B, I, O]``) for a mostly-zero ``s [B, T, I]`` and ``m [B, T, O]`` (C kernels
+    both ways for ``m``; the gradient of ``s`` is a dense product)."""
+
+    @staticmethod
+    def forward(ctx, spikes: Tensor, m: Tensor, kernels: SNNKernels) -> Tensor:
+        m = m.contiguous()
+        out = m.new_empty(spikes.shape[0], spikes.shape[2], m.shape[2])
+        kernels.spike_outer_sum(spikes.detach(), m, out)
+        ctx.save_for_backward(spikes, m)
+        ctx.kernels = kernels
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        spikes, m = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_spikes = grad_m = None
+        if ctx.needs_input_grad[0]:
+            grad_spikes = torch.bmm(m, grad.transpose(1, 2))
+        if ctx.needs_input_grad[1]:
+            grad_m = torch.empty_like(m)
+            ctx.kernels.spike_rows_product(spikes.detach(), grad, grad_m)
+        return grad_spikes, grad_m, None
+
+
+def _spike_gram(spikes: Tensor, kernels: SNNKernels | None) -> Tensor:
+    """``[B, T, T]``: ``s_t . s_r`` per batch row (skipping the zeros of ``spikes`` when ``kernels`` is given)."""
+    if kernels is None:
+        return torch.bmm(spikes, spikes.transpose(1, 2))
+    return _SpikeGram.apply(spikes, kernels)
+
+
+def _spike_outer_sum(spikes: Tensor, m: Tensor, kernels: SNNKernels | None) -> Tensor:
+    """``[B, I, O]``: ``sum_t s_t ⊗ m_t`` per batch row (skipping the zeros of ``spikes`` when ``kernels`` is given)."""
+    if kernels is None:
+        return torch.bmm(spikes.transpose(1, 2), m)
+    return _SpikeOuterSum.apply(spikes, m, kernels)
 
 
 class PlasticSpikingState(NamedTuple):
@@ -252,11 +397,34 @@ class _PlasticSpikingLayer(nn.Module):
                 and syn.modulation != "retroactive")
 
     @property
+    def supports_fused(self) -> bool:
+        """Whether ``backend="fused"`` applies: a feed-forward :class:`PlasticLIF` without recurrent weights, the
+        decaying Hebbian rule, a scalar eta, alpha per neuron or scalar, no modulation."""
+        syn = self.synapses
+        return (not self._pre_is_own_spikes and getattr(self, "recurrent_weight", None) is None
+                and type(syn.rule) is DecayingHebbianRule and syn.modulation == "none"
+                and syn.alpha_granularity != "connection" and syn.eta is not None and syn.eta.dim() == 0)
+
+    @property
     def resolved_backend(self) -> str:
-        """The backend in use: ``"auto"`` resolves to ``"lowrank"`` where it applies, else ``"dense"``."""
+        """The backend in use: ``"auto"`` resolves to ``"fused"`` where it applies and the surrogate is a built-in
+        one (the C kernels know those), else to ``"lowrank"`` where that applies, else to ``"dense"``."""
         if self.backend != "auto":
             return self.backend
+        if self.supports_fused and self.surrogate._kernel() is not None:
+            return "fused"
         return "lowrank" if self.supports_lowrank else "dense"
+
+    def _check_fused(self) -> None:
+        """Raise if ``backend="fused"`` was asked for and does not apply (called once the layer is complete)."""
+        if self.backend == "fused" and not self.supports_fused:
+            syn = self.synapses
+            raise ValueError(
+                "backend='fused' needs a feed-forward PlasticLIF without recurrent weights, rule 'hebbian' "
+                "(DecayingHebbianRule), eta 'scalar', alpha 'neuron' or 'scalar' and modulation 'none'; this layer "
+                f"is a {type(self).__name__} with rule {type(syn.rule).__name__}, eta {syn.eta_granularity!r}, alpha "
+                f"{syn.alpha_granularity!r}, modulation {syn.modulation!r}: use backend='lowrank' or 'dense'"
+            )
 
     @property
     def trace_taus(self) -> Tensor:
@@ -357,6 +525,8 @@ class _PlasticSpikingLayer(nn.Module):
         """
         self._check_inputs(inputs, state, modulator_inputs)
         fresh = state is None
+        if self.resolved_backend == "fused":  # a fresh state is not materialised (its [B, I, O] zero trace)
+            return self._scan_fused(inputs, state, fresh)
         if state is None:
             state = self.initial_state(inputs.shape[0], device=inputs.device, dtype=inputs.dtype)
         drives = self._drive(inputs)
@@ -455,6 +625,54 @@ class _PlasticSpikingLayer(nn.Module):
         final = PlasticSpikingState(membrane, spikes, pre_trace, post_trace, plastic_state)
         return torch.stack(outputs, dim=1), final
 
+    def _spike_drive(self, inputs: Tensor) -> Tensor:
+        """The fixed drive ``[B, T, O]`` of the fused backend (event-driven for spike inputs)."""
+        raise NotImplementedError
+
+    def _scan_fused(self, inputs: Tensor, state: PlasticSpikingState | None,
+                    fresh: bool) -> tuple[Tensor, PlasticSpikingState]:
+        """The whole sequence as a few batched products and one fused autograd node (see the module docstring).
+
+        ``fresh``: the state is the zero initial state (no initial traces, membrane or Hebbian trace to carry).
+        """
+        syn = self.synapses
+        mem_decay, pre_decay, post_decay = self.decays()
+        batch, steps, _ = inputs.shape
+        n_post = self._post_size
+        spikes_in = inputs.contiguous()
+        kernels = _sparse_kernels(spikes_in)
+        eta = syn.eta
+        ones = eta.new_ones(1)
+        keep_pow = torch.cat([ones, (1 - eta).reshape(1).expand(steps)]).cumprod(0)  # (1 - eta)^k, k = 0..T
+        gram = _spike_gram(spikes_in, kernels)  # [b, t, r] = s_t . s_r
+        drive = self._spike_drive(spikes_in)
+        overlap = None
+        if not fresh:
+            x_init, hebb0 = state.pre_trace, state.plastic.trace
+            overlap = torch.bmm(spikes_in, x_init.unsqueeze(2)).squeeze(2)  # s_t . x_init
+            # keep^t (s_t @ Hebb_0): the initial trace, decayed, read at every step
+            drive = drive + syn.alpha * (torch.bmm(spikes_in, hebb0) * keep_pow[:steps].view(1, steps, 1))
+        config = LIFConfig(self.reset, 0.0, self.rectifier, self.detach_reset, self.surrogate)
+        threshold = drive.new_full((n_post,), self.threshold)
+        spikes, traces, membrane = hebbian_lif_sequence(
+            drive, gram, overlap, eta, pre_decay, syn.alpha.expand(n_post), None if fresh else state.membrane,
+            None if fresh else state.post_trace, mem_decay.expand(n_post), threshold, post_decay, config)
+        # final traces: x_{T-1}; Hebb_T = keep^T Hebb_0 + sum_s x_s ⊗ F_s with F_s = eta keep^(T-1-s) y_s, as
+        # sum_r s_r ⊗ M_r (M_r = sum_{s >= r} lambda_pre^(s-r) F_s, a reverse-time trace of F)
+        # + x_init ⊗ sum_s lambda_pre^(s+1) F_s
+        pre_pow = torch.cat([ones, pre_decay.reshape(1).to(ones.dtype).expand(steps)]).cumprod(0)  # lambda_pre^k
+        # x_{T-1} = sum_r lambda_pre^(T-1-r) s_r (one batched vector-matrix product)
+        pre_trace = torch.bmm(pre_pow[:steps].flip(0).view(1, 1, steps).expand(batch, 1, steps), spikes_in).squeeze(1)
+        weights = eta * keep_pow[:steps].flip(0)  # F_s = weights[s] * y_s
+        hebb = _spike_outer_sum(spikes_in, _linear_scan(traces, pre_decay, reverse=True, weights=weights), kernels)
+        if not fresh:
+            pre_trace = pre_trace + pre_pow[steps] * x_init
+            carried = torch.matmul(weights * pre_pow[1:], traces)  # sum_s lambda_pre^(s+1) F_s
+            hebb = hebb + x_init.unsqueeze(2) * carried.unsqueeze(1) + keep_pow[steps] * hebb0
+        plastic_state = PlasticState(hebb, None, None)  # no eligibility trace (not modulated), no BCM threshold
+        final = PlasticSpikingState(membrane, spikes[:, -1], pre_trace, traces[:, -1], plastic_state)
+        return spikes, final
+
     def _base_repr(self) -> str:
         taus = self.trace_taus.detach()
         return (f"rule={type(self.synapses.rule).__name__}, modulation={self.modulation!r}, "
@@ -483,7 +701,7 @@ _COMMON_DOC = """
         dt: the time step.
         backprop: ``"autograd"`` or ``"checkpoint"`` for the dense backend (see the module docstring);
             ``chunk_size`` for the latter (default ``round(sqrt(T))``).
-        backend: ``"auto"``, ``"dense"`` or ``"lowrank"`` (see the module docstring).
+        backend: ``"auto"``, ``"dense"``, ``"lowrank"`` or ``"fused"`` (see the module docstring).
 """
 
 
@@ -553,10 +771,14 @@ class PlasticLIF(_PlasticSpikingLayer):
                 torch.empty(out_features, out_features).uniform_(-rec_bound, rec_bound))
         else:
             self.register_parameter("recurrent_weight", None)
+        self._check_fused()
 
     @property
     def input_size(self) -> int:
         return self.in_features
+
+    def _spike_drive(self, inputs: Tensor) -> Tensor:
+        return spike_linear(inputs, self.weight.t(), self.bias)
 
     def _recurrent_current(self, spikes: Tensor) -> Tensor | None:
         return None if self.recurrent_weight is None else spikes @ self.recurrent_weight
@@ -631,6 +853,7 @@ class PlasticRecurrentLIF(_PlasticSpikingLayer):
         self.input_weight = nn.Parameter(torch.empty(input_size, hidden_size).uniform_(-bound_in, bound_in))
         self.bias = nn.Parameter(torch.zeros(hidden_size)) if bias else None
         self.weight = nn.Parameter(torch.empty(hidden_size, hidden_size).uniform_(-bound, bound))
+        self._check_fused()
 
     @property
     def input_size(self) -> int:

@@ -1,0 +1,278 @@
+"""The fused plastic spiking layer (``backend="fused"``) against the dense and low-rank backends, a literal loop
+for its sequential autograd Function, the C kernels against the PyTorch fallback, and backend resolution."""
+
+import itertools
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from neuroplastic.neurons.fused import LIFConfig, plastic_lif_sequence
+from neuroplastic.neurons.lif import lif_step
+from neuroplastic.neurons.native import snn_kernels, use_native
+from neuroplastic.neurons.surrogates import FastSigmoid, Surrogate, get_surrogate
+from neuroplastic.plasticity import spiking
+from neuroplastic.plasticity.spiking import PlasticLIF, PlasticRecurrentLIF
+
+B, T, I, O = 3, 12, 5, 4
+NATIVE = snn_kernels(torch.zeros(1, dtype=torch.double)) is not None
+
+
+class ScaledFastSigmoid(Surrogate):
+    """A custom surrogate (not known to the C kernels): the backward runs with PyTorch operations."""
+
+    def grad(self, x):
+        return 0.5 / (1 + 10.0 * x.abs()) ** 2
+
+
+class NoGradient(Surrogate):
+    """Zero surrogate gradient: spikes are locally constant, so the exact gradient is checkable numerically."""
+
+    def grad(self, x):
+        return torch.zeros_like(x)
+
+
+def make_layer(backend, *, alpha="neuron", reset="soft", rectifier=False, detach_reset=False,
+               surrogate="fast_sigmoid", seed=0):
+    torch.manual_seed(seed)
+    layer = PlasticLIF(I, O, rule="hebbian", alpha=alpha, alpha_init=0.5, eta_init=0.2, tau_pre=3.0, tau_post=2.0,
+                       tau_mem=torch.tensor([4.0, 3.0, 5.0, 2.5]), learn_tau_mem=True, learn_trace_tau=True,
+                       reset=reset, rectifier=rectifier, detach_reset=detach_reset, surrogate=surrogate,
+                       backend=backend).double()
+    with torch.no_grad():
+        layer.weight.mul_(4.0)
+        layer.bias.fill_(0.1)
+        if alpha == "neuron":
+            layer.synapses.alpha.copy_(torch.tensor([0.5, -0.8, 1.2, 0.3]))
+    return layer
+
+
+def spike_inputs(seed=1, p=0.2, batch=B, steps=T, size=I):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(batch, steps, size, generator=generator) < p).double()
+
+
+def run(layer, inputs, split=7):
+    """A fresh call on ``inputs[:, :split]``, a second call from its state on the rest; a loss reading every output
+    (spikes with per-entry weights, the final membrane, traces and Hebbian trace); returns values and gradients."""
+    x = inputs.clone().requires_grad_()
+    spikes1, state1 = layer(x[:, :split])
+    spikes2, state2 = layer(x[:, split:], state1)
+    generator = torch.Generator().manual_seed(5)
+    loss = 0.0
+    for tensor in (spikes1, spikes2, state2.membrane, state2.pre_trace, state2.post_trace, state2.plastic.trace,
+                   state1.plastic.trace):
+        loss = loss + (tensor * torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype)).sum()
+    layer.zero_grad()
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in layer.named_parameters()}
+    grads["inputs"] = x.grad.clone()
+    return (spikes1.detach(), spikes2.detach()), (state1.detach(), state2.detach()), grads
+
+
+def assert_same(a, b, tol=1e-9):
+    (sa, sb), (ta, tb), (ga, gb) = zip(a, b, strict=True)
+    for x, y in zip(sa, sb, strict=True):
+        assert torch.equal(x, y)
+    for state_a, state_b in zip(ta, tb, strict=True):
+        for name in ("membrane", "spikes", "pre_trace", "post_trace"):
+            torch.testing.assert_close(getattr(state_a, name), getattr(state_b, name), rtol=tol, atol=tol, msg=name)
+        torch.testing.assert_close(state_a.plastic.trace, state_b.plastic.trace, rtol=tol, atol=tol)
+    assert set(ga) == set(gb)
+    for name in ga:
+        torch.testing.assert_close(ga[name], gb[name], rtol=tol, atol=tol, msg=name)
+
+
+@pytest.mark.parametrize("reset", ["soft", "hard", "none"])
+@pytest.mark.parametrize("rectifier", [False, True])
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("surrogate", ["fast_sigmoid", "atan"])
+def test_fused_equals_dense_and_lowrank(reset, rectifier, detach_reset, surrogate):
+    inputs = spike_inputs()
+    options = dict(reset=reset, rectifier=rectifier, detach_reset=detach_reset, surrogate=surrogate)
+    fused = run(make_layer("fused", **options), inputs)
+    rate = float(torch.cat(fused[0], dim=1).mean())
+    assert 0.05 < rate < 0.95, rate  # the neurons spike, but not always
+    assert float(fused[1][1].plastic.trace.abs().max()) > 1e-2  # the synapses changed
+    for backend in ("dense", "lowrank"):
+        assert_same(run(make_layer(backend, **options), inputs), fused)
+
+
+@pytest.mark.parametrize("alpha", ["neuron", "scalar"])
+def test_fused_equals_dense_with_scalar_alpha_and_real_valued_inputs(alpha):
+    generator = torch.Generator().manual_seed(3)
+    dense_inputs = torch.rand(B, T, I, generator=generator, dtype=torch.double)  # not sparse: dense products
+    for inputs in (spike_inputs(seed=4), dense_inputs):
+        assert_same(run(make_layer("dense", alpha=alpha), inputs), run(make_layer("fused", alpha=alpha), inputs))
+
+
+def test_sparse_products_are_used_for_spike_inputs():
+    if not NATIVE:
+        pytest.skip("no native kernels")
+    assert spiking._sparse_kernels(spike_inputs()) is not None  # so the tests above run the sparse kernels
+    assert spiking._sparse_kernels(torch.rand(B, T, I, dtype=torch.double)) is None
+
+
+@pytest.mark.parametrize("surrogate", ["triangle", "sigmoid", ScaledFastSigmoid()])
+@pytest.mark.parametrize("reset,rectifier", [("soft", True), ("hard", False)])
+def test_native_kernels_equal_the_pytorch_fallback(surrogate, reset, rectifier):
+    if not NATIVE:
+        pytest.skip("no native kernels")
+    inputs = spike_inputs(seed=6)
+    options = dict(reset=reset, rectifier=rectifier, surrogate=surrogate)
+    native = run(make_layer("fused", **options), inputs)
+    with use_native(False):
+        assert snn_kernels(inputs) is None
+        fallback = run(make_layer("fused", **options), inputs)
+    assert_same(native, fallback, tol=1e-12)
+    assert 0.05 < float(torch.cat(native[0], dim=1).mean()) < 0.95
+
+
+def test_float32_fused_equals_dense():
+    inputs = spike_inputs(seed=8).float()
+    results = []
+    for backend in ("dense", "fused"):
+        layer = make_layer(backend).float()
+        spikes, state = layer(inputs)
+        (spikes * torch.linspace(0, 1, T).view(1, T, 1)).sum().backward()
+        results.append((spikes, state.plastic.trace, layer.synapses.eta.grad, layer.weight.grad))
+    assert torch.equal(results[0][0], results[1][0])
+    for a, b in zip(results[0][1:], results[1][1:], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_sequence_in_two_calls_equals_one_call():
+    layer = make_layer("fused")
+    inputs = spike_inputs(seed=9, steps=15)
+    with torch.no_grad():
+        whole, state = layer(inputs)
+        first, mid = layer(inputs[:, :6])
+        second, end = layer(inputs[:, 6:], mid)
+    assert torch.equal(whole, torch.cat([first, second], dim=1))
+    for a, b in zip(state[:4], end[:4], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(state.plastic.trace, end.plastic.trace, rtol=1e-12, atol=1e-12)
+
+
+def literal_sequence(drive, mixing, alpha, v0, y0, decay, threshold, trace_decay, config):
+    """``plastic_lif_sequence`` written as a loop of differentiable steps (autograd does the backward pass)."""
+    v, y = v0, y0
+    spikes, traces = [], []
+    for t in range(drive.shape[1]):
+        plastic = sum((mixing[:, t, s:s + 1] * traces[s] for s in range(t)), torch.zeros_like(y))
+        z, v = lif_step(v, drive[:, t] + alpha * plastic, decay, threshold, reset=config.reset,
+                        rectifier=config.rectifier, detach_reset=config.detach_reset, surrogate=config.surrogate)
+        y = trace_decay * y + z
+        spikes.append(z)
+        traces.append(y)
+    return torch.stack(spikes, 1), torch.stack(traces, 1), v
+
+
+def sequence_inputs(seed, batch=2, steps=6, n=3):
+    generator = torch.Generator().manual_seed(seed)
+    rand = lambda *shape: torch.rand(*shape, generator=generator, dtype=torch.double)  # noqa: E731
+    drive = 1.6 * rand(batch, steps, n)
+    mixing = 0.5 * rand(batch, steps, steps) - 0.1
+    return [drive, mixing, 2 * rand(n) - 0.5, rand(batch, n), rand(batch, n), 0.5 + 0.4 * rand(n),
+            0.8 + 0.4 * rand(n), torch.tensor(0.7, dtype=torch.double)]
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("reset,rectifier,detach_reset,surrogate", [
+    ("soft", False, False, "fast_sigmoid"), ("hard", True, False, "atan"), ("none", False, True, "sigmoid"),
+    ("soft", True, True, "triangle")])
+def test_plastic_lif_sequence_equals_a_literal_loop(native, reset, rectifier, detach_reset, surrogate):
+    config = LIFConfig(reset, 0.0, rectifier, detach_reset, get_surrogate(surrogate))
+    args = sequence_inputs(10)
+    results = []
+    for function in (literal_sequence, plastic_lif_sequence):
+        leaves = [a.clone().requires_grad_() for a in args]
+        with use_native(native):
+            spikes, traces, v = function(*leaves, config)
+        generator = torch.Generator().manual_seed(2)
+        loss = sum((x * torch.randn(x.shape, generator=generator, dtype=x.dtype)).sum() for x in (spikes, traces, v))
+        loss.backward()
+        results.append((spikes.detach(), traces.detach(), v.detach(), [leaf.grad for leaf in leaves]))
+    literal, fused = results
+    assert 0 < float(literal[0].mean()) < 1
+    assert torch.equal(literal[0], fused[0])
+    torch.testing.assert_close(literal[1], fused[1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(literal[2], fused[2], rtol=1e-12, atol=1e-12)
+    mask = torch.ones(6, 6, dtype=torch.bool).tril(-1)  # A[t, s] is read for s < t only
+    assert float(fused[3][1][:, ~mask].abs().max()) == 0.0
+    for index, (a, b) in enumerate(zip(literal[3], fused[3], strict=True)):
+        if index == 1:
+            a = a * mask
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=f"input {index}")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_plastic_lif_sequence_gradcheck(native):
+    config = LIFConfig("soft", 0.0, True, False, NoGradient())  # C forward (if native), PyTorch backward
+    args = [a.requires_grad_() for a in sequence_inputs(12, steps=5)]
+    with use_native(native):
+        spikes, _, _ = plastic_lif_sequence(*args, config)
+        assert 0 < float(spikes.detach().mean()) < 1
+        assert gradcheck(lambda *a: plastic_lif_sequence(*a, config)[1:], args)
+
+
+def test_sparse_products_and_scan_gradcheck():
+    generator = torch.Generator().manual_seed(13)
+    s = (torch.rand(2, 6, 7, generator=generator) < 0.2).double()
+    s.view(-1)[3] = 0.5
+    m = torch.rand(2, 6, 3, generator=generator, dtype=torch.double, requires_grad=True)
+    kernels = spiking._sparse_kernels(s) if NATIVE else None
+    if NATIVE:
+        assert kernels is not None
+    torch.testing.assert_close(spiking._spike_gram(s, kernels), s @ s.transpose(1, 2), rtol=0, atol=1e-15)
+    torch.testing.assert_close(spiking._spike_outer_sum(s, m, kernels), s.transpose(1, 2) @ m, rtol=0, atol=1e-15)
+    s.requires_grad_()
+    assert gradcheck(lambda a: spiking._spike_gram(a, kernels), (s,))
+    assert gradcheck(lambda a, b: spiking._spike_outer_sum(a, b, kernels), (s, m))
+    decay = torch.tensor(0.6, dtype=torch.double, requires_grad=True)
+    weights = torch.rand(6, generator=generator, dtype=torch.double, requires_grad=True)
+    for reverse, w in itertools.product((False, True), (None, weights)):
+        out = spiking._linear_scan(m, decay, reverse, w)
+        expected = torch.zeros_like(m)
+        for t in range(6):  # out_t = sum over the steps r on one side of t of decay^|t-r| w_r m_r
+            for r in range(6):
+                if (r <= t and not reverse) or (r >= t and reverse):
+                    expected[:, t] += 0.6 ** abs(t - r) * (1.0 if w is None else float(w[r].detach())) * m[:, r]
+        torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+        inputs = (m, decay) if w is None else (m, decay, w)
+        assert gradcheck(lambda a, d, *ws, reverse=reverse: spiking._linear_scan(a, d, reverse, *ws), inputs)
+
+
+def test_auto_resolves_to_fused_exactly_where_it_applies():
+    assert PlasticLIF(I, O, alpha="neuron").resolved_backend == "fused"  # default rule: decaying Hebbian
+    assert PlasticLIF(I, O, rule="hebbian", alpha="scalar").resolved_backend == "fused"
+    assert PlasticLIF(I, O, rule="hebbian", alpha="neuron", surrogate="atan").resolved_backend == "fused"
+    assert PlasticLIF(I, O, rule="hebbian", alpha="connection").resolved_backend == "dense"
+    assert PlasticLIF(I, O, rule="oja", alpha="neuron").resolved_backend == "lowrank"
+    assert PlasticLIF(I, O, rule="bcm", alpha="neuron").resolved_backend == "lowrank"
+    assert PlasticLIF(I, O, rule="hebbian", alpha="neuron", eta="neuron").resolved_backend == "lowrank"
+    assert PlasticLIF(I, O, rule="hebbian", alpha="neuron", modulation="simple").resolved_backend == "lowrank"
+    assert PlasticLIF(I, O, rule="hebbian", alpha="neuron", recurrent=True).resolved_backend == "lowrank"
+    assert PlasticLIF(I, O, alpha="neuron", surrogate=ScaledFastSigmoid()).resolved_backend == "lowrank"
+    assert PlasticLIF(I, O, alpha="neuron", surrogate=FastSigmoid(3.0)).resolved_backend == "fused"
+    assert PlasticRecurrentLIF(I, O, rule="hebbian", alpha="neuron").resolved_backend == "lowrank"
+    # asked for explicitly: a custom surrogate is allowed (its backward runs with PyTorch operations)
+    assert PlasticLIF(I, O, alpha="neuron", surrogate=ScaledFastSigmoid(), backend="fused").resolved_backend == "fused"
+
+
+@pytest.mark.parametrize("make", [
+    lambda: PlasticLIF(I, O, rule="hebbian", alpha="connection", backend="fused"),
+    lambda: PlasticLIF(I, O, rule="oja", alpha="neuron", backend="fused"),
+    lambda: PlasticLIF(I, O, rule="hebbian", alpha="neuron", eta="neuron", backend="fused"),
+    lambda: PlasticLIF(I, O, rule="hebbian", alpha="neuron", modulation="simple", backend="fused"),
+    lambda: PlasticLIF(I, O, rule="hebbian", alpha="neuron", recurrent=True, backend="fused"),
+    lambda: PlasticRecurrentLIF(I, O, rule="hebbian", alpha="neuron", backend="fused"),
+])
+def test_fused_where_it_does_not_apply_raises(make):
+    with pytest.raises(ValueError, match="backend='fused'"):
+        make()
+
+
+def test_bad_backend_name_raises():
+    with pytest.raises(ValueError, match="backend"):
+        PlasticLIF(I, O, alpha="neuron", backend="fast")
