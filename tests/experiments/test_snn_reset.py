@@ -12,12 +12,11 @@ from neuroplastic.experiments.snn_reset import (
     CLAIMS,
     EXPERIMENT,
     Config,
-    Rectangle,
     make_network,
     membrane_potentials,
     paired_difference,
 )
-from neuroplastic.neurons import LIF
+from neuroplastic.neurons import LIF, Rectangle
 from neuroplastic.runs import RunInterrupted, run_experiment
 
 TINY = {"hidden": 16, "time_steps": 3, "repeats": 2, "epochs": 2, "batch_size": 1000, "lr": 0.02,

@@ -8,6 +8,7 @@ import torch
 from neuroplastic.neurons.surrogates import (
     ATan,
     FastSigmoid,
+    Rectangle,
     Sigmoid,
     Surrogate,
     Triangle,
@@ -47,6 +48,10 @@ HAND = [
     (Triangle(), 0.0, 1.0),
     (Sigmoid(slope=4.0), 0.0, 1.0),
     (Sigmoid(slope=1.0), math.log(3.0), 0.75 * 0.25),  # sigmoid(ln 3) = 3/4
+    (Rectangle(width=0.5), 0.49, 1.0),  # 1 / (2 * 0.5) inside the window
+    (Rectangle(width=0.5), -0.2, 1.0),
+    (Rectangle(width=0.5), 0.5, 0.0),  # the window is open: |x| < width
+    (Rectangle(width=2.0), -1.9, 0.25),
 ]
 
 
@@ -56,7 +61,8 @@ def test_grad_equals_the_hand_computed_derivative(surrogate, x, expected):
     assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
-@pytest.mark.parametrize("surrogate", [FastSigmoid(3.0), ATan(1.5), Triangle(0.7), Sigmoid(2.5)], ids=repr)
+@pytest.mark.parametrize("surrogate", [FastSigmoid(3.0), ATan(1.5), Triangle(0.7), Sigmoid(2.5),
+                                       Rectangle(0.6)], ids=repr)
 def test_grad_is_the_derivative_of_smooth_by_gradcheck(surrogate):
     # points away from the kinks of |x| at 0 and of the triangle at +-width
     x = torch.tensor([-2.1, -0.9, -0.3, -0.05, 0.04, 0.2, 0.45, 1.3], dtype=torch.float64, requires_grad=True)

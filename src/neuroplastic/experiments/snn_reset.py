@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neuroplastic.data import load_mnist_sample
-from neuroplastic.neurons import LIF, Surrogate, Triangle, lif_step, membrane_rectifier, rate_encode
+from neuroplastic.neurons import LIF, Rectangle, Triangle, lif_step, membrane_rectifier, rate_encode
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import metric_series
 from neuroplastic.runs.threads import torch_threads
@@ -62,26 +62,6 @@ ENCODINGS = ("direct", "rate")
 SURROGATES = ("triangle", "rectangle")
 
 
-class Rectangle(Surrogate):
-    """Rectangular surrogate (straight-through estimator on a window): ``grad(x) = 1 / (2 w)`` for ``|x| < w``.
-
-    With ``w`` = the threshold, the window is ``0 < u < 1`` in units of the spike (``u = h / (2 theta)``), the
-    clamp used by Guo et al.'s group. Not a built-in of :mod:`neuroplastic.neurons.surrogates`, so the fused LIF
-    runs its backward with PyTorch operations for it.
-    """
-
-    name = "rectangle"
-
-    def __init__(self, width: float) -> None:
-        if not width > 0:
-            raise ValueError(f"width must be > 0, got {width!r}")
-        self.width = float(width)
-
-    def grad(self, x: Tensor) -> Tensor:
-        return (x.abs() < self.width).to(x.dtype) / (2.0 * self.width)
-
-    def __repr__(self) -> str:
-        return f"Rectangle(width={self.width})"
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 

@@ -26,6 +26,7 @@ from neuroplastic.neurons.spike_linear import SpikeLinear, spike_linear
 from neuroplastic.neurons.surrogates import (
     ATan,
     FastSigmoid,
+    Rectangle,
     Sigmoid,
     Surrogate,
     Triangle,
@@ -68,6 +69,7 @@ __all__ = [
     "FastSigmoid",
     "ATan",
     "Triangle",
+    "Rectangle",
     "Sigmoid",
     "get_surrogate",
     "register_surrogate",

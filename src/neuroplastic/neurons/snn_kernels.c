@@ -42,7 +42,7 @@ typedef REAL real;
 #define INLINE static inline __attribute__((always_inline))
 
 enum { RESET_HARD = 0, RESET_SOFT = 1, RESET_NONE = 2 };
-enum { SG_FAST_SIGMOID = 0, SG_ATAN = 1, SG_TRIANGLE = 2, SG_SIGMOID = 3 };
+enum { SG_FAST_SIGMOID = 0, SG_ATAN = 1, SG_TRIANGLE = 2, SG_SIGMOID = 3, SG_RECTANGLE = 4 };
 
 #ifdef REAL_IS_FLOAT
 #define TANH tanhf
@@ -89,6 +89,8 @@ INLINE real surrogate_grad(int sg, real p, real x) {
             real y = (real)1 - FABS(x) / p;
             return (y > 0 ? y : (real)0) / p;
         }
+        case SG_RECTANGLE: /* p = half-width w: 1 / (2 w) on |x| < w */
+            return FABS(x) < p ? (real)1 / ((real)2 * p) : (real)0;
         default: {
             real s = (real)1 / ((real)1 + EXP(-(p * x)));
             return p * s * ((real)1 - s);
@@ -253,10 +255,12 @@ DEFINE_BACKWARD(0, 0)
 DEFINE_BACKWARD(0, 1)
 DEFINE_BACKWARD(0, 2)
 DEFINE_BACKWARD(0, 3)
+DEFINE_BACKWARD(0, 4)
 DEFINE_BACKWARD(1, 0)
 DEFINE_BACKWARD(1, 1)
 DEFINE_BACKWARD(1, 2)
 DEFINE_BACKWARD(1, 3)
+DEFINE_BACKWARD(1, 4)
 
 typedef void (*backward_fn)(int64_t, int64_t, int64_t, const real *, const real *, const real *, const real *, int,
                             real, real, real, int, real, const real *, real, const real *, real *, real *, real *, real *,
@@ -265,10 +269,11 @@ typedef void (*backward_fn)(int64_t, int64_t, int64_t, const real *, const real 
 void lif_backward(int64_t B, int64_t T, int64_t N, const real *h, const real *v0, const real *decay, const real *thr,
                   int reset, real v_reset, int rect, real k, int detach, int sg, real sgp, const real *gs_in,
                   real gs_const, const real *gv_T, real *gx, real *gv0, real *gd, real *gth, int threads) {
-    static const backward_fn table[2][4] = {{backward_0_0, backward_0_1, backward_0_2, backward_0_3},
-                                            {backward_1_0, backward_1_1, backward_1_2, backward_1_3}};
+    static const backward_fn table[2][5] = {
+        {backward_0_0, backward_0_1, backward_0_2, backward_0_3, backward_0_4},
+        {backward_1_0, backward_1_1, backward_1_2, backward_1_3, backward_1_4}};
     const real mid_div = (real)(2.0 * tanh((double)k / 2.0));
-    table[rect ? 1 : 0][sg & 3](B, T, N, h, v0, decay, thr, reset, v_reset, k, mid_div, detach, sgp, gs_in, gs_const, gv_T, gx,
+    table[rect ? 1 : 0][(unsigned)sg < 5 ? sg : 0](B, T, N, h, v0, decay, thr, reset, v_reset, k, mid_div, detach, sgp, gs_in, gs_const, gv_T, gx,
                                 gv0, gd, gth, threads);
 }
 
@@ -761,10 +766,12 @@ DEFINE_PLASTIC_BACKWARD(0, 0)
 DEFINE_PLASTIC_BACKWARD(0, 1)
 DEFINE_PLASTIC_BACKWARD(0, 2)
 DEFINE_PLASTIC_BACKWARD(0, 3)
+DEFINE_PLASTIC_BACKWARD(0, 4)
 DEFINE_PLASTIC_BACKWARD(1, 0)
 DEFINE_PLASTIC_BACKWARD(1, 1)
 DEFINE_PLASTIC_BACKWARD(1, 2)
 DEFINE_PLASTIC_BACKWARD(1, 3)
+DEFINE_PLASTIC_BACKWARD(1, 4)
 
 typedef void (*plastic_backward_fn)(int64_t, int64_t, int64_t, const real *, const real *, const real *, const real *,
                                     real, real, const real *, const real *, const real *, const real *, const real *,
@@ -780,11 +787,11 @@ void plastic_lif_backward(int64_t B, int64_t T, int64_t N, const real *h, const 
                           real v_reset, int rect, real k, int detach, int sg, real sgp, const real *gZ, real gz_const,
                           const real *gY, const real *gv_T, real *g_drive, real *gA, real *gC, real *gu, real *g_eta,
                           real *g_lp, real *galpha, real *gv0, real *gy0, real *gd, real *gth, real *gl, int threads) {
-    static const plastic_backward_fn table[2][4] = {
-        {plastic_backward_0_0, plastic_backward_0_1, plastic_backward_0_2, plastic_backward_0_3},
-        {plastic_backward_1_0, plastic_backward_1_1, plastic_backward_1_2, plastic_backward_1_3}};
+    static const plastic_backward_fn table[2][5] = {
+        {plastic_backward_0_0, plastic_backward_0_1, plastic_backward_0_2, plastic_backward_0_3, plastic_backward_0_4},
+        {plastic_backward_1_0, plastic_backward_1_1, plastic_backward_1_2, plastic_backward_1_3, plastic_backward_1_4}};
     const real mid_div = (real)(2.0 * tanh((double)k / 2.0));
-    table[rect ? 1 : 0][sg & 3](B, T, N, h, A, gram, u, eta, lp, alpha, P, Y, v0, y0, decay, thr, l, reset, v_reset, k,
+    table[rect ? 1 : 0][(unsigned)sg < 5 ? sg : 0](B, T, N, h, A, gram, u, eta, lp, alpha, P, Y, v0, y0, decay, thr, l, reset, v_reset, k,
                                 mid_div, detach, sgp, gZ, gz_const, gY, gv_T, g_drive, gA, gC, gu, g_eta, g_lp, galpha,
                                 gv0, gy0, gd, gth, gl, threads);
 }

@@ -17,6 +17,8 @@ Built-in surrogates (``grad`` is the derivative of ``smooth``, both shown):
   ``grad(x) = max(0, 1 - |x| / width) / width``
 - ``"sigmoid"`` :class:`Sigmoid`: ``smooth(x) = sigmoid(slope x)``,
   ``grad(x) = slope sigmoid(slope x) (1 - sigmoid(slope x))``
+- ``"rectangle"`` :class:`Rectangle` (straight-through estimator on a window; Wu et al. 2018, STBP):
+  ``smooth(x) = clamp(x / (2 width) + 1/2, 0, 1)``, ``grad(x) = 1 / (2 width)`` for ``|x| < width``, else 0
 
 A custom surrogate subclasses :class:`Surrogate` and implements :meth:`Surrogate.grad` (and optionally
 :meth:`Surrogate.smooth`); :func:`register_surrogate` makes it available by name. The fused multi-step LIF
@@ -37,6 +39,7 @@ __all__ = [
     "ATan",
     "Triangle",
     "Sigmoid",
+    "Rectangle",
     "spike_fn",
     "get_surrogate",
     "register_surrogate",
@@ -182,11 +185,38 @@ class Sigmoid(Surrogate):
         return f"Sigmoid(slope={self.slope})"
 
 
+class Rectangle(Surrogate):
+    """Rectangular surrogate, a straight-through estimator on a window (Wu et al. 2018, STBP):
+    ``grad(x) = 1 / (2 width)`` for ``|x| < width``, else 0.
+
+    With ``width`` equal to the threshold theta, the window is ``0 < u < 1`` in units of the spike
+    (``u = v / (2 theta)``), the clamp of Guo et al. 2022 ("Reducing information loss for SNNs").
+    """
+
+    name = "rectangle"
+
+    def __init__(self, width: float = 0.5) -> None:
+        self.width = _check_parameter("Rectangle", "width", width)
+
+    def grad(self, x: Tensor) -> Tensor:
+        return (x.abs() < self.width).to(x.dtype) / (2.0 * self.width)
+
+    def smooth(self, x: Tensor) -> Tensor:
+        return (x / (2.0 * self.width) + 0.5).clamp(0.0, 1.0)
+
+    def _kernel(self) -> tuple[int, float] | None:
+        return (4, self.width) if type(self) is Rectangle else None
+
+    def __repr__(self) -> str:
+        return f"Rectangle(width={self.width})"
+
+
 _REGISTRY: dict[str, Callable[..., Surrogate]] = {
     "fast_sigmoid": FastSigmoid,
     "atan": ATan,
     "triangle": Triangle,
     "sigmoid": Sigmoid,
+    "rectangle": Rectangle,
 }
 
 
