@@ -11,18 +11,25 @@ from torch.nn import functional as F
 from neuroplastic.experiments.backdoor_pruning import (
     EXPERIMENT,
     BackdoorCNN,
+    BackdoorResNet,
+    BasicBlock,
     Config,
+    _lowest_masks,
+    _pruned_copy,
     _spread,
     activation_units,
     batch_statistics_accuracy,
+    build_model,
     defense_indices,
     lr_milestone_epochs,
+    oracle_counts,
     random_shift,
     recalibrated_copy,
     rnp_epochs,
     trigger_ranking,
 )
 from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.structure.neuron_masks import default_mask_layers
 
 TINY = {
     "channels": "4,8", "strides": "2,2", "epochs": 1, "batch_size": 200, "max_unlearning_updates": 3,
@@ -213,3 +220,132 @@ def test_bad_config_is_rejected(tmp_path):
         with pytest.raises(ValueError, match=field):
             run_experiment(EXPERIMENT, out=tmp_path / field, seed=0, progress=False,
                            overrides=dict(TINY, **{field: value}))
+
+
+# ------------------------------------------------------------------------------------------ the ResNet option
+TINY_RESNET = dict(TINY, architecture="resnet", resnet_width=4, resnet_stages="1,1", resnet_stem_stride=2,
+                   ablation_fractions="", sweep_thresholds="0.2", oracle_max_fraction=0.1, cost_max_channels=2)
+
+
+def _bn_names(model):
+    return [name for name, module in model.named_modules() if isinstance(module, torch.nn.BatchNorm2d)]
+
+
+def test_resnet_layout_counts_channels_like_resnet18():
+    model = BackdoorResNet(16, (2, 2, 2, 2), stem_stride=2)
+    sizes = {name: model.get_submodule(name).num_features for name in _bn_names(model)}
+    # stem 16; stage 0: 2 blocks x 2 BNs x 16; stages 1-3: 4 BNs + 1 shortcut BN of 32 / 64 / 128 channels
+    assert sum(sizes.values()) == 16 + 4 * 16 + 5 * 32 + 5 * 64 + 5 * 128 == 1200
+    assert [name for name in sizes if "shortcut" in name] == ["stages.1.0.shortcut_bn", "stages.2.0.shortcut_bn",
+                                                             "stages.3.0.shortcut_bn"]
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    assert BackdoorResNet(4, (1,), stem_stride=1).stem(torch.rand(2, 1, 28, 28)).shape == (2, 4, 28, 28)
+    assert default_mask_layers(model) == list(sizes)  # RNP masks every BatchNorm layer, shortcuts included
+
+
+@pytest.mark.parametrize("stride,out_channels", [(1, 3), (2, 5)])  # identity shortcut; 1x1 conv + BN shortcut
+def test_basic_block_matches_a_literal_computation(stride, out_channels):
+    torch.manual_seed(0)
+    block = BasicBlock(3, out_channels, stride)
+    with torch.no_grad():  # non-trivial BatchNorm parameters and running statistics
+        for module in block.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+    block.eval()
+    x = torch.randn(2, 3, 6, 6)
+
+    def bn(module, h):
+        scale = module.weight / torch.sqrt(module.running_var + module.eps)
+        return (h - module.running_mean[:, None, None]) * scale[:, None, None] + module.bias[:, None, None]
+
+    out = F.relu(bn(block.bn1, F.conv2d(x, block.conv1.weight, stride=stride, padding=1)))
+    out = bn(block.bn2, F.conv2d(out, block.conv2.weight, padding=1))
+    if stride == 1:
+        assert block.shortcut_conv is None and block.shortcut_bn is None
+        skip = x
+    else:
+        assert block.shortcut_conv.weight.shape == (out_channels, 3, 1, 1)
+        skip = bn(block.shortcut_bn, F.conv2d(x, block.shortcut_conv.weight, stride=2))
+    expected = F.relu(out + skip)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), expected)
+    assert expected.shape == (2, out_channels, 6 // stride, 6 // stride)
+
+
+def test_pruning_a_resnet_channel_zeroes_only_that_gamma():
+    model = BackdoorResNet(4, (1, 1), stem_stride=2)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)  # no parameter is zero before pruning
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    pruned = _pruned_copy(model, {"stages.1.0.shortcut_bn": torch.tensor([2]), "stages.0.0.bn2": torch.tensor([0, 3])})
+    after = pruned.state_dict()
+    assert after["stages.1.0.shortcut_bn.weight"].tolist() == [v if i != 2 else 0.0 for i, v in
+                                                               enumerate(before["stages.1.0.shortcut_bn.weight"].tolist())]
+    assert after["stages.0.0.bn2.weight"][[0, 3]].tolist() == [0.0, 0.0]
+    torch.testing.assert_close(after["stages.0.0.bn2.weight"][1:3], before["stages.0.0.bn2.weight"][1:3])
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed == {"stages.1.0.shortcut_bn.weight", "stages.0.0.bn2.weight"}  # beta and the rest are kept
+    assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())  # original intact
+    # the pruned channel outputs its constant beta, whatever the input
+    outputs = {}
+    pruned.get_submodule("stages.1.0.shortcut_bn").register_forward_hook(lambda m, i, o: outputs.update(sc=o))
+    pruned.eval()
+    pruned(torch.rand(3, 1, 28, 28))
+    beta = after["stages.1.0.shortcut_bn.bias"][2]
+    torch.testing.assert_close(outputs["sc"][:, 2], torch.full_like(outputs["sc"][:, 2], float(beta)))
+
+
+def test_tiny_resnet_run_masks_every_batchnorm_layer(tmp_path):
+    summary = run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=TINY_RESNET)
+    m = summary["metrics"]
+    names = _bn_names(BackdoorResNet(4, (1, 1), stem_stride=2))
+    assert names == ["stem.bn", "stages.0.0.bn1", "stages.0.0.bn2", "stages.1.0.bn1", "stages.1.0.bn2",
+                     "stages.1.0.shortcut_bn"]
+    assert m["total_units"] == 4 + 2 * 4 + 3 * 8 == 36
+    rnp = json.loads((tmp_path / "backdoor-pruning" / "rnp.json").read_text())
+    assert list(rnp["masks"]) == names and [len(v) for v in rnp["masks"].values()] == [4, 4, 4, 8, 8, 8]
+    assert sum(len(v) for v in rnp["pruned"].values()) == m["pruned_units"]
+    assert all(0.0 <= v <= 1.0 for values in rnp["masks"].values() for v in values)
+    assert all(rnp["masks"][layer][unit] <= 0.2 for layer, units in rnp["pruned"].items() for unit in units)
+    # the per-channel cost is measured on at most cost_max_channels = 2 pruned channels, the lowest masks
+    costs = rnp["pruned_channel_costs"]
+    assert len(costs) == m["pruned_channel_cost_count"] == min(2, m["pruned_units"]) and len(summary["claims"]) == 2
+    pruned_masks = sorted(rnp["masks"][layer][unit] for layer, units in rnp["pruned"].items() for unit in units)
+    assert sorted(rnp["masks"][row["layer"]][row["unit"]] for row in costs) == pruned_masks[:len(costs)]
+    assert len(rnp["oracle_curve"]) <= 4  # at most 10% of the 36 channels: 0, 1, 2, 3
+    assert m["clean_drop_points"] == pytest.approx(100 * (m["clean_acc_before"] - m["clean_acc_after"]))
+    for key in ("random_asr", "activation_asr", "oracle_asr", "recalibrated_clean_acc", "recovered_monitor_asr"):
+        assert 0.0 <= m[key] <= 1.0, key
+
+
+def test_bad_architecture_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="architecture.*'plain', 'resnet'.*'vgg'"):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=dict(TINY, architecture="vgg"))
+    with pytest.raises(ValueError, match="architecture"):
+        build_model(Config(architecture="ResNet"))
+    with pytest.raises(ValueError, match="resnet_stages"):
+        run_experiment(EXPERIMENT, out=tmp_path / "stages", seed=0, progress=False,
+                       overrides=dict(TINY_RESNET, resnet_stages="1,0"))
+    with pytest.raises(ValueError, match="width"):
+        BackdoorResNet(0)
+
+
+def test_oracle_counts_step_by_one_then_by_an_eighth():
+    assert oracle_counts(6) == [0, 1, 2, 3, 4, 5, 6]
+    assert oracle_counts(40) == list(range(17)) + [18, 20, 22, 24, 27, 30, 33, 37, 40]
+    assert oracle_counts(0) == [0]
+    with pytest.raises(ValueError, match="limit"):
+        oracle_counts(-1)
+
+
+def test_channel_costs_are_measured_on_the_lowest_masks():
+    masks = {"a": torch.tensor([0.1, 0.0, 0.5, 0.2]), "b": torch.tensor([0.05, 0.0])}
+    units = {"a": torch.tensor([0, 1, 3]), "b": torch.tensor([0, 1])}
+    chosen = _lowest_masks(masks, units, 3)  # 0.0 (a:1), 0.0 (b:1), 0.05 (b:0)
+    assert {name: index.tolist() for name, index in chosen.items()} == {"a": [1], "b": [0, 1]}
+    assert {name: index.tolist() for name, index in _lowest_masks(masks, units, 10).items()} == {
+        "a": [0, 1, 3], "b": [0, 1]}

@@ -51,11 +51,47 @@ statistics, where the same channels cost 1-9 points each on average (up to 59); 
 statistics on the 40 clean samples gives back 39-43 of the lost points (``recalibrated_*``; RNP does not
 do this, and the ASR then rises to 0-0.43). The claim's thresholds are unchanged.
 
-The network is a plain CNN in place of the paper's ResNet-18 (no residual connections): convolution ->
-BatchNorm -> ReLU blocks, global average pooling, a linear classifier; RNP's masks sit on the BatchNorm
-layers and scale their weight gamma, as the reference code's ``MaskBatchNorm2d`` does::
+Outcome with the residual network (``architecture="resnet"``, quick budget otherwise, the reference's RNP
+constants, seeds 0-2): the claim fails as well, so "plain" stays the default. Width 8 (600 BatchNorm
+channels, about 2.2 min per run): clean accuracy 97.1-97.4% and ASR 99.8-100% before; RNP prunes 52, 71 and
+115 channels (8.7-19.2%), the ASR falls to 0-0.02, and the clean accuracy to 25.1%, 73.9% and 14.4% (72.3,
+23.5 and 82.7 points lost). Width 16 (1,200 channels, 3.3-3.6 min of CPU time, 5-7 min on a shared machine):
+97.6-98.2% and 99.4-100% before; RNP prunes 62, 129 and 156 channels (5.2-13.0%); seed 0 keeps the backdoor
+(ASR 0.97: its unlearning also erased the backdoor, monitor ASR 0.56, and recovery restored both) and loses
+39.4 points, seeds 1-2 reach ASR 0 and lose 37.6 and 59.1 points. What the residual path changes: pruning
+one channel alone now costs little with the stored statistics for most channels (mean over the 40
+lowest-mask pruned channels: 0.03-1.85 points at width 8, 0.16-0.57 at width 16, against 1-9 in the plain
+CNN), but not for the narrow early layers (one stage-0 channel of width 8, seed 0, costs 49 points alone,
+0.6 with batch statistics), and together the pruned channels still cost tens of points (with the statistics
+re-estimated on the clean samples the pruned models reach 61.5-92.2%, ASR 0-0.16, except seed 0 of width 16,
+ASR 1.0). What does not change is reason (a): the backdoor is spread over many channels of the last stage
+(the trigger oracle needs 24-33 channels at width 8, 64-102 at width 16, 4.0-8.5% of all, for 0.1-2.7
+points; beyond 16 channels its count is within 12.5%, see :func:`oracle_counts`), and RNP's masks find few
+of them (8-15 of the oracle's channels at width 8, 6-20 at width 16) while they put 30-127 masks at exactly
+0 (3.2-12.5%; the reference's sweep has 12 of 4,800 at 0), and 63-93% of the pruned channels lie in the last
+stage, mostly in its residual-stream BatchNorms (``bn2`` and ``shortcut_bn``, whose sum feeds the
+classifier). Within each width the number of zero masks rises with the depth of the unlearning (final
+unlearning loss 5.8 / 8.7 / 11.5 -> 30 / 41 / 75 zero masks at width 8, 8.6 / 11.2 / 14.1 -> 38 / 90 / 127
+at width 16): unlearning reaches the 0.2 threshold after 17-25 updates, all at lr 0.01, and overshoots it
+(the reference's log: 52 updates, the last 12 at lr 0.001, loss 4.9, test accuracy 34%). But a shallower
+unlearning is not the fix: with ``clean_threshold=0.5`` (a diagnostic, not RNP's constant; width 8, seeds 0
+and 2; unlearning stops at loss 3.3 and 5.3, monitor accuracy 18% and 41%) the zero masks halve (16 and 41),
+RNP prunes 26 and 61 channels, yet the pruned models keep the backdoor (ASR 0.59 and 0.83) and still lose
+70.9 and 18.7 points: the recovered masks do not separate the backdoor channels from clean ones in these
+networks. More clean data does not help either (5%: 68-184 channels pruned, 12.5%: 112-321).
 
-    x [B, 1, 28, 28] -> (conv 3x3 -> BN -> ReLU) x len(channels) -> mean over H, W -> linear -> logits [B, 10]
+Two networks (``Config.architecture``). "plain" (the default): a plain CNN in place of the paper's
+ResNet-18 (no residual connections), convolution -> BatchNorm -> ReLU blocks, global average pooling, a
+linear classifier. "resnet": ResNet-18's layout (:class:`BackdoorResNet`: a 3x3 stem, stages of
+:class:`BasicBlock` s with identity or 1x1-convolution + BN shortcuts, stage widths ``resnet_width *
+2**i``, global average pooling, a linear classifier), scaled down for 28x28 digits. RNP's masks sit on every
+BatchNorm layer (shortcut BNs included) and scale their weight gamma, as the reference code's
+``MaskBatchNorm2d`` does::
+
+    plain:  x [B, 1, 28, 28] -> (conv 3x3 -> BN -> ReLU) x len(channels) -> mean over H, W -> linear -> [B, 10]
+    resnet: x [B, 1, 28, 28] -> conv 3x3 (stride resnet_stem_stride) -> BN -> ReLU
+                             -> stages of BasicBlocks (first block of stage i > 0: stride 2)
+                             -> mean over H, W -> linear -> logits [B, 10]
 """
 
 from __future__ import annotations
@@ -76,9 +112,10 @@ from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure.neuron_masks import prune_units
 from neuroplastic.structure.rnp import ReconstructiveNeuronPruning, RNPConfig
 
-__all__ = ["Config", "ConvBlock", "BackdoorCNN", "random_shift", "accuracy", "batch_statistics_accuracy",
+__all__ = ["Config", "ConvBlock", "BackdoorCNN", "BasicBlock", "BackdoorResNet", "ARCHITECTURES", "build_model",
+           "random_shift", "accuracy", "batch_statistics_accuracy",
            "recalibrated_copy", "attack_success_rate", "defense_indices", "activation_units", "random_units",
-           "trigger_ranking", "lr_milestone_epochs", "rnp_epochs", "run", "EXPERIMENT"]
+           "trigger_ranking", "oracle_counts", "lr_milestone_epochs", "rnp_epochs", "run", "EXPERIMENT"]
 
 PAPER = "Li et al. 2023, Reconstructive neuron pruning for backdoor defense (ICML)"
 NUM_CLASSES = 10
@@ -104,7 +141,13 @@ class Config:
     training set as clean data. ``monitor_size``: test images (clean and triggered, evenly spaced over the
     class-sorted test sets) on which the unlearned model is followed epoch by epoch. ``sweep_thresholds``:
     pruning thresholds evaluated after the run. ``oracle_max_fraction``: the trigger oracle prunes at most
-    this fraction of the channels.
+    this fraction of the channels. ``cost_max_channels``: the per-channel BatchNorm cost is measured on at
+    most this many of the RNP-pruned channels (those with the smallest masks; each costs two evaluations).
+    ``architecture``: "plain" (:class:`BackdoorCNN` of ``channels`` and ``strides``) or "resnet"
+    (:class:`BackdoorResNet` of ``resnet_width``, ``resnet_stages``, ``resnet_stem_stride``). The ResNet
+    defaults keep a quick run at about 2.2 minutes on this 2-core CPU: width 8 (stage widths 8/16/32/64, 600
+    BatchNorm channels) and a stride-2 stem (14x14 maps in the first stage); ``resnet_width=16`` (1,200
+    channels, a quarter of ResNet-18's per layer) takes 5-7 minutes, 84 s of it training.
     """
 
     # attack
@@ -115,8 +158,12 @@ class Config:
     trigger_pattern: str = "square"
     # network and training (the reference's train_backdoor.py: SGD, momentum 0.9, weight decay 5e-4, lr 0.1
     # divided by 10 at the milestones, batch 128, the defence's augmentation)
+    architecture: str = "plain"
     channels: tuple[int, ...] = (16, 32, 32, 64)
     strides: tuple[int, ...] = (2, 1, 2, 1)
+    resnet_width: int = 8
+    resnet_stages: tuple[int, ...] = (2, 2, 2, 2)
+    resnet_stem_stride: int = 2
     epochs: int = 8
     batch_size: int = 128
     lr: float = 0.1
@@ -140,6 +187,7 @@ class Config:
     monitor_size: int = 300
     sweep_thresholds: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7)
     oracle_max_fraction: float = 0.5
+    cost_max_channels: int = 40
     threads: int = 1
 
 
@@ -176,6 +224,90 @@ class BackdoorCNN(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(x.mean(dim=(2, 3)))
+
+
+class BasicBlock(nn.Module):
+    """A residual block of ResNet-18's layout (He et al. 2016), ``[B, C_in, H, W] -> [B, C_out, H', W']``::
+
+        out = relu(bn1(conv1(x)))                       conv1: 3x3, stride ``stride``
+        out = relu(bn2(conv2(out)) + shortcut(x))       conv2: 3x3, stride 1
+
+    ``shortcut(x)`` is ``x`` when the shape is kept, else ``shortcut_bn(shortcut_conv(x))`` (1x1 convolution
+    with the block's stride, BatchNorm). Convolutions have no bias; every BatchNorm can carry an RNP mask.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut_conv: nn.Conv2d | None = None
+        self.shortcut_bn: nn.BatchNorm2d | None = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut_conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+            self.shortcut_bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        skip = x if self.shortcut_conv is None else self.shortcut_bn(self.shortcut_conv(x))  # type: ignore[misc]
+        return F.relu(out + skip)
+
+
+class BackdoorResNet(nn.Module):
+    """A ResNet-18-style network for one-channel digits: ``[B, 1, H, W] -> [B, classes]``.
+
+    ``stem`` (3x3 convolution with stride ``stem_stride`` -> BN -> ReLU, ``width`` channels), then one stage
+    per entry of ``stages`` (that many :class:`BasicBlock` s; stage ``i`` has ``width * 2**i`` channels and its
+    first block has stride 1 for ``i = 0``, 2 after), global average pooling, a linear classifier. With
+    ``width=16, stages=(2, 2, 2, 2)`` the stage widths are 16/32/64/128 and there are 1,200 BatchNorm
+    channels (shortcut BNs included), a quarter of ResNet-18's 4,800 in each layer. RNP masks every
+    BatchNorm layer (``stem.bn``, ``stages.i.j.bn1``, ``.bn2``, ``.shortcut_bn``).
+    """
+
+    def __init__(self, width: int = 16, stages: tuple[int, ...] = (2, 2, 2, 2), stem_stride: int = 1,
+                 in_channels: int = 1, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        for name, value in (("width", width), ("stem_stride", stem_stride), ("in_channels", in_channels),
+                            ("num_classes", num_classes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if len(stages) == 0 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in stages):
+            raise ValueError(f"stages must be a non-empty sequence of positive block counts, got {stages!r}")
+        self.stem = ConvBlock(in_channels, width, stem_stride)
+        layers, channels = [], width
+        for index, blocks in enumerate(stages):
+            out = width * 2 ** index
+            stride = 1 if index == 0 else 2
+            layers.append(nn.Sequential(*(BasicBlock(channels if j == 0 else out, out, stride if j == 0 else 1)
+                                          for j in range(blocks))))
+            channels = out
+        self.stages = nn.ModuleList(layers)
+        self.head = nn.Linear(channels, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Standard strides: a one-channel batch from random_shift has strides (HW, 1, W, 1), which also read
+        # as channels_last, and with them the backward pass crashed (heap corruption, torch 2.13 CPU, at
+        # width 4 with a 1x1 shortcut convolution). The plain CNN keeps its inputs as they come.
+        x = self.stem(x.clone(memory_format=torch.contiguous_format))
+        for stage in self.stages:
+            x = stage(x)
+        return self.head(x.mean(dim=(2, 3)))
+
+
+ARCHITECTURES = ("plain", "resnet")
+
+
+def build_model(config: Config) -> nn.Module:
+    """The backdoored network of ``config.architecture``: "plain" (:class:`BackdoorCNN` of ``channels`` and
+    ``strides``) or "resnet" (:class:`BackdoorResNet` of ``resnet_width``, ``resnet_stages``,
+    ``resnet_stem_stride``)."""
+    if config.architecture == "plain":
+        return BackdoorCNN(tuple(config.channels), tuple(config.strides))
+    if config.architecture == "resnet":
+        return BackdoorResNet(config.resnet_width, tuple(config.resnet_stages), config.resnet_stem_stride)
+    raise ValueError(f"architecture must be one of {', '.join(map(repr, ARCHITECTURES))}; got {config.architecture!r}")
 
 
 def random_shift(images: Tensor, generator: torch.Generator, max_shift: int) -> Tensor:
@@ -344,7 +476,7 @@ def _check_config(config: Config) -> None:
     for field in fields(config):
         value = getattr(config, field.name)
         if field.name in ("epochs", "batch_size", "max_unlearning_updates", "rnp_batch_size", "monitor_size",
-                          "threads", "trigger_size") and value < 1:
+                          "threads", "trigger_size", "cost_max_channels") and value < 1:
             raise ValueError(f"{field.name} must be >= 1, got {value!r}")
     if config.augment_shift < 0:
         raise ValueError(f"augment_shift must be >= 0, got {config.augment_shift!r}")
@@ -358,6 +490,16 @@ def _check_config(config: Config) -> None:
         raise ValueError(f"recovery_updates must be >= 0, got {config.recovery_updates!r}")
     if any(m < 1 for m in config.unlearning_milestones):
         raise ValueError(f"unlearning_milestones must be positive update counts, got {config.unlearning_milestones!r}")
+    if config.architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(map(repr, ARCHITECTURES))}; "
+                         f"got {config.architecture!r}")
+    if config.architecture == "resnet":
+        for name in ("resnet_width", "resnet_stem_stride"):
+            if getattr(config, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(config, name)!r}")
+        if len(config.resnet_stages) == 0 or any(b < 1 for b in config.resnet_stages):
+            raise ValueError(f"resnet_stages must be a non-empty tuple of positive block counts, got "
+                             f"{config.resnet_stages!r}")
     if not 0.0 < config.oracle_max_fraction <= 1.0:
         raise ValueError(f"oracle_max_fraction must be in (0, 1], got {config.oracle_max_fraction!r}")
 
@@ -402,7 +544,9 @@ def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
 
     # Where the clean drop comes from: each pruned channel alone, with stored vs batch statistics, and the
     # pruned model with its BatchNorm statistics re-estimated on the clean samples (diagnostics, not RNP).
-    costs = _channel_costs(model, units, x_test, y_test)
+    costs = _channel_costs(model, _lowest_masks(rnp.masks.values_dict(), units, config.cost_max_channels), x_test,
+                           y_test)
+    metrics["pruned_channel_cost_count"] = len(costs)
     metrics["pruned_channel_drop_eval_points"] = _mean([row["drop_eval"] for row in costs])
     metrics["pruned_channel_drop_batchstats_points"] = _mean([row["drop_batchstats"] for row in costs])
     metrics["pruned_channel_drop_eval_max_points"] = max((row["drop_eval"] for row in costs), default=0.0)
@@ -442,7 +586,8 @@ def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     metrics["sweep_clean_drop_asr_below_max"] = (100 * (metrics["clean_acc_before"] - below[0]["clean_acc"])
                                                   if below else float("nan"))
 
-    # Trigger oracle: prune the channels the trigger raises most, one more at a time, until the ASR < 20%.
+    # Trigger oracle: prune the channels the trigger raises most, more at a time (see oracle_counts), until
+    # the ASR < 20%.
     clean_pool = torch.ones(x_train.shape[0], dtype=torch.bool)
     clean_pool[poisoned.poisoned] = False
     clean_pool &= y_train != config.target_class
@@ -450,7 +595,7 @@ def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     ranking = trigger_ranking(model, list(rnp.masks.values_dict()), oracle_x,
                               stamp_trigger(oracle_x, **_trigger(config)))
     oracle_curve = []
-    for count in range(0, max(1, int(config.oracle_max_fraction * len(ranking))) + 1):
+    for count in oracle_counts(max(1, int(config.oracle_max_fraction * len(ranking)))):
         chosen_units: dict[str, list[int]] = {}
         for name, unit in ranking[:count]:
             chosen_units.setdefault(name, []).append(unit)
@@ -493,6 +638,15 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def _lowest_masks(masks: dict[str, Tensor], units: dict[str, Tensor], count: int) -> dict[str, Tensor]:
+    """Of the ``units`` per layer, the ``count`` whose ``masks`` are smallest (ties: layer order, index)."""
+    pairs = [(float(masks[name][unit]), position, int(unit), name)
+             for position, (name, index) in enumerate(units.items()) for unit in index.tolist()]
+    chosen = sorted(pairs)[:count]
+    return {name: torch.tensor(sorted(unit for _, _, unit, layer in chosen if layer == name), dtype=torch.long)
+            for name in units}
+
+
 def _channel_costs(model: nn.Module, units: dict[str, Tensor], images: Tensor, labels: Tensor) -> list[dict[str, Any]]:
     """For each pruned channel, the clean-accuracy drop (points) of pruning it alone: in eval mode (stored
     running statistics, as the pruned model is used) and with the batch statistics of the test images (as
@@ -506,6 +660,20 @@ def _channel_costs(model: nn.Module, units: dict[str, Tensor], images: Tensor, l
                          "drop_eval": 100 * (base_eval - accuracy(pruned, images, labels)),
                          "drop_batchstats": 100 * (base_batch - batch_statistics_accuracy(pruned, images, labels))})
     return rows
+
+
+def oracle_counts(limit: int) -> list[int]:
+    """The numbers of top-ranked channels the trigger oracle prunes, in order: one at a time up to 16, then
+    steps of ``count // 8`` (12.5% more each time, so 600 channels take 50 evaluations, not 600), ending
+    with ``limit``. The oracle's count is thus exact up to 16 and at most 12.5% above the smallest
+    sufficient count beyond."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(f"limit must be an int >= 0, got {limit!r}")
+    counts, count = [], 0
+    while count < limit:
+        counts.append(count)
+        count += max(1, count // 8)
+    return [*counts, limit]
 
 
 def _spread(size: int, count: int) -> Tensor:
@@ -528,7 +696,7 @@ def _train(config: Config, run_dir: RunDirectory, images: Tensor, labels: Tensor
     """Train the CNN on the poisoned set as the reference does (SGD with momentum and weight decay, step
     decay, the defence's random shift), one phase; logs the loss and accuracy of every batch."""
     device = run_dir.device
-    model = BackdoorCNN(tuple(config.channels), tuple(config.strides)).to(device)
+    model = build_model(config).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=lr_milestone_epochs(config), gamma=0.1)
@@ -674,7 +842,8 @@ def _plot_masks(run_dir: RunDirectory, config: Config, masks: dict[str, Tensor],
     for position, (name, values) in enumerate(masks.items()):
         xs = torch.arange(start, start + values.numel())
         color = colors[position % len(colors)]
-        ax.bar(xs.tolist(), values.tolist(), width=1.0, color=color, alpha=0.7, label=name)
+        ax.bar(xs.tolist(), values.tolist(), width=1.0, color=color, alpha=0.7,
+               label=name if len(masks) <= 8 else None)
         pruned = units[name]
         if pruned.numel():
             ax.scatter((start + pruned).tolist(), values[pruned].tolist(), marker="x", color="k", s=18, zorder=3)
@@ -683,7 +852,7 @@ def _plot_masks(run_dir: RunDirectory, config: Config, masks: dict[str, Tensor],
     ax.axhline(config.pruning_threshold, color="k", ls="--", lw=1, label=f"threshold {config.pruning_threshold:g}")
     ax.set_xlim(-1, start)
     ax.set_ylim(0, 1.05)
-    ax.set_xlabel("channel (BatchNorm layers in order)")
+    ax.set_xlabel("channel (BatchNorm layers in order" + (", colours alternate by layer)" if len(masks) > 8 else ")"))
     ax.set_ylabel("recovered mask")
     ax.legend(fontsize=7, ncol=3, loc="lower left")
     ax.set_title("RNP masks after recovery on the unlearned model")
@@ -744,18 +913,23 @@ def _plot_procedure(run_dir: RunDirectory, rnp: ReconstructiveNeuronPruning, swe
     run_dir.save_figure(fig, "procedure")
 
 
+def _short_layer(name: str) -> str:
+    """A short label for a BatchNorm layer: ``blocks.2.bn`` -> ``b2``, ``stages.1.0.shortcut_bn`` -> ``s1.0.sc``."""
+    name = name.replace("blocks.", "b").replace("stages.", "s").replace(".shortcut_bn", ".sc").replace("stem.bn", "st")
+    return name[:-len(".bn")] if name.endswith(".bn") else name
+
+
 def _plot_channel_costs(run_dir: RunDirectory, costs: list[dict[str, Any]]) -> None:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(max(6.0, 0.35 * len(costs) + 2), 3.6))
+    fig = Figure(figsize=(min(40.0, max(6.0, 0.35 * len(costs) + 2)), 3.6))
     ax = fig.subplots()
     xs = list(range(len(costs)))
     ax.bar([x - 0.2 for x in xs], [row["drop_eval"] for row in costs], width=0.4, color="tab:red",
            label="stored running statistics (eval mode, as deployed)")
     ax.bar([x + 0.2 for x in xs], [row["drop_batchstats"] for row in costs], width=0.4, color="tab:gray",
            label="batch statistics (train mode, as RNP's recovery sees it)")
-    ax.set_xticks(xs, [f"{row['layer'].replace('blocks.', 'b').replace('.bn', '')}:{row['unit']}" for row in costs],
-                  rotation=90, fontsize=7)
+    ax.set_xticks(xs, [f"{_short_layer(row['layer'])}:{row['unit']}" for row in costs], rotation=90, fontsize=7)
     ax.axhline(0, color="k", lw=0.5)
     ax.set_ylabel("clean accuracy drop (points)")
     ax.legend(fontsize=7)
