@@ -178,6 +178,9 @@ PLASTIC_VARIANTS = {
 }
 
 
+DENSE_PLASTIC_MAX_N = 512
+
+
 def _plastic(n: int, master_seed: int, variant: str):
     """A plastic spiking layer (Hebbian traces, one of ``PLASTIC_VARIANTS``) of the same size as ours."""
     from neuroplastic.plasticity.spiking import PlasticLIF
@@ -237,7 +240,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated libraries to run")
     parser.add_argument("--profile", action="store_true", help="also time the parts of our layer")
-    parser.add_argument("--plastic-sizes", default="128", help="sizes for the plastic-vs-non-plastic line")
+    parser.add_argument("--plastic-sizes", default="128,512,2048",
+                        help="sizes for the plastic-vs-non-plastic lines (the dense variant only up to 512)")
     parser.add_argument("--plastic-variants", default="fused,lowrank,dense",
                         help=f"plastic layers to time against the non-plastic one: {', '.join(PLASTIC_VARIANTS)}")
     parser.add_argument("--seed", type=int, default=0)
@@ -301,6 +305,11 @@ def main() -> None:
             for variant in variants:
                 if variant not in PLASTIC_VARIANTS:
                     raise ValueError(f"--plastic-variants: unknown {variant!r}; known: {', '.join(PLASTIC_VARIANTS)}")
+            if "dense" in variants and n > DENSE_PLASTIC_MAX_N:  # its autograd graph keeps T [B, N, N] traces
+                print(json.dumps({**common, "lib": "neuroplastic-plastic-dense", "N": n,
+                                  "skipped": f"the dense plastic layer keeps {args.steps} [B, N, N] traces for the "
+                                             f"backward pass (~{args.steps * args.batch * n * n * 4 / 1e9:.0f} GB)"}))
+                variants = [v for v in variants if v != "dense"]
             runs = {"neuroplastic": _ours(n, master, spike=True)}
             runs.update({f"neuroplastic-plastic-{v}": _plastic(n, args.seed, v) for v in variants})
             times, cpu, rates = _time_round_robin(runs, x_bt, x_bt.transpose(0, 1).contiguous(), 7, args.warmup)

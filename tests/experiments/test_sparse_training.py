@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -31,6 +32,12 @@ def test_tiny_run_writes_files_metrics_and_exact_densities(tmp_path):
                 assert metrics[f"{model}_{method}_{pct}_density"] == pytest.approx(
                     round((100 - pct) / 100 * size) / size, abs=2 / size)
     assert len(summary["claims"]) == 3
+    for model in ("mlp", "cnn"):
+        for pct in (90, 98):
+            for baseline in ("gmp", "set"):  # accuracy difference = (only GraNet right - only baseline right) / N
+                only_granet, only_other = metrics[f"{model}_granet_{pct}_vs_{baseline}_discordant"]
+                difference = metrics[f"{model}_granet_{pct}_acc"] - metrics[f"{model}_{baseline}_{pct}_acc"]
+                assert difference == pytest.approx((only_granet - only_other) / metrics["test_images"])
     assert json.loads((run_dir / "summary.json").read_text())["metrics"] == metrics
     header = set((run_dir / "metrics.csv").read_text().splitlines()[0].split(","))
     assert {"loss_dense", "loss_granet_98", "density_granet_98", "density_gmp_98", "loss_set_98"} <= header
@@ -95,3 +102,14 @@ def test_repeats_average_paired_runs_whose_first_is_the_single_run(tmp_path):
 def test_bad_repeats_are_refused(tmp_path, repeats):
     with pytest.raises(ValueError, match="repeats"):
         run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=dict(TINY, repeats=repeats))
+
+
+def test_claim_reports_the_test_set_standard_error_from_discordant_digits():
+    metrics = {"mlp_dense_acc": 0.95, "test_images": 1000, "repeats": 1}
+    for pct in (95, 98):
+        metrics.update({f"mlp_granet_{pct}_acc": 0.945, f"mlp_gmp_{pct}_acc": 0.943, f"mlp_set_{pct}_acc": 0.93,
+                        f"mlp_granet_{pct}_vs_gmp_discordant": [6, 4]})
+    cell = CLAIMS[0].evaluate(metrics).measured["mlp_95"]
+    # McNemar: sqrt(6 + 4 - (6 - 4)^2 / 1000) / 1000
+    assert cell["discordant"] == [6, 4]
+    assert cell["test_set_standard_error"] == pytest.approx(round(math.sqrt(10 - 4 / 1000) / 1000, 4))
