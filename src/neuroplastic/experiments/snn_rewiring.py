@@ -66,20 +66,24 @@ class Config:
 
     The neurons, loss and optimizer are the authors' MNIST settings (their hidden layer has 800 LIF neurons,
     batch 128, 512 epochs, Adam at 1e-3, ``s_target = 0.95``); ``tau`` is SpikingJelly's (decay ``1 - 1/tau``,
-    inputs times ``1/tau``). The quick budget has 300 hidden neurons and 60 epochs at twice their learning
-    rate (the prior's drift per step is ``lr * alpha``, so connectivity falls twice as fast). Its prior
-    strengths were picked from sweeps (seed 0) to span ~50% down to ~1% connectivity: beyond alpha 0.4 the
-    connectivity stops falling (alpha 0.6 and 0.8 also end at ~1.2%) while accuracy drops (85%, 81%), and at
-    alpha >= 1 the network goes silent (alpha 3: every synapse pruned, no spike, chance accuracy), because
-    Adam's steps (about ``lr`` in size) can no longer outpace the prior's ``lr * alpha``.
+    inputs times ``1/tau``). The quick budget has their 800 hidden neurons and 60 epochs at twice their
+    learning rate (the prior's drift per step is ``lr * alpha``, so connectivity falls twice as fast). Its prior
+    strengths span ~25% down to the paper's sparsest point (0.73% connectivity, ~3.5 points lost): alpha 0.3
+    ends at 0.73-0.85% (seeds 0-2). Measured at 800 hidden neurons (seeds 0-2): alpha 0.4 ends at 0.47-0.57%,
+    sparser than any point the paper reports, and loses 3.6, 5.7 and 5.6 points, more than the claim's 5; so the
+    sparsest network is judged at the paper's connectivity, not beyond it. With 300 hidden neurons (the earlier
+    quick budget) the connectivity stopped falling at ~1.1-1.3% (alpha 0.4 to 0.8) while accuracy dropped 5.4-7
+    points: a narrower layer cannot be as sparse at the same cost. At alpha >= 1 the network goes silent (alpha
+    3: every synapse pruned, no spike, chance accuracy), because Adam's steps (about ``lr`` in size) can no
+    longer outpace the prior's ``lr * alpha``.
     """
 
-    hidden: int = 300
+    hidden: int = 800
     time_steps: int = 8
     tau: float = 2.0
     threshold: float = 1.0
     surrogate: str = "atan"
-    alphas: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.4)
+    alphas: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.3)
     target_sparsity: float = 0.95
     dense_baseline: bool = True
     epochs: int = 60
@@ -277,12 +281,13 @@ EXPERIMENT = Experiment(
         # The authors' network (800 hidden LIF neurons), learning rate and 512 epochs. Longer training with a
         # weaker prior prunes as far at a smaller cost in accuracy: 240 epochs at lr 1e-3 (300 hidden, seed 0)
         # gave 3.6% connectivity at 95.0% (alpha 0.1) and 1.7% at 93.1% (alpha 0.2), where the quick budget's
-        # 60 epochs at 2e-3 give 2.8% at 93.2% and 1.1% at 88.8%. These strengths are extrapolated, not run.
+        # 60 epochs at 2e-3 gave 2.8% at 93.2% and 1.1% at 88.8% with 300 hidden neurons. These strengths are
+        # extrapolated, not run.
         "full": Config(hidden=800, alphas=(0.005, 0.02, 0.05, 0.1, 0.2), epochs=512, lr=1e-3),
     },
     run=run,
     claims=CLAIMS,
-    quick_minutes=1.8,
+    quick_minutes=4.0,
     main_metric="test_accuracy",
     tags=("spiking", "structure", "pruning", "supervised"),
 )
