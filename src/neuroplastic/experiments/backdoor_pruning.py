@@ -78,7 +78,13 @@ unlearning is not the fix: with ``clean_threshold=0.5`` (a diagnostic, not RNP's
 and 2; unlearning stops at loss 3.3 and 5.3, monitor accuracy 18% and 41%) the zero masks halve (16 and 41),
 RNP prunes 26 and 61 channels, yet the pruned models keep the backdoor (ASR 0.59 and 0.83) and still lose
 70.9 and 18.7 points: the recovered masks do not separate the backdoor channels from clean ones in these
-networks. More clean data does not help either (5%: 68-184 channels pruned, 12.5%: 112-321).
+networks. More clean data does not help either (5%: 68-184 channels pruned, 12.5%: 112-321). Width 32 (2,400
+channels, half of ResNet-18's; ~9 min per run, seeds 0-1, no ablations): the backdoor spreads further, not
+less: the trigger oracle needs 325 and 102 channels (13.5% and 4.3%; 0.6 and 2.5 points lost); RNP prunes 249
+and 108 channels, and the pruned model loses 67.8 points at ASR 0 (seed 0) or loses 11.9 points and keeps the
+backdoor (seed 1, ASR 0.98). A 3x3 white corner patch on black-background digits is a feature that many
+channels pick up; in this setting wider networks do not concentrate it in a few channels as the reference's
+CIFAR-10 ResNet-18 run does.
 
 Two networks (``Config.architecture``). "plain" (the default): a plain CNN in place of the paper's
 ResNet-18 (no residual connections), convolution -> BatchNorm -> ReLU blocks, global average pooling, a
