@@ -19,7 +19,7 @@ Outputs: test accuracy and connectivity per run, accuracy against connectivity (
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure.rewiring import Connectivity, GradRewiring
 
 __all__ = ["Config", "make_mlp", "load_data", "run", "evaluate", "variants", "train_variant", "plot_training_curves",
+           "plot_accuracy_vs_connectivity",
            "target_reached", "graceful", "sparse_close_to_dense", "EXPERIMENT", "CLAIMS"]
 
 PAPER = "Chen et al. 2021, Pruning of deep spiking neural networks through gradient rewiring (IJCAI)"
@@ -213,30 +214,42 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- plots
-def _plot_tradeoff(run_dir: RunDirectory, config: Config, m: dict[str, Any]) -> None:
-    from matplotlib.figure import Figure
+def plot_accuracy_vs_connectivity(ax: Any, alphas: Sequence[float], m: dict[str, Any], *, network: str,
+                                  connectivity: str, title: str, legend_fontsize: float = 8) -> None:
+    """One Grad R run per prior strength on ``ax``: test accuracy against final connectivity (log scale), the
+    dense network, its accuracy minus the claim's margin, and the prior's target connectivity.
 
-    fig = Figure(figsize=(6.4, 4.4))
-    ax = fig.subplots()
-    names = [f"gradr{k}" for k in range(len(config.alphas))]
+    ``network`` names the model in the legend ("MLP", "SNN"); ``connectivity`` what the x axis counts.
+    """
+    names = [f"gradr{k}" for k in range(len(alphas))]
     conn = [100 * m[f"{n}_connectivity"] for n in names]
     acc = [100 * m[f"{n}_accuracy"] for n in names]
-    ax.plot(conn, acc, "o-", color="tab:blue", label="Grad R (one run per prior strength alpha)")
-    for c, a, alpha in zip(conn, acc, config.alphas, strict=True):
+    grad_r = "Grad R" if network == "MLP" else f"Grad R {network}"
+    ax.plot(conn, acc, "o-", color="tab:blue", label=f"{grad_r} (one run per prior strength alpha)")
+    for c, a, alpha in zip(conn, acc, alphas, strict=True):
         ax.annotate(f"α={alpha:g}", (c, a), textcoords="offset points", xytext=(4, -11), fontsize=8)
     if "dense_accuracy" in m:
         dense = 100 * m["dense_accuracy"]
-        ax.plot([100], [dense], "s", color="k", label="dense MLP (same budget)")
+        ax.plot([100], [dense], "s", color="k", label=f"dense {network} (same budget)")
         ax.axhline(dense, color="k", ls=":", lw=1)
         ax.axhline(dense - SPARSE_MARGIN_POINTS, color="tab:red", ls=":", lw=1,
                    label=f"dense - {SPARSE_MARGIN_POINTS:g} points")
     ax.axvline(100 * m["target_connectivity"], color="tab:green", ls="--", lw=1,
                label=f"prior's target connectivity 1 - s = {100 * m['target_connectivity']:g}%")
     ax.set_xscale("log")
-    ax.set_xlabel("final connectivity (% of weights nonzero, log scale)")
+    ax.set_xlabel(f"final connectivity ({connectivity}, log scale)")
     ax.set_ylabel(f"test accuracy (%, {m['test_size']} held-out digits)")
-    ax.set_title("Grad R on an MLP, MNIST sample: accuracy vs connectivity")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title)
+    ax.legend(fontsize=legend_fontsize, loc="lower right")
+
+
+def _plot_tradeoff(run_dir: RunDirectory, config: Config, m: dict[str, Any]) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.4))
+    plot_accuracy_vs_connectivity(fig.subplots(), config.alphas, m, network="MLP",
+                                  connectivity="% of weights nonzero",
+                                  title="Grad R on an MLP, MNIST sample: accuracy vs connectivity")
     run_dir.save_figure(fig, "accuracy_vs_connectivity")
 
 

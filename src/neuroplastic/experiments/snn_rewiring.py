@@ -45,6 +45,7 @@ from neuroplastic.experiments.gradient_rewiring import (
     STRONGEST_CHECKED,
     graceful,
     load_data,
+    plot_accuracy_vs_connectivity,
     plot_training_curves,
     sparse_close_to_dense,
     target_reached,
@@ -208,27 +209,9 @@ def _plot_tradeoff(run_dir: RunDirectory, config: Config, m: dict[str, Any]) -> 
 
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2)
-    names = [f"gradr{k}" for k in range(len(config.alphas))]
-    conn = [100 * m[f"{n}_connectivity"] for n in names]
-    acc = [100 * m[f"{n}_accuracy"] for n in names]
-    left.plot(conn, acc, "o-", color="tab:blue", label="Grad R SNN (one run per prior strength alpha)")
-    for c, a, alpha in zip(conn, acc, config.alphas, strict=True):
-        left.annotate(f"α={alpha:g}", (c, a), textcoords="offset points", xytext=(4, -11), fontsize=8)
-    if "dense_accuracy" in m:
-        dense = 100 * m["dense_accuracy"]
-        left.plot([100], [dense], "s", color="k", label="dense SNN (same budget)")
-        left.axhline(dense, color="k", ls=":", lw=1)
-        left.axhline(dense - SPARSE_MARGIN_POINTS, color="tab:red", ls=":", lw=1,
-                     label=f"dense - {SPARSE_MARGIN_POINTS:g} points")
-    left.axvline(100 * m["target_connectivity"], color="tab:green", ls="--", lw=1,
-                 label=f"prior's target connectivity 1 - s = {100 * m['target_connectivity']:g}%")
-    left.set_xscale("log")
-    left.set_xlabel("final connectivity (% of synapses, log scale)")
-    left.set_ylabel(f"test accuracy (%, {m['test_size']} held-out digits)")
-    left.set_title("Grad R on a spiking network: accuracy vs connectivity")
-    left.legend(fontsize=7, loc="lower right")
-
-    all_names = (["dense"] if "dense_accuracy" in m else []) + names
+    plot_accuracy_vs_connectivity(left, config.alphas, m, network="SNN", connectivity="% of synapses",
+                                  title="Grad R on a spiking network: accuracy vs connectivity", legend_fontsize=7)
+    all_names = (["dense"] if "dense_accuracy" in m else []) + [f"gradr{k}" for k in range(len(config.alphas))]
     conn_all = [100 * m[f"{n}_connectivity"] for n in all_names]
     right.plot(conn_all, [m[f"{n}_synops"] for n in all_names], "o-", color="tab:purple",
                label="synaptic operations of the spiking layer")
@@ -244,8 +227,6 @@ def _plot_tradeoff(run_dir: RunDirectory, config: Config, m: dict[str, Any]) -> 
     right.legend(fontsize=7, loc="upper left")
     twin.legend(fontsize=7, loc="lower right")
     run_dir.save_figure(fig, "accuracy_vs_connectivity")
-
-
 
 
 # ---------------------------------------------------------------------------------------------- claims
