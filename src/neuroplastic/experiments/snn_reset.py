@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neuroplastic.data import load_mnist_sample
-from neuroplastic.neurons import LIF, Rectangle, Triangle, lif_step, membrane_rectifier, rate_encode
+from neuroplastic.neurons import LIF, get_surrogate, lif_step, membrane_rectifier, rate_encode
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import metric_series
 from neuroplastic.runs.threads import torch_threads
@@ -122,7 +122,7 @@ class SpikingMLP(nn.Module):
             raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
         self.time_steps, self.encoding = time_steps, encoding
         kw = dict(tau=-1.0 / math.log(decay), threshold=threshold, reset=reset, rectifier=rectifier,
-                  surrogate=Triangle(width=threshold) if surrogate == "triangle" else Rectangle(threshold))
+                  surrogate=get_surrogate(surrogate, width=threshold))
         self.fc1, self.lif1 = nn.Linear(in_features, hidden), LIF(hidden, **kw)
         self.fc2, self.lif2 = nn.Linear(hidden, hidden), LIF(hidden, **kw)
         self.norm1 = nn.BatchNorm1d(hidden) if norm else nn.Identity()
