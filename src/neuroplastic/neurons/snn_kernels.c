@@ -805,10 +805,33 @@ void plastic_lif_backward(int64_t B, int64_t T, int64_t N, const real *h, const 
  * past nonzeros only). Sums run in increasing index order.
  * ---------------------------------------------------------------------------------------------------------- */
 
+/* Per-thread scratch of list_columns: cnt [I] and cols [I + 1] in one block, idx / val [I * T]. */
+typedef struct {
+    int32_t *cnt, *cols, *idx;
+    real *val;
+} ColumnLists;
+
+static ColumnLists column_lists_new(int64_t T, int64_t I) {
+    ColumnLists lists;
+    lists.cnt = (int32_t *)malloc((size_t)(2 * I + 1) * sizeof(int32_t));
+    lists.cols = lists.cnt + I;
+    lists.idx = (int32_t *)malloc((size_t)(I * T) * sizeof(int32_t));
+    lists.val = (real *)malloc((size_t)(I * T) * sizeof(real));
+    return lists;
+}
+
+static void column_lists_free(ColumnLists *lists) {
+    free(lists->cnt);
+    free(lists->idx);
+    free(lists->val);
+}
+
 /* cnt[i] = nonzeros in column i of S_b [T, I]; their rows and values at idx / val [i * T + j]. Each row's
  * nonzero columns are first listed in cols (I numbers of scratch, sequential writes), then only they are
  * scattered to their columns' lists. */
-INLINE void list_columns(int64_t T, int64_t I, const real *S, int32_t *cnt, int32_t *idx, real *val, int32_t *cols) {
+INLINE void list_columns(int64_t T, int64_t I, const real *S, ColumnLists *lists) {
+    int32_t *cnt = lists->cnt, *idx = lists->idx, *cols = lists->cols;
+    real *val = lists->val;
     for (int64_t i = 0; i < I; i++) cnt[i] = 0;
     for (int64_t t = 0; t < T; t++) {
         const real *row = S + t * I;
@@ -829,12 +852,12 @@ INLINE void list_columns(int64_t T, int64_t I, const real *S, int32_t *cnt, int3
 void spike_gram(int64_t B, int64_t T, int64_t I, const real *S, real *C, int threads) {
 #pragma omp parallel num_threads(threads)
     {
-        int32_t *cnt = (int32_t *)malloc((size_t)(2 * I + 1) * sizeof(int32_t)), *cols = cnt + I;
-        int32_t *idx = (int32_t *)malloc((size_t)(I * T) * sizeof(int32_t));
-        real *val = (real *)malloc((size_t)(I * T) * sizeof(real));
+        ColumnLists lists = column_lists_new(T, I);
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < B; b++) {
-            list_columns(T, I, S + b * T * I, cnt, idx, val, cols);
+            list_columns(T, I, S + b * T * I, &lists);
+            const int32_t *cnt = lists.cnt, *idx = lists.idx;
+            const real *val = lists.val;
             real *cb = C + b * T * T;
             for (int64_t j = 0; j < T * T; j++) cb[j] = 0;
             for (int64_t i = 0; i < I; i++) {
@@ -847,21 +870,19 @@ void spike_gram(int64_t B, int64_t T, int64_t I, const real *S, real *C, int thr
                 }
             }
         }
-        free(cnt);
-        free(idx);
-        free(val);
+        column_lists_free(&lists);
     }
 }
 
 void spike_outer_sum(int64_t B, int64_t T, int64_t I, int64_t O, const real *S, const real *M, real *H, int threads) {
 #pragma omp parallel num_threads(threads)
     {
-        int32_t *cnt = (int32_t *)malloc((size_t)(2 * I + 1) * sizeof(int32_t)), *cols = cnt + I;
-        int32_t *idx = (int32_t *)malloc((size_t)(I * T) * sizeof(int32_t));
-        real *val = (real *)malloc((size_t)(I * T) * sizeof(real));
+        ColumnLists lists = column_lists_new(T, I);
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < B; b++) {
-            list_columns(T, I, S + b * T * I, cnt, idx, val, cols);
+            list_columns(T, I, S + b * T * I, &lists);
+            const int32_t *cnt = lists.cnt, *idx = lists.idx;
+            const real *val = lists.val;
             const real *mb = M + b * T * O;
             for (int64_t i = 0; i < I; i++) {
                 real *restrict hi = H + (b * I + i) * O;
@@ -891,9 +912,7 @@ void spike_outer_sum(int64_t B, int64_t T, int64_t I, int64_t O, const real *S, 
                 }
             }
         }
-        free(cnt);
-        free(idx);
-        free(val);
+        column_lists_free(&lists);
     }
 }
 
