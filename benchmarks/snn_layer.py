@@ -31,6 +31,7 @@ of the same size (``--plastic-sizes``, ``--plastic-variants``; ``--only plastic`
 when ``neuroplastic.plasticity.spiking`` exists: one line per variant (``lib`` ``neuroplastic-plastic-<variant>``,
 ``plastic_over_non_plastic`` from wall times and ``plastic_over_non_plastic_cpu`` from process CPU times,
 ``plastic_layer`` says which layer): ``fused`` (the headline: Hebbian, alpha per neuron, ``backend="fused"``),
+``fused-no-trace`` (the same layer with ``need_trace=False``: its final state without the ``[B, N, N]`` trace),
 ``lowrank`` (the same layer on the step-by-step low-rank path) and ``dense`` (alpha per connection, ``[B, N, N]``
 traces).
 
@@ -169,12 +170,15 @@ def _parts(n: int, master: nn.Linear, batch: int, steps: int):
 
 
 PLASTIC_VARIANTS = {
-    "fused": ("neuron", "fused", "PlasticLIF(rule='hebbian', alpha='neuron', backend='fused'): alpha per neuron, "
-              "one fused autograd node with C kernels (what backend='auto' picks for this layer)"),
-    "lowrank": ("neuron", "lowrank", "PlasticLIF(rule='hebbian', alpha='neuron', backend='lowrank'): alpha per "
-                "neuron, a Python loop of autograd operations per step"),
-    "dense": ("connection", "dense", "PlasticLIF(rule='hebbian', alpha='connection'): alpha per connection, "
-              "autograd through the [B, N, N] traces"),
+    "fused": ("neuron", "fused", True, "PlasticLIF(rule='hebbian', alpha='neuron', backend='fused'): alpha per "
+              "neuron, one fused autograd node with C kernels (what backend='auto' picks for this layer), the "
+              "final [B, N, N] Hebbian trace returned in the state"),
+    "fused-no-trace": ("neuron", "fused", False, "the same layer called with need_trace=False (the final state "
+                       "without its [B, N, N] Hebbian trace, as when training on whole episodes)"),
+    "lowrank": ("neuron", "lowrank", True, "PlasticLIF(rule='hebbian', alpha='neuron', backend='lowrank'): alpha "
+                "per neuron, a Python loop of autograd operations per step"),
+    "dense": ("connection", "dense", True, "PlasticLIF(rule='hebbian', alpha='connection'): alpha per "
+              "connection, autograd through the [B, N, N] traces"),
 }
 
 
@@ -185,13 +189,13 @@ def _plastic(n: int, master_seed: int, variant: str):
     """A plastic spiking layer (Hebbian traces, one of ``PLASTIC_VARIANTS``) of the same size as ours."""
     from neuroplastic.plasticity.spiking import PlasticLIF
 
-    alpha, backend, _ = PLASTIC_VARIANTS[variant]
+    alpha, backend, need_trace, _ = PLASTIC_VARIANTS[variant]
     torch.manual_seed(master_seed)
     plastic = PlasticLIF(n, n, rule="hebbian", alpha=alpha, backend=backend, tau_mem=-1.0 / math.log(DECAY),
                          surrogate="atan", reset="soft")
 
     def run(x_bt, x_tb):
-        spikes, _ = plastic(x_bt)
+        spikes, _ = plastic(x_bt, need_trace=need_trace)
         spikes.sum().backward()
         return spikes
 
@@ -215,7 +219,7 @@ def _time_round_robin(runs: dict, x_bt, x_tb, reps: int, warmup: int) -> tuple[d
     for name in runs:
         for _ in range(warmup):
             _, _, spikes = once(name)
-        rates[name] = None if spikes is None else float(spikes.float().mean())
+        rates[name] = None if spikes is None else float(spikes.detach().float().mean())
     times = {name: [] for name in runs}
     cpu = {name: [] for name in runs}
     names = list(runs)
@@ -242,7 +246,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also time the parts of our layer")
     parser.add_argument("--plastic-sizes", default="128,512,2048",
                         help="sizes for the plastic-vs-non-plastic lines (the dense variant only up to 512)")
-    parser.add_argument("--plastic-variants", default="fused,lowrank,dense",
+    parser.add_argument("--plastic-variants", default="fused,fused-no-trace,lowrank,dense",
                         help=f"plastic layers to time against the non-plastic one: {', '.join(PLASTIC_VARIANTS)}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: PyTorch's default)")
@@ -281,6 +285,8 @@ def main() -> None:
                 runs[peer] = makers[peer](n, master)
         if args.profile:
             runs.update(_parts(n, master, args.batch, args.steps))
+        if not runs:  # e.g. --only plastic
+            continue
         reps = args.reps or (15 if n <= 1024 else 7)
         times, cpu, rates = _time_round_robin(runs, x_bt, x_tb, reps, args.warmup)
         medians = {name: statistics.median(t) for name, t in times.items()}
@@ -322,7 +328,7 @@ def main() -> None:
                                   "non_plastic_ms": round(plain, 2), "non_plastic_cpu_ms": round(plain_cpu, 2),
                                   "plastic_over_non_plastic": round(ms / plain, 2),
                                   "plastic_over_non_plastic_cpu": round(used / plain_cpu, 2),
-                                  "output_rate": rates[name], "plastic_layer": PLASTIC_VARIANTS[variant][2],
+                                  "output_rate": rates[name], "plastic_layer": PLASTIC_VARIANTS[variant][3],
                                   "non_plastic_layer": "SpikeLinear + LIF (fused)"}), flush=True)
 
 

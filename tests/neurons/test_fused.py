@@ -2,7 +2,9 @@
 
 import ctypes
 import itertools
+import platform
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -159,3 +161,20 @@ def test_without_a_compiler_the_fused_lif_falls_back_with_a_warning(monkeypatch)
         assert snn_kernels(torch.zeros(1)) is None
     assert any("PyTorch operations instead" in str(w.message) and "no C compiler" in str(w.message) for w in caught)
     compare(LIFConfig("soft", 0.0, False, False, get_surrogate("atan")), native=True)  # runs on the fallback
+
+
+def test_advise_huge_pages_covers_only_large_cpu_storages():
+    small = torch.zeros(1000)
+    assert not _native.advise_huge_pages(small)
+    # an expanded view has many elements but a 4-byte storage: nothing to advise (and no memory not its own)
+    assert not _native.advise_huge_pages(torch.zeros(1).expand(10_000_000))
+    big = torch.arange(4 * _native.HUGE_PAGE_BYTES // 4, dtype=torch.float32)  # 8 MiB, already written
+    advised = _native.advise_huge_pages(big[::3])  # a strided view advises its whole storage
+    if platform.system() == "Linux" and Path("/sys/kernel/mm/transparent_hugepage/enabled").exists():
+        assert advised
+    # advice never changes contents, written before or after
+    assert torch.equal(big[:5], torch.arange(5.0)) and float(big[-1]) == big.numel() - 1
+    fresh = torch.empty(3 * _native.HUGE_PAGE_BYTES // 8, dtype=torch.float64)
+    _native.advise_huge_pages(fresh)
+    fresh.fill_(2.5)
+    assert bool((fresh == 2.5).all())

@@ -276,3 +276,70 @@ def test_fused_where_it_does_not_apply_raises(make):
 def test_bad_backend_name_raises():
     with pytest.raises(ValueError, match="backend"):
         PlasticLIF(I, O, alpha="neuron", backend="fast")
+
+
+def _loss_without_trace(spikes, state):
+    """A loss reading the spikes and every state tensor but the Hebbian trace (per-entry weights)."""
+    generator = torch.Generator().manual_seed(9)
+    loss = 0.0
+    for tensor in (spikes, state.membrane, state.pre_trace, state.post_trace):
+        loss = loss + (tensor * torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype)).sum()
+    return loss
+
+
+@pytest.mark.parametrize("backend,rule", [("fused", "hebbian"), ("lowrank", "hebbian"), ("lowrank", "oja"),
+                                          ("dense", "hebbian"), ("dense", "bcm")])
+@pytest.mark.parametrize("from_state", [False, True])
+def test_need_trace_false_drops_only_the_final_trace(backend, rule, from_state):
+    """need_trace=False: the same spikes, the same other state tensors and gradients; the trace is None."""
+    inputs = spike_inputs()
+    results = []
+    for need_trace in (True, False):
+        torch.manual_seed(0)
+        layer = PlasticLIF(I, O, rule=rule, alpha="neuron", alpha_init=0.5, eta_init=0.2, backend=backend).double()
+        with torch.no_grad():
+            layer.weight.mul_(4.0)
+        state = layer(inputs[:, :5])[1] if from_state else None
+        spikes, final = layer(inputs[:, 5:], state, need_trace=need_trace)
+        layer.zero_grad()
+        _loss_without_trace(spikes, final).backward()
+        results.append((spikes.detach(), final, {n: p.grad.clone() for n, p in layer.named_parameters()}))
+    (spikes_a, state_a, grads_a), (spikes_b, state_b, grads_b) = results
+    assert state_a.plastic.trace is not None and state_b.plastic.trace is None
+    assert torch.equal(spikes_a, spikes_b)
+    for name in ("membrane", "spikes", "pre_trace", "post_trace"):
+        torch.testing.assert_close(getattr(state_a, name), getattr(state_b, name), rtol=1e-12, atol=1e-12)
+    assert set(grads_a) == set(grads_b)
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_need_trace_false_builds_no_input_by_output_tensor():
+    """The fused backend with need_trace=False allocates nothing of the [B, I, O] size."""
+    layer = PlasticLIF(64, 48, rule="hebbian", alpha="neuron", backend="fused")
+    inputs = (torch.rand(2, 10, 64, generator=torch.Generator().manual_seed(0)) < 0.2).float()
+    sizes = []
+
+    class Record(torch.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for tensor in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(tensor, torch.Tensor):
+                    sizes.append(tensor.numel())
+            return out
+
+    for need_trace in (True, False):
+        sizes.clear()
+        with Record():
+            spikes, state = layer(inputs, need_trace=need_trace)
+            spikes.sum().backward()
+        assert (2 * 64 * 48 in sizes) == need_trace
+
+
+def test_a_state_without_trace_cannot_be_passed_back():
+    layer = PlasticLIF(I, O, rule="hebbian", alpha="neuron").double()
+    _, state = layer(spike_inputs(), need_trace=False)
+    with pytest.raises(ValueError, match="need_trace"):
+        layer(spike_inputs(), state)
+    with pytest.raises(TypeError, match="need_trace"):
+        layer(spike_inputs(), need_trace=1)

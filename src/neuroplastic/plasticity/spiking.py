@@ -57,7 +57,8 @@ Three ways to hold the trace within a sequence (``backend``):
   neurons, the post trace ``y``) is one autograd node with a hand-written backward
   (:func:`neuroplastic.neurons.fused.hebbian_lif_sequence`; C kernels on CPU, ``O(B T^2 O)`` each way, PyTorch
   operations elsewhere), and the final trace ``Hebb_T = (1-eta)^T Hebb_0 + sum_s x_s ⊗ eta (1-eta)^(T-1-s) y_s``
-  is one product with the input spikes. No ``[B, I, O]`` tensor but the final trace, no Python loop over time.
+  is one product with the input spikes. No ``[B, I, O]`` tensor but the final trace (none at all with
+  ``forward(..., need_trace=False)``), no Python loop over time.
   Oja's and BCM's rules cannot be done this way: their keep factor (Oja, ``1 - eta y^2``) or their update
   (BCM, ``eta y (y - theta)``) is a nonlinear function of the post-synaptic trace, so ``A`` would depend on the
   output being computed; they use ``"lowrank"``. Same values as ``"dense"`` up to rounding (spikes identical in
@@ -80,6 +81,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from neuroplastic._checks import check_choice, check_positive, check_tensor
+from neuroplastic._native import advise_huge_pages
 from neuroplastic.neurons.fused import LIFConfig, hebbian_lif_sequence
 from neuroplastic.neurons.lif import RESETS, decay_from_tau, lif_step
 from neuroplastic.neurons.native import SNNKernels, snn_kernels
@@ -216,6 +218,7 @@ class _SpikeOuterSum(torch.autograd.Function):
     def forward(ctx, spikes: Tensor, m: Tensor, kernels: SNNKernels) -> Tensor:
         m = m.contiguous()
         out = m.new_empty(spikes.shape[0], spikes.shape[2], m.shape[2])
+        advise_huge_pages(out)  # [B, I, O] into fresh memory: 268 MB at B=16, I=O=2048
         kernels.spike_outer_sum(spikes.detach(), m, out)
         ctx.save_for_backward(spikes, m)
         ctx.kernels = kernels
@@ -270,6 +273,11 @@ class PlasticSpikingState(NamedTuple):
         """The same state cut from the autograd graph (truncated backpropagation through time)."""
         return PlasticSpikingState(self.membrane.detach(), self.spikes.detach(), self.pre_trace.detach(),
                                    self.post_trace.detach(), self.plastic.detach())
+
+
+def _without_trace(state: PlasticSpikingState) -> PlasticSpikingState:
+    """``state`` with its Hebbian trace dropped (``forward(..., need_trace=False)``)."""
+    return state._replace(plastic=state.plastic._replace(trace=None))
 
 
 def _check_size(name: str, value: object) -> int:
@@ -500,6 +508,9 @@ class _PlasticSpikingLayer(nn.Module):
         if state is not None:
             if not isinstance(state, PlasticSpikingState):
                 raise TypeError(f"state must be a PlasticSpikingState or None, got {type(state).__name__}")
+            if state.plastic.trace is None:
+                raise ValueError("state has no Hebbian trace (it was returned by forward(..., need_trace=False)); "
+                                 "pass need_trace=True to continue from a state")
             if state.membrane.shape[0] != inputs.shape[0]:
                 raise ValueError(
                     f"state is for batch size {state.membrane.shape[0]} but inputs have batch size "
@@ -516,27 +527,37 @@ class _PlasticSpikingLayer(nn.Module):
                              f"built with modulator_input_size={self.modulator_input_size}")
 
     def forward(
-        self, inputs: Tensor, state: PlasticSpikingState | None = None, modulator_inputs: Tensor | None = None
+        self, inputs: Tensor, state: PlasticSpikingState | None = None, modulator_inputs: Tensor | None = None,
+        *, need_trace: bool = True,
     ) -> tuple[Tensor, PlasticSpikingState]:
         """``inputs [B, T, I]`` -> ``(spikes [B, T, O], final state)``; a missing state starts from zeros.
 
         ``modulator_inputs [B, T, S]``: what the modulator reads, when the layer was built with
         ``modulator_input_size=S``; otherwise it reads the layer's post-synaptic trace.
+
+        ``need_trace=False``: the final state's Hebbian trace is not returned (``state.plastic.trace`` is None),
+        for callers that drop the state, such as training on whole episodes (like ``need_weights=False`` of
+        :class:`torch.nn.MultiheadAttention`). The ``"lowrank"`` and ``"fused"`` backends then never build the
+        ``[B, I, O]`` tensor, which at large sizes is most of their cost (writing 268 MB at B=16,
+        I=O=2048). Such a state cannot be passed back in.
         """
+        if not isinstance(need_trace, bool):
+            raise TypeError(f"need_trace must be a bool, got {type(need_trace).__name__}")
         self._check_inputs(inputs, state, modulator_inputs)
         fresh = state is None
         if self.resolved_backend == "fused":  # a fresh state is not materialised (its [B, I, O] zero trace)
-            return self._scan_fused(inputs, state, fresh)
+            return self._scan_fused(inputs, state, fresh, need_trace)
         if state is None:
             state = self.initial_state(inputs.shape[0], device=inputs.device, dtype=inputs.dtype)
         drives = self._drive(inputs)
         steps = drives.shape[1]
         if self.resolved_backend == "lowrank":
-            return self._scan_lowrank(drives, inputs, modulator_inputs, state, fresh)
+            return self._scan_lowrank(drives, inputs, modulator_inputs, state, fresh, need_trace)
         needs_grad = torch.is_grad_enabled() and (
             inputs.requires_grad or any(p.requires_grad for p in self.parameters()))
         if self.backprop == "autograd" or not needs_grad or steps <= 1:
-            return self._scan(drives, inputs, modulator_inputs, state)
+            spikes, state = self._scan(drives, inputs, modulator_inputs, state)
+            return spikes, state if need_trace else _without_trace(state)
         chunk = self.chunk_size or max(1, round(math.sqrt(steps)))
         params = [p for p in self.parameters() if p.requires_grad]
         outputs = []
@@ -546,13 +567,15 @@ class _PlasticSpikingLayer(nn.Module):
             out, state = checkpoint(self._scan, drives[:, start:stop], inputs[:, start:stop], mod, state, *params,
                                     use_reentrant=False)
             outputs.append(out)
-        return torch.cat(outputs, dim=1), state
+        return torch.cat(outputs, dim=1), state if need_trace else _without_trace(state)
 
     def _scan_lowrank(self, drives: Tensor, inputs: Tensor, modulator_inputs: Tensor | None,
-                      state: PlasticSpikingState, fresh: bool) -> tuple[Tensor, PlasticSpikingState]:
+                      state: PlasticSpikingState, fresh: bool,
+                      need_trace: bool = True) -> tuple[Tensor, PlasticSpikingState]:
         """The whole sequence with the trace held as a sum of outer products (see the module docstring).
 
         ``fresh``: the state is the zero initial state, so the initial trace contributes nothing.
+        ``need_trace``: build the final trace (else the returned state's trace is None).
         """
         synapses, rule = self.synapses, self.synapses.rule
         mem_decay, pre_decay, post_decay = self.decays()
@@ -618,9 +641,11 @@ class _PlasticSpikingLayer(nn.Module):
             pre_trace = pre_list[-1]
         else:
             pre_trace = pre_traces[:, -1]
-        hebb = torch.bmm(pre_traces.transpose(1, 2), factors)  # sum_s x_s ⊗ D_T[s]
-        if not fresh:
-            hebb = hebb + (hebb0 if keep_product is None else hebb0 * keep_product.unsqueeze(1))
+        hebb = None
+        if need_trace:
+            hebb = torch.bmm(pre_traces.transpose(1, 2), factors)  # sum_s x_s ⊗ D_T[s]
+            if not fresh:
+                hebb = hebb + (hebb0 if keep_product is None else hebb0 * keep_product.unsqueeze(1))
         plastic_state = PlasticState(hebb, state.plastic.eligibility, threshold)
         final = PlasticSpikingState(membrane, spikes, pre_trace, post_trace, plastic_state)
         return torch.stack(outputs, dim=1), final
@@ -629,11 +654,12 @@ class _PlasticSpikingLayer(nn.Module):
         """The fixed drive ``[B, T, O]`` of the fused backend (event-driven for spike inputs)."""
         raise NotImplementedError
 
-    def _scan_fused(self, inputs: Tensor, state: PlasticSpikingState | None,
-                    fresh: bool) -> tuple[Tensor, PlasticSpikingState]:
+    def _scan_fused(self, inputs: Tensor, state: PlasticSpikingState | None, fresh: bool,
+                    need_trace: bool = True) -> tuple[Tensor, PlasticSpikingState]:
         """The whole sequence as a few batched products and one fused autograd node (see the module docstring).
 
         ``fresh``: the state is the zero initial state (no initial traces, membrane or Hebbian trace to carry).
+        ``need_trace``: build the final trace (else the returned state's trace is None).
         """
         syn = self.synapses
         mem_decay, pre_decay, post_decay = self.decays()
@@ -664,11 +690,15 @@ class _PlasticSpikingLayer(nn.Module):
         # x_{T-1} = sum_r lambda_pre^(T-1-r) s_r (one batched vector-matrix product)
         pre_trace = torch.bmm(pre_pow[:steps].flip(0).view(1, 1, steps).expand(batch, 1, steps), spikes_in).squeeze(1)
         weights = eta * keep_pow[:steps].flip(0)  # F_s = weights[s] * y_s
-        hebb = _spike_outer_sum(spikes_in, _linear_scan(traces, pre_decay, reverse=True, weights=weights), kernels)
+        hebb = None
+        if need_trace:
+            hebb = _spike_outer_sum(spikes_in, _linear_scan(traces, pre_decay, reverse=True, weights=weights),
+                                    kernels)
         if not fresh:
             pre_trace = pre_trace + pre_pow[steps] * x_init
-            carried = torch.matmul(weights * pre_pow[1:], traces)  # sum_s lambda_pre^(s+1) F_s
-            hebb = hebb + x_init.unsqueeze(2) * carried.unsqueeze(1) + keep_pow[steps] * hebb0
+            if need_trace:
+                carried = torch.matmul(weights * pre_pow[1:], traces)  # sum_s lambda_pre^(s+1) F_s
+                hebb = hebb + x_init.unsqueeze(2) * carried.unsqueeze(1) + keep_pow[steps] * hebb0
         plastic_state = PlasticState(hebb, None, None)  # no eligibility trace (not modulated), no BCM threshold
         final = PlasticSpikingState(membrane, spikes[:, -1], pre_trace, traces[:, -1], plastic_state)
         return spikes, final

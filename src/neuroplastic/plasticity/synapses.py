@@ -28,7 +28,8 @@ class PlasticState(NamedTuple):
     """The within-episode state of a plastic synapse matrix.
 
     Attributes:
-        trace: Hebbian trace H ``[B, I, O]``.
+        trace: Hebbian trace H ``[B, I, O]`` (None in the final state of a plastic spiking layer called with
+            ``need_trace=False``).
         eligibility: eligibility trace E ``[B, I, O]`` (retroactive neuromodulation), else ``None``.
         threshold: sliding threshold ``[B, O]`` (BCM rule), else ``None``.
     """
