@@ -343,3 +343,23 @@ def test_a_state_without_trace_cannot_be_passed_back():
         layer(spike_inputs(), state)
     with pytest.raises(TypeError, match="need_trace"):
         layer(spike_inputs(), need_trace=1)
+
+
+def test_fused_layer_works_with_torch_compile():
+    """torch.compile (graph breaks around the C kernels) gives the eager spikes, state and gradients."""
+    inputs = spike_inputs().requires_grad_()
+    results = []
+    for compiled in (False, True):
+        layer = make_layer("fused")
+        module = torch.compile(layer, backend="aot_eager") if compiled else layer
+        spikes, state = module(inputs)
+        inputs.grad = None
+        (spikes.sum() + state.plastic.trace.sum()).backward()
+        results.append((spikes.detach(), state.detach(), inputs.grad.clone(),
+                        {n: p.grad.clone() for n, p in layer.named_parameters()}))
+    (spikes_a, state_a, grad_a, params_a), (spikes_b, state_b, grad_b, params_b) = results
+    assert torch.equal(spikes_a, spikes_b) and float(spikes_a.mean()) > 0
+    torch.testing.assert_close(state_a.plastic.trace, state_b.plastic.trace)
+    torch.testing.assert_close(grad_a, grad_b)
+    for name in params_a:
+        torch.testing.assert_close(params_a[name], params_b[name], msg=name)
