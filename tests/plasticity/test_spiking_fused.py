@@ -287,16 +287,18 @@ def _loss_without_trace(spikes, state):
     return loss
 
 
-@pytest.mark.parametrize("backend,rule", [("fused", "hebbian"), ("lowrank", "hebbian"), ("lowrank", "oja"),
-                                          ("dense", "hebbian"), ("dense", "bcm")])
+@pytest.mark.parametrize("kind,backend,rule", [
+    ("ff", "fused", "hebbian"), ("ff", "lowrank", "hebbian"), ("ff", "lowrank", "oja"), ("ff", "dense", "hebbian"),
+    ("ff", "dense", "bcm"), ("recurrent", "lowrank", "hebbian"), ("recurrent", "dense", "oja")])
 @pytest.mark.parametrize("from_state", [False, True])
-def test_need_trace_false_drops_only_the_final_trace(backend, rule, from_state):
+def test_need_trace_false_drops_only_the_final_trace(kind, backend, rule, from_state):
     """need_trace=False: the same spikes, the same other state tensors and gradients; the trace is None."""
     inputs = spike_inputs()
     results = []
+    make = PlasticLIF if kind == "ff" else PlasticRecurrentLIF
     for need_trace in (True, False):
         torch.manual_seed(0)
-        layer = PlasticLIF(I, O, rule=rule, alpha="neuron", alpha_init=0.5, eta_init=0.2, backend=backend).double()
+        layer = make(I, O, rule=rule, alpha="neuron", alpha_init=0.5, eta_init=0.2, backend=backend).double()
         with torch.no_grad():
             layer.weight.mul_(4.0)
         state = layer(inputs[:, :5])[1] if from_state else None
