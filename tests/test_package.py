@@ -35,3 +35,29 @@ def test_checks_name_the_argument_and_accepted_values():
         check_tensor("x", x, ("B", 4))
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         check_tensor("x", [1, 2], ("B",))
+
+
+def test_inputs_of_another_dtype_or_device_than_the_layer_get_a_clear_error():
+    from neuroplastic.neurons import RecurrentLIF, SpikeLinear
+    from neuroplastic.plasticity import PlasticLinear
+    from neuroplastic.plasticity.spiking import PlasticLIF, PlasticRecurrentLIF
+
+    doubles = torch.rand(2, 5, 4, dtype=torch.float64)
+    cases = [(SpikeLinear(4, 3), doubles, "x has dtype torch.float64 but the weights are torch.float32"),
+             (PlasticLinear(4, 3), doubles[:, 0], "x has dtype torch.float64 but the layer's parameters are "
+                                                  "torch.float32"),
+             (PlasticLIF(4, 3, rule="hebbian", alpha="neuron"), doubles, "inputs has dtype torch.float64"),
+             (PlasticRecurrentLIF(4, 3), doubles, "inputs has dtype torch.float64"),
+             (RecurrentLIF(4, 3), doubles, "x has dtype torch.float64")]
+    for module, inputs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            module(inputs)
+        module(inputs.float())  # the same inputs in the layer's dtype run
+    with pytest.raises(ValueError, match="inputs is on meta but the layer's parameters are on cpu"):
+        PlasticLIF(4, 3)(torch.empty(2, 5, 4, device="meta"))
+    # under autocast the dtypes may differ (autocast casts per operation); devices may not
+    weight = torch.zeros(3, dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        check_tensor("x", torch.zeros(2, 3, dtype=torch.bfloat16), ("B", 3), like=weight)
+    with pytest.raises(ValueError, match="x has dtype torch.bfloat16"):
+        check_tensor("x", torch.zeros(2, 3, dtype=torch.bfloat16), ("B", 3), like=weight)

@@ -31,10 +31,14 @@ def check_tensor(
     shape: Sequence[int | None | str],
     *,
     floating: bool = True,
+    like: torch.Tensor | None = None,
+    like_name: str = "the layer's parameters",
 ) -> torch.Tensor:
     """Check a tensor's rank and sizes; ``None`` or a string in ``shape`` matches any size.
 
     String entries name the dimension in the error message, e.g. ``("B", 64)`` reads as ``[B, 64]``.
+    ``like``: a tensor (e.g. a layer's weight) whose device and floating dtype ``tensor`` must share (the
+    dtype is not checked inside an enabled ``torch.autocast`` region, which casts per operation).
     """
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
@@ -45,4 +49,18 @@ def check_tensor(
         raise ValueError(f"{name} must have shape {expected}, got {list(tensor.shape)}")
     if floating and not tensor.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {tensor.dtype}")
+    if like is not None:
+        check_same_placement(name, tensor, like, like_name)
     return tensor
+
+
+def check_same_placement(name: str, tensor: torch.Tensor, like: torch.Tensor, like_name: str) -> None:
+    """Raise a ``ValueError`` if ``tensor`` is on another device than ``like``, or (floating tensors, outside
+    autocast) has another dtype: the error says how to convert one to the other."""
+    if tensor.device != like.device:
+        raise ValueError(f"{name} is on {tensor.device} but {like_name} are on {like.device}: move one to the "
+                         f"other (e.g. module.to({str(tensor.device)!r}))")
+    if (tensor.is_floating_point() and like.is_floating_point() and tensor.dtype != like.dtype
+            and not torch.is_autocast_enabled(tensor.device.type)):
+        raise ValueError(f"{name} has dtype {tensor.dtype} but {like_name} are {like.dtype}: convert one to the "
+                         f"other (e.g. {name}.to({like.dtype}) or module.to({tensor.dtype}))")

@@ -32,8 +32,9 @@ test set (1,000 digits) resolves. Quick budget with ``repeats=3`` (paired means)
 updates scaled down): +0.2, +0.4, +0.5, -0.1 points; the one negative cell is 17 test digits that only GraNet
 gets right against 18 that only GMP gets right (McNemar standard error 0.59 points). Full budget, seed 1:
 +0.2, -0.1, +0.2, -0.2 points (discordant digits 8/6, 10/11, 10/8, 15/17; standard errors 0.37-0.57 points);
-over the two seeds the means are +0.2, +0.15, +0.35, -0.15 points, every cell within one standard error of 0. The claim's per-cell
-``>=`` is kept as stated; the claim output reports each cell's discordant digits and test-set standard error.
+over the two seeds the means are +0.2, +0.15, +0.35, -0.15 points, every cell within one standard error of 0.
+The claim's per-cell ``>=`` is kept as stated; the claim output reports each cell's discordant digits and
+test-set standard error.
 GraNet >= SET holds by 0.7-3.1 points at the full budget and 1.5-20 points at the quick one.
 
 Shapes: MLP input ``[B, 784]``, CNN input ``[B, 1, 28, 28]`` (or ``[B, 784]``); logits ``[B, 10]``.

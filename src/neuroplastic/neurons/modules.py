@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice
+from neuroplastic._checks import check_choice, check_same_placement
 from neuroplastic.neurons.fused import LIFConfig, lif_sequence
 from neuroplastic.neurons.lif import RESETS, _alif_step, _lif_step
 from neuroplastic.neurons.surrogates import Surrogate, get_surrogate
@@ -331,6 +331,7 @@ class RecurrentLIF(nn.Module):
 
     def forward(self, x: Tensor, state: RecurrentLIFState | None = None) -> tuple[Tensor, RecurrentLIFState]:
         _check_sequence(x, (self.input_size,), None if state is None else state.v.shape[0], type(self).__name__)
+        check_same_placement("x", x, self.input_linear.weight, "the layer's parameters")
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
         if self.adaptive and state.b is None:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neuroplastic._checks import check_same_placement
 from neuroplastic.neurons.native import SNNKernels, snn_kernels
 
 __all__ = ["spike_linear", "SpikeLinear"]
@@ -78,6 +79,7 @@ def spike_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, max_d
                          f"weight {list(weight.shape)}")
     if bias is not None and (bias.dim() != 1 or bias.shape[0] != weight.shape[0]):
         raise ValueError(f"bias must have shape [{weight.shape[0]}], got {list(bias.shape)}")
+    check_same_placement("x", x, weight, "the weights")
     kernels = snn_kernels(x)
     usable = (kernels is not None and weight.dtype == x.dtype and weight.device.type == "cpu"
               and (bias is None or bias.dtype == x.dtype) and x.numel() > 0)

@@ -74,7 +74,7 @@ class PlasticLinear(nn.Module):
         self, x: Tensor, state: PlasticState | None = None, *, target: Tensor | None = None
     ) -> tuple[Tensor, PlasticState]:
         """``x [B, I]`` -> ``(y [B, O], new state)``; ``target [B, O]`` replaces ``y`` as the post activity."""
-        check_tensor("x", x, ("B", self.in_features))
+        check_tensor("x", x, ("B", self.in_features), like=self.weight)
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
         elif state.trace.shape[0] != x.shape[0]:

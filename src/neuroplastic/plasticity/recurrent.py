@@ -122,7 +122,7 @@ class _PlasticCellBase(nn.Module):
 
     def _check_input(self, x: Tensor, sequence: bool) -> None:
         shape = ("B", "T", self.input_size) if sequence else ("B", self.input_size)
-        check_tensor("inputs", x, shape)
+        check_tensor("inputs", x, shape, like=next(self.parameters(), None))
 
 
 class PlasticRNNCell(_PlasticCellBase):

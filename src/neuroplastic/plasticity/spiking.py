@@ -504,7 +504,7 @@ class _PlasticSpikingLayer(nn.Module):
     def _check_inputs(self, inputs: Tensor, state: PlasticSpikingState | None,
                       modulator_inputs: Tensor | None) -> None:
         size = self.input_size
-        check_tensor("inputs", inputs, ("B", "T", size))
+        check_tensor("inputs", inputs, ("B", "T", size), like=self.weight)
         if state is not None:
             if not isinstance(state, PlasticSpikingState):
                 raise TypeError(f"state must be a PlasticSpikingState or None, got {type(state).__name__}")
