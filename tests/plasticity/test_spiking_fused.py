@@ -365,3 +365,11 @@ def test_fused_layer_works_with_torch_compile():
     torch.testing.assert_close(grad_a, grad_b)
     for name in params_a:
         torch.testing.assert_close(params_a[name], params_b[name], msg=name)
+
+
+def test_need_trace_false_drops_the_eligibility_trace_too():
+    layer = PlasticLIF(I, O, alpha="connection", modulation="retroactive").double()
+    _, kept = layer(spike_inputs())
+    _, dropped = layer(spike_inputs(), need_trace=False)
+    assert kept.plastic.eligibility is not None and kept.plastic.trace is not None
+    assert dropped.plastic.eligibility is None and dropped.plastic.trace is None

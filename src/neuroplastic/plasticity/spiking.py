@@ -276,8 +276,8 @@ class PlasticSpikingState(NamedTuple):
 
 
 def _without_trace(state: PlasticSpikingState) -> PlasticSpikingState:
-    """``state`` with its Hebbian trace dropped (``forward(..., need_trace=False)``)."""
-    return state._replace(plastic=state.plastic._replace(trace=None))
+    """``state`` with its ``[B, I, O]`` Hebbian and eligibility traces dropped (``forward(..., need_trace=False)``)."""
+    return state._replace(plastic=state.plastic._replace(trace=None, eligibility=None))
 
 
 def _check_size(name: str, value: object) -> int:
@@ -535,11 +535,11 @@ class _PlasticSpikingLayer(nn.Module):
         ``modulator_inputs [B, T, S]``: what the modulator reads, when the layer was built with
         ``modulator_input_size=S``; otherwise it reads the layer's post-synaptic trace.
 
-        ``need_trace=False``: the final state's Hebbian trace is not returned (``state.plastic.trace`` is None),
-        for callers that drop the state, such as training on whole episodes (like ``need_weights=False`` of
-        :class:`torch.nn.MultiheadAttention`). The ``"lowrank"`` and ``"fused"`` backends then never build the
-        ``[B, I, O]`` tensor, which at large sizes is most of their cost (writing 268 MB at B=16,
-        I=O=2048). Such a state cannot be passed back in.
+        ``need_trace=False``: the final state's Hebbian trace is not returned (``state.plastic.trace`` is None,
+        and so is the eligibility trace of retroactive modulation), for callers that drop the state, such as
+        training on whole episodes (like ``need_weights=False`` of :class:`torch.nn.MultiheadAttention`). The
+        ``"lowrank"`` and ``"fused"`` backends then never build the ``[B, I, O]`` tensor, which at large sizes is
+        most of their cost (writing 268 MB at B=16, I=O=2048). Such a state cannot be passed back in.
         """
         if not isinstance(need_trace, bool):
             raise TypeError(f"need_trace must be a bool, got {type(need_trace).__name__}")
