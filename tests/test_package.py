@@ -55,6 +55,8 @@ def test_inputs_of_another_dtype_or_device_than_the_layer_get_a_clear_error():
         module(inputs.float())  # the same inputs in the layer's dtype run
     with pytest.raises(ValueError, match="inputs is on meta but the layer's parameters are on cpu"):
         PlasticLIF(4, 3)(torch.empty(2, 5, 4, device="meta"))
+    with pytest.raises(ValueError, match="inputs has dtype torch.float64"):  # a device autocast does not know
+        PlasticLIF(4, 3).to("meta")(torch.empty(2, 5, 4, device="meta", dtype=torch.float64))
     # under autocast the dtypes may differ (autocast casts per operation); devices may not
     weight = torch.zeros(3, dtype=torch.float32)
     with torch.autocast("cpu", dtype=torch.bfloat16):

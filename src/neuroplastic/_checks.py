@@ -61,6 +61,14 @@ def check_same_placement(name: str, tensor: torch.Tensor, like: torch.Tensor, li
         raise ValueError(f"{name} is on {tensor.device} but {like_name} are on {like.device}: move one to the "
                          f"other (e.g. module.to({str(tensor.device)!r}))")
     if (tensor.is_floating_point() and like.is_floating_point() and tensor.dtype != like.dtype
-            and not torch.is_autocast_enabled(tensor.device.type)):
+            and not _autocast_enabled(tensor.device.type)):
         raise ValueError(f"{name} has dtype {tensor.dtype} but {like_name} are {like.dtype}: convert one to the "
                          f"other (e.g. {name}.to({like.dtype}) or module.to({tensor.dtype}))")
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (False for device types autocast does not know, e.g. meta)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:
+        return False
