@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -51,20 +52,19 @@ def env_enabled() -> bool:
 HUGE_PAGE_BYTES = 2 << 20
 """The transparent huge page size of x86-64 and most arm64 Linux kernels (2 MiB)."""
 _MADV_HUGEPAGE = 14  # <sys/mman.h> on Linux (every architecture)
-_libc: ctypes.CDLL | None | bool = None  # None: not looked up yet; False: unavailable
 
 
+@functools.cache
 def _madvise() -> Callable[[int, int, int], int] | None:
-    global _libc
-    if _libc is None:
-        _libc = False
-        if platform.system() == "Linux":
-            with contextlib.suppress(OSError, AttributeError):
-                libc = ctypes.CDLL(None, use_errno=True)
-                libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-                libc.madvise.restype = ctypes.c_int
-                _libc = libc
-    return _libc.madvise if _libc else None
+    """libc's ``madvise`` on Linux (looked up once), else None."""
+    if platform.system() != "Linux":
+        return None
+    with contextlib.suppress(OSError, AttributeError):
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        madvise.restype = ctypes.c_int
+        return madvise
+    return None
 
 
 def advise_huge_pages(tensor: Tensor) -> bool:
