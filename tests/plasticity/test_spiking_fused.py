@@ -316,9 +316,11 @@ def test_need_trace_false_drops_only_the_final_trace(kind, backend, rule, from_s
         torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-10, atol=1e-12, msg=name)
 
 
-def test_need_trace_false_builds_no_input_by_output_tensor():
-    """The fused backend with need_trace=False allocates nothing of the [B, I, O] size."""
-    layer = PlasticLIF(64, 48, rule="hebbian", alpha="neuron", backend="fused")
+@pytest.mark.parametrize(("backend", "rule"), [("fused", "hebbian"), ("lowrank", "hebbian"), ("lowrank", "bcm")])
+def test_need_trace_false_builds_no_input_by_output_tensor(backend, rule):
+    """The fused and low-rank backends with need_trace=False allocate nothing of the [B, I, O] size (not even
+    a fresh state's zero trace)."""
+    layer = PlasticLIF(64, 48, rule=rule, alpha="neuron", backend=backend)
     inputs = (torch.rand(2, 10, 64, generator=torch.Generator().manual_seed(0)) < 0.2).float()
     sizes = []
 

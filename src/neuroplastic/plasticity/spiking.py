@@ -449,8 +449,19 @@ class _PlasticSpikingLayer(nn.Module):
     ) -> PlasticSpikingState:
         """Zero membrane, spikes, spike traces and plastic traces for ``batch_size`` episodes."""
         plastic = self.synapses.initial_state(batch_size, device=device, dtype=dtype)
-        zeros_post = plastic.trace.new_zeros(batch_size, self._post_size)
-        return PlasticSpikingState(zeros_post, zeros_post.clone(), plastic.trace.new_zeros(batch_size, self._pre_size),
+        return self._zero_neurons(plastic, batch_size, plastic.trace)
+
+    def _initial_state_without_trace(self, inputs: Tensor) -> PlasticSpikingState:
+        """The zero initial state for ``inputs [B, T, I]`` without its ``[B, I, O]`` zero Hebbian trace, which
+        the low-rank scan of a fresh state never reads (its rules are not retroactive: no eligibility trace)."""
+        batch = inputs.shape[0]
+        threshold = inputs.new_zeros(batch, self._post_size) if self.synapses.rule.uses_threshold else None
+        return self._zero_neurons(PlasticState(None, None, threshold), batch, inputs)
+
+    def _zero_neurons(self, plastic: PlasticState, batch: int, like: Tensor) -> PlasticSpikingState:
+        """``plastic`` with zero membrane, spikes and spike traces for ``batch`` episodes (``like``'s device, dtype)."""
+        zeros_post = like.new_zeros(batch, self._post_size)
+        return PlasticSpikingState(zeros_post, zeros_post.clone(), like.new_zeros(batch, self._pre_size),
                                    zeros_post.clone(), plastic)
 
     # -- dynamics --------------------------------------------------------------------------------------
@@ -547,12 +558,14 @@ class _PlasticSpikingLayer(nn.Module):
         fresh = state is None
         if self.resolved_backend == "fused":  # a fresh state is not materialised (its [B, I, O] zero trace)
             return self._scan_fused(inputs, state, fresh, need_trace)
+        if self.resolved_backend == "lowrank":
+            if state is None:
+                state = self._initial_state_without_trace(inputs)
+            return self._scan_lowrank(self._drive(inputs), inputs, modulator_inputs, state, fresh, need_trace)
         if state is None:
             state = self.initial_state(inputs.shape[0], device=inputs.device, dtype=inputs.dtype)
         drives = self._drive(inputs)
         steps = drives.shape[1]
-        if self.resolved_backend == "lowrank":
-            return self._scan_lowrank(drives, inputs, modulator_inputs, state, fresh, need_trace)
         needs_grad = torch.is_grad_enabled() and (
             inputs.requires_grad or any(p.requires_grad for p in self.parameters()))
         if self.backprop == "autograd" or not needs_grad or steps <= 1:
