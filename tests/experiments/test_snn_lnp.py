@@ -12,6 +12,8 @@ from neuroplastic.experiments.snn_lnp import (
     EXPERIMENT,
     Config,
     _prune,
+    dense_network,
+    dense_validation_nrmse,
     fit_readout,
     make_hrsnn,
     noise_currents,
@@ -19,6 +21,8 @@ from neuroplastic.experiments.snn_lnp import (
     predict,
     simulate,
     subnetwork,
+    task_data,
+    tune_dense,
 )
 from neuroplastic.neurons import lif_step
 from neuroplastic.runs import RunInterrupted, run_experiment
@@ -58,12 +62,16 @@ def test_tiny_run_writes_files_metrics_and_claims(reference):
     assert all(m[f"{v}_nrmse"] > 0 for v in ("dense", "lnp", "activity", "random"))
     assert set(m["sweep"]) == {"dense", "lnp@0.2", "activity@0.2", "random@0.2", "lnp@0.5", "activity@0.5",
                                "random@0.5", "lnp_unstabilized@0.2", "dense_matched@0.2", "activity_matched@0.2",
-                               "random_matched@0.2", "activity_neurons_only@0.2", "dense_gain@0.5"}
+                               "random_matched@0.2", "activity_neurons_only@0.2", "lnp_neurons_only@0.2",
+                               "dense_same_size@0.2", "dense_gain@0.5"}
+    # LNP's neurons with all their synapses; a fresh dense network of LNP's size
+    assert m["lnp_neurons_only_neurons"] == 18 and m["lnp_neurons_only_synapses"] == 18 * 17
+    assert m["dense_same_size_neurons"] == 18 and m["dense_same_size_synapses"] == 18 * 17
     # the gain sweep: factor 1 is the dense network itself (not run twice), sorted by factor, all full size
     sweep = m["dense_gain_sweep"]
     assert [e["gain_factor"] for e in sweep] == [0.5, 1.0]
     assert sweep[1]["nrmse"] == m["dense_nrmse"] and sweep[1]["lyapunov_max"] == m["dense_lyapunov_max"]
-    assert sweep[0]["recurrent_gain"] == pytest.approx(0.5 * 1.5)
+    assert sweep[0]["recurrent_gain"] == pytest.approx(0.5 * Config().recurrent_gain)
     assert m["sweep"]["dense_gain@0.5"]["synapses"] == 24 * 23
     stable = [e["nrmse"] for e in sweep if e["lyapunov_max"] <= 0]
     stable += [m["dense_matched_nrmse"]] if m["dense_matched_lyapunov_max"] <= 0 else []
@@ -108,6 +116,15 @@ def test_gain_and_neuron_only_activity_variants():
     torch.testing.assert_close(net.weight, dense.weight[:8, :8])  # all synapses among the 8 most active
     net, _ = _prune("activity", dense, 0.2, config, 0, results)
     assert net.neurons == 8 and net.synapses == 20  # the count-matched AP of the claims
+    lnp_mask = torch.zeros(12, dtype=torch.bool)
+    lnp_mask[[0, 2, 3, 5, 6, 8, 9, 11]] = True
+    results["lnp@0.2"]["neuron_mask"] = lnp_mask
+    net, info = _prune("lnp_neurons_only", dense, 0.2, config, 0, results)
+    assert torch.equal(info["neuron_mask"], lnp_mask)
+    torch.testing.assert_close(net.weight, dense.weight[lnp_mask][:, lnp_mask])  # every synapse among them
+    net, _ = _prune("dense_same_size", dense, 0.2, config, 3, results)
+    fresh = make_hrsnn(Config(neurons=8), torch.Generator().manual_seed(3002), inputs=1)
+    assert all(torch.equal(a, b) for a, b in zip(net, fresh, strict=True))
 
 
 def test_simulation_is_the_literal_lif_loop():
@@ -146,3 +163,44 @@ def test_observed_components_and_noise_drive():
     drive = noise_currents(net, 500, torch.Generator().manual_seed(1))
     assert drive.shape == (500, 8)
     torch.testing.assert_close(drive.mean(0), net.bias, atol=0.15, rtol=0)
+
+
+def test_dense_network_gains_scale_the_same_draws():
+    config = Config(**TINY)
+    base = dense_network(config, seed=3)
+    scaled = dense_network(Config(**{**TINY, "recurrent_gain": 3.0, "input_gain": 2.0, "bias_max": 0.9}), seed=3)
+    torch.testing.assert_close(scaled.weight, base.weight * (3.0 / config.recurrent_gain))
+    torch.testing.assert_close(scaled.input_weight, base.input_weight * (2.0 / config.input_gain))
+    torch.testing.assert_close(scaled.bias, base.bias * (0.9 / config.bias_max))
+    assert torch.equal(scaled.tau, base.tau)
+
+
+def test_dense_validation_nrmse_is_the_best_ridge_on_the_training_tail():
+    config = Config(**TINY)
+    data = task_data(config, seed=2)
+    features, _ = simulate(dense_network(config, seed=2), data.train_inputs[None], config)
+    features, targets = features[0, config.washout:], data.train_targets[config.washout:]
+    split = round(len(features) * (1 - config.validation_fraction))
+    expected = min(math.sqrt(float(((predict(features[split:], fit_readout(features[:split], targets[:split], r))
+                                     - targets[split:]) ** 2).mean()) / float(targets[split:].var(unbiased=False)))
+                   for r in config.ridges)
+    assert dense_validation_nrmse(config, seed=2, data=data) == pytest.approx(expected, rel=1e-5)
+
+
+def test_tune_dense_scores_every_combination_and_sorts_best_first():
+    config = Config(**TINY)
+    grid = {"input_gain": (0.5, 2.0), "readout_tau": (2.0, 8.0)}
+    seen = []
+    rows = tune_dense(config, (0, 1), grid, progress=seen.append)
+    assert len(rows) == len(seen) == 4
+    assert {(r["input_gain"], r["readout_tau"]) for r in rows} == {(a, b) for a in (0.5, 2.0) for b in (2.0, 8.0)}
+    assert [r["validation_nrmse"] for r in rows] == sorted(r["validation_nrmse"] for r in rows)
+    best = rows[0]
+    candidate = Config(**{**TINY, "input_gain": best["input_gain"], "readout_tau": best["readout_tau"]})
+    assert best["per_seed"] == [pytest.approx(dense_validation_nrmse(candidate, s)) for s in (0, 1)]
+    assert best["validation_nrmse"] == pytest.approx(sum(best["per_seed"]) / 2)
+
+
+def test_tune_dense_rejects_unknown_fields():
+    with pytest.raises(ValueError, match="unknown Config fields \\['gain'\\]"):
+        tune_dense(Config(**TINY), (0,), {"gain": (1.0,)})
