@@ -12,6 +12,7 @@ from neuroplastic.neurons import lif_step
 from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure.lyapunov import (
     LNPConfig,
+    LyapunovSpectrum,
     activity_prune,
     betweenness_centrality,
     discrete_lyapunov_covariance,
@@ -28,6 +29,7 @@ from neuroplastic.structure.lyapunov import (
     scale_to_lyapunov,
     smooth_lif_step,
     smooth_lif_tangent,
+    stability_target,
     stabilize,
 )
 
@@ -348,6 +350,45 @@ def test_lyapunov_noise_prune_counts_zeros_and_stability():
     assert float(recomputed.exponents[0]) == pytest.approx(result.lyapunov_pruned)
     again = lyapunov_noise_prune(weight, decay, currents, config, generator=torch.Generator().manual_seed(0))
     assert torch.equal(again.weight, result.weight)
+    assert result.lyapunov_pruned <= result.lyapunov_target
+
+
+def test_stability_target_by_hand():
+    assert stability_target(-0.04, -0.05) == -0.04  # reachable: at least as stable as the dense network
+    assert stability_target(-0.04, -0.04) == -0.04
+    assert stability_target(-0.04, -0.03) == 0.0  # below the uncoupled neurons' floor: only "stable"
+    assert stability_target(0.1, -0.2) == 0.0  # a chaotic dense network: stable
+    assert stability_target(0.1, 0.05) == 0.0  # unreachable either way (stabilize then raises)
+
+
+def _fake_spectrum(dense_exponent: float, floor: float, dense_size: int):
+    """A stand-in for network_lyapunov_spectrum: the dense network has ``dense_exponent``; a smaller one
+    has ``floor + ||W||_F`` (so scaling its weights to 0 reaches exactly ``floor``)."""
+    def spectrum(weight, decay, currents, k, **kwargs):
+        value = dense_exponent if weight.shape[0] == dense_size else floor + float(weight.norm())
+        return LyapunovSpectrum(torch.tensor([value], dtype=F64), None, weight.new_zeros(weight.shape[0]))
+    return spectrum
+
+
+@pytest.mark.parametrize("dense_exponent, expected_target", [(-0.05, 0.0), (-0.01, -0.01)])
+def test_lnp_bound_falls_back_to_zero_only_below_the_uncoupled_floor(monkeypatch, dense_exponent,
+                                                                     expected_target):
+    import neuroplastic.structure.lyapunov as module
+
+    weight, decay, currents = small_network(n=20, gain=3.0)
+    monkeypatch.setattr(module, "network_lyapunov_spectrum", _fake_spectrum(dense_exponent, -0.03, 20))
+    config = LNPConfig(synapse_fraction=0.5, neuron_fraction=0.5, slope=6.0, warmup=20)
+    result = lyapunov_noise_prune(weight, decay, currents, config, generator=torch.Generator().manual_seed(0))
+    assert result.lyapunov_dense == dense_exponent and result.lyapunov_sampled > 0
+    assert result.lyapunov_target == expected_target
+    assert result.lyapunov_pruned <= expected_target and 0 < result.scale < 1
+    kept = result.neuron_mask
+    assert -0.03 + float(result.weight[kept][:, kept].norm()) == pytest.approx(result.lyapunov_pruned)
+    # an explicit target is never relaxed: below the floor it cannot be met
+    with pytest.raises(ValueError, match="could not bring the largest Lyapunov exponent below -0.05"):
+        lyapunov_noise_prune(weight, decay, currents, LNPConfig(synapse_fraction=0.5, neuron_fraction=0.5,
+                                                                slope=6.0, warmup=20, lyapunov_target=-0.05),
+                             generator=torch.Generator().manual_seed(0))
 
 
 def test_activity_and_random_pruning_hit_exact_counts():

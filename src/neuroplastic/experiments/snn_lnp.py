@@ -44,7 +44,9 @@ Variants, all with the same dense starting network and readout procedure:
 - ``lnp``: :func:`neuroplastic.structure.lyapunov.lyapunov_noise_prune` on the untrained network, driven by
   white noise through the input weights (no task data): noise-aware synapse sampling to ``synapse_fraction``
   (expected), removal of the lowest-betweenness neurons down to ``neuron_fraction``, weight rescaling if the
-  largest Lyapunov exponent exceeds ``min(lambda_dense, 0)``. Then the readout is trained.
+  largest Lyapunov exponent exceeds ``min(lambda_dense, 0)`` (0 if scaling cannot reach that bound:
+  :func:`~neuroplastic.structure.lyapunov.stability_target`; metric ``lnp_lyapunov_bound``). Then the readout
+  is trained.
 - ``activity``: the dense network's readout is trained, its neurons ranked by firing rate on the training
   series, the least active removed and the weakest remaining synapses dropped, to exactly LNP's neuron and
   synapse counts; then the readout is retrained.
@@ -389,7 +391,8 @@ def _prune(variant: str, dense: HRSNN, fraction: float, config: Config, seed: in
                                       generator=torch.Generator().manual_seed(seed * 1000 + 12))
         net = subnetwork(dense, result.neuron_mask, result.weight)
         return net, {"lyapunov_dense_lnp": result.lyapunov_dense, "lyapunov_sampled": result.lyapunov_sampled,
-                     "lyapunov_after_lnp": result.lyapunov_pruned, "scale": result.scale,
+                     "lyapunov_after_lnp": result.lyapunov_pruned, "lyapunov_bound": result.lyapunov_target,
+                     "scale": result.scale,
                      "linearization_radius": result.linearization_radius, "neuron_mask": result.neuron_mask.cpu()}
     lnp = results[f"lnp@{fraction:g}"]
     neurons, synapses = lnp["neurons"], lnp["synapses"]
@@ -560,7 +563,8 @@ def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
         if "scale" in entry:
             metrics[f"{variant}_scale"] = entry["scale"]
     lnp = results[f"lnp@{main:g}"]
-    for name in ("lyapunov_dense_lnp", "lyapunov_sampled", "lyapunov_after_lnp", "linearization_radius"):
+    for name in ("lyapunov_dense_lnp", "lyapunov_sampled", "lyapunov_after_lnp", "lyapunov_bound",
+                 "linearization_radius"):
         metrics[f"lnp_{name}"] = lnp[name]
     for variant in ("dense_matched", "activity_matched", "random_matched"):
         metrics[f"{variant}_lyapunov_matched"] = results[f"{variant}@{main:g}"]["lyapunov_matched"]

@@ -75,7 +75,12 @@ Lyapunov noise pruning (:func:`lyapunov_noise_prune`, :class:`LNPConfig`)
    not exceed ``lyapunov_target`` (default ``min(lambda_max(dense), 0)``: at least as stable as the dense
    network, and never chaotic). If it does, the recurrent weights are scaled down, ``W <- c W``, with the
    largest ``c`` on a geometric grid (then refined by bisection) that satisfies the bound
-   (:func:`stabilize`). Every evaluation uses the same noise drive and initial tangent vectors.
+   (:func:`stabilize`). The kept neurons' own leak bounds what scaling can reach: with ``c = 0`` the exponent
+   is that of the uncoupled neurons, and a stable dense network can sit below it (its coupling under the
+   drive makes it more stable than its neurons alone). When the default bound is below that floor, "as stable
+   as the dense network" cannot be met by scaling and the bound falls back to 0 (stable);
+   ``LNPResult.lyapunov_target`` says which bound was applied. An explicit ``lyapunov_target`` is never
+   relaxed. Every evaluation uses the same noise drive and initial tangent vectors.
    :func:`scale_to_lyapunov` is the two-sided version (scale up or down to a given exponent), used to compare
    networks at equal stability.
 
@@ -136,8 +141,8 @@ __all__ = [
     "perturbation_lyapunov_exponent",
     "smooth_lif_step", "smooth_lif_tangent", "network_lyapunov_spectrum", "lif_linearization",
     "discrete_lyapunov_covariance", "noise_prune_scores", "noise_prune_probabilities", "sample_synapses",
-    "betweenness_centrality", "prune_low_centrality", "stabilize", "scale_to_lyapunov", "LNPConfig", "LNPResult",
-    "lyapunov_noise_prune", "activity_prune", "random_prune",
+    "betweenness_centrality", "prune_low_centrality", "stabilize", "stability_target", "scale_to_lyapunov",
+    "LNPConfig", "LNPResult", "lyapunov_noise_prune", "activity_prune", "random_prune",
 ]
 
 JACOBIAN_METHODS = ("jvp", "jacrev", "autograd")
@@ -796,6 +801,7 @@ class LNPResult(NamedTuple):
         lyapunov_pruned: largest exponent of the returned network.
         scale: the factor ``c`` of step 5 (1.0 if not needed).
         linearization_radius: spectral radius of the averaged Jacobian of step 1 (before any scaling).
+        lyapunov_target: the bound step 5 applied (see :func:`stability_target`).
     """
 
     weight: Tensor
@@ -809,6 +815,7 @@ class LNPResult(NamedTuple):
     lyapunov_pruned: float
     scale: float
     linearization_radius: float
+    lyapunov_target: float
 
 
 def _check_fraction(name: str, value: object) -> float:
@@ -884,6 +891,9 @@ def lyapunov_noise_prune(weight: Tensor, decay: Tensor, currents: Tensor, config
     index = neuron_mask.nonzero().squeeze(1)
     lambda_sampled = lam(sampled, neuron_mask)
     target = min(lambda_dense, 0.0) if config.lyapunov_target is None else config.lyapunov_target
+    if config.stabilize and lambda_sampled > target and config.lyapunov_target is None:
+        floor = lam(torch.zeros_like(sampled), neuron_mask)  # c = 0: the kept neurons uncoupled
+        target = stability_target(lambda_dense, floor)
     scale, lambda_pruned = 1.0, lambda_sampled
     if config.stabilize and lambda_sampled > target:
         sub, scale, lambda_pruned = stabilize(sampled[index][:, index], decay64[index], drive[:, index], target,
@@ -893,8 +903,19 @@ def lyapunov_noise_prune(weight: Tensor, decay: Tensor, currents: Tensor, config
         weight=sampled.to(weight.dtype), neuron_mask=neuron_mask, synapse_mask=synapse_mask,
         probabilities=probabilities.to(weight.dtype), covariance_diag=torch.diagonal(covariance).to(weight.dtype),
         centrality=centrality, lyapunov_dense=lambda_dense, lyapunov_sampled=lambda_sampled,
-        lyapunov_pruned=lambda_pruned, scale=scale, linearization_radius=radius,
+        lyapunov_pruned=lambda_pruned, scale=scale, linearization_radius=radius, lyapunov_target=target,
     )
+
+
+def stability_target(lambda_dense: float, floor: float) -> float:
+    """The default bound of LNP's step 5: ``min(lambda_dense, 0)``, or 0 when that is below ``floor``.
+
+    ``floor`` is the largest exponent the pruned network reaches with its recurrent weights scaled to 0 (its
+    neurons uncoupled), the lowest that scaling can reach; a stable dense network can lie below it. Then
+    "at least as stable as the dense network" cannot be met by scaling, and the bound is only "stable" (0).
+    """
+    target = min(lambda_dense, 0.0)
+    return target if floor <= target else 0.0
 
 
 # ------------------------------------------------------------------------------------------------ baselines
