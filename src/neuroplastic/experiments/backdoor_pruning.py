@@ -39,7 +39,10 @@ the attack is BadNets (Gu et al. 2017). Reference code github.com/bboylyg/RNP.
 Outcome at the quick budget (seeds 0-2), and why the RNP claim fails here: unlearning and recovery now
 behave as in the reference's log (unlearning reaches the 0.2 threshold after 12-18 updates; recovery
 brings the masked unlearned model back to 45-88% on the clean samples and 45-76% on the monitor, and its
-ASR falls to 0.02-0.50), and the ASR of the pruned model is 0. But the recovered masks put 9-23% of this
+ASR falls to 0.02-0.50), and the ASR of the pruned model is 0. Unlearning goes through the backdoor, as RNP
+assumes: at its end (seed 0, 12 updates) the unlearned model sends 896 of the 900 clean test digits of
+classes 1-9 to the target class 0 (eval mode; it started at 10), and recovery spreads them over the classes
+again (80 updates: 1 to 150 per class). But the recovered masks put 9-23% of this
 144-channel network's channels at or below 0.2 (13-33 channels), against 0.5% (24 of 4,800) in the
 reference's ResNet-18 run, and the pruned model loses 57-64 points of clean accuracy. Two measured
 reasons: (a) too many channels: a trigger oracle needs only 4-8 channels (ASR < 20%, 1.8-3.7 points
