@@ -216,6 +216,18 @@ def test_plastic_lif_sequence_gradcheck(native):
         assert gradcheck(lambda *a: plastic_lif_sequence(*a, config)[1:], args)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n_out", [64, 67])  # rows 32-byte aligned (streaming stores) / mostly not (plain)
+def test_spike_outer_sum_wide_rows_match_the_dense_product(dtype, n_out):
+    generator = torch.Generator().manual_seed(3)
+    s = (torch.rand(3, 30, 40, generator=generator) < 0.15).to(dtype)
+    m = torch.randn(3, 30, n_out, generator=generator, dtype=dtype)
+    kernels = spiking._sparse_kernels(s) if NATIVE else None
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(spiking._spike_outer_sum(s, m, kernels), s.transpose(1, 2) @ m, rtol=0,
+                               atol=tolerance)
+
+
 def test_sparse_products_and_scan_gradcheck():
     generator = torch.Generator().manual_seed(13)
     s = (torch.rand(2, 6, 7, generator=generator) < 0.2).double()
