@@ -27,6 +27,7 @@ from neuroplastic.structure.lyapunov import (
     random_prune,
     sample_synapses,
     scale_to_lyapunov,
+    smallest_stabilize_scale,
     smooth_lif_step,
     smooth_lif_tangent,
     stability_target,
@@ -361,6 +362,11 @@ def test_stability_target_by_hand():
     assert stability_target(0.1, 0.05) == 0.0  # unreachable either way (stabilize then raises)
 
 
+def test_smallest_stabilize_scale_is_the_last_factor_tried():
+    assert smallest_stabilize_scale() == pytest.approx(0.85 ** 40, rel=1e-12)
+    assert smallest_stabilize_scale(0.5, 3) == 0.125
+
+
 def _fake_spectrum(dense_exponent: float, floor: float, dense_size: int):
     """A stand-in for network_lyapunov_spectrum: the dense network has ``dense_exponent``; a smaller one
     has ``floor + ||W||_F`` (so scaling its weights to 0 reaches exactly ``floor``)."""
@@ -370,7 +376,8 @@ def _fake_spectrum(dense_exponent: float, floor: float, dense_size: int):
     return spectrum
 
 
-@pytest.mark.parametrize("dense_exponent, expected_target", [(-0.05, 0.0), (-0.01, -0.01)])
+# -0.03: the dense exponent equals the uncoupled limit, which stabilize's smallest factor cannot quite reach
+@pytest.mark.parametrize("dense_exponent, expected_target", [(-0.05, 0.0), (-0.03, 0.0), (-0.01, -0.01)])
 def test_lnp_bound_falls_back_to_zero_only_below_the_uncoupled_floor(monkeypatch, dense_exponent,
                                                                      expected_target):
     import neuroplastic.structure.lyapunov as module

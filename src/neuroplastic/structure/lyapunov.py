@@ -75,8 +75,8 @@ Lyapunov noise pruning (:func:`lyapunov_noise_prune`, :class:`LNPConfig`)
    not exceed ``lyapunov_target`` (default ``min(lambda_max(dense), 0)``: at least as stable as the dense
    network, and never chaotic). If it does, the recurrent weights are scaled down, ``W <- c W``, with the
    largest ``c`` on a geometric grid (then refined by bisection) that satisfies the bound
-   (:func:`stabilize`). The kept neurons' own leak bounds what scaling can reach: with ``c = 0`` the exponent
-   is that of the uncoupled neurons, and a stable dense network can sit below it (its coupling under the
+   (:func:`stabilize`). The kept neurons' own leak bounds what scaling can reach: as ``c`` goes to 0 the
+   exponent goes to that of the uncoupled neurons, and a stable dense network can sit below it (its coupling under the
    drive makes it more stable than its neurons alone). When the default bound is below that floor, "as stable
    as the dense network" cannot be met by scaling and the bound falls back to 0 (stable);
    ``LNPResult.lyapunov_target`` says which bound was applied. An explicit ``lyapunov_target`` is never
@@ -141,8 +141,8 @@ __all__ = [
     "perturbation_lyapunov_exponent",
     "smooth_lif_step", "smooth_lif_tangent", "network_lyapunov_spectrum", "lif_linearization",
     "discrete_lyapunov_covariance", "noise_prune_scores", "noise_prune_probabilities", "sample_synapses",
-    "betweenness_centrality", "prune_low_centrality", "stabilize", "stability_target", "scale_to_lyapunov",
-    "LNPConfig", "LNPResult", "lyapunov_noise_prune", "activity_prune", "random_prune",
+    "betweenness_centrality", "prune_low_centrality", "stabilize", "smallest_stabilize_scale", "stability_target",
+    "scale_to_lyapunov", "LNPConfig", "LNPResult", "lyapunov_noise_prune", "activity_prune", "random_prune",
 ]
 
 JACOBIAN_METHODS = ("jvp", "jacrev", "autograd")
@@ -657,8 +657,19 @@ def prune_low_centrality(weight: Tensor, keep: int, *, rounds: int = 4,
 
 
 # ------------------------------------------------------------------------------------------------ stability
-def stabilize(weight: Tensor, decay: Tensor, currents: Tensor, target: float, *, shrink: float = 0.85,
-              max_shrinks: int = 40, refine: int = 4, warmup: int = 100, threshold: float = 1.0,
+STABILIZE_SHRINK, STABILIZE_MAX_SHRINKS = 0.85, 40  # stabilize's defaults (also LNP's reachability check)
+
+
+def smallest_stabilize_scale(shrink: float = STABILIZE_SHRINK, max_shrinks: int = STABILIZE_MAX_SHRINKS) -> float:
+    """The last (smallest) factor :func:`stabilize` tries, ``shrink ** max_shrinks`` computed as it does."""
+    c = 1.0
+    for _ in range(max_shrinks):
+        c *= shrink
+    return c
+
+
+def stabilize(weight: Tensor, decay: Tensor, currents: Tensor, target: float, *, shrink: float = STABILIZE_SHRINK,
+              max_shrinks: int = STABILIZE_MAX_SHRINKS, refine: int = 4, warmup: int = 100, threshold: float = 1.0,
               slope: float = 10.0, reset: str = "soft", generator_seed: int = 0) -> tuple[Tensor, float, float]:
     """Scale ``weight`` down until the largest Lyapunov exponent of the smooth network is ``<= target``.
 
@@ -892,7 +903,8 @@ def lyapunov_noise_prune(weight: Tensor, decay: Tensor, currents: Tensor, config
     lambda_sampled = lam(sampled, neuron_mask)
     target = min(lambda_dense, 0.0) if config.lyapunov_target is None else config.lyapunov_target
     if config.stabilize and lambda_sampled > target and config.lyapunov_target is None:
-        floor = lam(torch.zeros_like(sampled), neuron_mask)  # c = 0: the kept neurons uncoupled
+        # the lowest exponent stabilize can reach: at its smallest factor, the kept neurons nearly uncoupled
+        floor = lam(sampled * smallest_stabilize_scale(), neuron_mask)
         target = stability_target(lambda_dense, floor)
     scale, lambda_pruned = 1.0, lambda_sampled
     if config.stabilize and lambda_sampled > target:
@@ -910,9 +922,10 @@ def lyapunov_noise_prune(weight: Tensor, decay: Tensor, currents: Tensor, config
 def stability_target(lambda_dense: float, floor: float) -> float:
     """The default bound of LNP's step 5: ``min(lambda_dense, 0)``, or 0 when that is below ``floor``.
 
-    ``floor`` is the largest exponent the pruned network reaches with its recurrent weights scaled to 0 (its
-    neurons uncoupled), the lowest that scaling can reach; a stable dense network can lie below it. Then
-    "at least as stable as the dense network" cannot be met by scaling, and the bound is only "stable" (0).
+    ``floor`` is the pruned network's largest exponent at the smallest factor :func:`stabilize` tries
+    (:func:`smallest_stabilize_scale`, 0.85^40: its neurons nearly uncoupled), the lowest that scaling can
+    reach; a stable dense network can lie below it. Then "at least as stable as the dense network" cannot be
+    met by scaling, and the bound is only "stable" (0).
     """
     target = min(lambda_dense, 0.0)
     return target if floor <= target else 0.0
