@@ -167,14 +167,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from neuroplastic.neurons import decay_from_tau, lif_step
-from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.runs import Claim, Experiment, RunDirectory, apply_overrides
 from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure.lyapunov import (
     LNPConfig,
@@ -531,14 +531,12 @@ def tune_dense(config: Config, seeds: tuple[int, ...], grid: dict[str, tuple[flo
     The selection sees only the dense network and the training series (no pruning, no held-out data), as
     the paper tunes its network's hyperparameters before the comparison.
     """
-    unknown = sorted(set(grid) - {f.name for f in fields(Config)})
-    if unknown:
-        raise ValueError(f"grid: unknown Config fields {unknown}; known: {', '.join(f.name for f in fields(Config))}")
+    combinations = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    # every candidate built (field names and values checked) before any simulation
+    candidates = [apply_overrides(config, params) for params in combinations]
     data = {seed: task_data(config, seed) for seed in seeds}
     rows = []
-    for values in itertools.product(*grid.values()):
-        params = dict(zip(grid, values, strict=True))
-        candidate = replace(config, **params)
+    for params, candidate in zip(combinations, candidates, strict=True):
         per_seed = [dense_validation_nrmse(candidate, seed, data[seed]) for seed in seeds]
         rows.append({**params, "validation_nrmse": sum(per_seed) / len(per_seed), "per_seed": per_seed})
         if progress is not None:
