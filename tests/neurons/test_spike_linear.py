@@ -47,6 +47,23 @@ def test_equals_dense_linear_in_float32_with_empty_rows_and_columns():
     check(torch.zeros(5, 200), torch.randn(130, 200), torch.randn(130), atol=0)
 
 
+@pytest.mark.parametrize("dtype, atol", [(torch.float64, 1e-12), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("out_features", [37, 64])
+def test_transposed_weights_are_read_and_differentiated_in_their_own_layout(dtype, atol, out_features):
+    # weights stored [I, O] (the plastic layers' layout) and passed as their transpose view: same values and
+    # gradients as F.linear, and the gradient reaches the [I, O] leaf contiguous, as the leaf is laid out
+    x = sparse_input((4, 9, 45), 0.15, dtype, seed=out_features, binary=False)
+    stored = torch.randn(45, out_features, dtype=dtype, generator=torch.Generator().manual_seed(3))
+    bias = torch.randn(out_features, dtype=dtype)
+    assert not stored.t().is_contiguous()
+    check(x, stored.t(), bias, atol=atol)
+    leaf = stored.clone().requires_grad_()
+    g = torch.randn(4, 9, out_features, dtype=dtype, generator=torch.Generator().manual_seed(4))
+    (spike_linear(x, leaf.t(), bias) * g).sum().backward()
+    assert leaf.grad.is_contiguous()
+    torch.testing.assert_close(leaf.grad, (x.reshape(-1, 45).T @ g.reshape(-1, out_features)), rtol=0, atol=atol)
+
+
 def test_dense_input_and_disabled_kernels_fall_back_to_the_dense_product():
     x = sparse_input((20, 30), 0.9, torch.float64, seed=2)  # denser than max_density 0.25
     check(x, torch.randn(7, 30, dtype=torch.float64), None, atol=1e-12)

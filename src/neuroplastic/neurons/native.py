@@ -84,9 +84,9 @@ class SNNKernels:
         self._csr_to_csc = library.spike_csr_to_csc
         self._csr_to_csc.argtypes = [i64, i64, ptr, ptr, ptr, ptr, ptr, ptr]
         self._linear_forward = library.spike_linear_forward
-        self._linear_forward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, i32]
+        self._linear_forward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, i32, ptr, ptr, i32]
         self._weight_grad = library.spike_linear_weight_grad
-        self._weight_grad.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, i32]
+        self._weight_grad.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, i32, i32]
         self._plastic_forward = library.plastic_lif_forward
         self._plastic_forward.argtypes = ([i64, i64, i64, ptr, ptr, ptr, ptr, real, real] + [ptr] * 5
                                           + [real, i32, real, i32, real] + [ptr] * 5 + [i32])
@@ -210,16 +210,20 @@ class SNNKernels:
                          _ptr(cvals))
 
     def linear_forward(self, row_ptr: Tensor, cols: Tensor, vals: Tensor, weight: Tensor, bias: Tensor | None,
-                       out: Tensor) -> None:
-        """``out [R, O] = x W^T + bias`` with ``x`` as compressed rows and ``weight = W [O, I]``."""
-        self._linear_forward(out.shape[0], weight.shape[1], out.shape[1], _ptr(row_ptr), _ptr(cols), _ptr(vals),
-                             _ptr(weight), _ptr(bias), _ptr(out), _threads(cols.numel() * out.shape[1] // 8))
+                       out: Tensor, transposed: bool = False) -> None:
+        """``out [R, O] = x W^T + bias`` with ``x`` as compressed rows and ``weight = W [O, I]`` (or, with
+        ``transposed``, ``weight = W^T [I, O]``)."""
+        n_in = weight.shape[0] if transposed else weight.shape[1]
+        self._linear_forward(out.shape[0], n_in, out.shape[1], _ptr(row_ptr), _ptr(cols), _ptr(vals), _ptr(weight),
+                             int(transposed), _ptr(bias), _ptr(out), _threads(cols.numel() * out.shape[1] // 8))
 
     def linear_weight_grad(self, col_ptr: Tensor, rows: Tensor, cvals: Tensor, grad_out: Tensor,
-                           grad_weight: Tensor) -> None:
-        """``grad_weight [O, I] = grad_out^T x`` with ``x`` as compressed columns, ``grad_out [R, O]``."""
-        self._weight_grad(grad_out.shape[0], grad_weight.shape[1], grad_out.shape[1], _ptr(col_ptr), _ptr(rows),
-                          _ptr(cvals), _ptr(grad_out), _ptr(grad_weight),
+                           grad_weight: Tensor, transposed: bool = False) -> None:
+        """``grad_weight [O, I] = grad_out^T x`` (or, with ``transposed``, its transpose ``[I, O]``) with ``x`` as
+        compressed columns, ``grad_out [R, O]``."""
+        n_in = grad_weight.shape[0] if transposed else grad_weight.shape[1]
+        self._weight_grad(grad_out.shape[0], n_in, grad_out.shape[1], _ptr(col_ptr), _ptr(rows), _ptr(cvals),
+                          _ptr(grad_out), _ptr(grad_weight), int(transposed),
                           _threads(rows.numel() * grad_out.shape[1] // 8))
 
 

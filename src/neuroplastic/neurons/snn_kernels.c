@@ -388,11 +388,12 @@ INLINE void gather_tile(vec *restrict out, const vec *restrict init, const real 
     for (int v = 0; v < NV; v++) out[v] = a[v] + b[v];
 }
 
-/* y [R, O] = x W^T + bias, x as CSR, W [O, I] as stored by nn.Linear, bias [O] or NULL.
+/* y [R, O] = x W^T + bias, x as CSR, W [O, I] as stored by nn.Linear (transposed == 0) or its transpose
+ * W^T [I, O] (transposed == 1: the [in, out] weights of the plastic layers, read without a copy), bias [O] or NULL.
  * Per tile of TILE outputs, W[o0:o0+TILE, :] is first packed as [I][TILE] (contiguous rows of TILE numbers):
  * reading W^T rows in place would stride by O numbers, a power of two that maps them all to a few cache sets. */
 void spike_linear_forward(int64_t R, int64_t I, int64_t O, const int64_t *row_ptr, const int32_t *cols,
-                          const real *vals, const real *w, const real *bias, real *y, int threads) {
+                          const real *vals, const real *w, int transposed, const real *bias, real *y, int threads) {
     const int64_t tiles = (O + TILE - 1) / TILE;
 #pragma omp parallel num_threads(threads)
     {
@@ -401,10 +402,17 @@ void spike_linear_forward(int64_t R, int64_t I, int64_t O, const int64_t *row_pt
         for (int64_t tile = 0; tile < tiles; tile++) {
             const int64_t o0 = tile * TILE;
             const int64_t m = o0 + TILE <= O ? TILE : O - o0;
-            for (int64_t j = 0; j < TILE; j++) {
-                const real *wr = w + (o0 + (j < m ? j : 0)) * I;
-                const real keep = j < m ? (real)1 : (real)0;
-                for (int64_t i = 0; i < I; i++) packed[i * TILE + j] = keep * wr[i];
+            if (transposed) {
+                for (int64_t i = 0; i < I; i++) {
+                    const real *wr = w + i * O + o0;
+                    for (int64_t j = 0; j < TILE; j++) packed[i * TILE + j] = j < m ? wr[j] : (real)0;
+                }
+            } else {
+                for (int64_t j = 0; j < TILE; j++) {
+                    const real *wr = w + (o0 + (j < m ? j : 0)) * I;
+                    const real keep = j < m ? (real)1 : (real)0;
+                    for (int64_t i = 0; i < I; i++) packed[i * TILE + j] = keep * wr[i];
+                }
             }
             vec init[NV], acc[NV];
             real *bi = (real *)init;
@@ -424,11 +432,12 @@ void spike_linear_forward(int64_t R, int64_t I, int64_t O, const int64_t *row_pt
     }
 }
 
-/* dW [O, I] = gy^T x, x as CSC (col_ptr [I + 1], rows, cvals), gy [R, O] contiguous.
+/* dW [O, I] = gy^T x, x as CSC (col_ptr [I + 1], rows, cvals), gy [R, O] contiguous; dW is written as [O, I]
+ * (transposed == 0) or as its transpose [I, O] (transposed == 1, the layout of the weights it is the gradient of).
  * Per tile of TILE outputs, gy[:, o0:o0+TILE] is packed as [R][TILE] and the tile's gradient is gathered as
- * [I][TILE], then written to the TILE rows of dW (contiguous writes). */
+ * [I][TILE], then written to the TILE rows of dW (or TILE numbers of each of its I rows: contiguous writes). */
 void spike_linear_weight_grad(int64_t R, int64_t I, int64_t O, const int64_t *col_ptr, const int32_t *rows,
-                              const real *cvals, const real *gy, real *dw, int threads) {
+                              const real *cvals, const real *gy, real *dw, int transposed, int threads) {
     const int64_t tiles = (O + TILE - 1) / TILE;
 #pragma omp parallel num_threads(threads)
     {
@@ -447,9 +456,16 @@ void spike_linear_weight_grad(int64_t R, int64_t I, int64_t O, const int64_t *co
             for (int v = 0; v < NV; v++) zero[v] = (vec){0};
             for (int64_t i = 0; i < I; i++)
                 gather_tile((vec *)(grad + i * TILE), zero, packed, rows, cvals, col_ptr[i], col_ptr[i + 1]);
-            for (int64_t j = 0; j < m; j++) {
-                real *dr = dw + (o0 + j) * I;
-                for (int64_t i = 0; i < I; i++) dr[i] = grad[i * TILE + j];
+            if (transposed) {
+                for (int64_t i = 0; i < I; i++) {
+                    real *dr = dw + i * O + o0;
+                    for (int64_t j = 0; j < m; j++) dr[j] = grad[i * TILE + j];
+                }
+            } else {
+                for (int64_t j = 0; j < m; j++) {
+                    real *dr = dw + (o0 + j) * I;
+                    for (int64_t i = 0; i < I; i++) dr[i] = grad[i * TILE + j];
+                }
             }
         }
         free(packed);

@@ -38,9 +38,11 @@ class _SpikeLinear(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, kernels: SNNKernels, row_ptr: Tensor,
                 cols: Tensor, vals: Tensor) -> Tensor:
         out = torch.empty(x.shape[0], weight.shape[0], dtype=x.dtype)
-        kernels.linear_forward(row_ptr, cols, vals, weight.contiguous(),
-                               None if bias is None else bias.contiguous(), out)
-        ctx.kernels = kernels
+        # [O, I] weights, or the transpose view of [I, O] weights (the plastic layers'): read in place, no copy
+        transposed = not weight.is_contiguous() and weight.t().is_contiguous()
+        kernels.linear_forward(row_ptr, cols, vals, weight.t() if transposed else weight.contiguous(),
+                               None if bias is None else bias.contiguous(), out, transposed)
+        ctx.kernels, ctx.transposed = kernels, transposed
         ctx.shape = (x.shape[0], x.shape[1])
         ctx.save_for_backward(weight, row_ptr, cols, vals)
         return out
@@ -58,8 +60,13 @@ class _SpikeLinear(torch.autograd.Function):
             col_ptr = torch.empty(n_in + 1, dtype=torch.int64)
             rows, cvals = torch.empty_like(cols), torch.empty_like(vals)
             kernels.csr_to_csc(n_rows, n_in, row_ptr, cols, vals, col_ptr, rows, cvals)
-            grad_w = torch.empty(weight.shape, dtype=grad_out.dtype)
-            kernels.linear_weight_grad(col_ptr, rows, cvals, grad_out, grad_w)
+            if ctx.transposed:  # laid out as the weight: [I, O] memory, an [O, I] view (no copy when accumulated)
+                grad_t = torch.empty(weight.shape[1], weight.shape[0], dtype=grad_out.dtype)
+                kernels.linear_weight_grad(col_ptr, rows, cvals, grad_out, grad_t, transposed=True)
+                grad_w = grad_t.t()
+            else:
+                grad_w = torch.empty(weight.shape, dtype=grad_out.dtype)
+                kernels.linear_weight_grad(col_ptr, rows, cvals, grad_out, grad_w)
         if ctx.needs_input_grad[2]:
             grad_b = grad_out.sum(0)
         return grad_x, grad_w, grad_b, None, None, None, None
