@@ -76,7 +76,9 @@ def spike_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, max_d
     """``x W^T + b`` that skips the zeros of ``x`` (event-driven; see the module docstring).
 
     ``x: [..., I]`` (typically spikes ``[B, T, I]``), ``weight: [O, I]``, ``bias: [O]`` or None; returns
-    ``[..., O]``, differentiable in all three. Falls back to ``F.linear`` when the input's density of nonzeros
+    ``[..., O]``, differentiable in all three. ``weight`` may be the transpose view ``W.t()`` of weights stored
+    ``[I, O]`` (as the plastic layers store them): the kernels then read it in place and write its gradient
+    in that layout, with no copy either way. Falls back to ``F.linear`` when the input's density of nonzeros
     exceeds ``max_density`` or the native kernels do not apply (GPU, other dtypes, no compiler).
     """
     if not isinstance(x, Tensor) or not isinstance(weight, Tensor):
