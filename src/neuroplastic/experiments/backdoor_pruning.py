@@ -89,13 +89,17 @@ backdoor (seed 1, ASR 0.98). A 3x3 white corner patch on black-background digits
 channels pick up; in this setting wider networks do not concentrate it in a few channels as the reference's
 CIFAR-10 ResNet-18 run does.
 
-Two more variants, run once to test that explanation; neither is a default:
+Three more variants, run once to test that explanation; none is a default:
 
 - The reference code's default trigger is a 3x3 grid in the very corner (``gridTrigger``), not a white square.
   Here that is ``trigger_pattern="grid", trigger_margin=0`` (quick budget, plain CNN, seeds 0-2). It does not
   help. The attack takes less well: ASR 0.82, 0.98 and 1.0. RNP prunes 21, 22 and 27 channels, the ASR falls to
   0, and the clean accuracy drops by 85.3, 84.8 and 56.9 points. The trigger oracle needs 4, 10 and 10 channels
   (1.0, 2.6 and 4.6 points lost).
+- Masks learned in eval mode (recovery reads the unlearned model's stored BatchNorm statistics, as the pruned
+  model is deployed, instead of the batch's; quick budget, plain CNN, seeds 0-1, a patched run, not an option).
+  Reason (b) predicts fewer costly channels. It is worse: RNP prunes 28 and 37 channels (13 and 33 in train
+  mode), the ASR falls to 0 and 0.001, and the clean accuracy drops by 71.7 and 75.9 points.
 - ResNet-18's own width: ``architecture="resnet", resnet_width=64``, 4,800 BatchNorm channels, seed 0, no
   ablations.
   - At the quick budget (8 epochs) the network is undertrained: clean accuracy 86.3% in eval mode. The backdoor
