@@ -8,7 +8,14 @@ import math
 import pytest
 import torch
 
-from neuroplastic.experiments.sparse_training import CLAIMS, EXPERIMENT, Config, build_model, make_manager
+from neuroplastic.experiments.sparse_training import (
+    CLAIMS,
+    EXPERIMENT,
+    Config,
+    build_model,
+    learning_rate,
+    make_manager,
+)
 from neuroplastic.runs import RunInterrupted, run_experiment
 
 TINY = {"sparsities": [0.9, 0.98], "train_images": 96, "epochs": 2, "batch_size": 32, "delta_t": 2,
@@ -81,6 +88,22 @@ def test_claims_read_the_metrics():
     metrics["cnn_granet_90_acc"] = 0.92  # 4 points below dense
     assert not CLAIMS[2].evaluate(metrics).passed
     assert not CLAIMS[0].evaluate({}).passed  # nothing measured is a failure, not a pass
+    # a collapsed dense network (and GraNet with it, at chance) is not "GraNet within 3 points of dense"
+    metrics.update(cnn_dense_acc=0.1, cnn_granet_90_acc=0.1)
+    result = CLAIMS[2].evaluate(metrics)
+    assert not result.passed and result.measured["cnn"]["dense_learned"] is False
+
+
+def test_learning_rate_is_cosine_after_a_linear_warm_up(tmp_path):
+    config = Config(lr=0.1, warmup_steps=4)
+    total = 100
+    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * step / total)) * min(1.0, (step + 1) / 4) for step in range(8)]
+    assert [learning_rate(step, total, config) for step in range(8)] == pytest.approx(expected, rel=1e-12)
+    assert learning_rate(0, total, config) == pytest.approx(0.025)  # a quarter of the peak at the first step
+    assert learning_rate(50, total, Config(lr=0.1)) == pytest.approx(0.05)  # no warm-up: half way down the cosine
+    with pytest.raises(ValueError, match="warmup_steps"):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False,
+                       overrides=dict(TINY, warmup_steps=-1))
 
 
 def test_repeats_average_paired_runs_whose_first_is_the_single_run(tmp_path):

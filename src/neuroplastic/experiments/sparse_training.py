@@ -38,6 +38,18 @@ and level with GMP for the CNN at 98%. The claim's per-cell ``>=`` is kept as st
 each cell's discordant digits and test-set standard error. GraNet >= SET holds by 0.5-11 points at the full
 budget (seeds 0-3) and 1.5-20 points at the quick one.
 
+Full budget, seeds 4 / 5 / 6: +0.1, -0.3, -0.1, +0.1 / +0.3, +0.9, +0.3, +0.1 / +0.1, +0.7, +1.3, +0.1 points (the
+claim holds on seeds 5 and 6). Means over seeds 0-6: +0.16 (0.09), +0.27 (0.16), +0.39 (0.18), -0.01 (0.07) points:
+GraNet ahead in three cells by 1.7-2.2 standard errors, level with GMP for the CNN at 98%. Seed 7 exposed a
+training failure, not a GraNet one: with He initialisation the CNN starts at loss 3.84, and at the full budget's
+constant early learning rate (0.05, Nesterov momentum 0.9) the dense-start CNNs died within 100 steps (loss 2.30,
+10% test accuracy: dense, GMP at 80% and GraNet at every sparsity; GMP at 90-98% recovered only once pruning had
+removed most weights, 0.87-0.93). The MLP and the sparse-start SET and RigL were unaffected (GraNet - GMP for the
+MLP: +0.5, +0.7). The same seed at the quick budget, or with the CNN trained for 3 epochs, does not collapse.
+``warmup_steps`` (linear warm-up; default 0, the recipe of every figure above) fixes it: with one epoch (63 steps)
+the seed-7 dense CNN reaches 98.0% and GMP at 90% 97.1%. The "within 3 points of dense" claim now also requires the
+dense network to reach 50% test accuracy: on seed 7 it had passed with both networks at chance.
+
 Shapes: MLP input ``[B, 784]``, CNN input ``[B, 1, 28, 28]`` (or ``[B, 784]``); logits ``[B, 10]``.
 """
 
@@ -56,7 +68,7 @@ from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure.masks import SparsityManager
 from neuroplastic.structure.sparse_training import GMP, SET, GraNet, RigL
 
-__all__ = ["Config", "MODELS", "METHODS", "build_model", "make_manager", "run", "EXPERIMENT"]
+__all__ = ["Config", "MODELS", "METHODS", "build_model", "make_manager", "learning_rate", "run", "EXPERIMENT"]
 
 REPEAT_SEED_SHIFT = 500_000  # repeat r of seed s seeds from 1000 s + 500,000 r: no collisions for s < 500
 PAPER = "Liu et al. 2021, Sparse training via boosting pruning plasticity with neuroregeneration (GraNet)"
@@ -74,6 +86,8 @@ class Config:
     110 of 160 epochs (``prune_end`` 0.69) and anneal the regeneration fraction from 0.5 over the whole run;
     RigL stops rewiring at 75% of training with fraction 0.3. ``delta_t`` = 10 of the quick budget's 378 steps
     gives 26 pruning updates before t1 (GraNet on CIFAR: 43) and 28 rewiring updates for SET and RigL.
+    ``warmup_steps``: the learning rate rises linearly over this many first steps (0: none; see
+    :func:`learning_rate` and the module docstring's seed-7 collapse).
     ``repeats``: every network is trained this many times, from different initial weights, masks and batch
     orders (repeat ``r`` of seed ``s`` uses the seeds of seed ``s`` shifted by ``r``); the reported accuracies
     are the means over the repeats, the per-repeat values are kept (``..._acc_repeats``). Methods are paired
@@ -88,6 +102,7 @@ class Config:
     epochs: int = 6
     batch_size: int = 64
     lr: float = 0.05
+    warmup_steps: int = 0
     momentum: float = 0.9
     weight_decay: float = 5e-4
     delta_t: int = 10
@@ -171,6 +186,16 @@ def make_manager(method: str, model: nn.Module, optimizer: torch.optim.Optimizer
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
+def learning_rate(step: int, total: int, config: Config) -> float:
+    """The learning rate at optimizer step ``step`` of ``total``: ``lr * 0.5 * (1 + cos(pi * step / total))``
+    (cosine annealing), times ``(step + 1) / warmup_steps`` during the first ``warmup_steps`` steps (linear
+    warm-up; 0: none). A function of the step only, so a resumed run continues the same schedule."""
+    lr = config.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+    if step < config.warmup_steps:
+        lr *= (step + 1) / config.warmup_steps
+    return lr
+
+
 def _key(model: str, method: str, sparsity: float | None) -> str:
     return f"{model}_dense" if sparsity is None else f"{model}_{method}_{round(sparsity * 100)}"
 
@@ -236,7 +261,7 @@ def _train_model(model_name: str, config: Config, run_dir: RunDirectory, data: d
             generator = torch.Generator().manual_seed(seed + 100 + epoch)
             orders = {epoch: torch.randperm(len(x), generator=generator).to(device)}
         batch = orders[epoch][position * config.batch_size:(position + 1) * config.batch_size]
-        lr = config.lr * 0.5 * (1 + math.cos(math.pi * step / total))  # cosine, a function of the step only
+        lr = learning_rate(step, total, config)
         log_now = step % config.log_every == 0 or step == total - 1
         row: dict[str, Any] = {}
         for key, (model, optimizer, manager) in nets.items():
@@ -285,6 +310,8 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
             raise ValueError(f"methods: {name!r} is not one of {METHODS}")
     if isinstance(config.repeats, bool) or not isinstance(config.repeats, int) or config.repeats < 1:
         raise ValueError(f"repeats must be a positive int, got {config.repeats!r}")
+    if isinstance(config.warmup_steps, bool) or not isinstance(config.warmup_steps, int) or config.warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be an int >= 0 (0: no warm-up), got {config.warmup_steps!r}")
     with torch_threads(config.threads):
         return _run(config, run_dir)
 
@@ -342,6 +369,7 @@ def _plot(run_dir: RunDirectory, config: Config, metrics: dict[str, Any]) -> Non
 
 # ---------------------------------------------------------------------------------------------- claims
 DENSE_GAP = 0.03  # GraNet at 90% sparsity within 3 accuracy points of dense
+DENSE_LEARNED = 0.5  # the dense network must beat chance (0.1) by far for the gap to mean anything
 HIGH_SPARSITIES = (95, 98)
 
 
@@ -382,8 +410,10 @@ def _granet_near_dense(m: dict[str, Any]) -> tuple[bool, Any]:
         if f"{model_name}_dense_acc" not in m:
             continue
         dense, granet = m[f"{model_name}_dense_acc"], m[f"{model_name}_granet_90_acc"]
-        measured[model_name] = {"dense": dense, "granet_90": granet, "gap": round(dense - granet, 4)}
-        passed = passed and dense - granet <= DENSE_GAP
+        learned = dense >= DENSE_LEARNED  # a collapsed dense network (chance: 0.1) would make any gap small
+        measured[model_name] = {"dense": dense, "granet_90": granet, "gap": round(dense - granet, 4),
+                                "dense_learned": learned}
+        passed = passed and learned and dense - granet <= DENSE_GAP
     if not measured:
         raise KeyError("no model was run")
     return passed, measured
@@ -397,7 +427,7 @@ CLAIMS = [
                  "MLP and the CNN.",
           _granet_at_least("set")),
     Claim(PAPER, "At 90% sparsity GraNet is within 3 accuracy points of the dense network, for both the MLP and "
-                 "the CNN.",
+                 "the CNN (and the dense network learned the task: at least 50% test accuracy, chance being 10%).",
           _granet_near_dense),
 ]
 
