@@ -301,6 +301,11 @@ def _train_model(model_name: str, config: Config, run_dir: RunDirectory, data: d
     return result
 
 
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
 def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     """Train dense and sparse networks for every model, method and sparsity; return test accuracies.
 
@@ -313,10 +318,8 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     for name in config.methods:
         if name not in METHODS:
             raise ValueError(f"methods: {name!r} is not one of {METHODS}")
-    if isinstance(config.repeats, bool) or not isinstance(config.repeats, int) or config.repeats < 1:
-        raise ValueError(f"repeats must be a positive int, got {config.repeats!r}")
-    if isinstance(config.warmup_steps, bool) or not isinstance(config.warmup_steps, int) or config.warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be an int >= 0 (0: no warm-up), got {config.warmup_steps!r}")
+    _check_int("repeats", config.repeats, minimum=1)
+    _check_int("warmup_steps", config.warmup_steps, minimum=0)  # 0: no warm-up
     with torch_threads(config.threads):
         return _run(config, run_dir)
 
