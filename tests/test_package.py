@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import neuroplastic
-from neuroplastic._checks import check_choice, check_positive, check_tensor
+from neuroplastic._checks import check_choice, check_int, check_positive, check_tensor
 
 
 def test_seed_everything_reproduces_every_generator():
@@ -29,6 +29,12 @@ def test_checks_name_the_argument_and_accepted_values():
     assert check_positive("rate", 0, allow_zero=True) == 0
     with pytest.raises(TypeError, match="rate must be a number"):
         check_positive("rate", "fast")
+    assert check_int("steps", 3) == 3 and check_int("gap", 0, minimum=0) == 0
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
+        check_int("steps", 0)
+    for bad in (2.0, True, "3"):  # a float, a bool (an int subclass) and a string are not ints
+        with pytest.raises(TypeError, match="steps must be an int >= 1, got"):
+            check_int("steps", bad)
     x = torch.zeros(2, 3)
     assert check_tensor("x", x, ("B", 3)) is x
     with pytest.raises(ValueError, match=r"x must have shape \[B, 4\], got \[2, 3\]"):

@@ -15,6 +15,16 @@ def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
     return value  # type: ignore[return-value]
 
 
+def check_int(name: str, value: object, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is an ``int`` (not a bool) that is ``>= minimum``: a ``TypeError`` for another
+    type, a ``ValueError`` below the minimum, both naming the argument and the accepted range."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     """Return ``value`` if it is a positive (or, with ``allow_zero``, non-negative) number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -15,6 +15,7 @@ from neuroplastic.experiments.sparse_training import (
     build_model,
     learning_rate,
     make_manager,
+    warmup_steps,
 )
 from neuroplastic.runs import RunInterrupted, run_experiment
 
@@ -95,15 +96,19 @@ def test_claims_read_the_metrics():
 
 
 def test_learning_rate_is_cosine_after_a_linear_warm_up(tmp_path):
-    config = Config(lr=0.1, warmup_steps=4)
+    config = Config(lr=0.1, warmup_epochs=0.5)  # 8 steps per epoch: 4 warm-up steps
+    assert warmup_steps(config, 8) == 4 and warmup_steps(Config(), 63) == 63  # the default: one epoch
     total = 100
     expected = [0.1 * 0.5 * (1 + math.cos(math.pi * step / total)) * min(1.0, (step + 1) / 4) for step in range(8)]
-    assert [learning_rate(step, total, config) for step in range(8)] == pytest.approx(expected, rel=1e-12)
-    assert learning_rate(0, total, config) == pytest.approx(0.025)  # a quarter of the peak at the first step
-    assert learning_rate(50, total, Config(lr=0.1)) == pytest.approx(0.05)  # no warm-up: half way down the cosine
-    with pytest.raises(ValueError, match="warmup_steps"):
-        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False,
-                       overrides=dict(TINY, warmup_steps=-1))
+    assert [learning_rate(step, total, config, 8) for step in range(8)] == pytest.approx(expected, rel=1e-12)
+    assert learning_rate(0, total, config, 8) == pytest.approx(0.025)  # a quarter of the peak at the first step
+    no_warmup = Config(lr=0.1, warmup_epochs=0)
+    assert learning_rate(50, total, no_warmup, 8) == pytest.approx(0.05)  # half way down the cosine
+    assert learning_rate(0, total, no_warmup, 8) == pytest.approx(0.1)
+    for bad in (-1, 3, float("nan"), True):  # TINY trains 2 epochs
+        with pytest.raises(ValueError, match="warmup_epochs"):
+            run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False,
+                           overrides=dict(TINY, warmup_epochs=bad))
 
 
 def test_repeats_average_paired_runs_whose_first_is_the_single_run(tmp_path):

@@ -80,19 +80,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice, check_positive
+from neuroplastic._checks import check_choice, check_int, check_positive
 from neuroplastic.structure.surgery import append_slices, select_slices
 
 __all__ = ["GrowthRule", "GrowthDecision", "outgoing_norms", "l1_penalty", "shrink_outgoing_", "update_counters",
            "growth_decision", "carry_state", "GrowableRNN", "GrowableMLP"]
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -126,13 +118,13 @@ class GrowthRule:
 
     def __post_init__(self) -> None:
         check_positive("threshold", self.threshold)
-        _check_int("patience", self.patience, 1)
-        _check_int("min_size", self.min_size, 1)
+        check_int("patience", self.patience, minimum=1)
+        check_int("min_size", self.min_size, minimum=1)
         if self.max_size is not None:
-            _check_int("max_size", self.max_size, self.min_size)
+            check_int("max_size", self.max_size, minimum=self.min_size)
         check_positive("outgoing_init", self.outgoing_init, allow_zero=True)
         check_choice("new_state", self.new_state, ("mean", "zero"))
-        _check_int("reserve", self.reserve, 1)
+        check_int("reserve", self.reserve, minimum=1)
 
 
 class GrowthDecision(NamedTuple):
@@ -248,7 +240,7 @@ def carry_state(state: Tensor, keep: Tensor, add: int) -> Tensor:
 
     ``state [..., H]``, ``keep [H_kept]`` -> ``[..., H_kept + add]``.
     """
-    _check_int("add", add, 0)
+    check_int("add", add, minimum=0)
     kept = state.index_select(-1, keep.to(state.device))
     return torch.cat([kept, kept.new_zeros(*kept.shape[:-1], add)], dim=-1)
 
@@ -327,9 +319,9 @@ class GrowableRNN(_Growable):
     def __init__(self, input_size: int, output_size: int, hidden_size: int = 1, *,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        _check_int("input_size", input_size, 1)
-        _check_int("output_size", output_size, 1)
-        _check_int("hidden_size", hidden_size, 1)
+        check_int("input_size", input_size, minimum=1)
+        check_int("output_size", output_size, minimum=1)
+        check_int("hidden_size", hidden_size, minimum=1)
         like = torch.empty(0)
         bound = 1 / math.sqrt(input_size + hidden_size)
         self.weight_ih = nn.Parameter(_uniform((hidden_size, input_size), bound, generator, like))
@@ -393,7 +385,7 @@ class GrowableRNN(_Growable):
 
         Their optimizer state is ``new_state`` ("mean" or "zero", see :class:`GrowthRule`).
         """
-        _check_int("count", count, 1)
+        check_int("count", count, minimum=1)
         check_positive("outgoing_init", outgoing_init, allow_zero=True)
         check_choice("new_state", new_state, ("mean", "zero"))
         hidden, inputs, outputs = self.hidden_size, self.input_size, self.output_size
@@ -439,12 +431,12 @@ class GrowableMLP(_Growable):
     def __init__(self, input_size: int, output_size: int, hidden_sizes: Sequence[int] = (1,), *,
                  activation: str = "tanh", generator: torch.Generator | None = None) -> None:
         super().__init__()
-        _check_int("input_size", input_size, 1)
-        _check_int("output_size", output_size, 1)
+        check_int("input_size", input_size, minimum=1)
+        check_int("output_size", output_size, minimum=1)
         if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, Sequence) or not hidden_sizes:
             raise ValueError(f"hidden_sizes must be a non-empty sequence of positive ints, got {hidden_sizes!r}")
         for size in hidden_sizes:
-            _check_int("hidden_sizes[i]", size, 1)
+            check_int("hidden_sizes[i]", size, minimum=1)
         self.activation = check_choice("activation", activation, _ACTIVATIONS)
         sizes = [input_size, *hidden_sizes, output_size]
         self.layers = nn.ModuleList()
@@ -471,7 +463,7 @@ class GrowableMLP(_Growable):
         return self.layers[-1](hidden)
 
     def _check_layer(self, layer: int) -> int:
-        _check_int("layer", layer, 0)
+        check_int("layer", layer, minimum=0)
         if layer >= len(self.layers) - 1:
             raise ValueError(f"layer must be a hidden layer index in [0, {len(self.layers) - 1}), got {layer}")
         return layer
@@ -514,7 +506,7 @@ class GrowableMLP(_Growable):
         Their bias is 0 and their optimizer state ``new_state`` ("mean" or "zero", see :class:`GrowthRule`).
         """
         self._check_layer(layer)
-        _check_int("count", count, 1)
+        check_int("count", count, minimum=1)
         check_positive("outgoing_init", outgoing_init, allow_zero=True)
         check_choice("new_state", new_state, ("mean", "zero"))
         below, above = self.layers[layer], self.layers[layer + 1]

@@ -56,6 +56,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from neuroplastic._checks import check_int
 from neuroplastic.structure.neuron_masks import NORM_MODES, NeuronMasks, prune_units
 
 __all__ = ["RNPConfig", "RNPReport", "ReconstructiveNeuronPruning", "reconstructive_neuron_pruning"]
@@ -114,8 +115,8 @@ class RNPConfig:
         for name in ("unlearning_momentum", "unlearning_weight_decay", "recovery_momentum"):
             _check_number(name, getattr(self, name), positive=False)
         for name in ("max_unlearning_epochs", "batch_size"):
-            _check_int(name, getattr(self, name), minimum=1)
-        _check_int("recovery_epochs", self.recovery_epochs, minimum=0)
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("recovery_epochs", self.recovery_epochs, minimum=0)
         _check_number("clean_threshold", self.clean_threshold, positive=False)
         if self.clean_threshold > 1:
             raise ValueError(f"clean_threshold is an accuracy in [0, 1], got {self.clean_threshold!r}")
@@ -124,13 +125,13 @@ class RNPConfig:
         if not isinstance(self.unlearning_milestones, (tuple, list)):
             raise TypeError(f"unlearning_milestones must be a tuple of ints, got {self.unlearning_milestones!r}")
         for milestone in self.unlearning_milestones:
-            _check_int("unlearning_milestones entries", milestone, minimum=1)
+            check_int("unlearning_milestones entries", milestone, minimum=1)
         if self.pruning_threshold is None and self.prune_count is None:
             raise ValueError("pruning_threshold and prune_count are both None; set one of them")
         if self.pruning_threshold is not None:
             _check_number("pruning_threshold", self.pruning_threshold, positive=False)
         if self.prune_count is not None:
-            _check_int("prune_count", self.prune_count, minimum=0)
+            check_int("prune_count", self.prune_count, minimum=0)
 
 
 def _check_number(name: str, value: Any, *, positive: bool) -> None:
@@ -138,11 +139,6 @@ def _check_number(name: str, value: Any, *, positive: bool) -> None:
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} and finite, got {value!r}")
-
-
-def _check_int(name: str, value: Any, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 @dataclass

@@ -49,7 +49,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice
+from neuroplastic._checks import check_choice, check_int
 
 from .criteria import gradient_magnitude, magnitude, momentum, random_scores
 from .masks import (
@@ -116,14 +116,6 @@ class _ScheduledPruning:
         return masks
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
 class GMP(_ScheduledPruning, SparsityManager):
     """Gradual magnitude pruning (Zhu & Gupta 2017) from ``initial_density`` to ``final_density``.
 
@@ -175,7 +167,7 @@ class _PruneAndRegrow(SparsityManager):
                  fraction: float = 0.3, delta_t: int = 100, start: int = 0,
                  distribution: str | Mapping[str, float] = "erk", growth: str | None = None,
                  grow_init: str = "zeros", **kwargs: Any) -> None:
-        _check_int("delta_t", delta_t, 1)
+        check_int("delta_t", delta_t, minimum=1)
         self.fraction_schedule = CosineFractionSchedule(fraction, end=end, start=start, every=delta_t)
         self.growth = check_choice("growth", growth or self.default_growth, GROWTH_MODES)
         self.grow_init_mode = check_choice("grow_init", grow_init, GROW_INITS)

@@ -9,15 +9,6 @@ import torch
 DeviceLike = torch.device | str | None
 
 
-def check_int(name: str, value: object, *, minimum: int = 1) -> int:
-    """Return ``value`` if it is an ``int`` (not a bool) that is ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
 def check_fraction(name: str, value: object, *, low_open: bool = False, high_open: bool = False) -> float:
     """Return ``value`` as a float if it lies in the interval [0, 1] (ends open as requested)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

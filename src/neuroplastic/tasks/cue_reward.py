@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import torch
 
-from neuroplastic._checks import check_choice, check_positive
+from neuroplastic._checks import check_choice, check_int, check_positive
 from neuroplastic.tasks._common import (
     DeviceLike,
     ObservationLayout,
     check_actions,
     check_generator,
-    check_int,
     resolve_device,
 )
 

@@ -33,8 +33,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from neuroplastic._checks import check_positive, check_tensor
-from neuroplastic.tasks._common import DeviceLike, check_generator, check_int, resolve_device
+from neuroplastic._checks import check_int, check_positive, check_tensor
+from neuroplastic.tasks._common import DeviceLike, check_generator, resolve_device
 
 __all__ = [
     "LORENZ_SIGMA", "LORENZ_RHO", "LORENZ_BETA", "LORENZ_MAX_EXPONENT",

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuroplastic.tasks._common import check_fraction, check_generator, check_int
+from neuroplastic._checks import check_int
+from neuroplastic.tasks._common import check_fraction, check_generator
 
 __all__ = [
     "stdlib_corpus",
