@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import pickle
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -18,11 +20,13 @@ from neuroplastic.experiments.backdoor_pruning import (
     _pruned_copy,
     _spread,
     activation_units,
+    augment_images,
     batch_statistics_accuracy,
     build_model,
     defense_indices,
     lr_milestone_epochs,
     oracle_counts,
+    random_flip,
     random_shift,
     recalibrated_copy,
     rnp_epochs,
@@ -108,6 +112,61 @@ def test_random_shift_moves_images_with_zero_fill():
     assert torch.equal(random_shift(edge, generator, 0), edge)
     lost = random_shift(edge.repeat(200, 1, 1, 1), generator, 1).sum(dim=(1, 2, 3))
     assert set(lost.tolist()) == {0.0, 1.0}  # shifted out of the frame, or not
+
+
+def test_random_flip_mirrors_about_half_the_images_and_draws_nothing_when_disabled():
+    images = torch.arange(300 * 2 * 3 * 4, dtype=torch.float32).reshape(300, 2, 3, 4)
+    flipped = random_flip(images, torch.Generator().manual_seed(5))
+    expected = torch.rand(300, generator=torch.Generator().manual_seed(5)) < 0.5  # the same draws
+    for image, out, mirrored in zip(images, flipped, expected, strict=True):
+        assert torch.equal(out, image.flip(-1) if mirrored else image)
+    assert 120 < int(expected.sum()) < 180
+    # shift 0 and no flip: the images unchanged, the generator untouched (seeded runs keep their numbers)
+    generator = torch.Generator().manual_seed(3)
+    state = generator.get_state()
+    assert torch.equal(augment_images(images, generator, Config(augment_shift=0)), images)
+    assert torch.equal(generator.get_state(), state)
+    both = augment_images(images, torch.Generator().manual_seed(3), Config(augment_shift=1, augment_flip=True))
+    generator = torch.Generator().manual_seed(3)
+    assert torch.equal(both, random_flip(random_shift(images, generator, 1), generator))
+
+
+def _write_tiny_cifar(directory, per_batch=40, test=50):
+    """CIFAR-10's python layout: five training batches and a test batch of random uint8 images."""
+    rng = np.random.default_rng(0)
+    directory.mkdir()
+    for name, count in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", test)]:
+        batch = {b"data": rng.integers(0, 256, size=(count, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, size=count).tolist()}
+        (directory / name).write_bytes(pickle.dumps(batch, protocol=2))
+
+
+def test_cifar10_option_trains_a_three_channel_network_on_the_users_files(tmp_path):
+    _write_tiny_cifar(tmp_path / "cifar")
+    overrides = dict(TINY, dataset="cifar10", data_dir=str(tmp_path / "cifar"), augment_shift=4, augment_flip=True,
+                     ablation_fractions="")
+    summary = run_experiment(EXPERIMENT, out=tmp_path / "run", seed=0, progress=False, overrides=overrides)
+    m = summary["metrics"]
+    assert m["poisoned_train_images"] == 20 and m["defense_samples"] == 2  # 10% and 1% of 200 images
+    state = torch.load(tmp_path / "run" / "backdoor-pruning" / "checkpoint.pt", weights_only=False)
+    weights = [v for k, v in _flatten(state).items() if k.endswith("blocks.0.conv.weight")]
+    assert weights and all(w.shape[1] == 3 for w in weights)  # RGB input
+    with pytest.raises(ValueError, match="data_dir"):
+        run_experiment(EXPERIMENT, out=tmp_path / "x", seed=0, progress=False, overrides=dict(TINY, dataset="cifar10"))
+    with pytest.raises(ValueError, match="dataset must be one of 'mnist-sample', 'cifar10'"):
+        run_experiment(EXPERIMENT, out=tmp_path / "y", seed=0, progress=False, overrides=dict(TINY, dataset="svhn"))
+    with pytest.raises(FileNotFoundError, match="data_batch_1"):
+        run_experiment(EXPERIMENT, out=tmp_path / "z", seed=0, progress=False,
+                       overrides=dict(TINY, dataset="cifar10", data_dir=str(tmp_path)))
+
+
+def _flatten(tree, prefix=""):
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): tree}
 
 
 def test_defense_indices_are_clean_and_seeded():
