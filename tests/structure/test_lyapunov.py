@@ -10,6 +10,7 @@ import torch
 
 from neuroplastic.neurons import lif_step
 from neuroplastic.runs.threads import torch_threads
+from neuroplastic.structure import lyapunov as lyapunov_module
 from neuroplastic.structure.lyapunov import (
     LNPConfig,
     LyapunovSpectrum,
@@ -332,6 +333,41 @@ def test_scale_to_lyapunov_hits_the_target():
     weight, decay, currents = small_network(gain=2.0)
     _, scale, value = scale_to_lyapunov(weight, decay, currents, -0.02, tol=0.003, slope=6.0)
     assert abs(value + 0.02) <= 0.003 and scale > 0
+
+
+def _scale_probe(monkeypatch, exponent):
+    """Replace the network's exponent by ``exponent(c)`` of the scale ``c = weight[0, 0]``; returns the calls."""
+    calls = []
+
+    def spectrum(weight, *args, **kwargs):
+        calls.append(float(weight[0, 0]))
+        return LyapunovSpectrum(torch.tensor([exponent(float(weight[0, 0]))], dtype=F64), None, None)
+
+    monkeypatch.setattr(lyapunov_module, "network_lyapunov_spectrum", spectrum)
+    return calls
+
+
+def test_scale_to_lyapunov_keeps_a_scale_of_one_already_within_tolerance(monkeypatch):
+    calls = _scale_probe(monkeypatch, lambda c: -0.05 + 0.01 * c)  # c = 1: -0.04
+    one = torch.ones(1, 1, dtype=F64)
+    scaled, scale, value = scale_to_lyapunov(one, one, one, -0.043, tol=0.005)
+    assert scale == 1.0 and value == pytest.approx(-0.04) and calls == [1.0] and torch.equal(scaled, one)
+    # out of tolerance: bracketed by halving, then bisected on a log scale until within it
+    calls.clear()
+    _, scale, value = scale_to_lyapunov(one, one, one, -0.046, tol=0.0005)
+    assert calls[:3] == [1.0, 0.5, 0.25] and calls[3] == pytest.approx(math.sqrt(0.125)) and len(calls) == 4
+    assert scale == calls[3] and abs(value + 0.046) <= 0.0005
+
+
+def test_scale_to_lyapunov_stops_at_the_floor_instead_of_removing_the_recurrence(monkeypatch):
+    calls = _scale_probe(monkeypatch, lambda c: max(-0.04 + 0.02 * c, -0.03))  # the leak's floor: -0.03
+    one = torch.ones(1, 1, dtype=F64)
+    _, scale, value = scale_to_lyapunov(one, one, one, -0.1, tol=0.005)
+    # c = 1 (-0.02), 0.5 (-0.03), 0.25 (-0.03: no longer moves) -> stop; the tie goes to the scale nearer 1
+    assert calls == [1.0, 0.5, 0.25] and scale == 0.5 and value == pytest.approx(-0.03)
+    calls = _scale_probe(monkeypatch, lambda c: min(-0.04 + 0.02 * c, 0.0))  # and a ceiling when scaling up
+    _, scale, value = scale_to_lyapunov(one, one, one, 0.5, tol=0.005)
+    assert calls == [1.0, 2.0, 4.0] and scale == 2.0 and value == 0.0
 
 
 def test_lyapunov_noise_prune_counts_zeros_and_stability():

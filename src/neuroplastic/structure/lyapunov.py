@@ -717,50 +717,60 @@ def scale_to_lyapunov(weight: Tensor, decay: Tensor, currents: Tensor, target: f
     """Scale ``weight`` by ``c > 0`` so that the smooth network's largest exponent is ``target`` (within ``tol``).
 
     A two-sided version of :func:`stabilize`, for comparing networks at equal stability: the exponent is
-    assumed to grow with ``c``; ``c`` is bracketed by doubling / halving from 1, then bisected (on a log scale)
-    until ``|lambda - target| <= tol`` or ``max_iterations`` evaluations. Returns ``(c * weight, c, lambda)``
-    for the evaluated ``c`` closest to the target.
+    assumed to grow with ``c``. ``c = 1`` is kept if its exponent is already within ``tol``; else ``c`` is
+    bracketed by doubling / halving from 1, then bisected (on a log scale) until ``|lambda - target| <= tol``
+    or ``max_iterations`` evaluations. The bracketing stops early when a doubling or halving moves the exponent
+    by less than ``tol / 5`` (it has reached the floor the leak sets, or a ceiling): the target is then out of
+    reach, and the network is not scaled further toward zero recurrence. Returns ``(c * weight, c, lambda)``:
+    of the evaluated ``c`` within ``tol`` of the target, the one closest to 1 (log scale); if none is within
+    ``tol``, the one whose exponent is closest to the target (ties: closest to 1).
     """
     check_positive("tol", tol)
+    evaluated: list[tuple[float, float]] = []
 
     def lam(c: float) -> float:
         gen = torch.Generator().manual_seed(generator_seed)
-        return float(network_lyapunov_spectrum(c * weight, decay, currents, 1, warmup=warmup, threshold=threshold,
-                                               slope=slope, reset=reset, generator=gen).exponents[0])
+        value = float(network_lyapunov_spectrum(c * weight, decay, currents, 1, warmup=warmup, threshold=threshold,
+                                                slope=slope, reset=reset, generator=gen).exponents[0])
+        evaluated.append((c, value))
+        return value
 
-    best = (1.0, lam(1.0))
-    evaluations = 1
+    def done() -> bool:
+        return any(abs(value - target) <= tol for _, value in evaluated) or len(evaluated) >= max_iterations
+
+    previous = lam(1.0)
     lo = hi = None
-    if best[1] > target:
-        hi, c = 1.0, 0.5
-        while evaluations < max_iterations:
+    if not done():
+        above = previous > target  # too unstable: scale down, else up
+        c = 0.5 if above else 2.0
+        if above:
+            hi = 1.0
+        else:
+            lo = 1.0
+        while not done():
             value = lam(c)
-            evaluations += 1
-            best = min(best, (c, value), key=lambda cv: abs(cv[1] - target))
-            if value <= target:
-                lo = c
+            if (value <= target) if above else (value >= target):
+                lo, hi = (c, hi) if above else (lo, c)
                 break
-            hi, c = c, c / 2
-    else:
-        lo, c = 1.0, 2.0
-        while evaluations < max_iterations:
-            value = lam(c)
-            evaluations += 1
-            best = min(best, (c, value), key=lambda cv: abs(cv[1] - target))
-            if value >= target:
-                hi = c
+            if abs(value - previous) < tol / 5:  # the exponent no longer follows the scale: out of reach
                 break
-            lo, c = c, c * 2
-    while lo is not None and hi is not None and evaluations < max_iterations and abs(best[1] - target) > tol:
+            previous = value
+            if above:
+                hi, c = c, c / 2
+            else:
+                lo, c = c, c * 2
+    while lo is not None and hi is not None and not done():
         mid = math.sqrt(lo * hi)
-        value = lam(mid)
-        evaluations += 1
-        best = min(best, (mid, value), key=lambda cv: abs(cv[1] - target))
-        if value <= target:
+        if lam(mid) <= target:
             lo = mid
         else:
             hi = mid
-    return best[0] * weight, best[0], best[1]
+    within = [cv for cv in evaluated if abs(cv[1] - target) <= tol]
+    if within:
+        c, value = min(within, key=lambda cv: abs(math.log(cv[0])))
+    else:
+        c, value = min(evaluated, key=lambda cv: (abs(cv[1] - target), abs(math.log(cv[0]))))
+    return c * weight, c, value
 
 
 # ------------------------------------------------------------------------------------------------------ LNP
