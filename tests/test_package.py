@@ -1,6 +1,10 @@
-"""Package-level helpers: seeding and argument checks."""
+"""The package: lazy subpackages, seeding, argument checks, and its license and citation files."""
 
 import random
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,3 +73,57 @@ def test_inputs_of_another_dtype_or_device_than_the_layer_get_a_clear_error():
         check_tensor("x", torch.zeros(2, 3, dtype=torch.bfloat16), ("B", 3), like=weight)
     with pytest.raises(ValueError, match="x has dtype torch.bfloat16"):
         check_tensor("x", torch.zeros(2, 3, dtype=torch.bfloat16), ("B", 3), like=weight)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = Path(neuroplastic.__file__).parent
+
+
+def test_import_is_cheap_and_subpackages_load_on_first_use():
+    code = (
+        "import sys, neuroplastic\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('torch', 'numpy', 'neuroplastic.')))\n"
+        "assert not loaded, loaded\n"
+        "assert neuroplastic.plasticity.PlasticRNN.__name__ == 'PlasticRNN'\n"
+        "assert 'neuroplastic.plasticity' in sys.modules and 'neuroplastic.structure' not in sys.modules\n"
+    )
+    env = {"PYTHONPATH": str(SOURCE.parent), "PATH": ""}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_subpackage_is_an_attribute_of_the_package():
+    directories = [p.name for p in SOURCE.iterdir() if (p / "__init__.py").exists() and not p.name.startswith("_")]
+    missing = sorted(set(directories) - set(neuroplastic._SUBMODULES))
+    assert not missing, f"add {missing} to neuroplastic._SUBMODULES (src/neuroplastic/__init__.py)"
+    for name in neuroplastic._SUBMODULES:
+        module = getattr(neuroplastic, name)
+        assert module is sys.modules[f"neuroplastic.{name}"]
+        assert name in dir(neuroplastic) and name in neuroplastic.__all__
+    with pytest.raises(AttributeError, match="module 'neuroplastic' has no attribute 'nothing'"):
+        neuroplastic.nothing  # noqa: B018
+
+
+def test_version_license_and_citation_agree():
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'^version = "(.*)"$', pyproject, re.M).group(1) == neuroplastic.__version__
+    assert re.search(r'^license = "(.*)"$', pyproject, re.M).group(1) == "MIT"
+    license_text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert license_text.startswith("MIT License\n\nCopyright (c) 2026 the neuroplastic authors\n")
+    assert "THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND" in license_text
+    yaml = pytest.importorskip("yaml")  # installed with the docs (dev extra)
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert citation["cff-version"] == "1.2.0"
+    assert {"cff-version", "message", "title", "authors"} <= set(citation)
+    assert citation["version"] == neuroplastic.__version__ and citation["license"] == "MIT"
+    assert all(isinstance(author, dict) and author.get("name") for author in citation["authors"])
+
+
+def test_no_file_refers_to_a_design_document_outside_the_repository():
+    outside = re.compile(r"(\.\./)+shared/|\bshared/" + "DESIGN")
+    files = [ROOT / "README.md", ROOT / "Makefile", ROOT / "pyproject.toml", ROOT / "mkdocs.yml"]
+    for folder in ("src", "tests", "docs", "benchmarks"):
+        files += [p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".md", ".c", ".sh", ".toml", ".yml")]
+    offenders = [str(p.relative_to(ROOT)) for p in files
+                 if p.is_file() and outside.search(p.read_text(encoding="utf-8"))]
+    assert not offenders, f"these name a path outside the repository: {offenders}"

@@ -1,21 +1,47 @@
 """neuroplastic: neural networks that change themselves, on three timescales.
 
-- ``neuroplastic.plasticity``: synapses within a lifetime (Hebbian, Oja, BCM; neuromodulation).
+- ``neuroplastic.plasticity``: synapses within a lifetime (Hebbian, Oja, BCM; neuromodulation), and
+  ``neuroplastic.neurons``: spiking neurons.
 - ``neuroplastic.structure``: connections and neurons across training.
-- ``neuroplastic.evolution``: genomes across generations.
+- ``neuroplastic.evolution``: genomes across generations (planned).
+
+``import neuroplastic`` is cheap: it defines :func:`seed_everything` and ``__version__`` and imports a
+subpackage when it is first used, so ``import neuroplastic; neuroplastic.plasticity.PlasticRNN`` works.
+The package layers and their import direction are described in ``docs/architecture.md``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import torch
 
 __version__ = "0.1.0"
 
-__all__ = ["seed_everything", "__version__"]
+# Subpackages and public modules loaded on first attribute access (module ``__getattr__``, PEP 562).
+_SUBMODULES: tuple[str, ...] = (
+    "neurons", "plasticity", "structure", "evolution", "continual",
+    "tasks", "data", "evaluation", "runs", "experiments",
+)
+
+__all__ = ["__version__", "seed_everything", *_SUBMODULES]
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module  # later accesses do not come back here
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SUBMODULES))
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -27,6 +53,9 @@ def seed_everything(seed: int) -> torch.Generator:
     Returns:
         A CPU ``torch.Generator`` seeded with ``seed``, for code that takes an explicit generator.
     """
+    import numpy as np
+    import torch
+
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
