@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench bench-env clean
+.PHONY: setup run test lint docs bench bench-env clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
+# the documentation (docs/ and the API reference from the docstrings) as a static site in site/
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --site-dir site
+
 bench: $(STAMP)
 	$(PY) benchmarks/plastic_rnn.py --hidden 200 --steps 200 --batch 30
 	$(PY) benchmarks/mask_overhead.py
@@ -39,4 +43,4 @@ bench-env:
 	bash benchmarks/bench_env.sh
 
 clean:
-	rm -rf $(VENV) .bench-venv .bench-venv-norse runs build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .bench-venv .bench-venv-norse runs site build *.egg-info src/*.egg-info
