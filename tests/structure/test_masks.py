@@ -8,7 +8,6 @@ from torch import nn
 
 from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure.masks import (
-    SparsityManager,
     erk_densities,
     grow_highest,
     keep_highest,
@@ -19,6 +18,7 @@ from neuroplastic.structure.masks import (
     select_parameters,
     uniform_densities,
 )
+from neuroplastic.structure.sparsity_manager import SparsityManager
 
 
 @pytest.fixture(autouse=True)

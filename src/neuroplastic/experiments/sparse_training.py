@@ -73,8 +73,8 @@ from neuroplastic._checks import check_int
 from neuroplastic.data import load_mnist_sample
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.threads import torch_threads
-from neuroplastic.structure.masks import SparsityManager
 from neuroplastic.structure.sparse_training import GMP, SET, GraNet, RigL
+from neuroplastic.structure.sparsity_manager import SparsityManager
 
 __all__ = ["Config", "MODELS", "METHODS", "build_model", "make_manager", "warmup_steps", "learning_rate", "run",
            "EXPERIMENT"]

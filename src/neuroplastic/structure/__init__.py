@@ -26,12 +26,13 @@ from neuroplastic.structure.dormant import (
     unit_activity,
 )
 from neuroplastic.structure.growth import GrowableMLP, GrowableRNN, GrowthDecision, GrowthRule, growth_decision
-from neuroplastic.structure.masks import DISTRIBUTIONS, SparsityManager, erk_densities, uniform_densities
+from neuroplastic.structure.masks import DISTRIBUTIONS, erk_densities, uniform_densities
 from neuroplastic.structure.neuron_masks import NeuronMasks, prune_units
 from neuroplastic.structure.rewiring import Connectivity, GradRewiring, laplace_location, rewired_weight
 from neuroplastic.structure.rnp import ReconstructiveNeuronPruning, RNPConfig, RNPReport, reconstructive_neuron_pruning
 from neuroplastic.structure.schedules import CosineFractionSchedule, CubicDensitySchedule
 from neuroplastic.structure.sparse_training import GMP, SET, GraNet, RigL
+from neuroplastic.structure.sparsity_manager import SparsityManager
 from neuroplastic.structure.surgery import append_slices, replace_parameter, reset_state, select_slices
 
 __all__ = [

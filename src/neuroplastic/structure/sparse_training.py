@@ -1,6 +1,6 @@
 """Sparse training algorithms: GMP, SET, RigL and GraNet, built on the sparsity manager, criteria and schedules.
 
-Each class is a :class:`~neuroplastic.structure.masks.SparsityManager`: construct it with the model and its
+Each class is a :class:`~neuroplastic.structure.sparsity_manager.SparsityManager`: construct it with the model and its
 optimizer, then train as usual; after every ``optimizer.step()`` the pruned weights are zeroed and, at
 update steps, the masks change. Counts are exact integers (``round`` below is half up)::
 
@@ -53,7 +53,6 @@ from neuroplastic._checks import check_choice, check_int
 
 from .criteria import gradient_magnitude, magnitude, momentum, random_scores
 from .masks import (
-    SparsityManager,
     erk_densities,
     grow_highest,
     keep_highest,
@@ -63,6 +62,7 @@ from .masks import (
     uniform_densities,
 )
 from .schedules import CosineFractionSchedule, CubicDensitySchedule, check_density
+from .sparsity_manager import SparsityManager
 
 __all__ = ["GMP", "SET", "RigL", "GraNet", "PRUNING_MODES", "GROWTH_MODES"]
 
@@ -120,7 +120,7 @@ class GMP(_ScheduledPruning, SparsityManager):
     """Gradual magnitude pruning (Zhu & Gupta 2017) from ``initial_density`` to ``final_density``.
 
     Args:
-        model, optimizer: as for :class:`~neuroplastic.structure.masks.SparsityManager`.
+        model, optimizer: as for :class:`~neuroplastic.structure.sparsity_manager.SparsityManager`.
         final_density: density reached at step ``end``, in (0, 1].
         end: t1, the last pruning step (optimizer steps since attaching).
         initial_density: density at attach time (1.0: dense; else a random mask of the ``distribution``).

@@ -1,0 +1,137 @@
+"""What NIR export and import share: the optional ``nir`` import, :class:`SpikingSequential`, checks.
+
+The mapping is described in :mod:`neuroplastic.neurons.nir_io`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from neuroplastic.neurons.modules import (
+    ALIF,
+    LIF,
+    ALIFCell,
+    LeakyReadout,
+    LIFCell,
+    RecurrentLIF,
+)
+
+__all__ = ["SpikingSequential", "DISCRETIZATIONS"]
+
+DISCRETIZATIONS = ("euler", "exact")
+_SKIPPED = (nn.Identity, nn.Dropout)
+_GAIN_TOL = 1e-9
+# tau of a pure integrator (d == 1): exp(-1e-30) rounds to exactly 1.0 in float32 and float64.
+_INTEGRATOR_TAU = 1e30
+
+
+def _nir():
+    """The ``nir`` package, imported on first use, with an error that says how to install it."""
+    try:
+        import nir
+    except ImportError as error:
+        raise ImportError("NIR export and import need the 'nir' package: pip install neuroplastic[nir] "
+                          "(or pip install nir)") from error
+    return nir
+
+
+# --------------------------------------------------------------------------------------------------------
+# A chain of layers over spike sequences
+# --------------------------------------------------------------------------------------------------------
+
+_SEQUENCE_MODULES = (LIF, ALIF, RecurrentLIF, LeakyReadout)
+
+
+class SpikingSequential(nn.Sequential):
+    """A chain of layers over sequences ``[B, T, ...]``: what :func:`import_nir` returns and :func:`export_nir` reads.
+
+    Stateful sequence modules (:class:`~neuroplastic.neurons.modules.LIF`, ``ALIF``, ``RecurrentLIF``,
+    ``LeakyReadout``) run over the whole sequence with explicit state (``out, state = module(x, state)``);
+    every other module (``nn.Linear``, ``nn.Conv2d``, ``nn.Flatten``, ...) is applied to each time step, with
+    the time steps folded into the batch (``[B * T, ...]``). ``forward(x: [B, T, *input_shape], state=None)
+    -> (out [B, T, ...], state)``; ``state`` is a tuple with one entry per module (None for stateless ones).
+    """
+
+    def forward(self, x: Tensor, state: Sequence[Any] | None = None) -> tuple[Tensor, tuple[Any, ...]]:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() < 3:
+            raise ValueError(f"x must have the layout [B, T, *input_shape] (at least 3 dimensions), "
+                             f"got shape {list(x.shape)}")
+        modules = list(self)
+        if state is None:
+            state = (None,) * len(modules)
+        elif not isinstance(state, (tuple, list)) or len(state) != len(modules):
+            raise ValueError(f"state must be None or a tuple with one entry per module ({len(modules)}), "
+                             f"got {type(state).__name__} of length {len(state) if hasattr(state, '__len__') else '?'}")
+        new_state = []
+        for module, module_state in zip(modules, state, strict=True):
+            if isinstance(module, (LIFCell, ALIFCell)):
+                raise ValueError(f"SpikingSequential runs whole sequences; {type(module).__name__} is one time "
+                                 f"step: use {type(module).__name__[:-4]} instead")
+            if isinstance(module, _SEQUENCE_MODULES):
+                x, module_state = module(x, module_state)
+            else:
+                batch, steps = x.shape[:2]
+                y = module(x.reshape(batch * steps, *x.shape[2:]))
+                x = y.reshape(batch, steps, *y.shape[1:])
+                module_state = None
+            new_state.append(module_state)
+        return x, tuple(new_state)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------------------------------------
+
+def _check_dt(dt: object) -> float:
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not dt > 0 or math.isinf(dt):
+        raise ValueError(f"dt must be a finite number > 0 (the length of one time step in the graph's time "
+                         f"unit), got {dt!r}")
+    return float(dt)
+
+
+def _shape_tuple(input_shape: object) -> tuple[int, ...]:
+    if isinstance(input_shape, int) and not isinstance(input_shape, bool):
+        input_shape = (input_shape,)
+    if isinstance(input_shape, torch.Size):
+        input_shape = tuple(input_shape)
+    if (not isinstance(input_shape, (tuple, list)) or not input_shape
+            or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in input_shape)):
+        raise ValueError("input_shape must be the shape of one time step of one sample, without batch and time "
+                         f"(a positive int or a tuple of positive ints, e.g. (784,) or (1, 28, 28)), got "
+                         f"{input_shape!r}")
+    return tuple(int(n) for n in input_shape)
+
+
+def _flatten_modules(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    if isinstance(module, nn.Sequential):
+        out = []
+        for name, child in module.named_children():
+            out.extend(_flatten_modules(child, f"{prefix}.{name}" if prefix else name))
+        return out
+    return [(prefix or type(module).__name__.lower(), module)]
+
+
+def _numpy(t: Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().copy()
+
+
+def _step_shape(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The per-step output shape of a stateless layer, by running it on one zero sample."""
+    param = next(module.parameters(), None)
+    kwargs = {} if param is None else {"dtype": param.dtype, "device": param.device}
+    with torch.no_grad():
+        return tuple(module(torch.zeros(1, *shape, **kwargs)).shape[1:])
+
+
+# --------------------------------------------------------------------------------------------------------
+# Import
+# --------------------------------------------------------------------------------------------------------
+
