@@ -1,4 +1,4 @@
-"""The run platform: run directories with exact resume, the runner, config overrides and HTML reports."""
+"""The run platform: run directories with exact resume, the runner, validated configs and reports."""
 
 from __future__ import annotations
 
