@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -18,11 +19,68 @@ def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
 def check_int(name: str, value: object, *, minimum: int = 1) -> int:
     """Return ``value`` if it is an ``int`` (not a bool) that is ``>= minimum``: a ``TypeError`` for another
     type, a ``ValueError`` below the minimum, both naming the argument and the accepted range."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return check_number(name, value, minimum=minimum, integer=True)  # type: ignore[return-value]
+
+
+def describe_number(
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
+    finite: bool = True,
+    integer: bool = False,
+) -> str:
+    """What :func:`check_number` accepts, in words: "an int >= 1", "a finite number in (0, 1]"."""
+    kind = "an int" if integer else ("a finite number" if finite else "a number (±inf allowed)")
+    low = None if minimum is None else _format_bound(minimum)
+    high = None if maximum is None else _format_bound(maximum)
+    if low is not None and high is not None:
+        return f"{kind} in {'(' if exclusive_minimum else '['}{low}, {high}{')' if exclusive_maximum else ']'}"
+    if low is not None:
+        return f"{kind} {'>' if exclusive_minimum else '>='} {low}"
+    if high is not None:
+        return f"{kind} {'<' if exclusive_maximum else '<='} {high}"
+    return kind
+
+
+def check_number(
+    name: str,
+    value: object,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
+    finite: bool = True,
+    integer: bool = False,
+) -> int | float:
+    """Return ``value`` if it is a number in the given range, else raise an error that names the argument and
+    says what is accepted (:func:`describe_number`).
+
+    Accepted: an ``int`` or ``float`` (``integer=True``: an ``int`` only), never a bool or NaN; +-inf only
+    with ``finite=False`` (and then within the bounds: -inf is not ``>= 0``).
+
+    Raises:
+        TypeError: not a number (not an int, with ``integer=True``): "<name> must be <what>, got <type> <value>".
+        ValueError: NaN or infinite, or out of range: "<name> must be <what>, got <value>".
+    """
+    what = describe_number(minimum=minimum, maximum=maximum, exclusive_minimum=exclusive_minimum,
+                           exclusive_maximum=exclusive_maximum, finite=finite, integer=integer)
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
+    if ((isinstance(value, float) and (math.isnan(value) or (finite and math.isinf(value))))
+            or (minimum is not None and (value <= minimum if exclusive_minimum else value < minimum))
+            or (maximum is not None and (value >= maximum if exclusive_maximum else value > maximum))):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return value
+
+
+def _format_bound(bound: float) -> str:
+    """A range bound as text: 1, 0.5, 1e-08 (floats that are whole numbers without ".0")."""
+    if isinstance(bound, float) and bound.is_integer() and abs(bound) < 1e15:
+        return str(int(bound))
+    return format(bound, "g") if isinstance(bound, float) else str(bound)
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:

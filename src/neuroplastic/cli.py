@@ -16,7 +16,9 @@ from typing import Any
 
 from . import experiments as registry_module
 from .runs import BUDGETS, CheckpointMismatch, Experiment, RunInterrupted, run_experiment, write_report
-from .runs.report import format_value
+from .runs.report import FORMATS as REPORT_FORMATS
+from .runs.report import SUFFIXES as REPORT_SUFFIXES
+from .runs.report import format_value, render_report
 from .runs.runner import DEVICES, check_device, prepare_config
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -167,12 +169,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Write the HTML report for the run directories under ``args.directory``."""
+    """Write the report (HTML, Markdown or JSON) of the run directories under ``args.directory``."""
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"no such directory: {directory}")
-    output = Path(args.output) if args.output else directory / "report.html"
-    path = write_report(directory, output)
+    if args.output == "-":
+        sys.stdout.write(render_report(directory, args.format, base=Path.cwd()))
+        return EXIT_OK
+    output = Path(args.output) if args.output else directory / f"report{REPORT_SUFFIXES[args.format]}"
+    path = write_report(directory, output, format=args.format)
     print(f"report written to {path}")
     return EXIT_OK
 
@@ -233,9 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.set_defaults(handler=cmd_run)
 
-    report = commands.add_parser("report", help="write an HTML report of run directories")
-    report.add_argument("directory", metavar="DIR", help="a run directory or a directory of them")
-    report.add_argument("--output", metavar="FILE", help="where to write the page (default: DIR/report.html)")
+    report = commands.add_parser("report", help="write a report (HTML, Markdown or JSON) of run directories")
+    report.add_argument("directory", metavar="DIR", help="a run directory or a directory with run directories below")
+    report.add_argument("--format", choices=REPORT_FORMATS, default="html",
+                        help="html: one self-contained page; markdown: the claims table and a section per "
+                             "experiment (README, results pages); json: the same data (default: html)")
+    report.add_argument("--output", metavar="FILE",
+                        help="where to write it; - for standard output (default: DIR/report.html, .md or .json)")
     report.set_defaults(handler=cmd_report)
 
     commands.add_parser("bench", help="list the benchmark scripts").set_defaults(handler=cmd_bench)

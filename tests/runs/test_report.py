@@ -1,13 +1,17 @@
-"""write_report: one self-contained HTML page with the claim table, run sections and embedded plots."""
+"""Reports of run directories: the HTML page (claims, run sections, embedded plots), Markdown and JSON."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 
+from neuroplastic.cli import main
 from neuroplastic.runs import RunInterrupted, run_experiment, write_report
+from neuroplastic.runs.records import find_run_dirs, short_statement, shorten
+from neuroplastic.runs.report import render_report
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +60,109 @@ def test_report_escapes_text(tmp_path):
 def test_missing_directory_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such directory"):
         write_report(tmp_path / "nope", tmp_path / "report.html")
+
+
+@pytest.fixture(scope="module")
+def results(runs, tmp_path_factory):
+    """The toy runs, and a full-budget seed-1 run of toy with provenance, in runs/full-s1/toy (nested)."""
+    out = tmp_path_factory.mktemp("results")
+    shutil.copytree(runs, out, dirs_exist_ok=True)
+    full = out / "full-s1" / "toy"
+    full.mkdir(parents=True)
+    (full / "loss.png").write_bytes((runs / "toy" / "metrics.png").read_bytes())
+    summary = json.loads((runs / "toy" / "summary.json").read_text())
+    summary.update(budget="full", seed=1, runtime_seconds=4000.0, neuroplastic_version="9.9.9",
+                   git_commit="0123456789abcdef0123", git_dirty=True)
+    summary["claims"][1]["passed"] = True
+    summary["claims"][0]["measured"] = "a | b <c>"
+    (full / "summary.json").write_text(json.dumps(summary))
+    (full / "config.json").write_text(json.dumps({"experiment": "toy", "config": {"steps": 60},
+                                                  "overrides": {"steps": "60"}}))
+    return out
+
+
+def test_run_directories_are_found_below_the_given_directory(results):
+    assert [p.relative_to(results).as_posix() for p in find_run_dirs(results)] == [
+        "full-s1/toy", "toy", "unfinished/toy"]
+
+
+def test_markdown_has_the_claims_table_and_a_section_per_experiment(results, tmp_path):
+    output = tmp_path / "docs" / "results.md"
+    text = write_report(results, output, format="markdown").read_text()
+    assert text.startswith("# neuroplastic: reproduced claims\n")
+    assert "3 runs of 1 experiment; 3 of 8 claims held; 1 unfinished." in text
+    table = text.split("| Experiment | Budget | Seed | Claim | Verdict | Measured | Runtime |\n|---|")[1]
+    table = table.split("\n\n")[0]
+    rows = [row for row in table.splitlines()[1:]]
+    assert len(rows) == 9  # four claims of each finished run, one row for the unfinished run
+    quick = next(i for i, row in enumerate(rows) if row.startswith("| toy | quick | 0 |"))
+    assert rows[quick].endswith(" s |") and "| held |" in rows[quick]
+    assert "| training fits the data |" in rows[quick]  # the statement without its parenthesis
+    assert rows[quick + 1].startswith("|   |   |   | the loss becomes negative | not held |")
+    assert "| toy | full | 1 |" in table and "66.7 min" in table
+    assert "`a \\| b <c>`" in table  # a pipe in a measured value does not break the table
+    assert "| run not finished | unfinished |" in table
+    section = text.split("\n## toy\n")[1]
+    assert "Paper: Toy et al. 2024" in section
+    assert "| Claim | quick, seed 0 (toy) | quick, seed 0 (unfinished/toy) | full, seed 1 |" in section
+    assert ("| 1. training fits the data (final evaluation loss below 1) | held | unfinished | held |"
+            in section)
+    assert "| 2. the loss becomes negative | not held | unfinished | held |" in section
+    assert section.index("### quick budget, seed 0 (toy)") < section.index("### full budget, seed 1")
+    assert "neuroplastic 9.9.9, commit 0123456789ab (uncommitted changes)" in section
+    assert "Overrides: `steps=60`." in section
+    assert "[loss.png](../../" in section and "full-s1/toy/loss.png)" in section  # relative to the output
+    assert "continue it with --resume" in section
+    assert "<details><summary>Final metrics (" in section and "| `finetune_loss` |" in section
+
+
+def test_json_has_the_same_data(results, tmp_path):
+    data = json.loads(write_report(results, tmp_path / "r.json", format="json").read_text())
+    assert data["totals"] == {"runs": 3, "experiments": 1, "unfinished": 1, "claims": 8, "held": 3}
+    assert data["provenance"] is None  # the runs differ
+    full = next(run for run in data["runs"] if run["budget"] == "full")
+    assert (full["seed"], full["runtime_seconds"], full["claims_held"]) == (1, 4000.0, 2)
+    assert (full["neuroplastic_version"], full["git_commit"], full["git_dirty"]) == ("9.9.9",
+                                                                                     "0123456789abcdef0123", True)
+    claim = full["claims"][0]
+    assert claim["statement"] == "training fits the data (final evaluation loss below 1)"
+    assert claim["short_statement"] == "training fits the data" and claim["passed"] is True
+    assert full["plots"] == ["loss.png"] and full["config"] == {"steps": 60}
+    quick = next(run for run in data["runs"] if run["budget"] == "quick")
+    assert quick["plots"] == ["loss_curve.png", "metrics.png"] and isinstance(quick["metrics"]["bias"], float)
+    unfinished = next(run for run in data["runs"] if not run["finished"])
+    assert unfinished["claims"] == [] and unfinished["last_logged"]["step"] == 4
+    assert isinstance(unfinished["last_logged"]["loss"], float) and unfinished["last_logged"]["phase"] == "pretrain"
+
+
+def test_html_shows_version_commit_budget_and_seed(results, tmp_path):
+    html = write_report(results, tmp_path / "r.html").read_text()
+    assert "neuroplastic 9.9.9, commit 0123456789ab (uncommitted changes)" in html
+    assert "<td>full</td><td>1</td>" in html
+    assert "overrides: steps = 60" in html
+
+
+def test_a_single_provenance_is_shown_once_in_the_heading(runs, tmp_path):
+    text = render_report(runs / "toy", "markdown")
+    version = json.loads((runs / "toy" / "config.json").read_text())["neuroplastic_version"]
+    assert f"1 run of 1 experiment; 1 of 4 claims held; neuroplastic {version}." in text
+    with pytest.raises(ValueError, match="format must be one of 'html', 'markdown', 'json'"):
+        render_report(runs, "pdf")
+
+
+def test_shortened_statements():
+    assert short_statement("A wins (p < 0.05), B loses. Details follow.") == "A wins, B loses."
+    assert short_statement("x " * 100, width=20) == "x x x x x x x x x x…"
+    assert shorten("a non-plastic network", 14) == "a non-plastic…" and shorten("a non-plastic network", 10) == "a…"
+    assert short_statement("(all in parentheses)") == "(all in parentheses)"
+
+
+def test_the_report_command_writes_each_format(results, tmp_path, capsys):
+    assert main(["report", str(results), "--format", "markdown"]) == 0
+    assert (results / "report.md").read_text().startswith("# neuroplastic")
+    assert main(["report", str(results), "--format", "json", "--output", str(tmp_path / "x.json")]) == 0
+    assert json.loads((tmp_path / "x.json").read_text())["totals"]["runs"] == 3
+    capsys.readouterr()
+    assert main(["report", str(results / "toy"), "--format", "json", "--output", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["runs"] == 1
+    assert main(["report", str(results), "--format", "pdf"]) == 2

@@ -1,8 +1,8 @@
-"""The run platform: run directories with exact resume, the runner, config overrides and HTML reports."""
+"""The run platform: run directories with exact resume, the runner, validated configs and reports."""
 
 from __future__ import annotations
 
-from .config import apply_overrides, config_to_dict
+from .config import apply_overrides, config_to_dict, param, validate_config
 from .experiment import BUDGETS, Claim, ClaimResult, Experiment
 from .report import write_report
 from .rundir import CheckpointMismatch, RunDirectory, RunInterrupted
@@ -19,6 +19,8 @@ __all__ = [
     "apply_overrides",
     "check_device",
     "config_to_dict",
+    "param",
     "run_experiment",
+    "validate_config",
     "write_report",
 ]
