@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from neuroplastic.dynamics import lyapunov_spectrum
 from neuroplastic.runs.threads import torch_threads
-from neuroplastic.structure.lyapunov import lyapunov_spectrum
 from neuroplastic.tasks.lorenz import (
     LORENZ_BETA,
     LORENZ_MAX_EXPONENT,

@@ -225,19 +225,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from neuroplastic.dynamics import network_lyapunov_spectrum, perturbation_lyapunov_exponent, smooth_lif_step
 from neuroplastic.neurons import decay_from_tau, lif_step
 from neuroplastic.runs import Claim, Experiment, RunDirectory, apply_overrides
 from neuroplastic.runs.threads import torch_threads
-from neuroplastic.structure.lyapunov import (
-    LNPConfig,
-    activity_prune,
-    lyapunov_noise_prune,
-    network_lyapunov_spectrum,
-    perturbation_lyapunov_exponent,
-    random_prune,
-    scale_to_lyapunov,
-    smooth_lif_step,
-)
+from neuroplastic.structure import LNPConfig, activity_prune, lyapunov_noise_prune, random_prune, scale_to_lyapunov
 from neuroplastic.tasks.lorenz import LorenzData, lorenz_prediction_data, nrmse
 
 __all__ = ["Config", "HRSNN", "make_hrsnn", "subnetwork", "simulate", "fit_readout", "predict", "evaluate",
