@@ -24,6 +24,7 @@ from neuroplastic.dynamics.reservoir import (
     SpikingReservoir,
     noise_currents,
     random_reservoir,
+    reservoir_exponents,
     simulate,
     spike_divergence,
     subnetwork,
@@ -41,6 +42,7 @@ __all__ = [
     "JACOBIAN_METHODS", "LyapunovSpectrum", "lyapunov_spectrum", "perturbation_lyapunov_exponent",
     "RESET_MODES", "check_lif_network", "smooth_lif_step", "smooth_lif_tangent", "network_lyapunov_spectrum",
     "lif_linearization",
-    "SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "noise_currents", "spike_divergence",
+    "SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "noise_currents", "reservoir_exponents",
+    "spike_divergence",
     "fit_readout", "predict", "validation_scores", "fit_validated_readout",
 ]

@@ -17,6 +17,7 @@ this library's choices::
   :func:`subnetwork` restricts it to some neurons with new recurrent weights (after a pruning).
 - :func:`simulate`: the spiking run on a batch of input series, returning the filtered spikes and rates.
 - :func:`noise_currents`: a task-agnostic white-noise drive through the input weights.
+- :func:`reservoir_exponents`: Lyapunov exponents of the network's smooth map (:mod:`.smooth_lif`) under a drive.
 - :func:`spike_divergence`: how the spiking network (not a smoothed map) treats a small membrane perturbation.
 """
 
@@ -28,9 +29,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from neuroplastic.dynamics.lyapunov import perturbation_lyapunov_exponent
+from neuroplastic.dynamics.smooth_lif import network_lyapunov_spectrum, smooth_lif_step
 from neuroplastic.neurons import decay_from_tau, lif_step
 
-__all__ = ["SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "noise_currents", "spike_divergence"]
+__all__ = ["SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "noise_currents",
+           "reservoir_exponents", "spike_divergence"]
 
 
 class SpikingReservoir(NamedTuple):
@@ -115,6 +119,27 @@ def noise_currents(net: SpikingReservoir, steps: int, generator: torch.Generator
     the bias (normalised task inputs have the same mean and variance, not the same time structure)."""
     noise = torch.randn(steps, net.input_weight.shape[1], generator=generator).to(net.weight.device)
     return noise @ net.input_weight.T + net.bias
+
+
+def reservoir_exponents(net: SpikingReservoir, currents: Tensor, k: int, *, warmup: int, threshold: float = 1.0,
+                        slope: float = 10.0) -> tuple[Tensor, float]:
+    """Lyapunov exponents of the network's smooth LIF map driven by ``currents`` ``[warmup + T, N]``, in float64.
+
+    Returns ``(spectrum [k], largest)``: the ``k`` largest exponents by the QR method
+    (:func:`~neuroplastic.dynamics.smooth_lif.network_lyapunov_spectrum`, initial tangent vectors from seed 0)
+    and the largest by two trajectories (:func:`~neuroplastic.dynamics.lyapunov.perturbation_lyapunov_exponent`,
+    its defaults), both over the ``T`` steps after ``warmup`` from ``h = 0``.
+    """
+    weight, decay, currents = net.weight.double(), net.decay.double(), currents.double()
+    spectrum = network_lyapunov_spectrum(weight, decay, currents, k, warmup=warmup, threshold=threshold,
+                                         slope=slope, generator=torch.Generator().manual_seed(0)).exponents
+
+    def step(h: Tensor, u: Tensor) -> Tensor:
+        return smooth_lif_step(h, u, weight, decay, threshold=threshold, slope=slope)
+
+    largest = perturbation_lyapunov_exponent(step, weight.new_zeros(net.neurons), currents.shape[0] - warmup,
+                                             inputs=currents, warmup=warmup)
+    return spectrum, largest
 
 
 @torch.no_grad()
