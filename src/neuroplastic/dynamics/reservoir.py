@@ -1,11 +1,12 @@
 """A recurrent spiking reservoir with heterogeneous neurons: build, simulate, restrict, probe.
 
-After the heterogeneous recurrent SNN (HRSNN) of Chakraborty & Mukhopadhyay (2023, "Heterogeneous recurrent
-spiking neural network for spatio-temporal classification"), the network Chakraborty, Kang, Kumar &
-Mukhopadhyay 2024 ("Sparse Spiking Neural Network: Exploiting Heterogeneity in Timescales for Pruning Recurrent
-SNN", ICLR) prune: leaky integrate-and-fire neurons with their own membrane time constants, fixed random
-recurrent weights, and only a readout trained (:mod:`neuroplastic.dynamics.readout`). The distributions are
-this library's choices::
+After the heterogeneous recurrent SNN (HRSNN) of Chakraborty & Mukhopadhyay 2023 ("Heterogeneous recurrent
+spiking neural network for spatio-temporal classification", Frontiers in Neuroscience 17), the network that
+Chakraborty, Kang, Kumar & Mukhopadhyay 2024 ("Sparse Spiking Neural Network: Exploiting Heterogeneity in
+Timescales for Pruning Recurrent SNN", ICLR) prune: leaky integrate-and-fire neurons with their own membrane
+time constants and random recurrent weights. Deviations: the weights stay fixed (the original trains them with
+heterogeneous STDP) and only a readout is trained (:mod:`neuroplastic.dynamics.readout`); the distributions
+are this library's choices::
 
     tau_i ~ Erlang(shape tau_shape, mean tau_mean), clipped to [1, 10 tau_mean];   decay_i = exp(-1 / tau_i)
     I_t = U u_t + b          U [N, D] ~ N(0, input_gain^2),  b_i ~ U(0, bias_max)

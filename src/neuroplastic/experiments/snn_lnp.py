@@ -114,7 +114,6 @@ class Config:
     threads: int = 1
 
 
-
 def _simulate(net: SpikingReservoir, inputs: Tensor, config: Config) -> tuple[Tensor, Tensor]:
     return simulate(net, inputs, trace_tau=config.readout_tau, threshold=config.threshold)
 
@@ -133,15 +132,10 @@ def evaluate(net: SpikingReservoir, data: LorenzData, config: Config) -> dict[st
     test_features, _ = _simulate(net, data.test_inputs, config)
     prediction = predict(test_features[:, washout:], readout)
     target = data.test_targets[:, washout:]
-    return {
-        "nrmse": float(nrmse(prediction, target)),
-        "nrmse_series": [float(nrmse(prediction[s], target[s])) for s in range(target.shape[0])],
-        "train_nrmse": float(nrmse(predict(features, readout), targets)),
-        "ridge": ridge,
-        "rates": rates.cpu(),
-        "prediction": prediction[0].cpu(),
-        "target": target[0].cpu(),
-    }
+    return {"nrmse": float(nrmse(prediction, target)),
+            "nrmse_series": [float(nrmse(prediction[s], target[s])) for s in range(target.shape[0])],
+            "train_nrmse": float(nrmse(predict(features, readout), targets)), "ridge": ridge,
+            "rates": rates.cpu(), "prediction": prediction[0].cpu(), "target": target[0].cpu()}
 
 
 def _lnp_config(config: Config, synapse_fraction: float, stabilize: bool = True) -> LNPConfig:
