@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 # Subpackages and public modules loaded on first attribute access (module ``__getattr__``, PEP 562).
 _SUBMODULES: tuple[str, ...] = (
-    "neurons", "plasticity", "structure", "evolution", "continual",
+    "neurons", "plasticity", "structure", "dynamics", "evolution", "continual",
     "tasks", "data", "evaluation", "runs", "experiments",
 )
 

@@ -1,4 +1,4 @@
-"""The snn-lnp experiment: a tiny run end to end, exact resume, the network, its simulation and readout."""
+"""The snn-lnp experiment: a tiny run end to end, exact resume, the pruning variants, the dense tuning."""
 
 from __future__ import annotations
 
@@ -8,25 +8,17 @@ import math
 import pytest
 import torch
 
+from neuroplastic.dynamics import fit_readout, predict, random_reservoir, simulate
 from neuroplastic.experiments.snn_lnp import (
     EXPERIMENT,
     Config,
     _prune,
     dense_network,
     dense_validation_nrmse,
-    fit_readout,
-    make_hrsnn,
-    noise_currents,
-    observe,
-    predict,
-    simulate,
-    subnetwork,
     task_data,
     tune_dense,
 )
-from neuroplastic.neurons import lif_step
 from neuroplastic.runs import RunInterrupted, run_experiment
-from neuroplastic.tasks.lorenz import lorenz_prediction_data
 
 TINY = {
     "neurons": 24, "train_steps": 160, "test_steps": 80, "test_series": 2, "washout": 20, "noise_steps": 120,
@@ -88,25 +80,21 @@ def test_interrupted_run_resumes_to_the_same_metrics(reference, tmp_path):
     assert resumed["metrics"] == reference[1]["metrics"]
 
 
-def test_network_is_heterogeneous_fully_connected_and_seeded():
-    config = Config(neurons=50)
-    net = make_hrsnn(config, torch.Generator().manual_seed(0), inputs=1)
-    again = make_hrsnn(config, torch.Generator().manual_seed(0), inputs=1)
-    assert all(torch.equal(a, b) for a, b in zip(net, again, strict=True))
-    assert net.synapses == 50 * 49 and bool((torch.diagonal(net.weight) == 0).all())
-    assert float(net.tau.std()) > 1.0 and float(net.tau.min()) >= 1.0  # Erlang-distributed time constants
-    torch.testing.assert_close(net.decay, torch.exp(-1.0 / net.tau))
-    assert net.input_weight.shape == (50, 1)
-    mask = torch.zeros(50, dtype=torch.bool)
-    mask[[3, 7, 9]] = True
-    sub = subnetwork(net, mask, net.weight)
-    torch.testing.assert_close(sub.weight, net.weight[[3, 7, 9]][:, [3, 7, 9]])
-    torch.testing.assert_close(sub.tau, net.tau[[3, 7, 9]])
+def reservoir(config, seed):
+    """The reservoir of ``config``'s network settings, drawn from a generator seeded with ``seed``."""
+    return random_reservoir(config.neurons, inputs=1, tau_mean=config.tau_mean, tau_shape=config.tau_shape,
+                            recurrent_gain=config.recurrent_gain, input_gain=config.input_gain,
+                            bias_max=config.bias_max, generator=torch.Generator().manual_seed(seed))
+
+
+def test_dense_network_is_the_seeded_reservoir_of_the_config():
+    config = Config(neurons=12)
+    assert all(torch.equal(a, b) for a, b in zip(dense_network(config, 4), reservoir(config, 4002), strict=True))
 
 
 def test_gain_and_neuron_only_activity_variants():
     config = Config(neurons=12)
-    dense = make_hrsnn(config, torch.Generator().manual_seed(0), inputs=1)
+    dense = reservoir(config, 0)
     net, info = _prune("dense_gain", dense, 0.7, config, 0, {})
     torch.testing.assert_close(net.weight, 0.7 * dense.weight)
     assert info == {"gain_factor": 0.7} and torch.equal(net.decay, dense.decay)
@@ -124,46 +112,8 @@ def test_gain_and_neuron_only_activity_variants():
     assert torch.equal(info["neuron_mask"], lnp_mask)
     torch.testing.assert_close(net.weight, dense.weight[lnp_mask][:, lnp_mask])  # every synapse among them
     net, _ = _prune("dense_same_size", dense, 0.2, config, 3, results)
-    fresh = make_hrsnn(Config(neurons=8), torch.Generator().manual_seed(3002), inputs=1)
+    fresh = reservoir(Config(neurons=8), 3002)
     assert all(torch.equal(a, b) for a, b in zip(net, fresh, strict=True))
-
-
-def test_simulation_is_the_literal_lif_loop():
-    config = Config(neurons=10, readout_tau=4.0)
-    net = make_hrsnn(config, torch.Generator().manual_seed(1), inputs=1)
-    inputs = torch.randn(2, 30, 1, generator=torch.Generator().manual_seed(2))
-    traces, rates = simulate(net, inputs, config)
-    for b in range(2):
-        v, s, r, count = torch.zeros(10), torch.zeros(10), torch.zeros(10), torch.zeros(10)
-        for t in range(30):
-            x = net.input_weight @ inputs[b, t] + net.bias + net.weight @ s
-            s, v = lif_step(v, x, net.decay, 1.0, reset="soft")
-            r = math.exp(-1 / 4.0) * r + s
-            count += s
-            torch.testing.assert_close(traces[b, t], r)
-    assert rates.shape == (10,) and float(rates.max()) <= 1.0
-
-
-def test_readout_is_ridge_regression():
-    features = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
-    targets = features @ torch.tensor([[1.0], [-2.0], [0.5], [0.0]]) + 0.3
-    readout = fit_readout(features, targets, ridge=0.0)
-    torch.testing.assert_close(predict(features, readout), targets, atol=1e-4, rtol=0)
-    shrunk = fit_readout(features, targets, ridge=10.0)
-    assert float(shrunk[:4].norm()) < float(readout[:4].norm())
-
-
-def test_observed_components_and_noise_drive():
-    data = lorenz_prediction_data(50, 40, generator=torch.Generator().manual_seed(0), transient=100)
-    only_x = observe(data, (0,))
-    torch.testing.assert_close(only_x.train_inputs, data.train_inputs[:, :1])
-    torch.testing.assert_close(only_x.test_targets, data.test_targets[..., :1])
-    with pytest.raises(ValueError, match="observed"):
-        observe(data, (3,))
-    net = make_hrsnn(Config(neurons=8), torch.Generator().manual_seed(0), inputs=1)
-    drive = noise_currents(net, 500, torch.Generator().manual_seed(1))
-    assert drive.shape == (500, 8)
-    torch.testing.assert_close(drive.mean(0), net.bias, atol=0.15, rtol=0)
 
 
 def test_dense_network_gains_scale_the_same_draws():
@@ -179,7 +129,8 @@ def test_dense_network_gains_scale_the_same_draws():
 def test_dense_validation_nrmse_is_the_best_ridge_on_the_training_tail():
     config = Config(**TINY)
     data = task_data(config, seed=2)
-    features, _ = simulate(dense_network(config, seed=2), data.train_inputs[None], config)
+    features, _ = simulate(dense_network(config, seed=2), data.train_inputs[None], trace_tau=config.readout_tau,
+                           threshold=config.threshold)
     features, targets = features[0, config.washout:], data.train_targets[config.washout:]
     split = round(len(features) * (1 - config.validation_fraction))
     expected = min(math.sqrt(float(((predict(features[split:], fit_readout(features[:split], targets[:split], r))

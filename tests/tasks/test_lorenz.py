@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from neuroplastic.dynamics import lyapunov_spectrum
 from neuroplastic.runs.threads import torch_threads
-from neuroplastic.structure.lyapunov import lyapunov_spectrum
 from neuroplastic.tasks.lorenz import (
     LORENZ_BETA,
     LORENZ_MAX_EXPONENT,
@@ -19,6 +19,7 @@ from neuroplastic.tasks.lorenz import (
     lorenz_series,
     normalize_series,
     nrmse,
+    observe_components,
     prediction_windows,
     rk4_step,
 )
@@ -118,6 +119,20 @@ def test_prediction_data_is_aligned_and_normalised_with_training_statistics():
     assert not torch.allclose(data.test_inputs[0, :50], data.test_inputs[1, :50])  # separate trajectories
     raw = data.test_inputs * data.std + data.mean
     assert float(raw[..., 2].min()) > 0  # z of the Lorenz attractor, back in raw units
+
+
+def test_observed_components():
+    data = lorenz_prediction_data(50, 40, generator=torch.Generator().manual_seed(0), transient=100)
+    only_x = observe_components(data, (0,))
+    torch.testing.assert_close(only_x.train_inputs, data.train_inputs[:, :1])
+    torch.testing.assert_close(only_x.test_targets, data.test_targets[..., :1])
+    z_and_x = observe_components(data, (2, 0))
+    torch.testing.assert_close(z_and_x.test_inputs, data.test_inputs[..., [2, 0]])
+    torch.testing.assert_close(z_and_x.std, data.std[[2, 0]])
+    with pytest.raises(ValueError, match="observed"):
+        observe_components(data, (3,))
+    with pytest.raises(ValueError, match="observed"):
+        observe_components(data, (1, 1))
 
 
 def test_nrmse_by_hand():

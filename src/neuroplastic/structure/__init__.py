@@ -8,9 +8,13 @@
 - Growth and shrinkage from one neuron (:class:`GrowableRNN`, :class:`GrowableMLP`, :class:`GrowthRule`).
 - Reconstructive neuron pruning for backdoor removal (:func:`reconstructive_neuron_pruning`) on per-unit
   masks (:class:`NeuronMasks`, :func:`prune_units`).
+- Lyapunov noise pruning of recurrent spiking networks before training (:func:`lyapunov_noise_prune`,
+  :mod:`.lnp`), with its baselines (:func:`activity_prune`, :func:`random_prune`) and graph centrality
+  (:mod:`.centrality`); it measures stability with :mod:`neuroplastic.dynamics`.
 - :mod:`.surgery`: resize or reset parameters together with their optimizer state.
 """
 
+from neuroplastic.structure.centrality import betweenness_centrality, prune_low_centrality
 from neuroplastic.structure.compaction import CompactionReport, LayerCompaction, compact, count_parameters, dead_units
 from neuroplastic.structure.criteria import gradient_magnitude, magnitude, momentum, random_scores
 from neuroplastic.structure.dormant import (
@@ -26,6 +30,22 @@ from neuroplastic.structure.dormant import (
     unit_activity,
 )
 from neuroplastic.structure.growth import GrowableMLP, GrowableRNN, GrowthDecision, GrowthRule, growth_decision
+from neuroplastic.structure.lnp import (
+    RESCALE_MODES,
+    LNPConfig,
+    LNPResult,
+    activity_prune,
+    discrete_lyapunov_covariance,
+    lyapunov_noise_prune,
+    noise_prune_probabilities,
+    noise_prune_scores,
+    random_prune,
+    sample_synapses,
+    scale_to_lyapunov,
+    smallest_stabilize_scale,
+    stability_target,
+    stabilize,
+)
 from neuroplastic.structure.masks import DISTRIBUTIONS, erk_densities, uniform_densities
 from neuroplastic.structure.neuron_masks import NeuronMasks, prune_units
 from neuroplastic.structure.rewiring import Connectivity, GradRewiring, laplace_location, rewired_weight
@@ -44,4 +64,8 @@ __all__ = [
     "dormant_ratio", "dormant_scores", "drm_perturb", "drm_perturb_factor", "erk_densities", "gradient_magnitude",
     "laplace_location", "magnitude", "momentum", "neuron_layer_pairs", "random_scores", "redo", "redo_reset",
     "replace_parameter", "reset_state", "rewired_weight", "select_slices", "uniform_densities", "unit_activity",
+    "LNPConfig", "LNPResult", "lyapunov_noise_prune", "activity_prune", "random_prune", "RESCALE_MODES",
+    "discrete_lyapunov_covariance", "noise_prune_scores", "noise_prune_probabilities", "sample_synapses",
+    "stabilize", "smallest_stabilize_scale", "stability_target", "scale_to_lyapunov", "betweenness_centrality",
+    "prune_low_centrality",
 ]

@@ -4,6 +4,7 @@
 - :mod:`~neuroplastic.tasks.cue_reward`: cue-reward association, trained by RL (Miconi et al. 2019).
 - :mod:`~neuroplastic.tasks.grid_maze`: grid maze exploration, trained by RL (Miconi et al. 2018, 2019).
 - :mod:`~neuroplastic.tasks.text`: character-level language modelling data.
+- :mod:`~neuroplastic.tasks.lorenz`: Lorenz time-series prediction, and the NRMSE metric (Chakraborty et al. 2024).
 
 Every random draw takes a CPU ``torch.Generator``; tensors are drawn on the CPU then moved to ``device``.
 """
@@ -11,6 +12,15 @@ Every random draw takes a CPU ``torch.Generator``; tensors are drawn on the CPU 
 from neuroplastic.tasks._common import ObservationLayout
 from neuroplastic.tasks.cue_reward import CueRewardTask, draw_distinct_cues
 from neuroplastic.tasks.grid_maze import MAZE_ACTIONS, GridMazeTask, grid_maze_layout
+from neuroplastic.tasks.lorenz import (
+    LorenzData,
+    lorenz_prediction_data,
+    lorenz_series,
+    normalize_series,
+    nrmse,
+    observe_components,
+    prediction_windows,
+)
 from neuroplastic.tasks.pattern_completion import (
     PatternCompletionBatch,
     bit_error_rate,
@@ -47,4 +57,11 @@ __all__ = [
     "split_corpus",
     "sequential_batches",
     "bits_per_character",
+    "LorenzData",
+    "lorenz_series",
+    "lorenz_prediction_data",
+    "normalize_series",
+    "prediction_windows",
+    "observe_components",
+    "nrmse",
 ]

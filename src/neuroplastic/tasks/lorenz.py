@@ -19,6 +19,7 @@ is integrated with the classical fourth-order Runge-Kutta scheme at step ``dt`` 
   each window's last sample as the target ``[B, D]`` (next-step prediction is ``horizon=1``).
 - :func:`lorenz_prediction_data`: a normalised training series and held-out test series (other initial
   conditions), with inputs and ``horizon``-step-ahead targets aligned step by step (for recurrent models).
+- :func:`observe_components`: keep only some of ``x, y, z`` as inputs and targets (partial observation).
 - :func:`nrmse`: root-mean-square error divided by the targets' standard deviation.
 
 Every random draw takes a CPU ``torch.Generator``; series are computed in float64 on the CPU, then cast and
@@ -39,7 +40,7 @@ from neuroplastic.tasks._common import DeviceLike, check_generator, resolve_devi
 __all__ = [
     "LORENZ_SIGMA", "LORENZ_RHO", "LORENZ_BETA", "LORENZ_MAX_EXPONENT",
     "lorenz_rhs", "rk4_step", "lorenz_series", "normalize_series", "prediction_windows",
-    "LorenzData", "lorenz_prediction_data", "nrmse",
+    "LorenzData", "lorenz_prediction_data", "observe_components", "nrmse",
 ]
 
 LORENZ_SIGMA = 10.0
@@ -239,6 +240,19 @@ def lorenz_prediction_data(
         test_inputs=cast(test[:, :-horizon]), test_targets=cast(test[:, horizon:]),
         mean=cast(mean), std=cast(std), sample_dt=dt * subsample, horizon=horizon,
     )
+
+
+def observe_components(data: LorenzData, components: tuple[int, ...]) -> LorenzData:
+    """Keep only the observed ``components`` (distinct indices among 0, 1, 2 for x, y, z) as inputs and targets.
+
+    The other fields of ``data`` are kept; ``mean`` and ``std`` become ``[len(components)]``.
+    """
+    if not components or any(c not in (0, 1, 2) for c in components) or len(set(components)) != len(components):
+        raise ValueError(f"observed must be distinct components among 0, 1, 2 (x, y, z); got {components!r}")
+    index = list(components)
+    return data._replace(train_inputs=data.train_inputs[:, index], train_targets=data.train_targets[:, index],
+                         test_inputs=data.test_inputs[..., index], test_targets=data.test_targets[..., index],
+                         mean=data.mean[index], std=data.std[index])
 
 
 def nrmse(prediction: Tensor, target: Tensor) -> Tensor:

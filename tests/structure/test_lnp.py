@@ -1,42 +1,31 @@
-"""Lyapunov exponents (QR and two-trajectory) on maps with known exponents, the smooth LIF map, and LNP."""
+"""Lyapunov noise pruning: noise-aware sparsification, stabilisation, LNP itself and its baselines."""
 
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import pytest
 import torch
 
-from neuroplastic.neurons import lif_step
+from neuroplastic.dynamics import LyapunovSpectrum, network_lyapunov_spectrum
 from neuroplastic.runs.threads import torch_threads
-from neuroplastic.structure import lyapunov as lyapunov_module
-from neuroplastic.structure.lyapunov import (
+from neuroplastic.structure import lnp as lnp_module
+from neuroplastic.structure.lnp import (
     LNPConfig,
-    LyapunovSpectrum,
     activity_prune,
-    betweenness_centrality,
     discrete_lyapunov_covariance,
-    lif_linearization,
     lyapunov_noise_prune,
-    lyapunov_spectrum,
-    network_lyapunov_spectrum,
     noise_prune_probabilities,
     noise_prune_scores,
-    perturbation_lyapunov_exponent,
-    prune_low_centrality,
     random_prune,
     sample_synapses,
     scale_to_lyapunov,
     smallest_stabilize_scale,
-    smooth_lif_step,
-    smooth_lif_tangent,
     stability_target,
     stabilize,
 )
 
 F64 = torch.float64
-HENON_A, HENON_B = 1.4, 0.3
 
 
 @pytest.fixture(autouse=True)
@@ -46,76 +35,6 @@ def one_thread():
         yield
 
 
-def henon(x):
-    return torch.stack([1 - HENON_A * x[0] ** 2 + x[1], HENON_B * x[0]])
-
-
-def henon_tangent(x, u, q):
-    jac = torch.tensor([[-2 * HENON_A * float(x[0]), 1.0], [HENON_B, 0.0]], dtype=F64)
-    return jac @ q
-
-
-def logistic(x):
-    return 4.0 * x * (1.0 - x)
-
-
-def logistic_tangent(x, u, q):
-    return (4.0 - 8.0 * x)[:, None] * q
-
-
-# ------------------------------------------------------------------------------------------ known exponents
-def test_linear_map_exponents_are_log_abs_eigenvalues():
-    # Non-normal, eigenvalues 1.1, -0.6, 0.3 (distinct moduli).
-    basis = torch.tensor([[1.0, 0.5, 0.2], [0.0, 1.0, 0.7], [0.3, 0.0, 1.0]], dtype=F64)
-    a = basis @ torch.diag(torch.tensor([1.1, -0.6, 0.3], dtype=F64)) @ torch.linalg.inv(basis)
-    result = lyapunov_spectrum(lambda x: a @ x, torch.ones(3, dtype=F64), 400, 3, method="jacrev")
-    expected = torch.log(torch.tensor([1.1, 0.6, 0.3], dtype=F64))
-    torch.testing.assert_close(result.exponents, expected, atol=0.01, rtol=0)
-
-
-def test_logistic_map_at_r4_has_exponent_ln2():
-    x0 = torch.tensor([0.3141], dtype=F64)
-    qr = lyapunov_spectrum(logistic, x0, 8000, 1, warmup=100, tangent=logistic_tangent).exponents
-    assert abs(float(qr[0]) - math.log(2)) < 0.02
-    two = perturbation_lyapunov_exponent(logistic, x0, 5000, warmup=100, eps=1e-9)
-    assert abs(two - math.log(2)) < 0.03
-
-
-def test_henon_map_exponents_and_their_exact_sum():
-    x0 = torch.tensor([0.1, 0.1], dtype=F64)
-    result = lyapunov_spectrum(henon, x0, 8000, 2, warmup=100, tangent=henon_tangent, return_running=True)
-    first, second = result.exponents.tolist()
-    assert abs(first - 0.419) < 0.01
-    assert abs(second - (-1.623)) < 0.01
-    # |det J| = b at every step, so the exponents sum to ln b up to rounding, at any length.
-    assert abs(first + second - math.log(HENON_B)) < 1e-10
-    assert result.running.shape == (8000, 2)
-    torch.testing.assert_close(result.running[-1].sort(descending=True).values, result.exponents)
-    two = perturbation_lyapunov_exponent(henon, x0, 5000, warmup=100)
-    assert abs(two - 0.419) < 0.02
-
-
-def test_jacobian_methods_agree_with_the_analytic_tangent():
-    x0 = torch.tensor([0.1, 0.1], dtype=F64)
-    reference = lyapunov_spectrum(henon, x0, 60, 2, warmup=10, tangent=henon_tangent).exponents
-    for method in ("jvp", "jacrev", "autograd"):
-        torch.testing.assert_close(lyapunov_spectrum(henon, x0, 60, 2, warmup=10, method=method).exponents,
-                                   reference, atol=1e-12, rtol=0)
-
-
-def test_driven_map_uses_one_input_per_step():
-    # x' = 0.5 x + u: the input does not change the exponent ln 0.5, but the final state is the filtered input.
-    inputs = torch.arange(10, dtype=F64).reshape(10, 1)
-    result = lyapunov_spectrum(lambda x, u: 0.5 * x + u, torch.zeros(1, dtype=F64), 7, 1, inputs=inputs, warmup=3,
-                               method="jacrev")
-    assert abs(float(result.exponents[0]) - math.log(0.5)) < 1e-12
-    expected = 0.0
-    for t in range(10):
-        expected = 0.5 * expected + t
-    assert float(result.state[0]) == pytest.approx(expected)
-
-
-# ------------------------------------------------------------------------------------- smooth LIF network
 def small_network(n=12, gain=1.5, seed=0):
     gen = torch.Generator().manual_seed(seed)
     weight = torch.randn(n, n, generator=gen, dtype=F64) * gain / math.sqrt(n)
@@ -123,53 +42,6 @@ def small_network(n=12, gain=1.5, seed=0):
     decay = torch.exp(-1.0 / (2.0 + 10.0 * torch.rand(n, generator=gen, dtype=F64)))
     currents = 0.6 * torch.randn(400, n, generator=gen, dtype=F64) + 0.4
     return weight, decay, currents
-
-
-@pytest.mark.parametrize("reset", ["soft", "hard", "none"])
-def test_smooth_lif_tangent_is_the_jacobian(reset):
-    weight, decay, currents = small_network()
-    h = 1.0 + 0.3 * torch.randn(12, generator=torch.Generator().manual_seed(1), dtype=F64)
-    kw = dict(threshold=1.0, slope=6.0, reset=reset, v_reset=0.2)
-    jac = torch.func.jacrev(lambda x: smooth_lif_step(x, currents[0], weight, decay, **kw))(h)
-    q = torch.randn(12, 3, generator=torch.Generator().manual_seed(2), dtype=F64)
-    torch.testing.assert_close(smooth_lif_tangent(h, weight, decay, q, **kw), jac @ q)
-
-
-def test_smooth_map_with_a_steep_sigmoid_is_the_spiking_network():
-    weight, decay, currents = small_network()
-    h_smooth = torch.zeros(12, dtype=F64)
-    v, s = torch.zeros(12, dtype=F64), torch.zeros(12, dtype=F64)
-    closest = math.inf
-    for t in range(60):
-        # lif_step: h = decay * v + x with x = I_t + W s_{t-1}; we compare h with the smooth map's state.
-        h_spiking = decay * v + currents[t] + weight @ s
-        s, v = lif_step(v, currents[t] + weight @ s, decay, 1.0, reset="soft")
-        h_smooth = smooth_lif_step(h_smooth, currents[t], weight, decay, slope=1e5) if t else currents[0].clone()
-        closest = min(closest, float((h_spiking - 1.0).abs().min()))
-        torch.testing.assert_close(h_smooth, h_spiking, atol=1e-6, rtol=0)
-    assert closest > 1e-3  # no state sat on the threshold, where the two would legitimately differ
-
-
-def test_network_exponent_qr_matches_two_trajectories():
-    weight, decay, currents = small_network(gain=3.0)
-    qr = float(network_lyapunov_spectrum(weight, decay, currents, 3, warmup=50, slope=6.0).exponents[0])
-    two = perturbation_lyapunov_exponent(lambda h, u: smooth_lif_step(h, u, weight, decay, slope=6.0),
-                                         torch.zeros(12, dtype=F64), 350, inputs=currents, warmup=50)
-    assert abs(qr - two) < 0.02
-
-
-def test_linearization_averages_the_jacobian_along_the_run():
-    weight, decay, currents = small_network()
-    a, gain = lif_linearization(weight, decay, currents[:30], warmup=10, slope=6.0)
-    h = torch.zeros(12, dtype=F64)
-    jacobians = []
-    for t in range(30):
-        if t >= 10:
-            jacobians.append(torch.func.jacrev(lambda x: smooth_lif_step(x, currents[0], weight, decay,
-                                                                         slope=6.0))(h))
-        h = smooth_lif_step(h, currents[t], weight, decay, slope=6.0)
-    torch.testing.assert_close(a, torch.stack(jacobians).mean(0))
-    assert gain.shape == (12,) and bool((gain >= 0).all())
 
 
 # --------------------------------------------------------------------------------- noise-aware sparsification
@@ -251,72 +123,6 @@ def test_importance_weights_are_unbiased():
     assert abs(sum(counts) / len(counts) - 300.0) <= 4 * sd_of_mean
 
 
-# --------------------------------------------------------------------------------------------- centrality
-def reference_betweenness(adjacency):
-    """Slow literal definition: sum over ordered pairs s != t of sigma_st(v) / sigma_st."""
-    n = adjacency.shape[0]
-    succ = [[v for v in range(n) if v != u and adjacency[u, v]] for u in range(n)]
-    dist, sigma = [], []
-    for s in range(n):
-        d, c = [-1] * n, [0] * n
-        d[s], c[s] = 0, 1
-        queue = deque([s])
-        while queue:
-            u = queue.popleft()
-            for v in succ[u]:
-                if d[v] < 0:
-                    d[v] = d[u] + 1
-                    queue.append(v)
-                if d[v] == d[u] + 1:
-                    c[v] += c[u]
-        dist.append(d)
-        sigma.append(c)
-    out = [0.0] * n
-    for s in range(n):
-        for t in range(n):
-            if s == t or dist[s][t] < 0:
-                continue
-            for v in range(n):
-                if v in (s, t) or dist[s][v] < 0 or dist[v][t] < 0:
-                    continue
-                if dist[s][v] + dist[v][t] == dist[s][t]:
-                    out[v] += sigma[s][v] * sigma[v][t] / sigma[s][t]
-    return torch.tensor(out, dtype=F64)
-
-
-def test_betweenness_matches_the_literal_definition():
-    adjacency = torch.rand(25, 25, generator=torch.Generator().manual_seed(3)) < 0.12
-    reference = reference_betweenness(adjacency)
-    torch.testing.assert_close(betweenness_centrality(adjacency, normalized=False, chunk=7), reference)
-    torch.testing.assert_close(betweenness_centrality(adjacency), reference / (24 * 23))
-
-
-def test_betweenness_by_hand_and_networkx():
-    path = torch.zeros(4, 4, dtype=torch.bool)
-    path[0, 1] = path[1, 2] = path[2, 3] = True  # 0 -> 1 -> 2 -> 3
-    torch.testing.assert_close(betweenness_centrality(path, normalized=False),
-                               torch.tensor([0.0, 2.0, 2.0, 0.0], dtype=F64))
-    nx = pytest.importorskip("networkx")
-    adjacency = torch.rand(40, 40, generator=torch.Generator().manual_seed(4)) < 0.08
-    graph = nx.DiGraph()
-    graph.add_nodes_from(range(40))
-    graph.add_edges_from((u, v) for u, v in adjacency.nonzero().tolist() if u != v)
-    expected = nx.betweenness_centrality(graph, normalized=True)
-    torch.testing.assert_close(betweenness_centrality(adjacency), torch.tensor([expected[i] for i in range(40)],
-                                                                               dtype=F64))
-
-
-def test_low_centrality_pruning_keeps_the_hub():
-    n = 9
-    weight = torch.zeros(n, n, dtype=F64)
-    weight[0, 1:] = 1.0  # a star: every leaf talks to the hub 0 and back
-    weight[1:, 0] = 1.0
-    weight[1, 2] = weight[2, 1] = 1.0  # one leaf pair also talks directly
-    mask, centrality = prune_low_centrality(weight, 3, rounds=2)
-    assert int(mask.sum()) == 3 and bool(mask[0])
-    assert float(centrality[0]) == float(centrality.max())
-
-
 # ------------------------------------------------------------------------------------------- stability, LNP
 def test_stabilize_brings_the_exponent_under_the_target():
     weight, decay, currents = small_network(gain=4.0)
@@ -343,7 +149,7 @@ def _scale_probe(monkeypatch, exponent):
         calls.append(float(weight[0, 0]))
         return LyapunovSpectrum(torch.tensor([exponent(float(weight[0, 0]))], dtype=F64), None, None)
 
-    monkeypatch.setattr(lyapunov_module, "network_lyapunov_spectrum", spectrum)
+    monkeypatch.setattr(lnp_module, "network_lyapunov_spectrum", spectrum)
     return calls
 
 
@@ -416,10 +222,8 @@ def _fake_spectrum(dense_exponent: float, floor: float, dense_size: int):
 @pytest.mark.parametrize("dense_exponent, expected_target", [(-0.05, 0.0), (-0.03, 0.0), (-0.01, -0.01)])
 def test_lnp_bound_falls_back_to_zero_only_below_the_uncoupled_floor(monkeypatch, dense_exponent,
                                                                      expected_target):
-    import neuroplastic.structure.lyapunov as module
-
     weight, decay, currents = small_network(n=20, gain=3.0)
-    monkeypatch.setattr(module, "network_lyapunov_spectrum", _fake_spectrum(dense_exponent, -0.03, 20))
+    monkeypatch.setattr(lnp_module, "network_lyapunov_spectrum", _fake_spectrum(dense_exponent, -0.03, 20))
     config = LNPConfig(synapse_fraction=0.5, neuron_fraction=0.5, slope=6.0, warmup=20)
     result = lyapunov_noise_prune(weight, decay, currents, config, generator=torch.Generator().manual_seed(0))
     assert result.lyapunov_dense == dense_exponent and result.lyapunov_sampled > 0
@@ -449,21 +253,9 @@ def test_activity_and_random_pruning_hit_exact_counts():
     assert bool((pruned[~neurons] == 0).all())
 
 
+
 def test_bad_arguments_name_themselves():
-    x0 = torch.zeros(2, dtype=F64)
-    with pytest.raises(ValueError, match="k must be"):
-        lyapunov_spectrum(henon, x0, 5, 3)
-    with pytest.raises(ValueError, match="method"):
-        lyapunov_spectrum(henon, x0, 5, method="finite")
-    with pytest.raises(ValueError, match="inputs has 4 steps"):
-        lyapunov_spectrum(lambda x, u: x, x0, 5, inputs=torch.zeros(4, 2))
-    with pytest.raises(ValueError, match="num_steps"):
-        perturbation_lyapunov_exponent(henon, x0, 0)
     weight, decay, currents = small_network()
-    with pytest.raises(ValueError, match="decay must lie in"):
-        network_lyapunov_spectrum(weight, decay * 0 + 1.0, currents)
-    with pytest.raises(ValueError, match="reset"):
-        network_lyapunov_spectrum(weight, decay, currents, reset="sideways")
     with pytest.raises(ValueError, match="synapse_fraction"):
         lyapunov_noise_prune(weight, decay, currents, LNPConfig(synapse_fraction=0.0),
                              generator=torch.Generator())

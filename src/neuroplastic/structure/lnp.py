@@ -1,50 +1,10 @@
-"""Lyapunov exponents of discrete-time dynamics, and Lyapunov noise pruning (LNP) of recurrent spiking nets.
+"""Lyapunov noise pruning (LNP) of a recurrent spiking network, and its baselines.
 
 Chakraborty, Kang, Kumar & Mukhopadhyay 2024, "Sparse Spiking Neural Network: Exploiting Heterogeneity in
 Timescales for Pruning Recurrent SNN" (ICLR): prune a large, randomly initialised heterogeneous recurrent
-SNN (HRSNN) *before any training* (task-agnostic) into a smaller one that stays stable, by graph
-sparsification driven by noise and checked with Lyapunov exponents; compared with activity-based pruning
-of a trained dense network.
-
-Lyapunov exponents (any map ``x_{t+1} = f(x_t[, u_t])``, state ``[D]``)
-------------------------------------------------------------------------
-- :func:`lyapunov_spectrum`: the ``k`` largest exponents by the QR (Benettin) method::
-
-      Q_0 = orthonormal [D, k];  Z_t = J(x_t) Q_t;  Q_{t+1} R_t = qr(Z_t)
-      lambda_i = (1 / (T dt)) * sum_t log |R_t[i, i]|
-
-  with the tangent map ``J Q`` from ``torch.func.jvp`` (vmapped over the ``k`` columns), the full Jacobian
-  from ``torch.func.jacrev``, ``torch.autograd.functional.jacobian`` (works with any ``autograd.Function``),
-  or an analytic ``tangent(x, u, Q)`` you pass.
-- :func:`perturbation_lyapunov_exponent`: the largest exponent from two trajectories ``x`` and
-  ``y = x + eps * d``, renormalised to distance ``eps`` after every ``renormalize_every`` steps::
-
-      lambda_1 = (1 / (T dt)) * sum_renormalisations log(|y - x| / eps)
-
-Exponents are per step (``dt = 1``) unless ``dt`` is given. Known values used in the tests: a linear map
-``x' = A x`` has ``log |eig(A)|``; the logistic map at ``r = 4`` has ``ln 2``; the Henon map (1.4, 0.3) has
-about ``0.42`` and ``-1.62`` (their sum is exactly ``ln 0.3``).
-
-The recurrent LIF network as a smooth map
------------------------------------------
-A spiking network's map is piecewise linear: the step ``H(h - threshold)`` has zero derivative almost
-everywhere, so its Jacobian is ``diag(decay)`` (times the reset's factor) and its Lyapunov spectrum only
-shows the leak; the recurrent weights never enter. We therefore analyse the network with the spike
-smoothed by the sigmoid surrogate's primitive (``neuroplastic.neurons.Sigmoid(slope).smooth``), the same
-map forward and backward, so the QR and the two-trajectory estimates describe one and the same system
-(and agree, which the tests check). State = pre-reset membrane ``h`` ``[N]``, input current ``I_t`` ``[N]``::
-
-    s_t     = sigmoid(slope * (h_t - threshold))                (smoothed spike)
-    v_t     = h_t - threshold * s_t                             (soft reset; "hard": h_t (1 - s_t) + v_reset s_t;
-                                                                 "none": h_t)
-    h_{t+1} = decay * v_t + W s_t + I_{t+1}                     W [N_post, N_pre]
-    J_t     = diag(decay * dv/dh) + W diag(g_t),   g_t = slope * s_t (1 - s_t)
-
-As ``slope -> inf`` this is exactly the network that :func:`neuroplastic.neurons.lif_step` simulates with
-``x_{t+1} = I_{t+1} + W s_t`` (:func:`smooth_lif_step`, :func:`smooth_lif_tangent`,
-:func:`network_lyapunov_spectrum`). The network is driven by its input (a reservoir has no autonomous
-dynamics worth the name: without input a soft-reset LIF net falls silent), so these are the exponents of
-the input-driven system, the quantity behind the echo-state property (largest exponent < 0).
+SNN *before any training* (task-agnostic) into a smaller one that stays stable, by graph sparsification driven
+by noise and checked with Lyapunov exponents; compared with activity-based pruning of a trained dense network.
+The network is analysed as the sigmoid-smoothed LIF map of :mod:`neuroplastic.dynamics.smooth_lif`.
 
 Lyapunov noise pruning (:func:`lyapunov_noise_prune`, :class:`LNPConfig`)
 --------------------------------------------------------------------------
@@ -68,66 +28,56 @@ Lyapunov noise pruning (:func:`lyapunov_noise_prune`, :class:`LNPConfig`)
    neurons whose noise-driven fluctuations are large and weakly correlated (long time constants, few
    redundant paths) are kept; redundant ones are dropped.
 4. **Low-centrality neurons** are removed: betweenness centrality (Brandes 2001; unweighted shortest paths
-   on the directed graph of kept synapses, :func:`betweenness_centrality`), lowest first, recomputed over
-   ``centrality_rounds`` rounds, until ``neuron_fraction`` of the neurons remain
-   (:func:`prune_low_centrality`). Their synapses go with them.
+   on the directed graph of kept synapses), lowest first, recomputed over ``centrality_rounds`` rounds, until
+   ``neuron_fraction`` of the neurons remain (:mod:`neuroplastic.structure.centrality`). Their synapses go
+   with them.
 5. **Stability**: the largest Lyapunov exponent of the pruned network (smooth map, same noise drive) must
    not exceed ``lyapunov_target`` (default ``min(lambda_max(dense), 0)``: at least as stable as the dense
    network, and never chaotic). If it does, the recurrent weights are scaled down, ``W <- c W``, with the
    largest ``c`` on a geometric grid (then refined by bisection) that satisfies the bound
    (:func:`stabilize`). The kept neurons' own leak bounds what scaling can reach: as ``c`` goes to 0 the
-   exponent goes to that of the uncoupled neurons, and a stable dense network can sit below it (its coupling under the
-   drive makes it more stable than its neurons alone). When the default bound is below that floor, "as stable
-   as the dense network" cannot be met by scaling and the bound falls back to 0 (stable);
+   exponent goes to that of the uncoupled neurons, and a stable dense network can sit below it (its coupling
+   under the drive makes it more stable than its neurons alone). When the default bound is below that floor,
+   "as stable as the dense network" cannot be met by scaling and the bound falls back to 0 (stable);
    ``LNPResult.lyapunov_target`` says which bound was applied. An explicit ``lyapunov_target`` is never
    relaxed. Every evaluation uses the same noise drive and initial tangent vectors.
    :func:`scale_to_lyapunov` is the two-sided version (scale up or down to a given exponent), used to compare
    networks at equal stability.
 
-Deviations from the paper
--------------------------
-What we could read of the paper: its abstract and introduction (the stored copies of the ar5iv page, of
-chatpaper.com's summary and of a markdown copy stop there) and the public OpenReview reviews, which list the
-steps: (i) random dropout of synapses "where dropout rate is determined by the Lyapunov exponent", a graph
-sparsification after Moore & Chaudhuri 2020; (ii) masking the neurons of lowest betweenness centrality;
-(iii) adding edges to maximise degree heterogeneity within local neighbourhoods; (iv) Bayesian optimisation of
-the neurons' hyperparameters; with a linearised model (the paper's Eq. 3, matrices ``D`` and ``L``) built from
-the spike frequencies of the untrained network, and network stability maintained. The equations themselves
-(the sampling probability, how the exponent enters it, the stability criterion) were not reachable and no
-reference code was found, so the choices below stay reconstructions:
-
-- The linearisation (step 1) uses the average Jacobian of the sigmoid-smoothed map on a white-noise drive;
-  the paper builds a linear rate model ``dr/dt = -D r + L r + noise`` from the untrained network's firing
-  without saying (in what we could read) exactly how. Our discrete-time covariance solves
-  ``C = A C A^T + I`` instead of the continuous ``A C + C A^T + I = 0``. If the averaged ``A`` has spectral
-  radius >= 1 (no stationary covariance), it is scaled to spectral radius ``0.99`` for this step only
-  (recorded in the result).
-- The Lyapunov exponents enter as the stability check and the rescaling of step 5; we do not modulate the
-  per-synapse probabilities by exponents (the paper's "dropout rate determined by the Lyapunov exponent"
-  is not specified enough to reproduce).
-- Not implemented: the paper's third step (adding edges to delocalise eigenvectors / maximise local degree
-  heterogeneity; the rule is not in what we could read) and its Bayesian optimisation of the neurons'
-  hyperparameters after pruning (which needs a task objective). LNP here only removes synapses and neurons
-  (so the budget comparison with other prunings is exact).
-- The ``W / p`` rescaling preserves the mean of the weight matrix (what noise-prune's spectral guarantee is
-  about, for structured, diagonally dominant matrices). For an unstructured random matrix it inflates the
-  summed squared weights by about 1/p, i.e. the radius of its eigenvalue bulk by ``1 / sqrt(p)``; step 5 then
-  scales everything back down. ``rescale="sqrt_inverse"`` (``W / sqrt(p)``) is offered as an option, not the
-  default. Measured on the snn-lnp network (400 neurons, gain 1.5, seed 0, 20% expected synapses): mean
-  squared row norm 2.24 dense, 8.57 after ``W / p``, 1.68 after ``W / sqrt(p)``; the stability step then
-  scales ``W / p`` by 0.36 and ``W / sqrt(p)`` by 0.67, and the two stabilised networks predict Lorenz equally
-  (NRMSE 0.186 and 0.187), so the choice does not matter once the exponent is bounded.
-- Betweenness is computed on the unweighted graph of kept synapses (a weighted variant with lengths
-  ``1 / |w|`` is equally defensible; the paper names betweenness centrality without the weighting).
-
 Baselines: :func:`activity_prune` (keep the most active neurons of the *trained* dense network, then its
 strongest synapses, to given counts) and :func:`random_prune` (uniformly random neurons and synapses).
+
+Deviations from the paper
+-------------------------
+The paper's method section was not reachable (only its abstract, introduction and the public OpenReview
+reviews, which list the steps: Lyapunov-driven synapse dropout after Moore & Chaudhuri 2020, removal of the
+neurons of lowest betweenness, adding edges for local degree heterogeneity, Bayesian optimisation of the
+neurons' hyperparameters, with a linearised model built from the untrained network's spike frequencies). The
+equations (the sampling probability, how the exponent enters it, the stability criterion) and any reference
+code were not found, so these choices are reconstructions:
+
+- Step 1 uses the average Jacobian of the sigmoid-smoothed map on a white-noise drive, not a rate model
+  ``dr/dt = -D r + L r + noise`` fitted to firing; the discrete-time covariance solves ``C = A C A^T + I``
+  instead of the continuous ``A C + C A^T + I = 0``. If the averaged ``A`` has spectral radius >= 1 (no
+  stationary covariance), it is scaled to spectral radius ``max_radius`` (0.99) for this step only.
+- The Lyapunov exponents enter as the stability check and the rescaling of step 5; they do not modulate the
+  per-synapse probabilities (the paper's "dropout rate determined by the Lyapunov exponent" is not specified
+  enough to reproduce).
+- Not implemented: adding edges to delocalise eigenvectors / maximise local degree heterogeneity, and the
+  Bayesian optimisation of the neurons' hyperparameters after pruning (which needs a task objective). LNP
+  here only removes synapses and neurons, so the budget comparison with other prunings is exact.
+- The ``W / p`` rescaling preserves the mean of the weight matrix (what noise-prune's spectral guarantee is
+  about, for structured, diagonally dominant matrices). For an unstructured random matrix it inflates the
+  summed squared weights by about ``1 / p``, i.e. the radius of its eigenvalue bulk by ``1 / sqrt(p)``; step 5
+  then scales everything back down. ``rescale="sqrt_inverse"`` (``W / sqrt(p)``) is an option, not the
+  default (measured: once the exponent is bounded the choice does not matter; docs/results/snn-lnp.md).
+- Betweenness is computed on the unweighted graph of kept synapses (a weighted variant with lengths
+  ``1 / |w|`` is equally defensible; the paper names betweenness centrality without the weighting).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -135,341 +85,21 @@ import torch
 from torch import Tensor
 
 from neuroplastic._checks import check_choice, check_positive, check_tensor
+from neuroplastic.dynamics.smooth_lif import (
+    RESET_MODES,
+    check_lif_network,
+    lif_linearization,
+    network_lyapunov_spectrum,
+)
+from neuroplastic.structure.centrality import prune_low_centrality
 
 __all__ = [
-    "JACOBIAN_METHODS", "RESCALE_MODES", "RESET_MODES", "LyapunovSpectrum", "lyapunov_spectrum",
-    "perturbation_lyapunov_exponent",
-    "smooth_lif_step", "smooth_lif_tangent", "network_lyapunov_spectrum", "lif_linearization",
-    "discrete_lyapunov_covariance", "noise_prune_scores", "noise_prune_probabilities", "sample_synapses",
-    "betweenness_centrality", "prune_low_centrality", "stabilize", "smallest_stabilize_scale", "stability_target",
-    "scale_to_lyapunov", "LNPConfig", "LNPResult", "lyapunov_noise_prune", "activity_prune", "random_prune",
+    "RESCALE_MODES", "discrete_lyapunov_covariance", "noise_prune_scores", "noise_prune_probabilities",
+    "sample_synapses", "stabilize", "smallest_stabilize_scale", "stability_target", "scale_to_lyapunov",
+    "LNPConfig", "LNPResult", "lyapunov_noise_prune", "activity_prune", "random_prune",
 ]
 
-JACOBIAN_METHODS = ("jvp", "jacrev", "autograd")
 RESCALE_MODES = ("inverse", "sqrt_inverse", "none")
-RESET_MODES = ("soft", "hard", "none")
-
-Step = Callable[..., Tensor]
-Tangent = Callable[[Tensor, "Tensor | None", Tensor], Tensor]
-
-
-# ----------------------------------------------------------------------------------------- Lyapunov core
-class LyapunovSpectrum(NamedTuple):
-    """The result of :func:`lyapunov_spectrum`.
-
-    Attributes:
-        exponents: ``[k]`` the estimated exponents, largest first (per unit of ``dt``).
-        running: ``[T, k]`` the running estimates after each step (convergence), or None.
-        state: ``[D]`` the final state of the trajectory.
-    """
-
-    exponents: Tensor
-    running: Tensor | None
-    state: Tensor
-
-
-def _check_map_args(x0: object, num_steps: object, inputs: object, warmup: object, dt: object) -> None:
-    check_tensor("x0", x0, ("D",))
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
-    check_positive("dt", dt)  # type: ignore[arg-type]
-    if inputs is not None:
-        if not isinstance(inputs, Tensor) or inputs.dim() < 1:
-            raise TypeError(f"inputs must be a tensor [T, ...] (one input per step) or None, got {inputs!r}")
-        if inputs.shape[0] < warmup + num_steps:
-            raise ValueError(f"inputs has {inputs.shape[0]} steps, fewer than warmup + num_steps = "
-                             f"{warmup + num_steps}")
-
-
-def _tangent_map(step: Step, method: str, driven: bool) -> Callable[[Tensor, Tensor | None, Tensor],
-                                                                     tuple[Tensor, Tensor]]:
-    """A function ``(x, u, vectors [D, k]) -> (f(x, u), J(x, u) @ vectors)`` for the chosen method."""
-
-    def call(x: Tensor, u: Tensor | None) -> Tensor:
-        return step(x, u) if driven else step(x)
-
-    if method == "jvp":
-        def push_one(v: Tensor, x: Tensor, u: Tensor | None) -> Tensor:
-            return torch.func.jvp(lambda y: call(y, u), (x,), (v,))[1]
-
-        push = torch.func.vmap(push_one, in_dims=(1, None, None), out_dims=1)
-        return lambda x, u, q: (call(x, u), push(q, x, u))
-    if method == "jacrev":
-        jac = torch.func.jacrev(call)
-        return lambda x, u, q: (call(x, u), jac(x, u) @ q)
-
-    def autograd(x: Tensor, u: Tensor | None, q: Tensor) -> tuple[Tensor, Tensor]:
-        return call(x, u).detach(), torch.autograd.functional.jacobian(lambda y: call(y, u), x) @ q
-
-    return autograd
-
-
-def lyapunov_spectrum(
-    step: Step,
-    x0: Tensor,
-    num_steps: int,
-    k: int | None = None,
-    *,
-    inputs: Tensor | None = None,
-    warmup: int = 0,
-    method: str = "jvp",
-    tangent: Tangent | None = None,
-    dt: float = 1.0,
-    generator: torch.Generator | None = None,
-    initial_vectors: Tensor | None = None,
-    return_running: bool = False,
-) -> LyapunovSpectrum:
-    """The ``k`` largest Lyapunov exponents of ``x_{t+1} = step(x_t)`` (or ``step(x_t, inputs[t])``).
-
-    Benettin et al. 1980 / Shimada & Nagashima 1979, the QR method: ``k`` tangent vectors are pushed through
-    the Jacobian and re-orthonormalised at every step; the exponents are the time averages of
-    ``log |diag R|`` (see the module docstring). Shapes: ``x0`` ``[D]`` (use float64 for accuracy),
-    ``inputs`` ``[T, ...]`` with ``T >= warmup + num_steps`` (``inputs[t]`` drives step ``t``; the first
-    ``warmup`` steps only move the state onto the attractor).
-
-    Args:
-        step: the map; a pure function of tensors for ``method`` "jvp"/"jacrev" (``torch.func``).
-        k: how many exponents (default ``D``).
-        method: "jvp" (forward mode, vmapped over the ``k`` vectors: cheap for ``k << D``), "jacrev" (full
-            Jacobian, reverse mode) or "autograd" (``torch.autograd.functional.jacobian``, for maps built
-            from ``autograd.Function``s that ``torch.func`` cannot transform).
-        tangent: analytic ``tangent(x, u, Q) -> J(x, u) @ Q`` (``u`` is None without inputs); overrides
-            ``method``.
-        dt: time per step; the exponents are divided by it.
-        generator / initial_vectors: the initial tangent vectors ``[D, k]`` (orthonormalised), or a generator
-            to draw them (default: a fixed seed 0).
-        return_running: also return the running estimates ``[num_steps, k]``.
-    """
-    _check_map_args(x0, num_steps, inputs, warmup, dt)
-    check_choice("method", method, JACOBIAN_METHODS)
-    dim = x0.shape[0]
-    k = dim if k is None else k
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= dim:
-        raise ValueError(f"k must be an int in 1..{dim} (the state size), got {k!r}")
-    if initial_vectors is None:
-        gen = generator if generator is not None else torch.Generator().manual_seed(0)
-        initial_vectors = torch.randn(dim, k, generator=gen, dtype=x0.dtype).to(x0.device)
-    else:
-        check_tensor("initial_vectors", initial_vectors, (dim, k))
-    q = torch.linalg.qr(initial_vectors.to(x0))[0]
-    x = x0.detach()
-    with torch.no_grad():
-        for t in range(warmup):
-            x = step(x, inputs[t]) if inputs is not None else step(x)
-    push = _tangent_map(step, method, inputs is not None) if tangent is None else None
-    log_sums = torch.zeros(k, dtype=x0.dtype, device=x0.device)
-    running = torch.empty(num_steps, k, dtype=x0.dtype) if return_running else None
-    for t in range(num_steps):
-        u = inputs[warmup + t] if inputs is not None else None
-        if tangent is not None:
-            with torch.no_grad():
-                y = step(x, u) if u is not None else step(x)
-                z = tangent(x, u, q)
-        else:
-            y, z = push(x, u, q)  # type: ignore[misc]
-        q, r = torch.linalg.qr(z.detach())
-        log_sums += torch.log(torch.diagonal(r).abs())
-        x = y.detach()
-        if running is not None:
-            running[t] = log_sums.cpu() / ((t + 1) * dt)
-    exponents = (log_sums / (num_steps * dt)).sort(descending=True).values
-    return LyapunovSpectrum(exponents, running, x)
-
-
-def perturbation_lyapunov_exponent(
-    step: Step,
-    x0: Tensor,
-    num_steps: int,
-    *,
-    inputs: Tensor | None = None,
-    warmup: int = 0,
-    eps: float = 1e-8,
-    renormalize_every: int = 1,
-    dt: float = 1.0,
-    generator: torch.Generator | None = None,
-) -> float:
-    """The largest Lyapunov exponent from two nearby trajectories (Benettin et al. 1976).
-
-    ``y_0 = x_0 + eps * d`` (``d`` a random unit vector from ``generator``, default seed 0); both trajectories
-    follow ``step`` with the same inputs; every ``renormalize_every`` steps the distance ``|y - x|`` is
-    logged and ``y`` is pulled back to distance ``eps`` along ``y - x``. Returns
-    ``sum log(|y - x| / eps) / (num_steps * dt)``. Use float64 and an ``eps`` far above its rounding error
-    yet small against the attractor (1e-8 for states of order 1).
-    """
-    _check_map_args(x0, num_steps, inputs, warmup, dt)
-    check_positive("eps", eps)
-    if isinstance(renormalize_every, bool) or not isinstance(renormalize_every, int) or renormalize_every < 1:
-        raise ValueError(f"renormalize_every must be an int >= 1, got {renormalize_every!r}")
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        x = x0.detach()
-        for t in range(warmup):
-            x = step(x, inputs[t]) if inputs is not None else step(x)
-        d = torch.randn(x.shape[0], generator=gen, dtype=x.dtype).to(x.device)
-        y = x + eps * d / d.norm()
-        total = 0.0
-        for t in range(num_steps):
-            u = inputs[warmup + t] if inputs is not None else None
-            x = step(x, u) if u is not None else step(x)
-            y = step(y, u) if u is not None else step(y)
-            if (t + 1) % renormalize_every == 0 or t == num_steps - 1:
-                gap = (y - x).norm()
-                if not torch.isfinite(gap) or gap == 0:
-                    raise ValueError(f"the two trajectories {'coincide' if gap == 0 else 'diverged'} at step "
-                                     f"{t}; change eps ({eps}) or renormalize_every ({renormalize_every})")
-                total += math.log(float(gap) / eps)
-                y = x + (y - x) * (eps / gap)
-    return total / (num_steps * dt)
-
-
-# ------------------------------------------------------------------------------ the smooth LIF network map
-def _check_network(weight: object, decay: object) -> int:
-    check_tensor("weight", weight, ("N", "N"))
-    n = weight.shape[0]  # type: ignore[union-attr]
-    if weight.shape[1] != n:  # type: ignore[union-attr]
-        raise ValueError(f"weight must be square [N, N], got {list(weight.shape)}")  # type: ignore[union-attr]
-    if isinstance(decay, Tensor):
-        check_tensor("decay", decay, (n,))
-        if bool(((decay <= 0) | (decay >= 1)).any()):
-            raise ValueError("decay must lie in (0, 1) (decay = exp(-dt / tau) with tau > 0)")
-    else:
-        raise TypeError(f"decay must be a tensor [N] (use neurons.decay_from_tau), got {type(decay).__name__}")
-    return n
-
-
-def _reset_derivative(h: Tensor, s: Tensor, g: Tensor, threshold: float, reset: str, v_reset: float) -> Tensor:
-    """``d v / d h`` of the smooth reset."""
-    if reset == "soft":
-        return 1.0 - threshold * g
-    if reset == "hard":
-        return 1.0 - s - h * g + v_reset * g
-    return torch.ones_like(h)
-
-
-def smooth_lif_step(
-    h: Tensor,
-    current: Tensor,
-    weight: Tensor,
-    decay: Tensor,
-    *,
-    threshold: float = 1.0,
-    slope: float = 10.0,
-    reset: str = "soft",
-    v_reset: float = 0.0,
-) -> Tensor:
-    """One step of the sigmoid-smoothed recurrent LIF map (module docstring): ``h [..., N]`` -> ``h' [..., N]``.
-
-    ``current`` ``[..., N]`` is the external input ``I_{t+1}``; ``weight`` ``[N_post, N_pre]``; ``decay``
-    ``[N]``. ``s = sigmoid(slope (h - threshold))``; ``v`` = reset(``h``, ``s``);
-    ``h' = decay * v + s @ weight.T + current``.
-    """
-    s = torch.sigmoid(slope * (h - threshold))
-    if reset == "soft":
-        v = h - threshold * s
-    elif reset == "hard":
-        v = h * (1.0 - s) + v_reset * s
-    elif reset == "none":
-        v = h
-    else:
-        raise ValueError(f"reset must be one of {RESET_MODES}, got {reset!r}")
-    return decay * v + s @ weight.T + current
-
-
-def smooth_lif_tangent(
-    h: Tensor,
-    weight: Tensor,
-    decay: Tensor,
-    vectors: Tensor,
-    *,
-    threshold: float = 1.0,
-    slope: float = 10.0,
-    reset: str = "soft",
-    v_reset: float = 0.0,
-) -> Tensor:
-    """``J(h) @ vectors`` of :func:`smooth_lif_step` at ``h`` ``[N]``, ``vectors`` ``[N, k]`` -> ``[N, k]``.
-
-    ``J = diag(decay * dv/dh) + W diag(g)``, ``g = slope * s (1 - s)`` (the input current does not enter).
-    """
-    s = torch.sigmoid(slope * (h - threshold))
-    g = slope * s * (1.0 - s)
-    diag = decay * _reset_derivative(h, s, g, threshold, reset, v_reset)
-    return diag[:, None] * vectors + weight @ (g[:, None] * vectors)
-
-
-def network_lyapunov_spectrum(
-    weight: Tensor,
-    decay: Tensor,
-    currents: Tensor,
-    k: int = 1,
-    *,
-    warmup: int = 100,
-    threshold: float = 1.0,
-    slope: float = 10.0,
-    reset: str = "soft",
-    v_reset: float = 0.0,
-    generator: torch.Generator | None = None,
-    return_running: bool = False,
-) -> LyapunovSpectrum:
-    """The ``k`` largest Lyapunov exponents (per step) of the smooth LIF network driven by ``currents``.
-
-    ``currents`` ``[T, N]`` (``T > warmup``; ``T - warmup`` QR steps after ``warmup`` steps from ``h = 0``).
-    Uses the analytic tangent :func:`smooth_lif_tangent`; computed in the dtype of ``weight``.
-    """
-    n = _check_network(weight, decay)
-    check_tensor("currents", currents, ("T", n))
-    check_choice("reset", reset, RESET_MODES)
-    if currents.shape[0] <= warmup:
-        raise ValueError(f"currents has {currents.shape[0]} steps, not more than warmup={warmup}")
-    kw = dict(threshold=threshold, slope=slope, reset=reset, v_reset=v_reset)
-
-    def step(h: Tensor, u: Tensor) -> Tensor:
-        return smooth_lif_step(h, u, weight, decay, **kw)
-
-    def tangent(h: Tensor, u: Tensor | None, q: Tensor) -> Tensor:
-        return smooth_lif_tangent(h, weight, decay, q, **kw)
-
-    return lyapunov_spectrum(step, weight.new_zeros(n), currents.shape[0] - warmup, k, inputs=currents,
-                             warmup=warmup, tangent=tangent, generator=generator, return_running=return_running)
-
-
-def lif_linearization(
-    weight: Tensor,
-    decay: Tensor,
-    currents: Tensor,
-    *,
-    warmup: int = 100,
-    threshold: float = 1.0,
-    slope: float = 10.0,
-    reset: str = "soft",
-    v_reset: float = 0.0,
-) -> tuple[Tensor, Tensor]:
-    """The smooth LIF map's Jacobian averaged over a run driven by ``currents`` ``[T, N]``.
-
-    Returns ``(A [N, N], gain [N])`` with ``gain`` the mean of ``g_t = slope s_t (1 - s_t)`` and ``A`` the mean
-    of ``J_t = diag(decay * dv/dh) + W diag(g_t)`` over the steps after ``warmup``.
-    """
-    n = _check_network(weight, decay)
-    check_tensor("currents", currents, ("T", n))
-    check_choice("reset", reset, RESET_MODES)
-    if currents.shape[0] <= warmup:
-        raise ValueError(f"currents has {currents.shape[0]} steps, not more than warmup={warmup}")
-    h = weight.new_zeros(n)
-    gain_sum = weight.new_zeros(n)
-    diag_sum = weight.new_zeros(n)
-    with torch.no_grad():
-        for t in range(currents.shape[0]):
-            if t >= warmup:
-                s = torch.sigmoid(slope * (h - threshold))
-                g = slope * s * (1.0 - s)
-                gain_sum += g
-                diag_sum += decay * _reset_derivative(h, s, g, threshold, reset, v_reset)
-            h = smooth_lif_step(h, currents[t], weight, decay, threshold=threshold, slope=slope, reset=reset,
-                                v_reset=v_reset)
-    count = currents.shape[0] - warmup
-    gain = gain_sum / count
-    return torch.diag(diag_sum / count) + weight * gain[None, :], gain
 
 
 # ----------------------------------------------------------------------------- noise-aware sparsification
@@ -573,87 +203,6 @@ def sample_synapses(weight: Tensor, probabilities: Tensor, *, generator: torch.G
     else:
         kept = weight
     return torch.where(mask, kept, torch.zeros_like(weight)), mask
-
-
-# ------------------------------------------------------------------------------------------ graph centrality
-def betweenness_centrality(adjacency: Tensor, *, normalized: bool = True, chunk: int = 256) -> Tensor:
-    """Betweenness centrality of every node of a directed, unweighted graph (Brandes 2001), ``[N]``.
-
-    ``adjacency`` ``[N, N]`` bool (or any tensor, nonzero = edge), ``adjacency[u, v]`` = edge ``u -> v``;
-    self-loops are ignored. ``c(v) = sum_{s != v != t} sigma_st(v) / sigma_st`` over ordered pairs, with
-    ``sigma_st`` the number of shortest paths from ``s`` to ``t`` and ``sigma_st(v)`` those through ``v``.
-    ``normalized`` divides by ``(N - 1)(N - 2)`` (as networkx does for directed graphs). All sources are
-    processed together (``chunk`` at a time): breadth-first levels by matrix products, then Brandes'
-    dependency accumulation level by level.
-    """
-    check_tensor("adjacency", adjacency, ("N", "N"), floating=False)
-    n = adjacency.shape[0]
-    if adjacency.shape[1] != n:
-        raise ValueError(f"adjacency must be square, got {list(adjacency.shape)}")
-    a = (adjacency != 0).double()
-    a.fill_diagonal_(0.0)
-    total = torch.zeros(n, dtype=torch.float64, device=adjacency.device)
-    for start in range(0, n, chunk):
-        sources = torch.arange(start, min(start + chunk, n), device=adjacency.device)
-        m = len(sources)
-        rows = torch.arange(m, device=adjacency.device)
-        dist = torch.full((m, n), -1, dtype=torch.long, device=adjacency.device)
-        sigma = torch.zeros(m, n, dtype=torch.float64, device=adjacency.device)
-        dist[rows, sources] = 0
-        sigma[rows, sources] = 1.0
-        frontier = dist == 0
-        level = 0
-        while bool(frontier.any()):
-            level += 1
-            arriving = (sigma * frontier) @ a
-            new = (arriving > 0) & (dist < 0)
-            sigma = torch.where(new, arriving, sigma)
-            dist = torch.where(new, torch.full_like(dist, level), dist)
-            frontier = new
-        delta = torch.zeros(m, n, dtype=torch.float64, device=adjacency.device)
-        for d in range(level - 1, 0, -1):
-            at = dist == d
-            coefficient = torch.where(at, (1.0 + delta) / sigma.clamp_min(1.0), torch.zeros_like(delta))
-            contribution = coefficient @ a.T
-            delta = delta + torch.where(dist == d - 1, sigma * contribution, torch.zeros_like(delta))
-        delta[rows, sources] = 0.0
-        total += delta.sum(dim=0)
-    if normalized and n > 2:
-        total = total / ((n - 1) * (n - 2))
-    return total
-
-
-def prune_low_centrality(weight: Tensor, keep: int, *, rounds: int = 4,
-                         alive: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Remove the neurons of lowest betweenness centrality until ``keep`` remain.
-
-    The graph has an edge ``j -> i`` for every nonzero ``weight[i, j]`` (``[N_post, N_pre]``) between alive
-    neurons. Centrality is recomputed over ``rounds`` rounds (each removes an equal share; ties go to the
-    lower index). Returns ``(neuron_mask [N] bool, centrality [N])``: the betweenness of the last round
-    (0 for neurons that were not alive in it).
-    """
-    check_tensor("weight", weight, ("N", "N"))
-    n = weight.shape[0]
-    if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= n:
-        raise ValueError(f"keep must be an int in 1..{n}, got {keep!r}")
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
-    mask = torch.ones(n, dtype=torch.bool, device=weight.device) if alive is None else alive.clone()
-    centrality = torch.zeros(n, dtype=torch.float64, device=weight.device)
-    start = int(mask.sum())
-    for r in range(rounds):
-        if int(mask.sum()) <= keep:
-            break
-        target = start - round((start - keep) * (r + 1) / rounds)
-        index = mask.nonzero().squeeze(1)
-        sub = weight[index][:, index] != 0
-        scores = betweenness_centrality(sub.T)
-        centrality = torch.zeros(n, dtype=torch.float64, device=weight.device)
-        centrality[index] = scores
-        remove = len(index) - target
-        order = torch.sort(scores, stable=True).indices[:remove]
-        mask[index[order]] = False
-    return mask, centrality
 
 
 # ------------------------------------------------------------------------------------------------ stability
@@ -863,7 +412,7 @@ def lyapunov_noise_prune(weight: Tensor, decay: Tensor, currents: Tensor, config
         generator: CPU generator for the synapse sampling.
     """
     config = LNPConfig() if config is None else config
-    n = _check_network(weight, decay)
+    n = check_lif_network(weight, decay)
     check_tensor("currents", currents, ("T", n))
     _check_fraction("synapse_fraction", config.synapse_fraction)
     _check_fraction("neuron_fraction", config.neuron_fraction)

@@ -1,0 +1,48 @@
+"""Measures and models of recurrent dynamics: Lyapunov exponents, spiking reservoirs and their readouts.
+
+- :mod:`.lyapunov`: Lyapunov spectra (QR method) and the largest exponent (two trajectories) of any map
+  ``x_{t+1} = f(x_t[, u_t])``.
+- :mod:`.smooth_lif`: the recurrent LIF network as a sigmoid-smoothed map, its analytic tangent, its Lyapunov
+  spectrum under a drive and its averaged Jacobian (how spiking networks are measured).
+- :mod:`.reservoir`: a recurrent spiking reservoir with heterogeneous neurons (:class:`SpikingReservoir`,
+  after Chakraborty & Mukhopadhyay's heterogeneous recurrent SNN): build, simulate, restrict, probe.
+- :mod:`.readout`: the ridge-regression readout trained on a reservoir's filtered spikes.
+
+Imports: this package depends only on ``neurons`` (and ``tasks`` for the NRMSE metric), never on
+``plasticity`` or ``structure``. Its measures are pure functions on maps and tensors, so ``structure`` may use
+them (Lyapunov noise pruning, :mod:`neuroplastic.structure.lnp`, checks the stability of what it prunes).
+"""
+
+from neuroplastic.dynamics.lyapunov import (
+    JACOBIAN_METHODS,
+    LyapunovSpectrum,
+    lyapunov_spectrum,
+    perturbation_lyapunov_exponent,
+)
+from neuroplastic.dynamics.readout import fit_readout, fit_validated_readout, predict, validation_scores
+from neuroplastic.dynamics.reservoir import (
+    SpikingReservoir,
+    noise_currents,
+    random_reservoir,
+    reservoir_exponents,
+    simulate,
+    spike_divergence,
+    subnetwork,
+)
+from neuroplastic.dynamics.smooth_lif import (
+    RESET_MODES,
+    check_lif_network,
+    lif_linearization,
+    network_lyapunov_spectrum,
+    smooth_lif_step,
+    smooth_lif_tangent,
+)
+
+__all__ = [
+    "JACOBIAN_METHODS", "LyapunovSpectrum", "lyapunov_spectrum", "perturbation_lyapunov_exponent",
+    "RESET_MODES", "check_lif_network", "smooth_lif_step", "smooth_lif_tangent", "network_lyapunov_spectrum",
+    "lif_linearization",
+    "SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "noise_currents", "reservoir_exponents",
+    "spike_divergence",
+    "fit_readout", "predict", "validation_scores", "fit_validated_readout",
+]
