@@ -7,10 +7,27 @@
   dead units into smaller dense layers (:func:`compact`).
 - Growth and shrinkage from one neuron (:class:`GrowableRNN`, :class:`GrowableMLP`, :class:`GrowthRule`).
 - Reconstructive neuron pruning for backdoor removal (:func:`reconstructive_neuron_pruning`) on per-unit
-  masks (:class:`NeuronMasks`, :func:`prune_units`).
+  masks (:class:`NeuronMasks`, :func:`prune_units`); backdoor measures and pruning baselines
+  (:mod:`.backdoor`: :func:`attack_success_rate`, BatchNorm recalibration, Fine-Pruning's
+  :func:`activation_units`, the trigger oracle :func:`trigger_ranking`).
 - :mod:`.surgery`: resize or reset parameters together with their optimizer state.
 """
 
+from neuroplastic.structure.backdoor import (
+    activation_units,
+    attack_success_rate,
+    batch_statistics_accuracy,
+    lowest_mask_units,
+    mean_activations,
+    oracle_counts,
+    oracle_curve,
+    pruned_copy,
+    random_units,
+    recalibrated_copy,
+    threshold_sweep,
+    trigger_ranking,
+    unit_pruning_costs,
+)
 from neuroplastic.structure.compaction import CompactionReport, LayerCompaction, compact, count_parameters, dead_units
 from neuroplastic.structure.criteria import gradient_magnitude, magnitude, momentum, random_scores
 from neuroplastic.structure.dormant import (
@@ -29,14 +46,23 @@ from neuroplastic.structure.growth import GrowableMLP, GrowableRNN, GrowthDecisi
 from neuroplastic.structure.masks import DISTRIBUTIONS, SparsityManager, erk_densities, uniform_densities
 from neuroplastic.structure.neuron_masks import NeuronMasks, prune_units
 from neuroplastic.structure.rewiring import Connectivity, GradRewiring, laplace_location, rewired_weight
-from neuroplastic.structure.rnp import ReconstructiveNeuronPruning, RNPConfig, RNPReport, reconstructive_neuron_pruning
+from neuroplastic.structure.rnp import (
+    ReconstructiveNeuronPruning,
+    RNPConfig,
+    RNPReport,
+    reconstructive_neuron_pruning,
+    rnp_schedule_epochs,
+)
 from neuroplastic.structure.schedules import CosineFractionSchedule, CubicDensitySchedule
 from neuroplastic.structure.sparse_training import GMP, SET, GraNet, RigL
 from neuroplastic.structure.surgery import append_slices, replace_parameter, reset_state, select_slices
 
 __all__ = [
     "GrowableMLP", "GrowableRNN", "GrowthDecision", "GrowthRule", "growth_decision", "NeuronMasks", "prune_units",
-    "RNPConfig", "RNPReport", "ReconstructiveNeuronPruning", "reconstructive_neuron_pruning",
+    "RNPConfig", "RNPReport", "ReconstructiveNeuronPruning", "reconstructive_neuron_pruning", "rnp_schedule_epochs",
+    "attack_success_rate", "batch_statistics_accuracy", "recalibrated_copy", "pruned_copy", "mean_activations",
+    "activation_units", "random_units", "trigger_ranking", "oracle_counts", "oracle_curve", "lowest_mask_units",
+    "unit_pruning_costs", "threshold_sweep",
     "DISTRIBUTIONS", "GMP", "SET", "CompactionReport", "Connectivity", "CosineFractionSchedule",
     "CubicDensitySchedule", "DormantResult", "GradRewiring", "GraNet", "LayerCompaction", "RigL",
     "SparsityManager", "append_slices", "compact", "count_parameters", "dead_units", "dormant_mask",
