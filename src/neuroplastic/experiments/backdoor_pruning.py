@@ -58,6 +58,13 @@ from neuroplastic.structure.backdoor import (
     trigger_ranking,
     unit_pruning_costs,
 )
+from neuroplastic.structure.pruning_plots import (
+    plot_oracle_curve,
+    plot_rnp_history,
+    plot_threshold_sweep,
+    plot_unit_costs,
+    plot_unit_masks,
+)
 from neuroplastic.structure.rnp import ReconstructiveNeuronPruning, RNPConfig, rnp_schedule_epochs
 
 __all__ = ["Config", "ARCHITECTURES", "build_model", "DATASETS", "load_data", "lr_milestone_epochs", "rnp_epochs",
@@ -74,33 +81,26 @@ DATASETS = ("mnist-sample", "cifar10")
 class Config:
     """Attack, network, training and defence settings of the backdoor-pruning experiment.
 
-    The RNP settings (``unlearning_lr`` ... ``rnp_batch_size``) default to the reference code's
-    (``main.py``: lr 0.01 / 0.2, clean threshold 0.2, alpha 0.2, pruning threshold 0.2, batch 128). Its
-    schedule is given in epochs over 500 clean images, 4 batches of 128 per epoch: unlearning for at most
-    21 epochs with the learning rate divided by 10 after epochs 10 and 20, recovery for 20 epochs. Here it
-    is counted in SGD updates, the unit of the optimisers' dynamics: ``max_unlearning_updates`` 84,
-    ``unlearning_milestones`` (40, 80) updates, ``recovery_updates`` 80; each RNP run converts them to
-    epochs over its own clean samples (``ceil(updates / batches per epoch)``). With 40 clean digits (one
-    batch per epoch) that is 80 recovery epochs; with 500 (the 12.5% ablation) it is the reference's 20.
-    ``dataset``: "mnist-sample" (the embedded 4,000 + 1,000 digits, 1 channel, 28x28) or "cifar10" (the 50,000
-    + 10,000 CIFAR-10 images, 3 channels, 32x32, read from ``data_dir`` by :func:`~neuroplastic.data.load_cifar10`:
-    the reference's data set, for a machine that has it; nothing is downloaded).
-    ``augment_shift``: the training images and the clean samples are shifted at random by up to this many
-    pixels each time they are read (0: no augmentation); the reference uses one transform for both.
-    ``augment_flip``: each image is also mirrored left-right with probability 1/2 (the reference's
-    ``RandomHorizontalFlip`` for CIFAR-10; off by default, digits are not mirror-symmetric).
-    ``lr_milestones``: fractions of ``epochs`` after which the training learning rate is divided by 10
-    (the reference: epochs 10 and 20 of 60-80).
-    ``ablation_fractions``: further RNP runs on the same backdoored model with these fractions of the
-    training set as clean data. ``monitor_size``: test images (clean and triggered, evenly spaced over the
-    class-sorted test sets) on which the unlearned model is followed epoch by epoch. ``sweep_thresholds``:
-    pruning thresholds evaluated after the run. ``oracle_max_fraction``: the trigger oracle prunes at most
-    this fraction of the channels. ``cost_max_channels``: the per-channel BatchNorm cost is measured on at
-    most this many of the RNP-pruned channels (those with the smallest masks; each costs two evaluations).
-    ``architecture``: "plain" (:class:`~neuroplastic.models.SmallCNN` of ``channels`` and ``strides``) or
+    The RNP settings (``unlearning_lr`` ... ``rnp_batch_size``) default to the reference code's (``main.py``).
+    Its schedule, in epochs over 500 clean images (4 batches of 128: at most 21 unlearning epochs, lr / 10
+    after epochs 10 and 20, 20 recovery epochs), is counted here in SGD updates (84, (40, 80), 80) and each
+    RNP run converts it to epochs over its own clean samples (:func:`rnp_epochs`): 80 recovery epochs for
+    40 clean digits (one batch), the reference's 20 for 500 (the 12.5% ablation).
+    ``dataset``: "mnist-sample" (the embedded 4,000 + 1,000 digits, 1 channel, 28x28) or "cifar10" (50,000 +
+    10,000 images, 3 channels, 32x32, read from ``data_dir`` by :func:`~neuroplastic.data.load_cifar10`).
+    ``augment_shift``: training images and clean samples are shifted at random by up to this many pixels each
+    time they are read (0: none; the reference uses one transform for both); ``augment_flip``: also mirrored
+    left-right with probability 1/2 (for CIFAR-10; digits are not mirror-symmetric).
+    ``lr_milestones``: fractions of ``epochs`` after which the training lr is divided by 10 (the reference:
+    epochs 10 and 20 of 60-80). ``ablation_fractions``: further RNP runs on the same model with these
+    fractions of the training set as clean data. ``monitor_size``: test images (clean and triggered, evenly
+    spaced over the class-sorted test sets) on which the unlearned model is followed epoch by epoch.
+    ``sweep_thresholds``: pruning thresholds evaluated after the run. ``oracle_max_fraction``: the trigger
+    oracle prunes at most this fraction of the channels. ``cost_max_channels``: the per-channel BatchNorm
+    cost is measured on at most this many RNP-pruned channels (the smallest masks).
+    ``architecture``: "plain" (:class:`~neuroplastic.models.SmallCNN` of ``channels``, ``strides``) or
     "resnet" (:class:`~neuroplastic.models.ResNet` of ``resnet_width``, ``resnet_stages``,
-    ``resnet_stem_stride``; the defaults, width 8 with a stride-2 stem, have 600 BatchNorm channels, and
-    ``resnet_width=64, resnet_stem_stride=1`` is ResNet-18's 4,800).
+    ``resnet_stem_stride``: 600 BatchNorm channels by default, ResNet-18's 4,800 at width 64, stem stride 1).
     """
 
     # data
@@ -336,9 +336,7 @@ def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
         "pruned_channel_costs": costs,
     })
     _plot_results(run_dir, config, metrics)
-    _plot_masks(run_dir, config, masks, units)
-    _plot_procedure(run_dir, rnp, sweep, config, curve, metrics["clean_acc_before"])
-    _plot_channel_costs(run_dir, costs)
+    _plot_diagnostics(run_dir, config, rnp, units, sweep, curve, costs, metrics["clean_acc_before"])
     return metrics
 
 
@@ -446,15 +444,12 @@ def _rnp_metrics(rnp: ReconstructiveNeuronPruning, units: dict[str, Tensor], aft
         "unlearning_epochs": rnp.unlearning_epoch,
         "unlearning_reached_threshold": int(rnp.reached_threshold),
     }
-    unlearning, recovery = rnp.history["unlearning"], rnp.history["recovery"]
-    if unlearning:
-        metrics["unlearned_train_acc"] = unlearning[-1]["accuracy"]
-        metrics["unlearned_monitor_clean_acc"] = unlearning[-1].get("clean_acc", float("nan"))
-        metrics["unlearned_monitor_asr"] = unlearning[-1].get("asr", float("nan"))
-    if recovery:
-        metrics["recovered_train_acc"] = recovery[-1]["accuracy"]
-        metrics["recovered_monitor_clean_acc"] = recovery[-1].get("clean_acc", float("nan"))
-        metrics["recovered_monitor_asr"] = recovery[-1].get("asr", float("nan"))
+    for phase, name in (("unlearning", "unlearned"), ("recovery", "recovered")):
+        if rnp.history[phase]:  # the last epoch's accuracy on the clean samples, and the monitor's figures
+            last = rnp.history[phase][-1]
+            metrics[f"{name}_train_acc"] = last["accuracy"]
+            metrics[f"{name}_monitor_clean_acc"] = last.get("clean_acc", float("nan"))
+            metrics[f"{name}_monitor_asr"] = last.get("asr", float("nan"))
     metrics["pruned_fraction"] = metrics["pruned_units"] / max(1, metrics["total_units"])
     for position, index in enumerate(units.values()):
         metrics[f"pruned_layer{position}"] = int(index.numel())
@@ -465,25 +460,23 @@ def _rnp_metrics(rnp: ReconstructiveNeuronPruning, units: dict[str, Tensor], aft
 def _plot_results(run_dir: RunDirectory, config: Config, m: dict[str, Any]) -> None:
     from matplotlib.figure import Figure
 
-    names = ["backdoored", f"RNP {100 * config.defense_fraction:g}%\n({m['pruned_units']} ch. pruned)",
-             "random\n(same # per layer)", "least active\n(same # per layer)"]
-    clean = [m["clean_acc_before"], m["clean_acc_after"], m["random_clean_acc"], m["activation_clean_acc"]]
-    asr = [m["asr_before"], m["asr_after"], m["random_asr"], m["activation_asr"]]
-    for key in m:
-        if key.startswith("ablation_") and key.endswith("_clean_samples"):
-            tag = key[len("ablation"):-len("_clean_samples")]
-            names.append(f"RNP, {m[key]} clean\n({m[f'ablation{tag}_pruned_units']} ch. pruned)")
-            clean.append(m[f"ablation{tag}_clean_acc"])
-            asr.append(m[f"ablation{tag}_asr"])
-    fig = Figure(figsize=(max(8.5, 1.7 * len(names)), 4.0))
+    bars = [("backdoored", "clean_acc_before", "asr_before"),
+            (f"RNP {100 * config.defense_fraction:g}%\n({m['pruned_units']} ch. pruned)", "clean_acc_after",
+             "asr_after"),
+            ("random\n(same # per layer)", "random_clean_acc", "random_asr"),
+            ("least active\n(same # per layer)", "activation_clean_acc", "activation_asr")]
+    bars += [(f"RNP, {m[key]} clean\n({m[key.replace('clean_samples', 'pruned_units')]} ch. pruned)",
+              key.replace("clean_samples", "clean_acc"), key.replace("clean_samples", "asr"))
+             for key in m if key.startswith("ablation_") and key.endswith("_clean_samples")]
+    fig = Figure(figsize=(max(8.5, 1.7 * len(bars)), 4.0))
     ax = fig.subplots()
-    positions = range(len(names))
-    ax.bar([p - 0.2 for p in positions], clean, width=0.4, color="tab:blue", label="clean test accuracy")
-    ax.bar([p + 0.2 for p in positions], asr, width=0.4, color="tab:red", label="attack success rate")
-    for p, (c, a) in enumerate(zip(clean, asr, strict=True)):
-        ax.text(p - 0.2, c + 0.01, f"{c:.2f}", ha="center", fontsize=8)
-        ax.text(p + 0.2, a + 0.01, f"{a:.2f}", ha="center", fontsize=8)
-    ax.set_xticks(list(positions), names, fontsize=8)
+    for column, offset, color, label in ((1, -0.2, "tab:blue", "clean test accuracy"),
+                                         (2, 0.2, "tab:red", "attack success rate")):
+        values = [m[bar[column]] for bar in bars]
+        ax.bar([p + offset for p in range(len(bars))], values, width=0.4, color=color, label=label)
+        for p, value in enumerate(values):
+            ax.text(p + offset, value + 0.01, f"{value:.2f}", ha="center", fontsize=8)
+    ax.set_xticks(list(range(len(bars))), [bar[0] for bar in bars], fontsize=8)
     ax.set_ylim(0, 1.25)
     ax.axhline(ASR_AFTER_MAX, color="tab:red", ls=":", lw=1)
     ax.legend(fontsize=8, loc="upper center", ncol=2)
@@ -493,108 +486,23 @@ def _plot_results(run_dir: RunDirectory, config: Config, m: dict[str, Any]) -> N
     run_dir.save_figure(fig, "defence")
 
 
-def _plot_masks(run_dir: RunDirectory, config: Config, masks: dict[str, Tensor], units: dict[str, Tensor]) -> None:
+def _plot_diagnostics(run_dir: RunDirectory, config: Config, rnp: ReconstructiveNeuronPruning, units: dict[str, Tensor],
+                      sweep: list[dict[str, float]], oracle: list[dict[str, float]], costs: list[dict[str, Any]],
+                      clean_before: float) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 3.6))
-    ax = fig.subplots()
-    start = 0
-    colors = ["tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:cyan"]
-    for position, (name, values) in enumerate(masks.items()):
-        xs = torch.arange(start, start + values.numel())
-        color = colors[position % len(colors)]
-        ax.bar(xs.tolist(), values.tolist(), width=1.0, color=color, alpha=0.7,
-               label=name if len(masks) <= 8 else None)
-        pruned = units[name]
-        if pruned.numel():
-            ax.scatter((start + pruned).tolist(), values[pruned].tolist(), marker="x", color="k", s=18, zorder=3)
-        start += values.numel()
-    ax.scatter([], [], marker="x", color="k", label="pruned")
-    ax.axhline(config.pruning_threshold, color="k", ls="--", lw=1, label=f"threshold {config.pruning_threshold:g}")
-    ax.set_xlim(-1, start)
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("channel (BatchNorm layers in order" + (", colours alternate by layer)" if len(masks) > 8 else ")"))
-    ax.set_ylabel("recovered mask")
-    ax.legend(fontsize=7, ncol=3, loc="lower left")
-    ax.set_title("RNP masks after recovery on the unlearned model")
+    plot_unit_masks(fig.subplots(), rnp.masks.values_dict(), units, config.pruning_threshold)
     run_dir.save_figure(fig, "masks")
-
-
-def _plot_procedure(run_dir: RunDirectory, rnp: ReconstructiveNeuronPruning, sweep: list[dict[str, float]],
-                    config: Config, oracle_curve: list[dict[str, float]], clean_before: float) -> None:
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(16, 3.8))
     axes = fig.subplots(1, 3)
-    unlearning, recovery = rnp.history["unlearning"], rnp.history["recovery"]
-    rows = [("unlearn", r) for r in unlearning] + [("recover", r) for r in recovery]
-    xs = list(range(1, len(rows) + 1))
-    for key, label, color in (("accuracy", "accuracy on the clean samples (train mode)", "tab:green"),
-                              ("clean_acc", "clean test accuracy (monitor)", "tab:blue"),
-                              ("asr", "attack success rate (monitor)", "tab:red")):
-        ys = [row.get(key, float("nan")) for _, row in rows]
-        axes[0].plot(xs, ys, color=color, marker=".", label=label)
-    axes[0].axvline(len(unlearning) + 0.5, color="gray", ls=":", lw=1)
-    axes[0].text(len(unlearning) + 0.7, 1.02, "recovery ->", fontsize=8, color="gray")
-    axes[0].axhline(config.clean_threshold, color="tab:green", ls="--", lw=0.8)
-    axes[0].set_xlabel("epoch (unlearning, then mask recovery)")
-    axes[0].set_ylim(-0.02, 1.08)
-    axes[0].legend(fontsize=7)
-    axes[0].set_title("The unlearned (then masked) model during RNP")
-    thresholds = [row["threshold"] for row in sweep]
-    axes[1].plot(thresholds, [row["clean_acc"] for row in sweep], color="tab:blue", marker="o",
-                 label="RNP: clean accuracy")
-    axes[1].plot(thresholds, [row["asr"] for row in sweep], color="tab:red", marker="o", label="RNP: ASR")
-    for prefix, style, name in (("random_", ":", "random"), ("activation_", "--", "least active")):
-        axes[1].plot(thresholds, [row[f"{prefix}clean_acc"] for row in sweep], color="tab:blue", ls=style, lw=1,
-                     label=f"{name} (same # per layer): clean")
-        axes[1].plot(thresholds, [row[f"{prefix}asr"] for row in sweep], color="tab:red", ls=style, lw=1,
-                     label=f"{name}: ASR")
-    for row in sweep:
-        axes[1].text(row["threshold"], row["clean_acc"] + 0.02, str(row["pruned"]), fontsize=7, ha="center")
-    axes[1].axvline(config.pruning_threshold, color="k", ls="--", lw=1)
-    axes[1].set_xlabel("pruning threshold (numbers: channels pruned)")
-    axes[1].set_ylim(-0.02, 1.08)
-    axes[1].legend(fontsize=6, loc="lower left")
-    axes[1].set_title("Pruning the original model by mask threshold")
-    counts = [row["pruned"] for row in oracle_curve]
-    axes[2].plot(counts, [row["clean_acc"] for row in oracle_curve], color="tab:blue", marker=".",
-                 label="trigger oracle: clean accuracy")
-    axes[2].plot(counts, [row["asr"] for row in oracle_curve], color="tab:red", marker=".", label="trigger oracle: ASR")
-    axes[2].scatter([row["pruned"] for row in sweep], [row["clean_acc"] for row in sweep], color="tab:blue",
-                    marker="s", s=18, label="RNP sweep: clean accuracy")
-    axes[2].scatter([row["pruned"] for row in sweep], [row["asr"] for row in sweep], color="tab:red", marker="s",
-                    s=18, label="RNP sweep: ASR")
-    axes[2].axhline(ASR_AFTER_MAX, color="tab:red", ls=":", lw=1)
-    axes[2].axhline(clean_before - CLEAN_DROP_MAX_POINTS / 100, color="tab:blue", ls=":", lw=1)
-    axes[2].set_xlabel(f"channels pruned (of {rnp.masks.num_units})")
-    axes[2].set_ylim(-0.02, 1.08)
-    axes[2].legend(fontsize=6, loc="center right")
-    axes[2].set_title("Channels needed: the trigger oracle vs RNP's masks")
+    plot_rnp_history(axes[0], rnp.history, config.clean_threshold)
+    plot_threshold_sweep(axes[1], sweep, config.pruning_threshold, {"random": "random", "activation": "least active"})
+    plot_oracle_curve(axes[2], oracle, sweep, asr_max=ASR_AFTER_MAX, total_units=rnp.masks.num_units,
+                      clean_min=clean_before - CLEAN_DROP_MAX_POINTS / 100)
     run_dir.save_figure(fig, "procedure")
-
-
-def _short_layer(name: str) -> str:
-    """A short label for a BatchNorm layer: ``blocks.2.bn`` -> ``b2``, ``stages.1.0.shortcut_bn`` -> ``s1.0.sc``."""
-    name = name.replace("blocks.", "b").replace("stages.", "s").replace(".shortcut_bn", ".sc").replace("stem.bn", "st")
-    return name[:-len(".bn")] if name.endswith(".bn") else name
-
-
-def _plot_channel_costs(run_dir: RunDirectory, costs: list[dict[str, Any]]) -> None:
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(min(40.0, max(6.0, 0.35 * len(costs) + 2)), 3.6))
-    ax = fig.subplots()
-    xs = list(range(len(costs)))
-    ax.bar([x - 0.2 for x in xs], [row["drop_eval"] for row in costs], width=0.4, color="tab:red",
-           label="stored running statistics (eval mode, as deployed)")
-    ax.bar([x + 0.2 for x in xs], [row["drop_batchstats"] for row in costs], width=0.4, color="tab:gray",
-           label="batch statistics (train mode, as RNP's recovery sees it)")
-    ax.set_xticks(xs, [f"{_short_layer(row['layer'])}:{row['unit']}" for row in costs], rotation=90, fontsize=7)
-    ax.axhline(0, color="k", lw=0.5)
-    ax.set_ylabel("clean accuracy drop (points)")
-    ax.legend(fontsize=7)
-    ax.set_title("Each RNP-pruned channel pruned alone from the backdoored model", fontsize=10)
+    plot_unit_costs(fig.subplots(), costs)
     fig.tight_layout()
     run_dir.save_figure(fig, "channel_costs")
 

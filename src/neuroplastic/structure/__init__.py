@@ -9,7 +9,7 @@
 - Reconstructive neuron pruning for backdoor removal (:func:`reconstructive_neuron_pruning`) on per-unit
   masks (:class:`NeuronMasks`, :func:`prune_units`); backdoor measures and pruning baselines
   (:mod:`.backdoor`: :func:`attack_success_rate`, BatchNorm recalibration, Fine-Pruning's
-  :func:`activation_units`, the trigger oracle :func:`trigger_ranking`).
+  :func:`activation_units`, the trigger oracle :func:`trigger_ranking`) and their plots (:mod:`.pruning_plots`).
 - :mod:`.surgery`: resize or reset parameters together with their optimizer state.
 """
 
