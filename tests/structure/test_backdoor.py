@@ -144,7 +144,7 @@ def test_oracle_counts_step_by_one_then_by_an_eighth():
         oracle_counts(-1)
 
 
-def test_channel_costs_are_measured_on_thelowest_mask_units():
+def test_lowest_mask_units_picks_the_smallest_masks():
     masks = {"a": torch.tensor([0.1, 0.0, 0.5, 0.2]), "b": torch.tensor([0.05, 0.0])}
     units = {"a": torch.tensor([0, 1, 3]), "b": torch.tensor([0, 1])}
     chosen = lowest_mask_units(masks, units, 3)  # 0.0 (a:1), 0.0 (b:1), 0.05 (b:0)

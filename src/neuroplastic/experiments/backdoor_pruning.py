@@ -12,8 +12,9 @@ what was tried: ``docs/results/backdoor-pruning.md``.
    augmentation (a random shift of up to ``augment_shift`` pixels after the trigger is stamped). ASR: the
    fraction of triggered test digits of classes 1-9 classified as 0.
 2. Defence: RNP (:mod:`neuroplastic.structure.rnp`) on 1% of the training set size (40 clean digits):
-   unlearn (gradient ascent until the clean accuracy is <= 0.2), recover per-channel BatchNorm masks on
-   the unlearned model, prune from the original model the channels whose mask is <= 0.2; the reference's
+   unlearn (gradient ascent until the clean accuracy is <= 0.2), recover per-channel masks on the unlearned
+   model (on every BatchNorm layer, shortcut BNs included, scaling gamma as the reference's
+   ``MaskBatchNorm2d``), prune from the original model the channels whose mask is <= 0.2; the reference's
    constants, its schedule counted in SGD updates (see :class:`Config`); the clean samples are augmented
    each time they are read, as in the reference.
 3. Baselines with as many channels pruned per layer as RNP (:mod:`neuroplastic.structure.backdoor`):
