@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 # Subpackages and public modules loaded on first attribute access (module ``__getattr__``, PEP 562).
 _SUBMODULES: tuple[str, ...] = (
-    "neurons", "plasticity", "structure", "dynamics", "evolution", "continual",
+    "neurons", "plasticity", "structure", "dynamics", "evolution", "continual", "models",
     "tasks", "data", "evaluation", "runs", "experiments",
 )
 

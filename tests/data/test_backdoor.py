@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from neuroplastic.data.backdoor import poison_dataset, stamp_trigger, triggered_test_set
+from neuroplastic.data.backdoor import clean_sample_indices, poison_dataset, stamp_trigger, triggered_test_set
 
 
 def test_square_trigger_sets_exactly_the_corner_patch():
@@ -59,3 +59,14 @@ def test_bad_arguments_raise():
         poison_dataset(images, labels, fraction=0.5, target=0, generator=0)
     with pytest.raises(ValueError, match="one label per image"):
         poison_dataset(images, labels[:2], fraction=0.5, target=0, generator=torch.Generator())
+
+
+def test_clean_sample_indices_are_clean_and_seeded():
+    poisoned = torch.arange(0, 100, 2)
+    index = clean_sample_indices(poisoned, 100, 10, torch.Generator().manual_seed(0))
+    assert index.numel() == 10 and torch.all(index % 2 == 1) and index.unique().numel() == 10
+    assert torch.equal(index, index.sort().values)
+    assert torch.equal(index, clean_sample_indices(poisoned, 100, 10, torch.Generator().manual_seed(0)))
+    assert clean_sample_indices(poisoned, 100, 50, torch.Generator()).tolist() == list(range(1, 100, 2))  # all
+    with pytest.raises(ValueError, match="only 50"):
+        clean_sample_indices(poisoned, 100, 60, torch.Generator())

@@ -20,6 +20,7 @@ from neuroplastic.structure.rnp import (
     ReconstructiveNeuronPruning,
     RNPConfig,
     reconstructive_neuron_pruning,
+    rnp_schedule_epochs,
 )
 
 
@@ -379,3 +380,19 @@ def test_rnp_rejects_bad_arguments():
     rnp = ReconstructiveNeuronPruning(model, (x, y))
     with pytest.raises(ValueError, match="not both"):
         rnp.units_to_prune(threshold=0.2, count=1)
+
+
+def test_rnp_schedule_epochs_converts_update_counts_like_the_reference():
+    reference = {"max_unlearning_updates": 84, "unlearning_milestones": (40, 80), "recovery_updates": 80}
+    assert rnp_schedule_epochs(500, 128, **reference) == {  # the reference: 500 images, 4 batches per epoch
+        "max_unlearning_epochs": 21, "unlearning_milestones": (10, 20), "recovery_epochs": 20}
+    assert rnp_schedule_epochs(40, 128, **reference) == {"max_unlearning_epochs": 84,
+                                                         "unlearning_milestones": (40, 80), "recovery_epochs": 80}
+    assert rnp_schedule_epochs(25, 10, max_unlearning_updates=5, unlearning_milestones=[3], recovery_updates=7) == {
+        "max_unlearning_epochs": 2, "unlearning_milestones": (1,), "recovery_epochs": 3}  # 3 batches: ceil(5/3)
+    config = RNPConfig(**rnp_schedule_epochs(200, 128, **reference))  # the result is RNPConfig's fields
+    assert config.max_unlearning_epochs == 42 and config.unlearning_milestones == (20, 40)
+    with pytest.raises(ValueError, match="samples"):
+        rnp_schedule_epochs(0, 128, **reference)
+    with pytest.raises(ValueError, match="batch_size"):
+        rnp_schedule_epochs(10, 0, **reference)

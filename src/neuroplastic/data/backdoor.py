@@ -21,7 +21,8 @@ from torch import Tensor
 
 from neuroplastic._checks import check_choice
 
-__all__ = ["CORNERS", "PATTERNS", "stamp_trigger", "poison_dataset", "triggered_test_set", "PoisonedData"]
+__all__ = ["CORNERS", "PATTERNS", "stamp_trigger", "poison_dataset", "triggered_test_set", "PoisonedData",
+           "clean_sample_indices"]
 
 CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
 PATTERNS = ("square", "grid")
@@ -115,3 +116,16 @@ def triggered_test_set(images: Tensor, labels: Tensor, *, target: int, **trigger
         raise ValueError(f"labels must be a 1-d tensor with one label per image ({images.shape[0]})")
     keep = labels != target
     return stamp_trigger(images[keep], **trigger), labels[keep]  # type: ignore[arg-type]
+
+
+def clean_sample_indices(poisoned: Tensor, size: int, count: int, generator: torch.Generator) -> Tensor:
+    """``count`` random indices in ``range(size)`` that are not in ``poisoned`` (a defender's clean data), sorted.
+
+    ValueError if fewer than ``count`` indices are clean.
+    """
+    clean = torch.ones(size, dtype=torch.bool)
+    clean[poisoned] = False
+    pool = torch.nonzero(clean).flatten()
+    if count > pool.numel():
+        raise ValueError(f"asked for {count} clean samples but only {pool.numel()} training images are clean")
+    return pool[torch.randperm(pool.numel(), generator=generator)[:count]].sort().values

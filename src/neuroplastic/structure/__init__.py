@@ -7,13 +7,30 @@
   dead units into smaller dense layers (:func:`compact`).
 - Growth and shrinkage from one neuron (:class:`GrowableRNN`, :class:`GrowableMLP`, :class:`GrowthRule`).
 - Reconstructive neuron pruning for backdoor removal (:func:`reconstructive_neuron_pruning`) on per-unit
-  masks (:class:`NeuronMasks`, :func:`prune_units`).
+  masks (:class:`NeuronMasks`, :func:`prune_units`); backdoor measures and pruning baselines
+  (:mod:`.backdoor`: :func:`attack_success_rate`, BatchNorm recalibration, Fine-Pruning's
+  :func:`activation_units`, the trigger oracle :func:`trigger_ranking`) and their plots (:mod:`.pruning_plots`).
 - Lyapunov noise pruning of recurrent spiking networks before training (:func:`lyapunov_noise_prune`,
   :mod:`.lnp`), with its baselines (:func:`activity_prune`, :func:`random_prune`) and graph centrality
   (:mod:`.centrality`); it measures stability with :mod:`neuroplastic.dynamics`.
 - :mod:`.surgery`: resize or reset parameters together with their optimizer state.
 """
 
+from neuroplastic.structure.backdoor import (
+    activation_units,
+    attack_success_rate,
+    batch_statistics_accuracy,
+    lowest_mask_units,
+    mean_activations,
+    oracle_counts,
+    oracle_curve,
+    pruned_copy,
+    random_units,
+    recalibrated_copy,
+    threshold_sweep,
+    trigger_ranking,
+    unit_pruning_costs,
+)
 from neuroplastic.structure.centrality import betweenness_centrality, prune_low_centrality
 from neuroplastic.structure.compaction import CompactionReport, LayerCompaction, compact, count_parameters, dead_units
 from neuroplastic.structure.criteria import gradient_magnitude, magnitude, momentum, random_scores
@@ -49,7 +66,13 @@ from neuroplastic.structure.lnp import (
 from neuroplastic.structure.masks import DISTRIBUTIONS, erk_densities, uniform_densities
 from neuroplastic.structure.neuron_masks import NeuronMasks, prune_units
 from neuroplastic.structure.rewiring import Connectivity, GradRewiring, laplace_location, rewired_weight
-from neuroplastic.structure.rnp import ReconstructiveNeuronPruning, RNPConfig, RNPReport, reconstructive_neuron_pruning
+from neuroplastic.structure.rnp import (
+    ReconstructiveNeuronPruning,
+    RNPConfig,
+    RNPReport,
+    reconstructive_neuron_pruning,
+    rnp_schedule_epochs,
+)
 from neuroplastic.structure.schedules import CosineFractionSchedule, CubicDensitySchedule
 from neuroplastic.structure.sparse_training import GMP, SET, GraNet, RigL
 from neuroplastic.structure.sparsity_manager import SparsityManager
@@ -57,7 +80,10 @@ from neuroplastic.structure.surgery import append_slices, replace_parameter, res
 
 __all__ = [
     "GrowableMLP", "GrowableRNN", "GrowthDecision", "GrowthRule", "growth_decision", "NeuronMasks", "prune_units",
-    "RNPConfig", "RNPReport", "ReconstructiveNeuronPruning", "reconstructive_neuron_pruning",
+    "RNPConfig", "RNPReport", "ReconstructiveNeuronPruning", "reconstructive_neuron_pruning", "rnp_schedule_epochs",
+    "attack_success_rate", "batch_statistics_accuracy", "recalibrated_copy", "pruned_copy", "mean_activations",
+    "activation_units", "random_units", "trigger_ranking", "oracle_counts", "oracle_curve", "lowest_mask_units",
+    "unit_pruning_costs", "threshold_sweep",
     "DISTRIBUTIONS", "GMP", "SET", "CompactionReport", "Connectivity", "CosineFractionSchedule",
     "CubicDensitySchedule", "DormantResult", "GradRewiring", "GraNet", "LayerCompaction", "RigL",
     "SparsityManager", "append_slices", "compact", "count_parameters", "dead_units", "dormant_mask",

@@ -34,11 +34,10 @@ gradients are still zero, so its unlearning is in effect unclipped; ``grad_clip`
 that reason (a number clips the ascent gradient's norm after ``backward``). The reference checks the
 stopping criterion once per epoch over 500 images (4 batches); ``max_unlearning_epochs`` and the
 milestones are in epochs of whatever ``clean_data`` is, so callers with other amounts of clean data choose
-how to convert the schedule. Caveat, measured on small networks (see the ``backdoor-pruning``
-experiment): recovery in train mode does not see what removing a channel costs once the next BatchNorm
-layers normalise with their stored running statistics, and in a network with few channels per layer that
-cost can be large (a channel whose removal costs < 1 point with batch statistics can cost 10-37 points in
-eval mode), so the masks may select channels whose pruning is expensive.
+how to convert the schedule (:func:`rnp_schedule_epochs` converts counts of SGD updates). Caveat: recovery
+in train mode does not see what removing a channel costs once the next BatchNorm layers normalise with
+their stored running statistics, and in a network with few channels per layer that cost can be large, so
+the masks may select channels whose pruning is expensive (measured in ``docs/results/backdoor-pruning.md``).
 
 Shapes: clean samples ``x [N, ...]`` with labels ``y [N]`` (long), or batches ``(x [B, ...], y [B])``;
 the model maps ``x [B, ...]`` to logits ``[B, K]``.
@@ -59,7 +58,8 @@ from torch.nn import functional as F
 from neuroplastic._checks import check_int
 from neuroplastic.structure.neuron_masks import NORM_MODES, NeuronMasks, prune_units
 
-__all__ = ["RNPConfig", "RNPReport", "ReconstructiveNeuronPruning", "reconstructive_neuron_pruning"]
+__all__ = ["RNPConfig", "RNPReport", "ReconstructiveNeuronPruning", "reconstructive_neuron_pruning",
+           "rnp_schedule_epochs"]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Augment = Callable[[Tensor, torch.Generator], Tensor]
@@ -494,3 +494,22 @@ def reconstructive_neuron_pruning(model: nn.Module, clean_data: Any, config: RNP
     pruned, units, keep = rnp.prune(inplace=inplace)
     rnp.masks.remove()
     return pruned, rnp.report(units, keep)
+
+
+def rnp_schedule_epochs(samples: int, batch_size: int, *, max_unlearning_updates: int,
+                        unlearning_milestones: Sequence[int], recovery_updates: int) -> dict[str, Any]:
+    """RNP's schedule in epochs over ``samples`` clean samples, from counts of SGD updates.
+
+    An epoch makes ``ceil(samples / batch_size)`` updates; each count becomes ``ceil(updates / that)``
+    epochs. Returns ``max_unlearning_epochs``, ``unlearning_milestones`` (a tuple) and ``recovery_epochs``,
+    the :class:`RNPConfig` fields. The reference's schedule (500 images in batches of 128, 4 updates per
+    epoch: at most 21 unlearning epochs, milestones 10 and 20, 20 recovery epochs) is 84 / (40, 80) / 80
+    updates.
+    """
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a positive int, got {samples!r}")
+    check_int("batch_size", batch_size, minimum=1)
+    batches = math.ceil(samples / batch_size)
+    return {"max_unlearning_epochs": math.ceil(max_unlearning_updates / batches),
+            "unlearning_milestones": tuple(math.ceil(m / batches) for m in unlearning_milestones),
+            "recovery_epochs": math.ceil(recovery_updates / batches)}
