@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 import random
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# NumPy and PyTorch are imported where they are used, so that `import neuroplastic.cli` is quick and a Ctrl-C
+# during the command's start-up is caught by the command (see neuroplastic.cli.main).
 
 __version__ = "0.1.0"
 
@@ -29,6 +33,9 @@ def seed_everything(seed: int) -> torch.Generator:
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
