@@ -152,9 +152,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"threads: {resolve_threads(experiment, quick) or 'all'} (PyTorch intra-op threads of a quick run)")
     if experiment.tags:
         print(f"tags: {', '.join(experiment.tags)}")
-    print(f"\nclaims ({experiment.paper}):")
+    print("\nclaims (of the paper above, unless another is named):")
     for number, claim in enumerate(experiment.claims, start=1):
-        print(textwrap.fill(" ".join(claim.statement.split()), width, initial_indent=f"  {number}. ",
+        source = f" [{claim.paper}]" if claim.paper != experiment.paper else ""
+        print(textwrap.fill(" ".join(claim.statement.split()) + source, width, initial_indent=f"  {number}. ",
                             subsequent_indent="     "))
     rows = []
     for field in dataclasses.fields(quick):
@@ -461,6 +462,7 @@ def _run_parallel(
     summaries: list[dict[str, Any]] = []
     failed: list[str] = []
     mismatched: list[str] = []
+    interrupts: list[int] = []
 
     def on_result(result: JobResult) -> None:
         board.remove(result.name)
@@ -481,6 +483,7 @@ def _run_parallel(
         board.draw()
 
     def on_interrupt(count: int) -> None:
+        interrupts.append(count)
         board.clear()
         print(_INTERRUPT_NOTES.get(count, "interrupt: terminating the running experiments"), file=sys.stderr)
         board.draw()
@@ -488,9 +491,10 @@ def _run_parallel(
     results = parallel.run_jobs(jobs, workers, on_event=board.event, on_result=on_result,
                                 on_interrupt=on_interrupt)
     board.clear()
-    stopped = [r.name for r in results if r.status in (parallel.INTERRUPTED, parallel.ABORTED)]
+    unfinished = (parallel.INTERRUPTED, parallel.ABORTED) + ((parallel.FAILED,) if interrupts else ())
+    stopped = [r.name for r in results if r.status in unfinished]  # a worker terminated by Ctrl-C: FAILED
     not_started = [r.name for r in results if r.status == parallel.NOT_STARTED]
-    if stopped or not_started:
+    if stopped or not_started or interrupts:
         if summaries:
             print(f"\n{len(summaries)} experiments finished: {', '.join(s['experiment'] for s in summaries)}")
         if stopped:
@@ -647,6 +651,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside a run (which handles it itself), e.g. while importing PyTorch
         print(("\n" if sys.stderr.isatty() else "") + "interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away, e.g. `neuroplastic list --json | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_FAILED
 
 
 def _main(argv: Sequence[str] | None) -> int:

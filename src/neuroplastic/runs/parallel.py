@@ -89,8 +89,13 @@ def _reporter(name: str) -> Callable[[str, int, int], None]:
 
 
 def run_job(job: Job) -> JobResult:
-    """Run one job in a worker process (see :func:`run_jobs`); exceptions become a result's status."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    """Run one job (in a worker process of :func:`run_jobs`); exceptions become the result's status.
+
+    While it runs, SIGINT raises KeyboardInterrupt (a worker ignores it between jobs) or, within a phase's
+    steps, makes the run save a checkpoint and stop (status INTERRUPTED).
+    """
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler) if in_main_thread else None
     try:
         if _stop is not None and _stop.is_set():
             return JobResult(job.name, NOT_STARTED)
@@ -110,7 +115,8 @@ def run_job(job: Job) -> JobResult:
         return JobResult(job.name, FAILED, error=f"{type(error).__name__}: {error}",
                          details=traceback.format_exc())
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _outcome(job: Job, future: Future) -> JobResult:
@@ -183,7 +189,10 @@ def run_jobs(
             if event[0] == "start" and event[1] not in results:
                 running[event[1]] = event[2]
                 if handled:  # it started before it saw the stop flag: interrupt it too
-                    signal_running(signal.SIGINT)
+                    try:
+                        os.kill(event[2], signal.SIGINT)
+                    except OSError:
+                        pass
             if on_event is not None:
                 on_event(event)
 
