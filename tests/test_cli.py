@@ -295,3 +295,13 @@ def test_report_without_runs_exits_1(tmp_path, capsys):
     assert main(["report", str(tmp_path / "empty")]) == 1
     assert capsys.readouterr().err == f"error: no runs found in {tmp_path / 'empty'}\n"
     assert not (tmp_path / "empty" / "report.html").exists()
+
+
+def test_parallel_runs_start_with_the_longest_by_the_last_runtime(tiny, tmp_path):
+    from neuroplastic.runs.parallel import expected_seconds as _expected_seconds
+
+    assert _expected_seconds(tmp_path, TINY, "quick") == pytest.approx(3.0)  # quick_minutes: 0.05
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "summary.json").write_text(json.dumps({"budget": "quick", "runtime_seconds": 99.5}))
+    assert _expected_seconds(tmp_path, TINY, "quick") == 99.5
+    assert _expected_seconds(tmp_path, TINY, "full") == pytest.approx(3.0)

@@ -17,9 +17,7 @@ import shlex
 import shutil
 import sys
 import textwrap
-import time
 import traceback
-import typing
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -67,29 +65,11 @@ def _format_table(header: Sequence[str], rows: list[Sequence[str]]) -> str:
     return "\n".join(line.rstrip() for line in text)
 
 
-def _experiment_info(experiment: Experiment) -> dict[str, Any]:
-    """What ``list --json`` says about an experiment: names, claims, budgets with their config values."""
-    from .runs import config_to_dict
-
-    return {
-        "name": experiment.name,
-        "paper": experiment.paper,
-        "description": experiment.description,
-        "main_metric": experiment.main_metric,
-        "quick_minutes": experiment.quick_minutes,
-        "threads": experiment.threads,
-        "tags": list(experiment.tags),
-        "claims": [{"paper": claim.paper, "statement": claim.statement} for claim in experiment.claims],
-        "config_class": experiment.config_class.__name__,
-        "budgets": {budget: config_to_dict(experiment.config(budget)) for budget in experiment.budgets},
-    }
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     """Print a table of the registered experiments (or, with --json, everything about them as JSON)."""
     experiments = _registry().registry()
     if args.json:
-        print(json.dumps([_experiment_info(e) for e in experiments.values()], indent=2))
+        print(json.dumps([e.describe() for e in experiments.values()], indent=2))
         return EXIT_OK
     if not experiments:
         print("no experiments registered")
@@ -110,26 +90,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _type_label(annotation: Any) -> str:
-    """A config field's type as ``show`` prints it: int, float, Path, Optional[int], tuple[int, ...]."""
-    if isinstance(annotation, type) and not typing.get_args(annotation):
-        return annotation.__name__
-    return repr(annotation).replace("typing.", "").replace("pathlib.", "")
-
-
-def _setting(value: Any) -> str:
-    """A config value written as ``--set key=VALUE`` accepts it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, (tuple, list)):
-        return ",".join(_setting(item) for item in value)
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
 def cmd_show(args: argparse.Namespace) -> int:
     """Print one experiment: paper, description, claims, main metric, budgets and its config fields."""
     from .runs.runner import resolve_threads
@@ -138,18 +98,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         experiment = _registry().get_experiment(args.name)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    quick, full = experiment.config("quick"), experiment.config("full")
-    try:
-        hints = typing.get_type_hints(experiment.config_class)
-    except Exception:  # an annotation that cannot be evaluated here: show the value's type instead
-        hints = {}
     width = max(60, shutil.get_terminal_size((100, 24)).columns - 2)
     print(f"{experiment.name}  ({experiment.paper})")
     print(textwrap.fill(" ".join(experiment.description.split()), width, initial_indent="  ",
                         subsequent_indent="  "))
     print(f"\nmain metric: {experiment.main_metric}")
     print(f"budgets: quick (about {experiment.quick_minutes:g} min on a laptop CPU), full (the paper's scale)")
-    print(f"threads: {resolve_threads(experiment, quick) or 'all'} (PyTorch intra-op threads of a quick run)")
+    threads = resolve_threads(experiment, experiment.config("quick")) or "all"
+    print(f"threads: {threads} (PyTorch intra-op threads of a quick run)")
     if experiment.tags:
         print(f"tags: {', '.join(experiment.tags)}")
     print("\nclaims (of the paper above, unless another is named):")
@@ -157,12 +113,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         source = f" [{claim.paper}]" if claim.paper != experiment.paper else ""
         print(textwrap.fill(" ".join(claim.statement.split()) + source, width, initial_indent=f"  {number}. ",
                             subsequent_indent="     "))
-    rows = []
-    for field in dataclasses.fields(quick):
-        if field.init:
-            annotation = hints.get(field.name, type(getattr(quick, field.name)))
-            rows.append([field.name, _type_label(annotation), _setting(getattr(quick, field.name)),
-                         _setting(getattr(full, field.name))])
+    rows = [[row["name"], row["type"], row["quick"], row["full"]] for row in experiment.config_fields()]
     print(f"\nconfig ({experiment.config_class.__name__}; change a field with --set KEY=VALUE):")
     print(textwrap.indent(_format_table(["field", "type", "quick", "full"], rows), "  "))
     print(f"\nrun: neuroplastic run {experiment.name} --budget quick|full --seed N")
@@ -385,55 +336,6 @@ def _run_sequential(
     return _finish(args, summaries, failed)
 
 
-def _clock(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
-
-
-class _StatusBoard:
-    """One line per running experiment, ``name: phase step/total  m:ss``, redrawn in place on a terminal.
-
-    Elsewhere (a log file, a pipe) it prints one ``name: started`` line per experiment instead.
-    """
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.tty = sys.stdout.isatty()
-        self.running: dict[str, list[Any]] = {}  # name -> [start time, text]
-        self.lines: list[str] = []
-
-    def event(self, event: tuple[Any, ...]) -> None:
-        if event[0] == "start":
-            self.running[event[1]] = [time.monotonic(), "starting"]
-            if self.enabled and not self.tty:
-                print(f"{event[1]}: started", flush=True)
-        elif event[0] == "progress" and event[1] in self.running:
-            _, name, phase, step, total = event
-            self.running[name][1] = f"{phase} {step}/{total}"
-        self.draw()
-
-    def remove(self, name: str) -> None:
-        self.running.pop(name, None)
-
-    def draw(self) -> None:
-        if not (self.enabled and self.tty):
-            return
-        width = shutil.get_terminal_size((100, 24)).columns - 1
-        now = time.monotonic()
-        lines = [f"  {name}: {text}  {_clock(now - start)}"[:width] for name, (start, text) in self.running.items()]
-        if lines != self.lines:
-            self.clear()
-            sys.stdout.write("".join(line + "\n" for line in lines))
-            sys.stdout.flush()
-            self.lines = lines
-
-    def clear(self) -> None:
-        if self.lines:
-            sys.stdout.write(f"\033[{len(self.lines)}F\033[J")
-            sys.stdout.flush()
-            self.lines = []
-
-
 _INTERRUPT_NOTES = {
     1: "interrupt: the running experiments save a checkpoint after their current step and no other starts "
        "(Ctrl-C again to stop them at once)",
@@ -445,11 +347,12 @@ def _run_parallel(
     args: argparse.Namespace, experiments: Sequence[Experiment], own: Mapping[str, Mapping[str, str]],
     workers: int,
 ) -> int:
-    """Run the experiments in ``workers`` processes, the longest first, with a status line for each running."""
+    """Run the experiments in ``workers`` processes, the longest first (so that the last to finish is short),
+    with a status line for each running one and its claims as each finishes."""
     from .runs import parallel
 
     by_name = {e.name: e for e in experiments}
-    ordered = sorted(experiments, key=lambda e: -e.quick_minutes)
+    ordered = sorted(experiments, key=lambda e: -parallel.expected_seconds(Path(args.out), e, args.budget))
     jobs = [
         parallel.Job(e.name, _job_experiment(e), {
             "budget": args.budget, "seed": args.seed, "out": args.out, "overrides": own[e.name],
@@ -457,7 +360,7 @@ def _run_parallel(
         })
         for e in ordered
     ]
-    board = _StatusBoard(enabled=not args.no_progress)
+    board = parallel.StatusBoard(enabled=not args.no_progress)
     print(f"running {len(jobs)} experiments, {workers} at a time (--jobs)", flush=True)
     summaries: list[dict[str, Any]] = []
     failed: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import io
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import pytest
 import neuroplastic.experiments as experiments
 from neuroplastic.cli import _job_experiment, main
 from neuroplastic.runs import Claim, parallel, run_experiment
-from neuroplastic.runs.parallel import Job, run_job, run_jobs
+from neuroplastic.runs.parallel import Job, StatusBoard, run_job, run_jobs
 
 # Worker processes are spawned: they import the experiments of a job by module name, so these live in a
 # module of their own on sys.path (test modules are not importable by name).
@@ -162,3 +163,27 @@ def test_experiments_of_the_module_list_are_found_by_name_in_the_worker(slow, mo
     found = _job_experiment(module.EXPERIMENT)
     assert isinstance(found, functools.partial) and found() is module.EXPERIMENT
     assert _job_experiment(slow.SLOW_A) is slow.SLOW_A  # registered here, and picklable: sent as it is
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_status_board_redraws_one_line_per_running_job_in_place():
+    screen = _Terminal()
+    board = StatusBoard(stream=screen)
+    board.event(("start", "a", 1))
+    board.event(("start", "b", 2))
+    board.event(("progress", "b", "train", 3, 10))
+    assert screen.getvalue().endswith("\033[2F\033[J  a: starting  0:00\n  b: train 3/10  0:00\n")
+    board.remove("a")
+    board.clear()
+    board.draw()
+    assert screen.getvalue().endswith("\033[2F\033[J  b: train 3/10  0:00\n")
+    log = io.StringIO()  # not a terminal: one line per started job
+    StatusBoard(stream=log).event(("start", "a", 1))
+    assert log.getvalue() == "a: started\n"
+    quiet = _Terminal()
+    StatusBoard(enabled=False, stream=quiet).event(("start", "a", 1))
+    assert quiet.getvalue() == ""

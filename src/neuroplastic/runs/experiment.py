@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, is_dataclass
 from typing import Any
 
+from .config import config_to_dict
+
 BUDGETS = ("quick", "full")
+
+
+def _type_label(annotation: Any) -> str:
+    """A config field's type for people: int, float, Path, Optional[int], tuple[int, ...]."""
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    return repr(annotation).replace("typing.", "").replace("pathlib.", "")
+
+
+def _setting(value: Any) -> str:
+    """A config value written as ``--set key=VALUE`` accepts it: true/false, none, comma-separated items."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, (tuple, list)):
+        return ",".join(_setting(item) for item in value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -85,3 +109,31 @@ class Experiment:
         from dataclasses import replace
 
         return replace(self.budgets[budget])
+
+    def describe(self) -> dict[str, Any]:
+        """The experiment without its functions, as JSON-ready data: names, claims, budgets' config values."""
+        return {
+            "name": self.name,
+            "paper": self.paper,
+            "description": self.description,
+            "main_metric": self.main_metric,
+            "quick_minutes": self.quick_minutes,
+            "threads": self.threads,
+            "tags": list(self.tags),
+            "claims": [{"paper": claim.paper, "statement": claim.statement} for claim in self.claims],
+            "config_class": self.config_class.__name__,
+            "budgets": {budget: config_to_dict(self.config(budget)) for budget in self.budgets},
+        }
+
+    def config_fields(self) -> list[dict[str, str]]:
+        """The config's fields as text: ``{"name", "type", "quick", "full"}`` (values as ``--set`` takes them)."""
+        quick, full = self.config("quick"), self.config("full")
+        try:
+            hints = typing.get_type_hints(self.config_class)
+        except Exception:  # an annotation that cannot be evaluated here: show the value's type instead
+            hints = {}
+        return [
+            {"name": f.name, "type": _type_label(hints.get(f.name, type(getattr(quick, f.name)))),
+             "quick": _setting(getattr(quick, f.name)), "full": _setting(getattr(full, f.name))}
+            for f in dataclasses.fields(quick) if f.init
+        ]

@@ -10,16 +10,20 @@ started are not started.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+import shutil
 import signal
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from .experiment import Experiment
 from .rundir import CheckpointMismatch, RunInterrupted
@@ -236,5 +240,75 @@ def run_jobs(
     return [results[job.name] for job in jobs]
 
 
+def expected_seconds(out: str | Path, experiment: Experiment, budget: str) -> float:
+    """How long a run will take: the last run's runtime in ``out`` at this budget, else its quick estimate.
+
+    :func:`run_jobs` callers start the longest first, so that the last to finish is a short one.
+    """
+    try:
+        summary = json.loads((Path(out) / experiment.name / "summary.json").read_text(encoding="utf-8"))
+        if summary.get("budget") == budget:
+            return float(summary["runtime_seconds"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return 60.0 * experiment.quick_minutes
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
+
+
+class StatusBoard:
+    """One line per running job, ``name: phase step/total  m:ss``, redrawn in place on a terminal.
+
+    Pass :meth:`event` as ``run_jobs(on_event=...)``. On a stream that is not a terminal (a log file, a
+    pipe) it prints one ``name: started`` line per job instead; ``enabled=False`` prints nothing.
+    Call :meth:`clear` before printing anything else to the stream, then :meth:`draw`.
+    """
+
+    def __init__(self, enabled: bool = True, stream: IO[str] | None = None) -> None:
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stdout
+        self.tty = self.stream.isatty()
+        self.running: dict[str, list[Any]] = {}  # name -> [start time, text]
+        self.lines: list[str] = []
+
+    def event(self, event: tuple[Any, ...]) -> None:
+        """Take an event of :func:`run_jobs` and redraw."""
+        if event[0] == "start":
+            self.running[event[1]] = [time.monotonic(), "starting"]
+            if self.enabled and not self.tty:
+                print(f"{event[1]}: started", file=self.stream, flush=True)
+        elif event[0] == "progress" and event[1] in self.running:
+            _, name, phase, step, total = event
+            self.running[name][1] = f"{phase} {step}/{total}"
+        self.draw()
+
+    def remove(self, name: str) -> None:
+        """Drop a job's line (it ended); the next :meth:`draw` shows the others."""
+        self.running.pop(name, None)
+
+    def draw(self) -> None:
+        """Redraw the lines in place if they changed (on a terminal)."""
+        if not (self.enabled and self.tty):
+            return
+        width = shutil.get_terminal_size((100, 24)).columns - 1
+        now = time.monotonic()
+        lines = [f"  {name}: {text}  {_clock(now - start)}"[:width] for name, (start, text) in self.running.items()]
+        if lines != self.lines:
+            self.clear()
+            self.stream.write("".join(line + "\n" for line in lines))
+            self.stream.flush()
+            self.lines = lines
+
+    def clear(self) -> None:
+        """Erase the lines drawn last (cursor up to the first of them, clear to the end of the screen)."""
+        if self.lines:
+            self.stream.write(f"\033[{len(self.lines)}F\033[J")
+            self.stream.flush()
+            self.lines = []
+
+
 __all__ = ["ABORTED", "FAILED", "FINISHED", "INTERRUPTED", "MISMATCH", "NOT_STARTED", "Job", "JobResult",
-           "run_job", "run_jobs"]
+           "StatusBoard", "expected_seconds", "run_job", "run_jobs"]
