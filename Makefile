@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+# experiments run at once by `make run` (auto: as many as the cores allow at their thread counts)
+JOBS ?= auto
 
 .PHONY: setup run test lint docs bench bench-env clean
 
@@ -18,7 +20,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/neuroplastic run --all --budget quick --out runs
+	$(VENV)/bin/neuroplastic run --all --budget quick --out runs --jobs $(JOBS)
 	$(VENV)/bin/neuroplastic report runs --output runs/report.html
 
 test: $(STAMP)

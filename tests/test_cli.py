@@ -1,10 +1,13 @@
-"""The neuroplastic command: list, run (claims, errors, Ctrl-C and resume), report and bench."""
+"""The neuroplastic command: list, show, run (claims, errors, Ctrl-C and resume, --set, --strict), report, bench."""
 
 from __future__ import annotations
 
 import json
+import runpy
 import shlex
 import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import pytest
@@ -152,3 +155,153 @@ def test_run_all_then_report(tiny, tmp_path, capsys, monkeypatch):
 def test_bench_lists_scripts(capsys):
     assert main(["bench"]) == 0
     assert "bench" in capsys.readouterr().out
+
+
+@dataclass
+class OtherConfig:  # no `steps` field, as most real experiments
+    rounds: int = 2
+
+
+def other_run(config: OtherConfig, run_dir) -> dict:
+    for step in run_dir.steps(config.rounds):
+        run_dir.log(step, loss=1.0 / (step + 1))
+    return {"rounds": config.rounds}
+
+
+OTHER = Experiment(
+    name="other", paper="Other 2020", description="counts rounds", config_class=OtherConfig,
+    budgets={"quick": OtherConfig(), "full": OtherConfig(rounds=9)}, run=other_run,
+    claims=(Claim("Other 2020", "it ran", lambda m: (m["rounds"] > 0, m["rounds"])),), quick_minutes=0.01,
+)
+
+
+@pytest.fixture
+def two(tiny, monkeypatch):
+    monkeypatch.setattr(experiments, "EXPERIMENT_MODULES", ())
+    with experiments.registered(OTHER):
+        yield
+
+
+def test_set_with_several_experiments_applies_where_the_field_exists(two, tmp_path, capsys):
+    argv = ["run", "--all", "--out", str(tmp_path), "--jobs", "1", "--no-progress"]
+    assert main([*argv, "--set", "steps=3", "--set", "rounds=4"]) == 0
+    captured = capsys.readouterr()
+    assert "note: --set steps applies to 1 of 2 experiments: tiny" in captured.err
+    tiny_config = json.loads((tmp_path / "tiny" / "config.json").read_text())
+    other_config = json.loads((tmp_path / "other" / "config.json").read_text())
+    assert tiny_config["overrides"] == {"steps": "3"} and tiny_config["config"]["steps"] == 3
+    assert other_config["overrides"] == {"rounds": "4"} and other_config["config"]["rounds"] == 4
+    assert "3 of 3 claims held across 2 experiments" not in captured.out  # tiny's exact claim fails
+    assert "2 of 3 claims held across 2 experiments" in captured.out
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["steps=3", "nope=1"], "error: --set nope: none of the 2 selected experiments has a config field 'nope'"),
+        (["steps=3", "rounds=many"], "error: other: bad value for rounds: 'many' is not a valid int"),
+    ],
+)
+def test_set_with_several_experiments_checks_every_key_and_value_first(two, tmp_path, capsys, sets, message):
+    argv = ["run", "tiny", "other", "--out", str(tmp_path / "runs"), "--no-progress"]
+    assert main([*argv, *[arg for item in sets for arg in ("--set", item)]]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith(message) and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_strict_exits_1_when_a_claim_does_not_hold(tiny, tmp_path, capsys):
+    assert main(["run", "tiny", "--out", str(tmp_path), "--strict", "--no-progress"]) == 1
+    assert capsys.readouterr().err == "error: 1 of 2 claims did not hold (--strict)\n"
+
+
+def test_threads_option_is_used_and_recorded(tiny, tmp_path, capsys):
+    assert main(["run", "tiny", "--out", str(tmp_path), "--threads", "2", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "tiny" / "config.json").read_text())["threads"] == 2
+    assert main(["run", "tiny", "--threads", "0"]) == 2
+    assert "--threads: expected a positive integer, got '0'" in capsys.readouterr().err
+
+
+def test_show_prints_claims_budgets_and_config_fields(tiny, capsys):
+    assert main(["show", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("tiny  (Tiny & Small 2023)\n  a scalar descends to its target")
+    assert "main metric: loss" in out and "quick (about 0.05 min" in out and "threads: 1" in out
+    assert "  1. x ends within 0.5 of the target" in out and "  2. x lands exactly on the target" in out
+    rows = {line.split()[0]: line.split()[1:] for line in out.split("config (TinyConfig")[1].splitlines()[3:6]}
+    assert rows == {"steps": ["int", "5", "50"], "target": ["float", "2.0", "2.0"],
+                    "interrupt_at": ["int", "-1", "-1"]}
+    assert main(["show", "nope"]) == 2
+
+
+def test_list_json(tiny, capsys):
+    assert main(["list", "--json"]) == 0
+    (entry,) = [e for e in json.loads(capsys.readouterr().out) if e["name"] == "tiny"]
+    assert entry["paper"] == "Tiny & Small 2023" and entry["main_metric"] == "loss" and entry["threads"] == 1
+    assert [c["statement"] for c in entry["claims"]][1] == "x lands exactly on the target"
+    assert entry["budgets"]["full"] == {"steps": 50, "target": 2.0, "interrupt_at": -1}
+
+
+def test_help_lists_exit_codes_and_the_set_rule(capsys):
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "exit codes:" in out and "130  interrupted" in out and "with --strict, a claim did not hold" in out
+    assert "it is an error only if none has it" in out and "--jobs N" in out
+
+
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130(monkeypatch, capsys):
+    import neuroplastic.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert main(["list"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_ctrl_c_while_importing_pytorch_in_a_fresh_process():
+    # The signal arrives while main() imports PyTorch and the registry (the module itself imports neither).
+    code = ("import os, signal, sys, threading\n"
+            "import neuroplastic.cli as cli\n"
+            "assert 'torch' not in sys.modules\n"
+            "threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+            "sys.exit(cli.main(['list']))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (130, "interrupted\n")
+
+
+def test_python_m_neuroplastic_runs_the_command(tiny, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["neuroplastic", "show", "tiny"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("neuroplastic", run_name="__main__")
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("tiny  (Tiny & Small 2023)")
+
+
+def test_out_that_cannot_be_created_is_one_error_line(tiny, tmp_path, capsys):
+    (tmp_path / "file").write_text("not a directory")
+    assert main(["run", "tiny", "--out", str(tmp_path / "file" / "runs"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot create the output directory {tmp_path / 'file' / 'runs'}: ")
+    assert err.count("\n") == 1
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "tiny").write_text("a file where the run directory goes")
+    assert main(["run", "tiny", "--out", str(tmp_path / "runs"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: cannot create the run directory {tmp_path / 'runs' / 'tiny'}")
+
+
+def test_report_without_runs_exits_1(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 1
+    assert capsys.readouterr().err == f"error: no runs found in {tmp_path / 'empty'}\n"
+    assert not (tmp_path / "empty" / "report.html").exists()
+
+
+def test_parallel_runs_start_with_the_longest_by_the_last_runtime(tiny, tmp_path):
+    from neuroplastic.runs.parallel import expected_seconds as _expected_seconds
+
+    assert _expected_seconds(tmp_path, TINY, "quick") == pytest.approx(3.0)  # quick_minutes: 0.05
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "summary.json").write_text(json.dumps({"budget": "quick", "runtime_seconds": 99.5}))
+    assert _expected_seconds(tmp_path, TINY, "quick") == 99.5
+    assert _expected_seconds(tmp_path, TINY, "full") == pytest.approx(3.0)

@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
+# NumPy and PyTorch are imported where they are used, so that `import neuroplastic.cli` is quick and a Ctrl-C
+# during the command's start-up is caught by the command (see neuroplastic.cli.main).
+
 __version__ = "0.1.0"
 
 # Subpackages and public modules loaded on first attribute access (module ``__getattr__``, PEP 562).
@@ -53,11 +56,11 @@ def seed_everything(seed: int) -> torch.Generator:
     Returns:
         A CPU ``torch.Generator`` seeded with ``seed``, for code that takes an explicit generator.
     """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     import numpy as np
     import torch
 
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import shutil
+import subprocess
 
 import pytest
 import torch
 
-from neuroplastic.runs import Experiment, run_experiment
+import neuroplastic
+from neuroplastic.runs import Experiment, provenance, run_experiment
+from neuroplastic.runs.runner import git_revision
 
 
 def test_a_run_writes_its_directory(toy, tmp_path):
@@ -97,3 +102,41 @@ def test_run_must_return_a_dict(toy, tmp_path):
     assert isinstance(experiment, Experiment)
     with pytest.raises(TypeError, match="must return a dict"):
         run_experiment(experiment, out=tmp_path, progress=False)
+
+
+def test_config_and_summary_record_the_version_and_git_commit(toy, tmp_path):
+    summary = run_experiment(toy, out=tmp_path, progress=False, overrides={"steps": "2"})
+    config = json.loads((tmp_path / "toy" / "config.json").read_text())
+    expected = provenance()
+    assert expected["neuroplastic_version"] == neuroplastic.__version__
+    for record in (config, summary):
+        assert {key: record[key] for key in expected} == expected
+    if expected["git_commit"] is not None:  # a source checkout (as in development), not an installed wheel
+        assert re.fullmatch("[0-9a-f]{40}", expected["git_commit"]) and isinstance(expected["git_dirty"], bool)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_revision_of_a_checkout_a_plain_directory_and_without_git(tmp_path, monkeypatch):
+    assert git_revision(tmp_path) == (None, None)  # not a git checkout
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "code.py").write_text("x = 1\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    assert git_revision(repo / "pkg") == (head, False)
+    (repo / "pkg" / "code.py").write_text("x = 2\n")
+    assert git_revision(repo / "pkg") == (head, True)
+    (repo / "untracked").mkdir()
+    assert git_revision(repo / "untracked") == (None, None)  # e.g. a package installed inside another repo
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert git_revision(repo / "pkg") == (None, None)
+
+
+def test_on_progress_reports_each_phase_from_start_to_end(toy, tmp_path):
+    calls = []
+    run_experiment(toy, out=tmp_path, progress=False, overrides={"steps": "3"},
+                   on_progress=lambda *args: calls.append(args))
+    assert calls == [(f"toy {phase}", step, 3) for phase in ("pretrain", "finetune") for step in range(4)]

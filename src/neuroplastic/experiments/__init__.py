@@ -64,6 +64,15 @@ def register(experiment: Experiment) -> Experiment:
     return experiment
 
 
+def registered_names() -> tuple[str, ...]:
+    """The names of the experiments added with :func:`register` (not defined by a module of the list).
+
+    A worker process started by ``neuroplastic run --jobs N`` finds the others by name; these ones have to
+    be sent to it (pickled).
+    """
+    return tuple(_registered)
+
+
 def unregister(name: str) -> None:
     """Remove an experiment added with :func:`register`."""
     if name not in _registered:
@@ -81,4 +90,5 @@ def registered(experiment: Experiment) -> Iterator[Experiment]:
         unregister(experiment.name)
 
 
-__all__ = ["EXPERIMENT_MODULES", "get_experiment", "register", "registered", "registry", "unregister"]
+__all__ = ["EXPERIMENT_MODULES", "get_experiment", "register", "registered", "registered_names", "registry",
+           "unregister"]

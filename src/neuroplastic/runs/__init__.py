@@ -1,12 +1,14 @@
-"""The run platform: run directories with exact resume, the runner, validated configs and reports."""
+"""The run platform: run directories with exact resume, the runner (one process or several), validated
+configs and reports."""
 
 from __future__ import annotations
 
 from .config import apply_overrides, config_to_dict, param, validate_config
 from .experiment import BUDGETS, Claim, ClaimResult, Experiment
+from .parallel import Job, JobResult, run_jobs
 from .report import write_report
 from .rundir import CheckpointMismatch, RunDirectory, RunInterrupted
-from .runner import check_device, run_experiment
+from .runner import check_device, provenance, resolve_threads, run_experiment
 
 __all__ = [
     "BUDGETS",
@@ -14,13 +16,18 @@ __all__ = [
     "Claim",
     "ClaimResult",
     "Experiment",
+    "Job",
+    "JobResult",
     "RunDirectory",
     "RunInterrupted",
     "apply_overrides",
     "check_device",
     "config_to_dict",
     "param",
+    "provenance",
+    "resolve_threads",
     "run_experiment",
+    "run_jobs",
     "validate_config",
     "write_report",
 ]

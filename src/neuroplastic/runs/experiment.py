@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, is_dataclass
 from typing import Any
 
+from .config import config_to_dict
+
 BUDGETS = ("quick", "full")
+
+
+def _type_label(annotation: Any) -> str:
+    """A config field's type for people: int, float, Path, Optional[int], tuple[int, ...]."""
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    return repr(annotation).replace("typing.", "").replace("pathlib.", "")
+
+
+def _setting(value: Any) -> str:
+    """A config value written as ``--set key=VALUE`` accepts it: true/false, none, comma-separated items."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, (tuple, list)):
+        return ",".join(_setting(item) for item in value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -50,6 +74,8 @@ class Experiment:
 
     ``run(config, run_dir)`` trains and evaluates, logging through ``run_dir`` (a
     :class:`neuroplastic.runs.RunDirectory`), and returns a flat dict of final metrics that the claims read.
+    The runner calls it with ``threads`` PyTorch intra-op threads (the number its quick runs want; small
+    models run fastest on one), unless the command line or the config's own ``threads`` field says otherwise.
     """
 
     name: str
@@ -62,10 +88,13 @@ class Experiment:
     quick_minutes: float
     main_metric: str = "loss"
     tags: tuple[str, ...] = field(default_factory=tuple)
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if not is_dataclass(self.config_class):
             raise TypeError(f"{self.name}: config_class must be a dataclass")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ValueError(f"{self.name}: threads must be a positive int, got {self.threads!r}")
         missing = [b for b in BUDGETS if b not in self.budgets]
         if missing:
             raise ValueError(f"{self.name}: budgets must define {BUDGETS}, missing {missing}")
@@ -80,3 +109,31 @@ class Experiment:
         from dataclasses import replace
 
         return replace(self.budgets[budget])
+
+    def describe(self) -> dict[str, Any]:
+        """The experiment without its functions, as JSON-ready data: names, claims, budgets' config values."""
+        return {
+            "name": self.name,
+            "paper": self.paper,
+            "description": self.description,
+            "main_metric": self.main_metric,
+            "quick_minutes": self.quick_minutes,
+            "threads": self.threads,
+            "tags": list(self.tags),
+            "claims": [{"paper": claim.paper, "statement": claim.statement} for claim in self.claims],
+            "config_class": self.config_class.__name__,
+            "budgets": {budget: config_to_dict(self.config(budget)) for budget in self.budgets},
+        }
+
+    def config_fields(self) -> list[dict[str, str]]:
+        """The config's fields as text: ``{"name", "type", "quick", "full"}`` (values as ``--set`` takes them)."""
+        quick, full = self.config("quick"), self.config("full")
+        try:
+            hints = typing.get_type_hints(self.config_class)
+        except Exception:  # an annotation that cannot be evaluated here: show the value's type instead
+            hints = {}
+        return [
+            {"name": f.name, "type": _type_label(hints.get(f.name, type(getattr(quick, f.name)))),
+             "quick": _setting(getattr(quick, f.name)), "full": _setting(getattr(full, f.name))}
+            for f in dataclasses.fields(quick) if f.init
+        ]

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,8 @@ class RunDirectory:
         config: the experiment's config dataclass, saved in checkpoints and compared on resume.
         experiment: the experiment's name, saved in checkpoints and compared on resume.
         main_metric: the metric shown in the progress bar when it is logged.
+        on_progress: called as ``on_progress(desc, step, total)`` when a phase starts and after each of its
+            steps (``desc`` is the phase's description), e.g. to report progress to another process.
 
     Attributes:
         path, seed, device, budget: as given (``path`` a ``Path``, ``device`` a ``torch.device``).
@@ -172,6 +174,7 @@ class RunDirectory:
         config: Any = None,
         experiment: str | None = None,
         main_metric: str | None = None,
+        on_progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
         if stop_after_steps is not None and not _is_positive_int(stop_after_steps):
             raise ValueError(f"stop_after_steps must be a positive int or None, got {stop_after_steps!r}")
@@ -183,6 +186,7 @@ class RunDirectory:
         self.stop_after_steps = stop_after_steps
         self.experiment = experiment
         self.main_metric = main_metric
+        self.on_progress = on_progress
         self.config = config
         self._config_dict = config_to_dict(config) if config is not None else None
         self.state: dict[str, Any] = {}
@@ -354,11 +358,15 @@ class RunDirectory:
         try:
             stop = False
             step = start
+            if self.on_progress is not None:
+                self.on_progress(desc, step, total)
             while step < total:
                 yield step
                 step += 1
                 self._steps_this_process += 1
                 self._bar.update(1)
+                if self.on_progress is not None:
+                    self.on_progress(desc, step, total)
                 stop = self._interrupt_requested or (
                     self.stop_after_steps is not None and self._steps_this_process >= self.stop_after_steps
                 )

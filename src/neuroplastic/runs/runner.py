@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
+import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from .config import apply_overrides, config_to_dict
 from .experiment import Claim, ClaimResult, Experiment
 from .plots import plot_metrics
 from .rundir import CHECKPOINT, RunDirectory
+from .threads import torch_threads
 
 DEVICES = ("cpu", "cuda")
 
@@ -32,11 +36,73 @@ def check_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def _check_threads(threads: Any) -> None:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+
+
+def _has_field(config: Any, name: str) -> bool:
+    return any(f.name == name for f in dataclasses.fields(config))
+
+
 def prepare_config(
-    experiment: Experiment, budget: str = "quick", overrides: Mapping[str, Any] | None = None
+    experiment: Experiment,
+    budget: str = "quick",
+    overrides: Mapping[str, Any] | None = None,
+    threads: int | None = None,
 ) -> Any:
-    """The experiment's config for ``budget`` with ``overrides`` applied (ValueError on a bad key/value)."""
-    return apply_overrides(experiment.config(budget), overrides)
+    """The experiment's config for ``budget`` with ``overrides`` applied (ValueError on a bad key/value).
+
+    ``threads``, if given, also sets the config's own ``threads`` field where it has one (experiments that
+    still set their thread count themselves then use it too); it cannot be combined with an override of it.
+    """
+    _check_threads(threads)
+    config = apply_overrides(experiment.config(budget), overrides)
+    if threads is not None and _has_field(config, "threads"):
+        if "threads" in (overrides or {}):
+            raise ValueError("give the thread count once: as threads or as the override threads=..., not both")
+        config = dataclasses.replace(config, threads=threads)
+    return config
+
+
+def resolve_threads(experiment: Experiment, config: Any, threads: int | None = None) -> int | None:
+    """The number of PyTorch intra-op threads a run uses, or None to leave PyTorch's setting as it is.
+
+    In order: ``threads`` if given; else the config's ``threads`` field if it has one (0 or None there means
+    "leave the setting alone"); else ``experiment.threads``.
+    """
+    _check_threads(threads)
+    if threads is not None:
+        return threads
+    if _has_field(config, "threads"):
+        return config.threads or None
+    return experiment.threads
+
+
+def git_revision(directory: str | Path) -> tuple[str | None, bool | None]:
+    """``(commit, dirty)`` of the git checkout that tracks ``directory``; ``(None, None)`` if there is none.
+
+    ``commit`` is ``git rev-parse HEAD``; ``dirty`` is True if tracked files differ from it. A directory that
+    is not tracked (an installed package inside some other repository), a missing ``git`` or any git
+    error gives ``(None, None)``.
+    """
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+
+    try:
+        git("ls-files", "--error-unmatch", "--", ".")
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit, dirty
+
+
+def provenance() -> dict[str, Any]:
+    """The package version and the git commit of its source checkout (None if it is not one), with a dirty flag."""
+    commit, dirty = git_revision(Path(neuroplastic.__file__).resolve().parent)
+    return {"neuroplastic_version": neuroplastic.__version__, "git_commit": commit, "git_dirty": dirty}
 
 
 def evaluate_claim(claim: Claim, metrics: Mapping[str, Any]) -> ClaimResult:
@@ -68,13 +134,19 @@ def run_experiment(
     resume: bool = False,
     progress: bool = True,
     stop_after_steps: int | None = None,
+    threads: int | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``experiment`` in ``out/<name>`` and return its summary (also written to summary.json).
 
-    Seeds every global generator with ``seed``, writes config.json, calls ``experiment.run(config, run_dir)``,
-    checks each claim on the returned metrics, and writes summary.json and metrics.png. A new run deletes
-    the files of a previous run in the directory; ``resume=True`` continues from its checkpoint (or starts
-    from the beginning, with a note on stderr, if there is none).
+    Seeds every global generator with ``seed``, writes config.json, calls ``experiment.run(config, run_dir)``
+    with the PyTorch thread count of :func:`resolve_threads` (``threads``, else the config's ``threads``
+    field, else ``experiment.threads``), checks each claim on the returned metrics, and writes summary.json
+    and metrics.png. Both JSON files record the thread count, the package version and the git commit of its
+    source checkout (:func:`provenance`). A new run deletes the files of a previous run in the directory;
+    ``resume=True`` continues from its checkpoint (or starts from the beginning, with a note on stderr, if
+    there is none). ``on_progress(phase, step, total)`` is called as the run's phases advance (see
+    :class:`RunDirectory`).
 
     Raises:
         ValueError: a bad budget, seed, device or override; a checkpoint that belongs to another config.
@@ -82,7 +154,8 @@ def run_experiment(
     """
     if not isinstance(experiment, Experiment):
         raise TypeError(f"experiment must be an Experiment, got {type(experiment).__name__}")
-    config = prepare_config(experiment, budget, overrides)
+    config = prepare_config(experiment, budget, overrides, threads)
+    thread_count = resolve_threads(experiment, config, threads)
     torch_device = check_device(device)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -102,23 +175,27 @@ def run_experiment(
         config=config,
         experiment=experiment.name,
         main_metric=experiment.main_metric,
+        on_progress=on_progress,
     )
     (path / "summary.json").unlink(missing_ok=True)
-    run_dir.write_json("config", {
-        "experiment": experiment.name,
-        "paper": experiment.paper,
-        "budget": budget,
-        "seed": seed,
-        "device": str(torch_device),
-        "overrides": dict(overrides or {}),
-        "config": config_to_dict(config),
-        "torch_version": torch.__version__,
-        "neuroplastic_version": neuroplastic.__version__,
-        "python_version": platform.python_version(),
-    })
-
-    neuroplastic.seed_everything(seed)
-    metrics = experiment.run(config, run_dir)
+    source = provenance()
+    with torch_threads(thread_count) if thread_count is not None else nullcontext():
+        used_threads = torch.get_num_threads()
+        run_dir.write_json("config", {
+            "experiment": experiment.name,
+            "paper": experiment.paper,
+            "budget": budget,
+            "seed": seed,
+            "device": str(torch_device),
+            "threads": used_threads,
+            "overrides": dict(overrides or {}),
+            "config": config_to_dict(config),
+            "torch_version": torch.__version__,
+            **source,
+            "python_version": platform.python_version(),
+        })
+        neuroplastic.seed_everything(seed)
+        metrics = experiment.run(config, run_dir)
     run_dir.finish()
     if not isinstance(metrics, Mapping):
         raise TypeError(
@@ -133,6 +210,8 @@ def run_experiment(
         "budget": budget,
         "seed": seed,
         "device": str(torch_device),
+        "threads": used_threads,
+        **source,
         "metrics": to_jsonable(metrics),
         "claims": [to_jsonable(result.to_dict()) for result in claims],
         "runtime_seconds": round(run_dir.elapsed_seconds, 3),
