@@ -144,8 +144,12 @@ def test_html_shows_version_commit_budget_and_seed(results, tmp_path):
 
 def test_a_single_provenance_is_shown_once_in_the_heading(runs, tmp_path):
     text = render_report(runs / "toy", "markdown")
-    version = json.loads((runs / "toy" / "config.json").read_text())["neuroplastic_version"]
-    assert f"1 run of 1 experiment; 1 of 4 claims held; neuroplastic {version}." in text
+    config = json.loads((runs / "toy" / "config.json").read_text())
+    provenance = f"neuroplastic {config['neuroplastic_version']}"
+    if config.get("git_commit"):  # the run platform records the commit when the package is a git checkout
+        dirty = " (uncommitted changes)" if config["git_dirty"] else ""
+        provenance += f", commit {config['git_commit'][:12]}{dirty}"
+    assert f"1 run of 1 experiment; 1 of 4 claims held; {provenance}." in text
     with pytest.raises(ValueError, match="format must be one of 'html', 'markdown', 'json'"):
         render_report(runs, "pdf")
 
