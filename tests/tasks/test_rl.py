@@ -26,6 +26,11 @@ def test_both_methods_agree_and_gamma_zero_gives_the_rewards():
     torch.testing.assert_close(discounted_returns(rewards, 0.93, method="matrix"),
                                discounted_returns(rewards, 0.93), rtol=1e-5, atol=1e-5)
     assert torch.equal(discounted_returns(rewards, 0.0), rewards)
+    for method in ("loop", "matrix"):  # time-major [T, B] gives the same returns, transposed
+        torch.testing.assert_close(discounted_returns(rewards.T.contiguous(), 0.93, method=method, time_dim=0).T,
+                                   discounted_returns(rewards, 0.93, method=method))
+    with pytest.raises(ValueError, match="time_dim must be 1"):
+        discounted_returns(rewards, 0.9, time_dim=2)
     with pytest.raises(ValueError, match="method must be one of 'loop', 'matrix'"):
         discounted_returns(rewards, 0.9, method="scan")
     with pytest.raises(ValueError, match=r"rewards must have shape \[B, T\]"):
@@ -86,3 +91,18 @@ def test_a2c_entropy_bonus_pushes_towards_uniform():
     entropy = -(pi * pi.log()).sum()
     torch.testing.assert_close(logits.grad, 0.5 * pi * (pi.log() + entropy))
     assert logits.grad[0, 0, 0] > 0  # gradient descent lowers the larger logit
+
+
+def test_a2c_loss_time_major_equals_batch_first_and_keeps_the_gradient_layout():
+    g = torch.Generator().manual_seed(0)
+    values = torch.randn(6, 3, generator=g, requires_grad=True)  # [T, B]
+    log_probs = -torch.rand(6, 3, generator=g)
+    entropies = torch.rand(6, 3, generator=g)
+    rewards = torch.randn(6, 3, generator=g)
+    kwargs = dict(gamma=0.8, value_coef=0.1, entropy_coef=0.05)
+    loss_t, parts_t = a2c_loss(log_probs, values, entropies, rewards, time_dim=0, **kwargs)
+    loss_b, parts_b = a2c_loss(log_probs.T, values.T, entropies.T, rewards.T, **kwargs)
+    torch.testing.assert_close(loss_t, loss_b)
+    assert parts_t == pytest.approx(parts_b)
+    loss_t.backward()
+    assert values.grad.is_contiguous()  # time-major gradients, contiguous per step

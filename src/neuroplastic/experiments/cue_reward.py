@@ -219,7 +219,7 @@ def _train(variant: str, config: Config, run_dir: RunDirectory, obs_dim: int) ->
     for step in run_dir.steps(config.updates, phase=variant, checkpoint_every=config.checkpoint_every,
                               desc=f"cue-reward {variant}"):
         episodes = rollout(agent, task, action_generator)
-        loss, _ = a2c_loss(episodes.log_probs.T, episodes.values.T, episodes.entropies.T, episodes.rewards.T,
+        loss, _ = a2c_loss(episodes.log_probs, episodes.values, episodes.entropies, episodes.rewards, time_dim=0,
                            gamma=config.gamma, value_coef=config.value_coef, entropy_coef=config.entropy_coef)
         optimizer.zero_grad()
         loss.backward()

@@ -2,7 +2,9 @@
 
 The A2C of Miconi, Rawal, Clune & Stanley 2019 (Backpropamine, ICLR), as in the authors' released code: a
 batch of ``B`` episodes of ``T`` steps is played to the end, then trained on at once (no bootstrap from a
-value at the end). Tensors are batch-first, ``[B, T]``::
+value at the end). Tensors are batch-first, ``[B, T]``, unless ``time_dim=0`` says they are time-major,
+``[T, B]`` (as a rollout records them step by step; computing in that layout also returns the gradients in
+it, so that no per-step slice of them is strided)::
 
     G_t = r_t + gamma G_{t+1},  G_T = 0            (so G_t = sum_{k >= t} gamma^(k - t) r_k)
     A_t = G_t - V_t                                (advantage)
@@ -27,32 +29,40 @@ __all__ = ["RETURN_METHODS", "discounted_returns", "policy_log_probs", "a2c_loss
 RETURN_METHODS = ("loop", "matrix")
 
 
-def discounted_returns(rewards: Tensor, gamma: float, *, method: str = "loop") -> Tensor:
+def _check_time_dim(time_dim: int) -> int:
+    if time_dim not in (0, 1):
+        raise ValueError(f"time_dim must be 1 ([B, T], batch-first) or 0 ([T, B], time-major); got {time_dim!r}")
+    return time_dim
+
+
+def discounted_returns(rewards: Tensor, gamma: float, *, method: str = "loop", time_dim: int = 1) -> Tensor:
     """Discounted returns ``G_t = r_t + gamma G_{t+1}`` to the end of each episode (``G_T = 0``).
 
     Args:
-        rewards: ``[B, T]`` rewards of ``B`` whole episodes.
+        rewards: ``[B, T]`` rewards of ``B`` whole episodes (``[T, B]`` with ``time_dim=0``).
         gamma: discount per step.
         method: ``"loop"`` runs the recursion backwards in time, one elementwise step per time step;
             ``"matrix"`` computes ``G = r @ D^T`` with ``D[t, k] = gamma^(k - t)`` for ``k >= t`` (else 0),
             one matrix product, ``O(B T^2)``. Both compute the same returns; they differ only in rounding.
+        time_dim: the time axis of ``rewards``: 1 (default, ``[B, T]``) or 0 (``[T, B]``).
 
     Returns:
-        ``[B, T]`` returns, the dtype and device of ``rewards``.
+        the returns, the shape, dtype and device of ``rewards``.
     """
-    check_tensor("rewards", rewards, ("B", "T"))
+    _check_time_dim(time_dim)
+    check_tensor("rewards", rewards, ("B", "T") if time_dim == 1 else ("T", "B"))
     check_choice("method", method, RETURN_METHODS)
+    steps = rewards.shape[time_dim]
     if method == "matrix":
-        steps = rewards.shape[1]
         t = torch.arange(steps, device=rewards.device, dtype=rewards.dtype)
         lag = t.unsqueeze(0) - t.unsqueeze(1)  # [t, k] -> k - t
         discount = torch.where(lag >= 0, gamma ** lag.clamp(min=0), torch.zeros_like(lag))
-        return rewards @ discount.T
+        return rewards @ discount.T if time_dim == 1 else discount @ rewards
     returns = torch.empty_like(rewards)
-    running = torch.zeros_like(rewards[:, 0])
-    for t in range(rewards.shape[1] - 1, -1, -1):
-        running = rewards[:, t] + gamma * running
-        returns[:, t] = running
+    running = torch.zeros_like(rewards.select(time_dim, 0))
+    for t in range(steps - 1, -1, -1):
+        running = rewards.select(time_dim, t) + gamma * running
+        returns.select(time_dim, t).copy_(running)
     return returns
 
 
@@ -70,7 +80,7 @@ def policy_log_probs(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
 
 def a2c_loss(
     log_probs: Tensor, values: Tensor, entropies: Tensor, rewards: Tensor, *, gamma: float, value_coef: float,
-    entropy_coef: float, returns_method: str = "loop",
+    entropy_coef: float, returns_method: str = "loop", time_dim: int = 1,
 ) -> tuple[Tensor, dict[str, float]]:
     """Advantage actor-critic loss of a batch of whole episodes (see the module docstring).
 
@@ -81,6 +91,7 @@ def a2c_loss(
         rewards: ``[B, T]`` rewards.
         gamma, value_coef, entropy_coef: discount, weight of the value term, weight of the entropy bonus.
         returns_method: how :func:`discounted_returns` sums (``"loop"`` or ``"matrix"``; same returns).
+        time_dim: 1 (default) for ``[B, T]`` tensors, 0 for time-major ``[T, B]`` ones.
 
     Returns:
         ``(loss, parts)``: the scalar loss, and ``parts`` with the policy term (``"policy_loss"``), the value
@@ -89,7 +100,7 @@ def a2c_loss(
     shape = tuple(rewards.shape)
     for name, tensor in (("log_probs", log_probs), ("values", values), ("entropies", entropies)):
         check_tensor(name, tensor, shape)
-    advantage = discounted_returns(rewards, gamma, method=returns_method) - values
+    advantage = discounted_returns(rewards, gamma, method=returns_method, time_dim=time_dim) - values
     policy_loss = -(log_probs * advantage.detach()).mean()
     value_loss = advantage.pow(2).mean()
     entropy = entropies.mean()
