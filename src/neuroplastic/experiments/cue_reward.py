@@ -83,7 +83,7 @@ class Config:
     later rewards in this task, and the lower discount removes most of the noise that later trials add to
     each step's return), a smaller entropy weight, and larger initial alpha (0.05) and eta_E (0.5). Every
     agent first sits on a plateau at chance (uniform policy); these choices shorten it enough to leave the
-    plateau within the 3-minute budget (what was measured with the paper's values: the results page).
+    plateau within the 3-minute budget (what the paper's values gave: ``docs/results/cue-reward.md``).
     """
 
     num_cues: int = 4
