@@ -9,14 +9,14 @@ from neuroplastic.experiments.cue_reward import (
     EXPERIMENT,
     VARIANTS,
     Config,
-    PlainRNNCell,
-    discounted_returns,
     make_agent,
     make_task,
     trial_rewards,
 )
+from neuroplastic.models import RNNCell
 from neuroplastic.plasticity import PlasticRNNCell
 from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.tasks import discounted_returns
 
 TINY = {
     "cue_size": 6, "num_trials": 3, "hidden_size": 8, "batch_size": 4, "updates": 2, "eval_episodes": 6,
@@ -57,7 +57,7 @@ def test_agents_share_hidden_size_and_only_the_plastic_ones_have_plastic_paramet
         assert agent.cell.hidden_size == 12
         assert agent.cell.input_to_hidden.in_features == obs_dim
         assert agent.policy.in_features == agent.value.in_features == 12
-    assert isinstance(agents["nonplastic"].cell, PlainRNNCell)
+    assert isinstance(agents["nonplastic"].cell, RNNCell)
     names = {v: {n for n, _ in a.named_parameters()} for v, a in agents.items()}
     assert not any("synapses" in n or "alpha" in n or "eta" in n for n in names["nonplastic"])
     for variant in ("simple", "retroactive", "plastic"):
@@ -73,9 +73,9 @@ def test_agents_share_hidden_size_and_only_the_plastic_ones_have_plastic_paramet
 
 
 def test_discounted_returns_and_trial_rewards_on_a_hand_computed_case():
-    rewards = torch.tensor([[0.0], [1.0], [0.0], [-1.0]])
+    rewards = torch.tensor([[0.0], [1.0], [0.0], [-1.0]])  # [T, B], as the rollout records them
     expected = torch.tensor([[0.5 * 1 + 0.125 * -1], [1 + 0.25 * -1], [0.5 * -1], [-1.0]])
-    torch.testing.assert_close(discounted_returns(rewards, 0.5), expected)
+    torch.testing.assert_close(discounted_returns(rewards.T, 0.5).T, expected)
     # Two trials of 5 steps: the response is step 3 of each trial.
     rewards = torch.zeros(10, 2)
     rewards[3] = torch.tensor([1.0, -1.0])

@@ -10,10 +10,10 @@ import torch
 from neuroplastic.experiments.pattern_completion import (
     EXPERIMENT,
     Config,
-    PlainRNN,
     episode_inputs,
     make_network,
 )
+from neuroplastic.models import RNN
 from neuroplastic.plasticity import PlasticRNN
 from neuroplastic.runs import RunInterrupted, run_experiment
 from neuroplastic.tasks import pattern_completion_batch
@@ -53,12 +53,12 @@ def test_only_w_alpha_eta_are_learned_and_the_baseline_has_only_w():
     config = Config(pattern_size=10)
     plastic = make_network("plastic", config)
     plain = make_network("nonplastic", config)
-    assert isinstance(plastic, PlasticRNN) and isinstance(plain, PlainRNN)
+    assert isinstance(plastic, PlasticRNN) and isinstance(plain, RNN)
     names = {name for name, _ in plastic.named_parameters()}
     assert names == {"cell.weight", "cell.synapses.alpha", "cell.synapses.eta"}
     assert plastic.cell.synapses.alpha.shape == (11, 11)  # one per connection, 10 bits + a bias neuron
-    assert [name for name, _ in plain.named_parameters()] == ["weight"]
-    assert plain.weight.shape == plastic.cell.weight.shape
+    assert [name for name, _ in plain.named_parameters()] == ["cell.weight"]
+    assert plain.cell.weight.shape == plastic.cell.weight.shape
 
 
 def test_baseline_is_the_plastic_network_with_alpha_zero():
@@ -67,7 +67,7 @@ def test_baseline_is_the_plastic_network_with_alpha_zero():
     plain = make_network("nonplastic", config)
     with torch.no_grad():
         plastic.cell.synapses.alpha.zero_()
-        plain.weight.copy_(plastic.cell.weight)
+        plain.cell.weight.copy_(plastic.cell.weight)
     batch = pattern_completion_batch(3, pattern_size=6, num_patterns=2, generator=torch.Generator().manual_seed(0))
     inputs = episode_inputs(batch, config)
     assert inputs.shape == (3, batch.inputs.shape[1], 7)

@@ -1,25 +1,16 @@
-"""The plastic-lm experiment: a tiny end-to-end run, exact resume, parameter matching, evaluation."""
+"""The plastic-lm experiment: a tiny end-to-end run, exact resume, parameter matching."""
 
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch
 from torch import nn
 
-from neuroplastic.experiments.plastic_lm import (
-    EXPERIMENT,
-    CharLanguageModel,
-    Config,
-    build_models,
-    evaluate_bpc,
-    init_like_plastic_cell,
-    lstm_parameter_count,
-    matched_lstm_hidden_size,
-    parameter_count,
-)
+from neuroplastic.evaluation import count_parameters
+from neuroplastic.experiments.plastic_lm import EXPERIMENT, Config, build_models
+from neuroplastic.models import lstm_parameter_count, matched_lstm_hidden_size
 from neuroplastic.plasticity import PlasticLSTM
 from neuroplastic.runs import RunInterrupted, run_experiment
 
@@ -84,47 +75,12 @@ def test_lstm_is_parameter_matched_and_not_plastic(alpha):
     assert isinstance(plastic.core, PlasticLSTM) and isinstance(lstm.core, nn.LSTM)
     assert not any("alpha" in name or "synapses" in name for name, _ in lstm.named_parameters())
     hidden = lstm.core.hidden_size
-    assert parameter_count(lstm) == lstm_parameter_count(50, 16, hidden)  # the formula counts nn.LSTM right
-    target = parameter_count(plastic)
-    assert abs(parameter_count(lstm) / target - 1) <= 0.01
+    lstm_count = count_parameters(lstm, trainable_only=True)
+    assert lstm_count == lstm_parameter_count(50, 16, hidden)  # the formula counts nn.LSTM right
+    target = count_parameters(plastic, trainable_only=True)
+    assert abs(lstm_count / target - 1) <= 0.01
     for other in (hidden - 1, hidden + 1):  # no other hidden size is closer
-        assert abs(lstm_parameter_count(50, 16, other) - target) >= abs(parameter_count(lstm) - target)
+        assert abs(lstm_parameter_count(50, 16, other) - target) >= abs(lstm_count - target)
     if alpha == "connection":  # N^2 extra plastic coefficients buy the LSTM extra units
         assert hidden > config.hidden_size
     assert matched_lstm_hidden_size(lstm_parameter_count(50, 16, 37), 50, 16) == 37
-
-
-def test_plastic_lstm_without_plasticity_is_the_baseline_lstm():
-    """With alpha = 0, the plastic LSTM computes what nn.LSTM computes with the same weights (gates reordered)."""
-    torch.manual_seed(0)
-    e, n = 5, 7
-    plastic = PlasticLSTM(e, n, modulation="simple", alpha="neuron")
-    with torch.no_grad():
-        plastic.cell.synapses.alpha.zero_()
-    lstm = nn.LSTM(e, n, batch_first=True)
-    init_like_plastic_cell(lstm)
-    order = [0, 1, 3, 2]  # plastic: input, forget, output, cell; PyTorch: input, forget, cell, output
-    with torch.no_grad():
-        w_x = plastic.cell.input_to_hidden.weight.view(4, n, e)[order].reshape(4 * n, e)
-        b_x = plastic.cell.input_to_hidden.bias.view(4, n)[order].reshape(4 * n)
-        w_h = plastic.cell.weight.T.reshape(4, n, n)[order].reshape(4 * n, n)
-        lstm.weight_ih_l0.copy_(w_x)
-        lstm.bias_ih_l0.copy_(b_x)
-        lstm.weight_hh_l0.copy_(w_h)
-    x = torch.randn(3, 9, e)
-    out_plastic, _ = plastic(x)
-    out_lstm, _ = lstm(x)
-    torch.testing.assert_close(out_plastic, out_lstm, rtol=1e-5, atol=1e-6)
-
-
-def test_evaluate_bpc_of_a_uniform_model_is_log2_vocab():
-    vocab = 13
-    model = CharLanguageModel(vocab, 4, nn.LSTM(4, 6, batch_first=True))
-    with torch.no_grad():
-        model.decoder.weight.zero_()
-        model.decoder.bias.zero_()
-    encoded = torch.randint(0, vocab, (101,), generator=torch.Generator().manual_seed(0))
-    bpc, per_window = evaluate_bpc(model, encoded, batch_size=4, seq_len=7)
-    assert bpc == pytest.approx(math.log2(vocab), rel=1e-6)
-    assert len(per_window) == math.ceil(25 / 7)  # (101 - 1) // 4 = 25 characters per stream
-    assert all(v == pytest.approx(math.log2(vocab), rel=1e-6) for v in per_window)

@@ -15,11 +15,11 @@ from neuroplastic.experiments.snn_plasticity import (
     PLASTIC_VARIANTS,
     VARIANTS,
     Config,
-    PlainRecurrentLIF,
     association_loss,
     make_network,
     query_accuracy,
 )
+from neuroplastic.models import PlainRecurrentLIF
 from neuroplastic.plasticity.spiking import PlasticLIF
 from neuroplastic.runs import RunInterrupted, run_experiment
 from neuroplastic.tasks.spiking_association import SpikingAssociationBatch, spiking_association_batch

@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 import torch
 
-from neuroplastic.tasks import GridMazeTask, grid_maze_layout
+from neuroplastic.tasks import GridMazeTask, episode_statistics, grid_maze_layout
 
 MAZE_9 = """\
 #########
@@ -152,3 +153,23 @@ def test_misuse():
 def test_bad_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
         make(**kwargs)
+
+
+def test_episode_statistics_hand_computed():
+    found = torch.tensor([[0, 1, 0, 0, 1, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1, 0]], dtype=torch.bool)
+    stats = episode_statistics(found, windows=2, max_hits=2)
+    np.testing.assert_array_equal(stats["hits"], [3, 1])
+    np.testing.assert_array_equal(stats["first_half"], [1, 0])
+    np.testing.assert_array_equal(stats["second_half"], [2, 1])
+    np.testing.assert_array_equal(stats["window_hits"], [[1, 2], [0, 1]])
+    np.testing.assert_array_equal(stats["first_hit"], [1, 6])
+    assert stats["return_time"][0] == 3.0 and np.isnan(stats["return_time"][1])
+    np.testing.assert_array_equal(stats["hit_intervals"], [[2, 3], [7, np.nan]])
+
+
+def test_episode_statistics_without_hits():
+    stats = episode_statistics(torch.zeros(3, 10, dtype=torch.bool), windows=5)
+    np.testing.assert_array_equal(stats["hits"], [0, 0, 0])
+    np.testing.assert_array_equal(stats["first_hit"], [10, 10, 10])  # T when the reward was never found
+    assert stats["window_hits"].shape == (3, 5) and stats["hit_intervals"].shape == (3, 8)
+    assert np.isnan(stats["return_time"]).all() and np.isnan(stats["hit_intervals"]).all()

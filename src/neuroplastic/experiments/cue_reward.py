@@ -19,10 +19,15 @@ Four recurrent networks of the same hidden size N, each with a learned input lay
 - ``plastic``: no modulation, ``H <- clip(H + eta h_{t-1} ⊗ h_t, ±1)`` with a learned eta;
 - ``nonplastic``: ``h_t = tanh(x_t @ W_in + b + h_{t-1} @ W)`` (no alpha, no trace).
 
-All are trained by advantage actor-critic (A2C): returns discounted over the episode (no bootstrap),
-``loss = mean_t[-log pi(a_t) * (R_t - V_t) + c_v (R_t - V_t)^2 - c_e entropy(pi_t)]``, Adam, gradient-norm
-clipping; a batch of episodes runs in parallel, stepped one time step at a time (the action changes the
-next observation).
+The agents are :class:`neuroplastic.models.ActorCritic` (separate policy and value heads). All are trained by
+advantage actor-critic (A2C, :func:`neuroplastic.tasks.a2c_loss`): returns discounted over the episode (no
+bootstrap), ``loss = mean[-log pi(a_t) * (R_t - V_t)] + c_v mean[(R_t - V_t)^2] - c_e mean[entropy(pi_t)]``,
+Adam, gradient-norm clipping; a batch of episodes runs in parallel, stepped one time step at a time (the
+action changes the next observation).
+
+Deviations from the paper: see :class:`Config` (shorter episodes, fixed trial length, a smaller network and a
+tuned quick budget; an entropy bonus instead of a concentration penalty). Measured results and what was
+tried: ``docs/results/cue-reward.md``.
 """
 
 from __future__ import annotations
@@ -36,15 +41,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neuroplastic.evaluation import count_parameters
+from neuroplastic.models import ActorCritic, RNNCell
 from neuroplastic.plasticity import PlasticRNNCell
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import metric_series, smooth_curve
 from neuroplastic.runs.threads import torch_threads
-from neuroplastic.tasks import CueRewardTask
+from neuroplastic.tasks import CueRewardTask, a2c_loss
 
 __all__ = [
-    "Config", "PlainRNNCell", "Agent", "Rollout", "make_agent", "make_task", "rollout", "discounted_returns",
-    "a2c_loss", "trial_rewards", "evaluate", "run", "EXPERIMENT", "VARIANTS",
+    "Config", "Rollout", "make_agent", "make_task", "rollout", "trial_rewards", "evaluate", "run", "EXPERIMENT",
+    "VARIANTS",
 ]
 
 PAPER = "Miconi, Rawal, Clune & Stanley 2019, Backpropamine (ICLR), cue-reward association"
@@ -76,8 +83,7 @@ class Config:
     later rewards in this task, and the lower discount removes most of the noise that later trials add to
     each step's return), a smaller entropy weight, and larger initial alpha (0.05) and eta_E (0.5). Every
     agent first sits on a plateau at chance (uniform policy); these choices shorten it enough to leave the
-    plateau within the 3-minute budget (with the paper's 0.01 and 0.1, the retroactive agent left it within
-    400 updates in about one seed out of three; trained agents raise eta_E to about 0.5-0.6 anyway).
+    plateau within the 3-minute budget (what the paper's values gave: ``docs/results/cue-reward.md``).
     """
 
     num_cues: int = 4
@@ -104,52 +110,7 @@ class Config:
     threads: int = 1
 
 
-class PlainRNNCell(nn.Module):
-    """A non-plastic recurrent cell with the same input layer and recurrent weight as the plastic cells.
-
-    Miconi et al. 2019, the non-plastic control: ``h_t = tanh(x_t @ W_in + b + h_{t-1} @ W)``.
-    Shapes: ``x [B, I]``, state ``h [B, N]`` -> ``(h [B, N], h)``.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.input_to_hidden = nn.Linear(input_size, hidden_size)
-        self.weight = nn.Parameter(torch.empty(hidden_size, hidden_size))
-        nn.init.uniform_(self.weight, -1 / math.sqrt(hidden_size), 1 / math.sqrt(hidden_size))
-
-    def initial_state(self, batch_size: int, *, device: torch.device | str | None = None) -> Tensor:
-        """Zero hidden activity ``[B, N]``."""
-        return torch.zeros(batch_size, self.hidden_size, device=device)
-
-    def forward(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        hidden = torch.tanh(self.input_to_hidden(x) + state @ self.weight)
-        return hidden, hidden
-
-
-class Agent(nn.Module):
-    """A recurrent cell with a policy head (action logits) and a value head, both reading the hidden state."""
-
-    def __init__(self, cell: nn.Module, num_actions: int = 2) -> None:
-        super().__init__()
-        self.cell = cell
-        self.policy = nn.Linear(cell.hidden_size, num_actions)
-        self.value = nn.Linear(cell.hidden_size, 1)
-
-    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> Any:
-        return self.cell.initial_state(batch_size, device=device)
-
-    def forward(self, obs: Tensor, state: Any) -> tuple[Tensor, Tensor, Any]:
-        """``obs [B, I]`` -> ``(logits [B, A], value [B], state)``."""
-        hidden, state = self.cell(obs, state)
-        return self.policy(hidden), self.value(hidden).squeeze(-1), state
-
-
-def make_agent(variant: str, obs_dim: int, config: Config) -> Agent:
+def make_agent(variant: str, obs_dim: int, config: Config) -> ActorCritic:
     """The agent of ``variant``: "simple", "retroactive", "plastic" or "nonplastic" (same hidden size)."""
     n = config.hidden_size
     common = dict(alpha="connection", clip=config.trace_clip, alpha_init=config.alpha_init)
@@ -163,10 +124,10 @@ def make_agent(variant: str, obs_dim: int, config: Config) -> Agent:
         cell = PlasticRNNCell(obs_dim, n, rule="clip", modulation="none", eta="scalar", eta_init=config.eta_init,
                               **common)
     elif variant == "nonplastic":
-        cell = PlainRNNCell(obs_dim, n)
+        cell = RNNCell(obs_dim, n)
     else:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    return Agent(cell, CueRewardTask.num_actions)
+    return ActorCritic(cell, CueRewardTask.num_actions)
 
 
 def make_task(config: Config, batch_size: int, generator: torch.Generator, device: torch.device) -> CueRewardTask:
@@ -186,7 +147,7 @@ class Rollout(NamedTuple):
     rewards: Tensor
 
 
-def rollout(agent: Agent, task: CueRewardTask, generator: torch.Generator) -> Rollout:
+def rollout(agent: ActorCritic, task: CueRewardTask, generator: torch.Generator) -> Rollout:
     """Run ``task.batch_size`` episodes to the end, sampling actions from the policy with ``generator``."""
     obs = task.reset()
     state = agent.initial_state(task.batch_size, device=obs.device)
@@ -205,26 +166,6 @@ def rollout(agent: Agent, task: CueRewardTask, generator: torch.Generator) -> Ro
     return Rollout(torch.stack(log_probs), torch.stack(values), torch.stack(entropies), torch.stack(rewards))
 
 
-def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
-    """``R_t = r_t + gamma R_{t+1}`` to the end of the episode (``R_T = 0``); ``rewards [T, B]`` -> ``[T, B]``."""
-    returns = torch.empty_like(rewards)
-    running = torch.zeros_like(rewards[0])
-    for t in range(rewards.shape[0] - 1, -1, -1):
-        running = rewards[t] + gamma * running
-        returns[t] = running
-    return returns
-
-
-def a2c_loss(episodes: Rollout, config: Config) -> Tensor:
-    """Advantage actor-critic loss with an entropy bonus, averaged over time steps and episodes.
-
-    ``A_t = R_t - V_t``; ``loss = mean(-log pi(a_t) * stopgrad(A_t) + c_v A_t^2 - c_e H(pi_t))``.
-    """
-    advantage = discounted_returns(episodes.rewards, config.gamma) - episodes.values
-    policy = -(episodes.log_probs * advantage.detach())
-    return (policy + config.value_coef * advantage.pow(2) - config.entropy_coef * episodes.entropies).mean()
-
-
 def trial_rewards(rewards: Tensor, trial_steps: int) -> Tensor:
     """The reward of each trial's response step: ``rewards [T, B]`` -> ``[B, num_trials]``."""
     response = torch.arange(trial_steps - 2, rewards.shape[0], trial_steps, device=rewards.device)
@@ -232,7 +173,7 @@ def trial_rewards(rewards: Tensor, trial_steps: int) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate(agent: Agent, config: Config, seed: int, device: torch.device) -> dict[str, Any]:
+def evaluate(agent: ActorCritic, config: Config, seed: int, device: torch.device) -> dict[str, Any]:
     """Reward on ``config.eval_episodes`` fresh episodes (the same ones for every agent), actions sampled.
 
     Returns the mean reward per episode and its standard error, the mean reward at each trial index, and the
@@ -264,7 +205,7 @@ def evaluate(agent: Agent, config: Config, seed: int, device: torch.device) -> d
     }
 
 
-def _train(variant: str, config: Config, run_dir: RunDirectory, obs_dim: int) -> Agent:
+def _train(variant: str, config: Config, run_dir: RunDirectory, obs_dim: int) -> ActorCritic:
     """Train one agent by A2C in its own phase; log its mean reward per episode at every update."""
     device = run_dir.device
     agent = make_agent(variant, obs_dim, config).to(device)
@@ -278,7 +219,8 @@ def _train(variant: str, config: Config, run_dir: RunDirectory, obs_dim: int) ->
     for step in run_dir.steps(config.updates, phase=variant, checkpoint_every=config.checkpoint_every,
                               desc=f"cue-reward {variant}"):
         episodes = rollout(agent, task, action_generator)
-        loss = a2c_loss(episodes, config)
+        loss, _ = a2c_loss(episodes.log_probs, episodes.values, episodes.entropies, episodes.rewards, time_dim=0,
+                           gamma=config.gamma, value_coef=config.value_coef, entropy_coef=config.entropy_coef)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(agent.parameters(), config.grad_clip)
@@ -346,7 +288,7 @@ def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
         for key, value in result.items():
             if not isinstance(value, list):
                 metrics[f"{variant}_{key}"] = value
-        metrics[f"{variant}_parameters"] = sum(p.numel() for p in agent.parameters())
+        metrics[f"{variant}_parameters"] = count_parameters(agent)
         cell = agent.cell
         if isinstance(cell, PlasticRNNCell):
             synapses = cell.synapses

@@ -19,56 +19,38 @@ Networks (the same input layer, hidden size and heads; only the recurrent weight
     rnn:        h_t = tanh(x_t W_in + b + h_{t-1} W)
     heads:      [policy logits (4), value] = h_t W_out + b_out
 
-A2C (as the authors' released ``maze.py``): a batch of episodes runs in lockstep for ``episode_length``
-steps, actions sampled from ``softmax(logits)``; then with the discounted return
-``R_t = sum_{k >= t} gamma^(k - t) r_k`` and the advantage ``A_t = R_t - V_t``::
+Agents: :class:`neuroplastic.models.MazeAgent` on a :class:`~neuroplastic.plasticity.PlasticRNNCell` or a
+:class:`~neuroplastic.models.RNNCell`. A2C (as the authors' released ``maze.py``;
+:func:`neuroplastic.tasks.a2c_loss`): a batch of episodes runs in lockstep for ``episode_length`` steps,
+actions sampled from ``softmax(logits)``; then with the discounted return ``R_t = sum_{k >= t} gamma^(k - t) r_k``
+and the advantage ``A_t = R_t - V_t``::
 
-    loss = mean_{b, t} [ -log pi(a_t | h_t) * stop_grad(A_t) + c_v * A_t^2 - c_e * entropy(pi(. | h_t)) ]
+    loss = mean[-log pi(a_t | h_t) * stop_grad(A_t)] + c_v * mean[A_t^2] - c_e * mean[entropy(pi(. | h_t))]
 
-one Adam step per batch, gradient norm clipped. The released code penalises the sum of squared action
-probabilities (a concentration measure) instead of subtracting the entropy; we use the entropy bonus, which
-rewards the same thing (more uniform action distributions).
-
-Quick budget (maze 7, 100 steps, hidden 64, batch 32, 500 updates, lr 1e-3; 256 evaluation episodes), reward
-per episode, mean ± s.e., modulated vs RNN: seed 0 88.0 ± 2.7 vs 61.7 ± 2.7; seed 1 74.0 ± 2.6 vs 11.7 ± 1.9;
-seed 2 104.6 ± 3.3 vs 52.0 ± 2.9; seed 3 84.8 ± 2.9 vs 80.7 ± 3.2 (claim fails: not > 2 s.e.); seed 4
-92.6 ± 3.1 vs 22.4 ± 2.0 (random actions 14.5). The second-half gain of the modulated net holds in all five.
-The quick budget is at the edge: training is noisy, the modulated net is still improving at 500 updates,
-and in one more initialisation (seed 0 with variants plastic, modulated, rnn) the two ended level (61.7 vs
-68.3). At lr 1e-3 the non-plastic RNN often collapses (it stops choosing one action and falls to or below
-the random level: seeds 1 and 4); an entropy bonus of 0.1 or lr 5e-4 / 3e-4 did not prevent collapses.
+one Adam step per batch, gradient norm clipped. Deviation: the released code penalises the sum of squared
+action probabilities (a concentration measure) instead of subtracting the entropy; we use the entropy bonus,
+which rewards the same thing (more uniform action distributions). The quick budget is scaled down (see
+:class:`Config`). Measured results and what was tried: ``docs/results/grid-maze.md``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
+from neuroplastic.evaluation import count_parameters
+from neuroplastic.models import MazeAgent, RNNCell, run_maze_episodes
 from neuroplastic.plasticity import PlasticRNNCell
-from neuroplastic.plasticity.fused import fused_scan, supports_fused
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import smooth
 from neuroplastic.runs.threads import torch_threads
-from neuroplastic.tasks import GridMazeTask, grid_maze_layout
+from neuroplastic.tasks import GridMazeTask, a2c_loss, episode_statistics, grid_maze_layout, policy_log_probs
 
-__all__ = [
-    "Config",
-    "RNNCell",
-    "MazeAgent",
-    "VARIANTS",
-    "make_agent",
-    "discounted_returns",
-    "a2c_loss",
-    "run_episodes",
-    "episode_statistics",
-    "run",
-    "EXPERIMENT",
-]
+__all__ = ["Config", "VARIANTS", "make_agent", "evaluate", "run", "EXPERIMENT"]
 
 VARIANTS = ("modulated", "plastic", "rnn")
 LABELS = {"modulated": "modulated plastic (Backpropamine)", "plastic": "plastic, no modulation",
@@ -86,17 +68,15 @@ class Config:
     batches. Kept here: gamma, value and entropy coefficients, clip 4, Adam eps, reward 10, the trace clip 2
     and the wall penalty 0 (the released default; the task's own default is 0.1). Scaled down for the
     3-minute quick budget: maze 7 (21 free cells), 100 steps, hidden 64, batch 32, lr 1e-3 (ten times the
-    released value; at 5e-4 the modulated net learns about half as fast) and 500 updates (16,000 episodes
-    per variant). ``full`` goes back to the
-    released settings (maze 11, 200 steps, hidden 100, batch 30, lr 1e-4) for 20,000 updates.
+    released value) and 500 updates (16,000 episodes per variant). ``full`` goes back to the released
+    settings (maze 11, 200 steps, hidden 100, batch 30, lr 1e-4) for 20,000 updates.
 
     Fields: ``variants`` any of ``"modulated"``, ``"plastic"``, ``"rnn"`` (trained in this order);
     ``eval_episodes`` fresh episodes per variant (in batches of ``eval_batch``), also played by uniformly
     random actions; ``time_windows`` windows of the within-episode reward profile; ``threads``
     intra-op threads while running (restored afterwards); ``replay`` computes the training graph by
     replaying the recorded observations through the fused sequence pass instead of keeping the step-by-step
-    graph (same gradients; measured 1.7-6x faster per update at the full size, no gain at the quick size,
-    where the step-by-step autograd path is used).
+    graph (same gradients; used at the full size, where it is faster; timings on the results page).
     """
 
     variants: tuple[str, ...] = ("modulated", "rnn")
@@ -123,83 +103,6 @@ class Config:
     replay: bool = False
 
 
-# ---------------------------------------------------------------------------------------------- networks
-class RNNState(NamedTuple):
-    """State of :class:`RNNCell`: the hidden activity ``[B, N]``."""
-
-    hidden: Tensor
-
-    def detach(self) -> RNNState:
-        return RNNState(self.hidden.detach())
-
-
-class RNNCell(nn.Module):
-    """Non-plastic tanh RNN cell laid out as :class:`PlasticRNNCell` without the plastic part.
-
-    ``h_t = tanh(x_t @ W_in + b + h_{t-1} @ W)``; ``W`` initialised as the plastic cell's fixed weight
-    (uniform in ``±1/sqrt(N)``). Shapes: ``x [B, I]`` -> ``h [B, N]``.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.input_to_hidden = nn.Linear(input_size, hidden_size)
-        self.weight = nn.Parameter(torch.empty(hidden_size, hidden_size))
-        nn.init.uniform_(self.weight, -1 / math.sqrt(hidden_size), 1 / math.sqrt(hidden_size))
-
-    def initial_state(self, batch_size: int, *, device: torch.device | str | None = None) -> RNNState:
-        """Zero hidden activity."""
-        return RNNState(torch.zeros(batch_size, self.hidden_size, device=device))
-
-    def forward(self, x: Tensor, state: RNNState) -> tuple[Tensor, RNNState]:
-        """``x [B, I]`` -> ``(h [B, N], state)``."""
-        hidden = torch.tanh(torch.addmm(self.input_to_hidden(x), state.hidden, self.weight))
-        return hidden, RNNState(hidden)
-
-
-class MazeAgent(nn.Module):
-    """A recurrent core with a policy head (``num_actions`` logits) and a value head on its hidden state.
-
-    Miconi et al. 2019 (Backpropamine), grid maze: ``[logits, V] = h_t @ W_out + b_out``.
-    """
-
-    def __init__(self, core: nn.Module, num_actions: int = 4) -> None:
-        super().__init__()
-        self.core = core
-        self.num_actions = num_actions
-        self.head = nn.Linear(core.hidden_size, num_actions + 1)
-
-    def initial_state(self, batch_size: int, device: torch.device | str | None = None):
-        """The core's zero state for ``batch_size`` episodes."""
-        return self.core.initial_state(batch_size, device=device)
-
-    def forward(self, x: Tensor, state) -> tuple[Tensor, Tensor, object]:
-        """One step: ``x [B, I]`` -> ``(logits [B, A], value [B], state)``."""
-        hidden, state = self.core(x, state)
-        out = self.head(hidden)
-        return out[:, : self.num_actions], out[:, self.num_actions], state
-
-    def sequence(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """Whole episodes from a zero state: ``inputs [B, T, I]`` -> ``(logits [B, T, A], values [B, T])``.
-
-        A plastic core runs as one fused autograd node (:func:`neuroplastic.plasticity.fused.fused_scan`:
-        traces updated in place, recomputed chunk by chunk in the backward pass); others step by step.
-        """
-        batch, steps = inputs.shape[:2]
-        state = self.initial_state(batch, device=inputs.device)
-        if isinstance(self.core, PlasticRNNCell) and supports_fused(self.core):
-            hidden, _ = fused_scan(self.core, self.core.drive(inputs), state)
-        else:
-            outputs = []
-            for t in range(steps):
-                h, state = self.core(inputs[:, t], state)
-                outputs.append(h)
-            hidden = torch.stack(outputs, 1)
-        out = self.head(hidden)
-        return out[..., : self.num_actions], out[..., self.num_actions]
-
-
 def make_agent(variant: str, obs_dim: int, hidden_size: int, *, clip: float = 2.0) -> MazeAgent:
     """The agent of one variant: ``"modulated"``, ``"plastic"`` or ``"rnn"`` (see the module docstring)."""
     if variant == "modulated":
@@ -211,137 +114,6 @@ def make_agent(variant: str, obs_dim: int, hidden_size: int, *, clip: float = 2.
     else:
         raise ValueError(f"variant must be one of {', '.join(map(repr, VARIANTS))}; got {variant!r}")
     return MazeAgent(core, GridMazeTask.num_actions)
-
-
-# ---------------------------------------------------------------------------------------------- A2C
-def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
-    """Discounted returns ``R_t = sum_{k >= t} gamma^(k - t) r_k`` of whole episodes.
-
-    Shapes: rewards ``[B, T]`` -> returns ``[B, T]`` (computed as one matrix product).
-    """
-    steps = rewards.shape[1]
-    t = torch.arange(steps, device=rewards.device, dtype=rewards.dtype)
-    lag = t.unsqueeze(0) - t.unsqueeze(1)  # [t, k] -> k - t
-    discount = torch.where(lag >= 0, gamma ** lag.clamp(min=0), torch.zeros_like(lag))
-    return rewards @ discount.T
-
-
-def a2c_loss(
-    logits: Tensor, values: Tensor, actions: Tensor, rewards: Tensor, *, gamma: float, value_coef: float,
-    entropy_coef: float,
-) -> tuple[Tensor, dict[str, float]]:
-    """Advantage actor-critic loss of a batch of whole episodes.
-
-    Miconi et al. 2019 (Backpropamine), released ``maze.py``: ``A_t = R_t - V_t``;
-    ``loss = mean[-log pi(a_t) stop_grad(A_t) + value_coef A_t^2 - entropy_coef H(pi_t)]``.
-    Shapes: logits ``[B, T, A]``, values ``[B, T]``, actions ``[B, T]`` long, rewards ``[B, T]``.
-
-    Returns:
-        ``(loss, parts)``, parts holding the policy, value and entropy terms as floats.
-    """
-    log_probs = torch.log_softmax(logits, dim=-1)
-    chosen = log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-    entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
-    advantage = discounted_returns(rewards, gamma) - values
-    policy_loss = -(chosen * advantage.detach()).mean()
-    value_loss = advantage.pow(2).mean()
-    loss = policy_loss + value_coef * value_loss - entropy_coef * entropy
-    parts = {"policy_loss": float(policy_loss.detach()), "value_loss": float(value_loss.detach()),
-             "entropy": float(entropy.detach())}
-    return loss, parts
-
-
-def run_episodes(
-    agent: MazeAgent | None, task: GridMazeTask, generator: torch.Generator, *, record: bool = False,
-    replay: bool = False,
-) -> dict[str, Tensor]:
-    """Play one batch of whole episodes, sampling actions from the agent's policy.
-
-    Steps the agent one time step at a time (the observation at t + 1 depends on the action at t).
-    With ``agent=None`` actions are uniform (the random baseline). Gradients flow if enabled: with
-    ``replay=False`` through the step-by-step graph (every step's ``[B, N, N]`` trace is kept by autograd);
-    with ``replay=True`` the episodes are played without a graph, then the recorded observations are run
-    again through :meth:`MazeAgent.sequence` (the fused sequence backward of the plastic cell): the same
-    logits, values and gradients, with far less memory on long episodes and large networks.
-
-    Returns:
-        dict with ``logits [B, T, A]`` and ``values [B, T]`` (absent for the random agent), ``actions [B, T]``,
-        ``rewards [B, T]``, and with ``record`` the positions ``[B, T + 1, 2]`` and reward cells ``[B, 2]``.
-    """
-    obs = task.reset()
-    batch = task.batch_size
-    state = None if agent is None else agent.initial_state(batch, device=obs.device)
-    logits, values, actions, rewards, positions, observations = [], [], [], [], [], []
-    if record:
-        positions.append(task.position)
-    uniform = torch.full((batch, task.num_actions), 1.0 / task.num_actions)
-    replay = replay and agent is not None and torch.is_grad_enabled()
-    done = False
-    with torch.set_grad_enabled(torch.is_grad_enabled() and not replay):
-        while not done:
-            if agent is None:
-                probs = uniform
-            else:
-                if replay:
-                    observations.append(obs)
-                logit, value, state = agent(obs, state)
-                logits.append(logit)
-                values.append(value)
-                probs = torch.softmax(logit.detach(), dim=-1)
-            action = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(obs.device)
-            obs, reward, done = task.step(action)
-            actions.append(action)
-            rewards.append(reward)
-            if record:
-                positions.append(task.position)
-    out = {"actions": torch.stack(actions, 1), "rewards": torch.stack(rewards, 1)}
-    if agent is not None:
-        if replay:
-            out["logits"], out["values"] = agent.sequence(torch.stack(observations, 1))
-        else:
-            out["logits"] = torch.stack(logits, 1)
-            out["values"] = torch.stack(values, 1)
-    if record:
-        out["positions"] = torch.stack(positions, 1)
-        out["reward_cells"] = task.reward_position
-    return out
-
-
-def episode_statistics(found: Tensor, windows: int, max_hits: int = 8) -> dict[str, np.ndarray]:
-    """Per-episode statistics from where the reward was found.
-
-    Args:
-        found: ``[E, T]`` bool, True on the steps where the agent entered the reward cell.
-        windows: number of equal time windows for the within-episode reward profile.
-        max_hits: number of hits for which ``hit_intervals`` is reported.
-
-    Returns:
-        ``hits [E]`` rewards found per episode, ``first_half`` and ``second_half [E]`` hits in each half,
-        ``window_hits [E, windows]`` hits per window, ``first_hit [E]`` step of the first hit (T if none),
-        ``return_time [E]`` mean steps between successive hits after the first (NaN with fewer than 2 hits),
-        ``hit_intervals [E, max_hits]`` steps taken to reach the k-th hit: from the start for the first,
-        from the previous hit (the teleport) for the others; NaN where the episode has fewer hits.
-    """
-    found = found.bool().cpu()
-    episodes, steps = found.shape
-    f = found.float().numpy()
-    edges = np.linspace(0, steps, windows + 1).round().astype(int)
-    window_hits = np.stack([f[:, a:b].sum(1) for a, b in zip(edges[:-1], edges[1:], strict=True)], 1)
-    half = steps // 2
-    first_hit = np.full(episodes, steps, dtype=float)
-    return_time = np.full(episodes, np.nan)
-    hit_intervals = np.full((episodes, max_hits), np.nan)
-    for e in range(episodes):
-        idx = np.flatnonzero(f[e])
-        if idx.size:
-            first_hit[e] = idx[0]
-        if idx.size >= 2:
-            return_time[e] = (idx[-1] - idx[0]) / (idx.size - 1)
-        steps_to_hit = np.diff(np.concatenate([[-1], idx]))[:max_hits]  # hit at step t = t + 1 moves
-        hit_intervals[e, : steps_to_hit.size] = steps_to_hit
-    return {"hits": f.sum(1), "first_half": f[:, :half].sum(1), "second_half": f[:, half:].sum(1),
-            "window_hits": window_hits, "first_hit": first_hit, "return_time": return_time,
-            "hit_intervals": hit_intervals}
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -371,7 +143,7 @@ def evaluate(agent: MazeAgent | None, config: Config, seed: int, device: torch.d
         while remaining > 0:
             batch = min(config.eval_batch, remaining)
             task = _make_task(config, batch, task_gen, device)
-            out = run_episodes(agent, task, action_gen, record=not example)
+            out = run_maze_episodes(agent, task, action_gen, record=not example)
             rewards = out["rewards"].cpu()
             hit = rewards > 0.5 * config.reward_value
             found.append(hit)
@@ -527,10 +299,11 @@ def _train(variant: str, config: Config, run_dir: RunDirectory, obs_dim: int) ->
     run_dir.state[key] = []
     for step in run_dir.steps(config.updates, phase=f"train_{variant}", checkpoint_every=config.checkpoint_every,
                               desc=f"grid maze {variant}"):
-        episodes = run_episodes(agent, task, action_gen, replay=config.replay)
-        loss, parts = a2c_loss(episodes["logits"], episodes["values"], episodes["actions"], episodes["rewards"],
-                               gamma=config.gamma, value_coef=config.value_coef,
-                               entropy_coef=config.entropy_coef)
+        episodes = run_maze_episodes(agent, task, action_gen, replay=config.replay)
+        log_probs, entropies = policy_log_probs(episodes["logits"], episodes["actions"])
+        loss, parts = a2c_loss(log_probs, episodes["values"], entropies, episodes["rewards"], gamma=config.gamma,
+                               value_coef=config.value_coef, entropy_coef=config.entropy_coef,
+                               returns_method="matrix")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), config.grad_clip)
@@ -548,8 +321,7 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, float]:
     """Train every variant with A2C on the grid maze, evaluate on fresh episodes, plot; return metrics.
 
     Runs with ``config.threads`` intra-op threads (restored afterwards): the step-by-step loop issues
-    many small ops, for which one thread is several times faster than two (measured: 230 vs 1190 ms per
-    modulated update on a shared 2-core machine).
+    many small ops, for which one thread is several times faster than two (timings on the results page).
     """
     with torch_threads(config.threads):
         return _run(config, run_dir)
@@ -585,7 +357,7 @@ def _run(config: Config, run_dir: RunDirectory) -> dict[str, float]:
         metrics[f"{variant}_train_reward_peak"] = float(averages.max())
     for variant in config.variants:
         agent = make_agent(variant, obs_dim, config.hidden_size)
-        metrics[f"{variant}_parameters"] = sum(p.numel() for p in agent.parameters())
+        metrics[f"{variant}_parameters"] = count_parameters(agent)
     run_dir.write_json("evaluation", {
         name: {"window_reward": (np.asarray(s["window_hits"]) * config.reward_value).mean(0).tolist(),
                "totals": np.asarray(s["totals"]).tolist()}

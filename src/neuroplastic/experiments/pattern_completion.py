@@ -16,7 +16,12 @@ added straight to the pre-activation, multiplied by ``input_gain`` = 20 as there
 
 W, alpha (one per connection) and eta (one scalar) are the only learned parameters. The loss is the mean
 squared error between the final hidden state and the complete pattern. The non-plastic baseline is the same
-network with alpha fixed at 0 (``x_t = tanh(x_{t-1} @ W + gain * u_t)``, W its only parameter).
+network with alpha fixed at 0 (``x_t = tanh(x_{t-1} @ W + gain * u_t)``, W its only parameter:
+:class:`neuroplastic.models.RNN` without an input projection).
+
+Deviations from the paper: 50-bit patterns, 3 per episode, batches of 16 episodes and a larger learning rate
+at the quick budget (see :class:`Config`; ``full`` is the authors' setting). Measured results:
+``docs/results/pattern-completion.md``.
 """
 
 from __future__ import annotations
@@ -29,14 +34,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from neuroplastic.evaluation import count_parameters
+from neuroplastic.models import RNN
 from neuroplastic.plasticity import PlasticRNN
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import metric_series, smooth_curve
 from neuroplastic.runs.threads import torch_threads
 from neuroplastic.tasks import PatternCompletionBatch, bit_error_rate, pattern_completion_batch
 
-__all__ = ["Config", "PlainRNN", "make_network", "episode_inputs", "run", "evaluate", "plasticity_stats",
-           "torch_threads", "EXPERIMENT", "VARIANTS"]
+__all__ = ["Config", "make_network", "episode_inputs", "run", "evaluate", "plasticity_stats", "torch_threads",
+           "EXPERIMENT", "VARIANTS"]
 
 PAPER = "Miconi, Clune & Stanley 2018, Differentiable plasticity (ICML), binary pattern memorisation"
 VARIANTS = ("plastic", "nonplastic")
@@ -74,32 +81,6 @@ class Config:
     threads: int = 1
 
 
-class PlainRNN(nn.Module):
-    """A non-plastic recurrent network with the plastic one's parametrisation minus plasticity.
-
-    Miconi et al. 2018, the non-plastic control: ``x_t = tanh(x_{t-1} @ W + u_t)``, W ``[N, N]`` the only
-    parameter (initialised as :class:`~neuroplastic.plasticity.PlasticRNNCell` does, U(±1/sqrt(N))).
-    Shapes: ``u [B, T, N]`` -> ``(x [B, T, N], x_T [B, N])``.
-    """
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"size must be a positive int, got {size!r}")
-        self.hidden_size = size
-        self.weight = nn.Parameter(torch.empty(size, size))
-        nn.init.uniform_(self.weight, -1 / math.sqrt(size), 1 / math.sqrt(size))
-
-    def forward(self, inputs: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``inputs [B, T, N]`` -> ``(outputs [B, T, N], final hidden [B, N])``; the state starts at zero."""
-        hidden = inputs.new_zeros(inputs.shape[0], self.hidden_size) if state is None else state
-        outputs = []
-        for t in range(inputs.shape[1]):
-            hidden = torch.tanh(hidden @ self.weight + inputs[:, t])
-            outputs.append(hidden)
-        return torch.stack(outputs, dim=1), hidden
-
-
 def make_network(variant: str, config: Config) -> nn.Module:
     """The network of ``variant`` ("plastic" or "nonplastic"), one neuron per bit (+1 bias neuron)."""
     size = config.pattern_size + int(config.bias_unit)
@@ -107,7 +88,7 @@ def make_network(variant: str, config: Config) -> nn.Module:
         return PlasticRNN(size, size, input_projection=False, rule="hebbian", alpha="connection", eta="scalar",
                           alpha_init=config.alpha_init, eta_init=config.eta_init)
     if variant == "nonplastic":
-        return PlainRNN(size)
+        return RNN(size, size, input_projection=False)
     raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
 
 
@@ -277,7 +258,7 @@ def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
             assert isinstance(model, PlasticRNN)
             for key, value in plasticity_stats(model).items():
                 metrics[f"plastic_{key}"] = value
-        metrics[f"{variant}_parameters"] = sum(p.numel() for p in model.parameters())
+        metrics[f"{variant}_parameters"] = count_parameters(model)
     _plot_learning_curves(run_dir, config)
     _plot_example(run_dir, config, models)
     return metrics

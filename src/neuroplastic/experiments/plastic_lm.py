@@ -20,12 +20,16 @@ the plastic model, the Hebbian traces) is carried from one window to the next an
 backpropagation through time), and reset when the streams wrap around. Adam, gradient-norm clipping; alpha
 learns at ``lr / N`` (the paper divides alpha's gradient by about N). Evaluation: bits per character on the
 held-out tail of the corpus, read the same way without gradients; also the trained plastic model with
-alpha set to 0 at test time (a lesion showing how much it relies on its Hebbian traces).
+alpha set to 0 at test time (a lesion showing how much it relies on its Hebbian traces). The models and
+their evaluation are :mod:`neuroplastic.models.language`.
+
+Deviations from the paper: characters of Python source instead of Penn Treebank words, much smaller models
+and shorter training (see :class:`Config`), Adam with alpha's learning rate divided instead of its gradient.
+Measured results and longer runs: ``docs/results/plastic-lm.md``.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -36,6 +40,15 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from neuroplastic.evaluation import count_parameters
+from neuroplastic.models import (
+    CharLanguageModel,
+    detach_state,
+    evaluate_bpc,
+    init_like_plastic_cell,
+    matched_lstm_hidden_size,
+    sample_text,
+)
 from neuroplastic.plasticity import PlasticLSTM
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import metric_series, smooth_curve
@@ -49,20 +62,7 @@ from neuroplastic.tasks import (
     stdlib_corpus,
 )
 
-__all__ = [
-    "Config",
-    "CharLanguageModel",
-    "EXPERIMENT",
-    "build_models",
-    "evaluate_bpc",
-    "init_like_plastic_cell",
-    "lstm_parameter_count",
-    "make_optimizer",
-    "matched_lstm_hidden_size",
-    "parameter_count",
-    "run",
-    "sample_text",
-]
+__all__ = ["Config", "EXPERIMENT", "build_models", "load_text", "make_optimizer", "run"]
 
 VARIANTS = ("plastic", "lstm")
 LABELS = {"plastic": "plastic LSTM (neuromodulated)", "lstm": "LSTM (parameter-matched)"}
@@ -100,66 +100,6 @@ class Config:
     threads: int = 1
 
 
-# ---------------------------------------------------------------------------------------------- models
-class CharLanguageModel(nn.Module):
-    """Embedding -> recurrent core -> linear decoder over characters.
-
-    Args:
-        vocab_size: V characters.
-        embedding_dim: E.
-        core: a ``PlasticLSTM(E, N, ...)`` or ``torch.nn.LSTM(E, N, batch_first=True)``.
-
-    Shapes: ``ids [B, T]`` long -> ``logits [B, T, V]``; the core's state is passed in and returned.
-    """
-
-    def __init__(self, vocab_size: int, embedding_dim: int, core: nn.Module) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.core = core
-        self.decoder = nn.Linear(core.hidden_size, vocab_size)
-
-    @property
-    def plastic(self) -> bool:
-        return isinstance(self.core, PlasticLSTM)
-
-    def forward(self, ids: Tensor, state: Any = None) -> tuple[Tensor, Any]:
-        """``ids [B, T]`` -> ``(logits [B, T, V], state)``; ``state=None`` starts from zeros."""
-        out, state = self.core(self.embedding(ids), state)
-        return self.decoder(out), state
-
-
-def detach_state(state: Any) -> Any:
-    """The recurrent state cut from the autograd graph (a PlasticLSTMState or an ``(h, c)`` tuple)."""
-    if hasattr(state, "detach"):
-        return state.detach()
-    return tuple(t.detach() for t in state)
-
-
-def parameter_count(module: nn.Module) -> int:
-    """Number of trainable numbers in ``module``."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-def lstm_parameter_count(vocab_size: int, embedding_dim: int, hidden_size: int) -> int:
-    """Parameters of embedding + ``nn.LSTM`` (two bias vectors) + decoder.
-
-    ``V E + 4 H (E + H) + 8 H + H V + V``.
-    """
-    v, e, h = vocab_size, embedding_dim, hidden_size
-    return v * e + 4 * h * (e + h) + 8 * h + h * v + v
-
-
-def matched_lstm_hidden_size(target: int, vocab_size: int, embedding_dim: int) -> int:
-    """The LSTM hidden size whose :func:`lstm_parameter_count` is the closest to ``target``.
-
-    Solves ``4 H^2 + (4 E + 8 + V) H + V E + V = target`` and picks the better of the integers around the root.
-    """
-    a, b, c = 4.0, 4.0 * embedding_dim + 8 + vocab_size, float(vocab_size * embedding_dim + vocab_size - target)
-    root = (-b + math.sqrt(max(b * b - 4 * a * c, 0.0))) / (2 * a)
-    candidates = {max(1, math.floor(root) + k) for k in (-1, 0, 1, 2)}
-    return min(candidates, key=lambda h: (abs(lstm_parameter_count(vocab_size, embedding_dim, h) - target), h))
-
-
 def build_models(config: Config, vocab_size: int) -> dict[str, CharLanguageModel]:
     """The plastic LSTM language model and the standard LSTM one with (about) its parameter count."""
     core = PlasticLSTM(
@@ -167,26 +107,10 @@ def build_models(config: Config, vocab_size: int) -> dict[str, CharLanguageModel
         alpha=config.alpha, alpha_init=config.alpha_init, backprop=config.backprop,
     )
     plastic = CharLanguageModel(vocab_size, config.embedding_dim, core)
-    hidden = matched_lstm_hidden_size(parameter_count(plastic), vocab_size, config.embedding_dim)
+    hidden = matched_lstm_hidden_size(count_parameters(plastic, trainable_only=True), vocab_size, config.embedding_dim)
     lstm_core = nn.LSTM(config.embedding_dim, hidden, batch_first=True)
     init_like_plastic_cell(lstm_core)
     return {"plastic": plastic, "lstm": CharLanguageModel(vocab_size, config.embedding_dim, lstm_core)}
-
-
-def init_like_plastic_cell(lstm: nn.LSTM) -> None:
-    """Initialise a one-layer ``nn.LSTM`` as :class:`PlasticLSTMCell` initialises its non-plastic weights.
-
-    Input weights and bias ``U(±1/sqrt(E))`` (``nn.Linear``'s default), recurrent weights ``U(±1/sqrt(H))``,
-    recurrent bias 0, forget-gate bias 1. With alpha = 0 the plastic LSTM then computes the same function
-    class from the same initial distribution, so the comparison isolates plasticity and neuromodulation.
-    """
-    hidden, inputs = lstm.hidden_size, lstm.input_size
-    with torch.no_grad():
-        nn.init.uniform_(lstm.weight_ih_l0, -1 / math.sqrt(inputs), 1 / math.sqrt(inputs))
-        nn.init.uniform_(lstm.bias_ih_l0, -1 / math.sqrt(inputs), 1 / math.sqrt(inputs))
-        nn.init.uniform_(lstm.weight_hh_l0, -1 / math.sqrt(hidden), 1 / math.sqrt(hidden))
-        lstm.bias_hh_l0.zero_()
-        lstm.bias_ih_l0[hidden: 2 * hidden].fill_(1.0)  # PyTorch's gate order: input, forget, cell, output
 
 
 def make_optimizer(model: CharLanguageModel, config: Config) -> torch.optim.Adam:
@@ -203,52 +127,6 @@ def make_optimizer(model: CharLanguageModel, config: Config) -> torch.optim.Adam
         divisor = config.alpha_lr_divisor or config.hidden_size
         groups.append({"params": alpha, "lr": config.lr / divisor})
     return torch.optim.Adam(groups, lr=config.lr)
-
-
-# ------------------------------------------------------------------------------------------ evaluation
-@torch.no_grad()
-def evaluate_bpc(
-    model: CharLanguageModel, encoded: Tensor, batch_size: int, seq_len: int
-) -> tuple[float, list[float]]:
-    """Bits per character of ``model`` on ``encoded [L]``, read as ``batch_size`` streams with carried state.
-
-    Every character after the first of each stream is predicted once (see
-    :func:`neuroplastic.tasks.sequential_batches`); the state starts at zero and is carried across windows.
-
-    Returns:
-        ``(bpc, per_window)``: the mean over all predicted characters, and the mean of each consecutive window
-        (so ``per_window[k]`` shows how prediction improves with ``k * seq_len`` characters of context).
-    """
-    was_training = model.training
-    model.eval()
-    state = None
-    total, count, per_window = 0.0, 0, []
-    for inputs, targets in sequential_batches(encoded, batch_size, seq_len):
-        logits, state = model(inputs, state)
-        nats = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
-        total += float(nats)
-        count += targets.numel()
-        per_window.append(bits_per_character(float(nats) / targets.numel()))
-    model.train(was_training)
-    return bits_per_character(total / count), per_window
-
-
-@torch.no_grad()
-def sample_text(
-    model: CharLanguageModel, vocab: CharVocabulary, prompt: str, length: int, temperature: float,
-    generator: torch.Generator,
-) -> str:
-    """Generate ``length`` characters after ``prompt`` by sampling ``softmax(logits / temperature)``."""
-    model.eval()
-    logits, state = model(vocab.encode(prompt).unsqueeze(0))
-    out = []
-    for _ in range(length):
-        probs = torch.softmax(logits[0, -1] / temperature, dim=-1)
-        nxt = torch.multinomial(probs, 1, generator=generator)
-        out.append(int(nxt))
-        logits, state = model(nxt.view(1, 1), state)
-    model.train()
-    return vocab.decode(out)
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -391,7 +269,7 @@ def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     }
     per_window = {}
     for name in VARIANTS:
-        results[f"{name}_params"] = parameter_count(models[name])
+        results[f"{name}_params"] = count_parameters(models[name], trainable_only=True)
         results[f"{name}_valid_bpc"], per_window[name] = evaluate_bpc(
             models[name], valid, config.eval_batch, config.seq_len)
     results["param_ratio"] = results["lstm_params"] / results["plastic_params"]

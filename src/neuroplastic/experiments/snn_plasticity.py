@@ -30,6 +30,13 @@ readout at the query steps plus ``present_loss_weight`` times the cross-entropy 
 (where the label is on the input: it teaches the readout what a label looks like in the hidden layer). The
 answer of an episode is the argmax of the readout's mean logits over the query steps. Evaluation: fresh
 episodes (the same for every variant) at the training noise and at a higher noise, and a noise sweep.
+The networks are :class:`neuroplastic.models.AssociationSNN` around a
+:class:`~neuroplastic.plasticity.spiking.PlasticLIF` or a :class:`~neuroplastic.models.PlainRecurrentLIF`.
+
+Deviations from the paper: the task is this library's spiking association, built after the paper's
+description (an association re-drawn every episode, spike-coded, under input noise), at a small scale (32 LIF
+neurons at the quick budget, 128 at the full one), with one plastic input layer (alpha per receiving neuron).
+Measured results: ``docs/results/snn-plasticity.md``.
 """
 
 from __future__ import annotations
@@ -42,16 +49,17 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from neuroplastic.neurons.lif import decay_from_tau, lif_step
+from neuroplastic.evaluation import count_parameters
+from neuroplastic.models import AssociationSNN, PlainRecurrentLIF
 from neuroplastic.neurons.surrogates import FastSigmoid
-from neuroplastic.plasticity.spiking import PlasticLIF, spike_trace
+from neuroplastic.plasticity.spiking import PlasticLIF
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import metric_series, smooth_curve
 from neuroplastic.runs.threads import torch_threads
 from neuroplastic.tasks.spiking_association import SpikingAssociationBatch, spiking_association_batch
 
-__all__ = ["Config", "VARIANTS", "PLASTIC_VARIANTS", "PlainRecurrentLIF", "AssociationSNN", "make_network",
-           "association_loss", "query_accuracy", "evaluate", "run", "EXPERIMENT"]
+__all__ = ["Config", "VARIANTS", "PLASTIC_VARIANTS", "make_network", "association_loss", "query_accuracy",
+           "evaluate", "run", "EXPERIMENT"]
 
 PAPER = ("Schmidgall, Ashkanazy, Lawson & Hays 2021, SpikePropamine: Differentiable Plasticity in Spiking "
          "Neural Networks (Frontiers in Neurorobotics)")
@@ -107,49 +115,6 @@ class Config:
 
 def _input_size(config: Config) -> int:
     return config.cue_size + config.num_pairs * config.label_channels
-
-
-class PlainRecurrentLIF(nn.Module):
-    """The non-plastic control: :class:`~neuroplastic.plasticity.spiking.PlasticLIF` (``recurrent=True``)
-    without the plastic term.
-
-    ``current_t = s_t @ W + b + z_{t-1} @ W_rec``; ``z_t, v_t = lif_step(v_{t-1}, current_t)``.
-    Shapes: ``s [B, T, I]`` -> ``(z [B, T, O], None)`` (the plastic layer's call signature).
-    """
-
-    def __init__(self, in_features: int, out_features: int, *, tau_mem: float, surrogate_slope: float) -> None:
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.empty(in_features, out_features))
-        self.bias = nn.Parameter(torch.zeros(out_features))
-        self.recurrent_weight = nn.Parameter(torch.empty(out_features, out_features))
-        self.register_buffer("tau_mem", torch.tensor(float(tau_mem)))
-        self.surrogate = FastSigmoid(surrogate_slope)
-
-    def forward(self, inputs: Tensor, state: None = None) -> tuple[Tensor, None]:
-        drive = inputs @ self.weight + self.bias
-        decay = decay_from_tau(self.tau_mem)
-        membrane = spikes = drive.new_zeros(drive.shape[0], self.out_features)
-        outputs = []
-        for t in range(drive.shape[1]):
-            spikes, membrane = lif_step(membrane, drive[:, t] + spikes @ self.recurrent_weight, decay, 1.0,
-                                        reset="soft", surrogate=self.surrogate)
-            outputs.append(spikes)
-        return torch.stack(outputs, dim=1), None
-
-
-class AssociationSNN(nn.Module):
-    """A spiking layer and a leaky linear readout: ``inputs [B, T, I]`` -> ``(logits [B, T, K], spikes [B, T, N])``."""
-
-    def __init__(self, layer: nn.Module, hidden_size: int, classes: int, readout_decay: float) -> None:
-        super().__init__()
-        self.layer = layer
-        self.readout = nn.Linear(hidden_size, classes)
-        self.readout_decay = float(readout_decay)
-
-    def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        spikes, _ = self.layer(inputs)
-        return self.readout(spike_trace(spikes, self.readout_decay)), spikes
 
 
 def make_network(variant: str, config: Config, seed: int = 0) -> AssociationSNN:
@@ -335,7 +300,7 @@ def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
         metrics[f"{variant}_acc_high"] = high["acc"]
         metrics[f"{variant}_acc_high_sem"] = high["acc_sem"]
         metrics[f"{variant}_rate"] = low["rate"]
-        metrics[f"{variant}_parameters"] = sum(p.numel() for p in model.parameters())
+        metrics[f"{variant}_parameters"] = count_parameters(model)
         for key, value in _plasticity_stats(model).items():
             metrics[f"{variant}_{key}"] = value
         sweep[variant] = [low["acc"] if noise == config.noise else high["acc"] if noise == config.noise_high

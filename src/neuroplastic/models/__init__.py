@@ -1,13 +1,35 @@
-"""Reusable network architectures.
+"""Networks built from the library's layers, used by the experiments and reusable on their own.
 
 - :class:`SmallCNN` (:class:`ConvBlock` s), :class:`ResNet` (:class:`BasicBlock` s) and
   :func:`build_image_classifier`: image classifiers with BatchNorm layers (the backdoor-pruning experiment).
+- :mod:`~neuroplastic.models.rnn`: the non-plastic tanh RNN (cell and sequence), the plastic RNN's control.
+- :mod:`~neuroplastic.models.agents`: recurrent actor-critic agents (Backpropamine's cue-reward and grid maze)
+  and a player of grid-maze episodes.
+- :mod:`~neuroplastic.models.language`: character-level language models and the parameter-matched LSTM.
+- :mod:`~neuroplastic.models.snn`: a non-plastic recurrent LIF layer and a spiking network with a leaky readout.
+
+Layer: above ``neurons`` and ``plasticity`` (whose layers these networks combine); uses ``tasks``.
 """
 
+from neuroplastic.models.agents import ActorCritic, MazeAgent, run_maze_episodes
 from neuroplastic.models.builder import IMAGE_ARCHITECTURES, build_image_classifier
 from neuroplastic.models.cnn import ConvBlock, SmallCNN
+from neuroplastic.models.language import (
+    CharLanguageModel,
+    detach_state,
+    evaluate_bpc,
+    init_like_plastic_cell,
+    lstm_parameter_count,
+    matched_lstm_hidden_size,
+    sample_text,
+)
 from neuroplastic.models.resnet import BasicBlock, ResNet
+from neuroplastic.models.rnn import RNN, RNNCell, RNNState
+from neuroplastic.models.snn import AssociationSNN, PlainRecurrentLIF
 
 __all__ = [
     "ConvBlock", "SmallCNN", "BasicBlock", "ResNet", "IMAGE_ARCHITECTURES", "build_image_classifier",
+    "RNNState", "RNNCell", "RNN", "ActorCritic", "MazeAgent", "run_maze_episodes",
+    "CharLanguageModel", "detach_state", "lstm_parameter_count", "matched_lstm_hidden_size",
+    "init_like_plastic_cell", "evaluate_bpc", "sample_text", "PlainRecurrentLIF", "AssociationSNN",
 ]

@@ -5,13 +5,14 @@
 - :mod:`~neuroplastic.tasks.grid_maze`: grid maze exploration, trained by RL (Miconi et al. 2018, 2019).
 - :mod:`~neuroplastic.tasks.text`: character-level language modelling data.
 - :mod:`~neuroplastic.tasks.lorenz`: Lorenz time-series prediction, and the NRMSE metric (Chakraborty et al. 2024).
+- :mod:`~neuroplastic.tasks.rl`: discounted returns and the advantage actor-critic loss of the RL tasks.
 
 Every random draw takes a CPU ``torch.Generator``; tensors are drawn on the CPU then moved to ``device``.
 """
 
 from neuroplastic.tasks._common import ObservationLayout
 from neuroplastic.tasks.cue_reward import CueRewardTask, draw_distinct_cues
-from neuroplastic.tasks.grid_maze import MAZE_ACTIONS, GridMazeTask, grid_maze_layout
+from neuroplastic.tasks.grid_maze import MAZE_ACTIONS, GridMazeTask, episode_statistics, grid_maze_layout
 from neuroplastic.tasks.lorenz import (
     LorenzData,
     lorenz_prediction_data,
@@ -27,6 +28,7 @@ from neuroplastic.tasks.pattern_completion import (
     bits_wrong,
     pattern_completion_batch,
 )
+from neuroplastic.tasks.rl import a2c_loss, discounted_returns, policy_log_probs
 from neuroplastic.tasks.text import (
     CharVocabulary,
     bits_per_character,
@@ -49,6 +51,10 @@ __all__ = [
     "GridMazeTask",
     "grid_maze_layout",
     "MAZE_ACTIONS",
+    "episode_statistics",
+    "discounted_returns",
+    "policy_log_probs",
+    "a2c_loss",
     "CharVocabulary",
     "stdlib_corpus",
     "stdlib_source_files",

@@ -38,6 +38,7 @@ default to, and are run with, no wall penalty (``wall_penalty=0.0``).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from neuroplastic._checks import check_choice, check_int, check_positive
@@ -49,7 +50,7 @@ from neuroplastic.tasks._common import (
     resolve_device,
 )
 
-__all__ = ["GridMazeTask", "grid_maze_layout", "MAZE_ACTIONS"]
+__all__ = ["GridMazeTask", "grid_maze_layout", "episode_statistics", "MAZE_ACTIONS"]
 
 MAZE_ACTIONS = ("up", "down", "left", "right")
 STARTS = ("center", "random")
@@ -242,3 +243,40 @@ class GridMazeTask:
         obs[:, lay.reward] = self._prev_reward
         obs[:, lay.action] = self._prev_action
         return obs
+
+
+def episode_statistics(found: torch.Tensor, windows: int, max_hits: int = 8) -> dict[str, np.ndarray]:
+    """Per-episode statistics of a grid-maze agent from the steps where it found the reward.
+
+    Args:
+        found: ``[E, T]`` bool, True on the steps where the agent entered the reward cell.
+        windows: number of equal time windows for the within-episode reward profile.
+        max_hits: number of hits for which ``hit_intervals`` is reported.
+
+    Returns:
+        ``hits [E]`` rewards found per episode, ``first_half`` and ``second_half [E]`` hits in each half,
+        ``window_hits [E, windows]`` hits per window, ``first_hit [E]`` step of the first hit (T if none),
+        ``return_time [E]`` mean steps between successive hits after the first (NaN with fewer than 2 hits),
+        ``hit_intervals [E, max_hits]`` steps taken to reach the k-th hit: from the start for the first,
+        from the previous hit (the teleport) for the others; NaN where the episode has fewer hits.
+    """
+    found = found.bool().cpu()
+    episodes, steps = found.shape
+    f = found.float().numpy()
+    edges = np.linspace(0, steps, windows + 1).round().astype(int)
+    window_hits = np.stack([f[:, a:b].sum(1) for a, b in zip(edges[:-1], edges[1:], strict=True)], 1)
+    half = steps // 2
+    first_hit = np.full(episodes, steps, dtype=float)
+    return_time = np.full(episodes, np.nan)
+    hit_intervals = np.full((episodes, max_hits), np.nan)
+    for e in range(episodes):
+        idx = np.flatnonzero(f[e])
+        if idx.size:
+            first_hit[e] = idx[0]
+        if idx.size >= 2:
+            return_time[e] = (idx[-1] - idx[0]) / (idx.size - 1)
+        steps_to_hit = np.diff(np.concatenate([[-1], idx]))[:max_hits]  # hit at step t = t + 1 moves
+        hit_intervals[e, : steps_to_hit.size] = steps_to_hit
+    return {"hits": f.sum(1), "first_half": f[:, :half].sum(1), "second_half": f[:, half:].sum(1),
+            "window_hits": window_hits, "first_hit": first_hit, "return_time": return_time,
+            "hit_intervals": hit_intervals}
