@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from neuroplastic.neurons.fused import LIFConfig, plastic_lif_sequence
+from neuroplastic.neurons.fused_lif import LIFConfig, plastic_lif_sequence
 from neuroplastic.neurons.lif import lif_step
-from neuroplastic.neurons.native import snn_kernels, use_native
+from neuroplastic.neurons.spike_kernels import snn_kernels, use_native
 from neuroplastic.neurons.surrogates import FastSigmoid, Surrogate, get_surrogate
 from neuroplastic.plasticity import spiking
 from neuroplastic.plasticity.spiking import PlasticLIF, PlasticRecurrentLIF

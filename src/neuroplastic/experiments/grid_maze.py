@@ -50,7 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from neuroplastic.plasticity import PlasticRNNCell
-from neuroplastic.plasticity.fused import fused_scan, supports_fused
+from neuroplastic.plasticity.fused_scan import fused_scan, supports_fused
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import smooth
 from neuroplastic.runs.threads import torch_threads
@@ -183,7 +183,7 @@ class MazeAgent(nn.Module):
     def sequence(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
         """Whole episodes from a zero state: ``inputs [B, T, I]`` -> ``(logits [B, T, A], values [B, T])``.
 
-        A plastic core runs as one fused autograd node (:func:`neuroplastic.plasticity.fused.fused_scan`:
+        A plastic core runs as one fused autograd node (:func:`neuroplastic.plasticity.fused_scan.fused_scan`:
         traces updated in place, recomputed chunk by chunk in the backward pass); others step by step.
         """
         batch, steps = inputs.shape[:2]

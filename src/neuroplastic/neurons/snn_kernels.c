@@ -3,8 +3,8 @@
  *
  * Multi-step leaky integrate-and-fire: forward and hand-written backward over a whole [B, T, N] sequence.
  *
- * Compiled at first use by neuroplastic._native with -DREAL=float -DREAL_IS_FLOAT or -DREAL=double
- * (see neurons/native.py).
+ * Compiled at first use by neuroplastic._c_kernels with -DREAL=float -DREAL_IS_FLOAT or -DREAL=double
+ * (see neurons/spike_kernels.py).
  * Every (batch row, block of neurons) is independent; the time loop runs inside, over contiguous rows of
  * N numbers, so the state of a block stays in L1 cache and the inner loop vectorises.
  *

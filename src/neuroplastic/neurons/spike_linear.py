@@ -10,7 +10,7 @@ once (compressed rows), then
   nonzero (compressed columns); the input's gradient ``dy W`` is a dense product (PyTorch), computed only
   when the input requires it; the bias's is ``dy.sum(0)``.
 
-Both sums run in C kernels (:mod:`neuroplastic.neurons.native`) over tiles of 32 output features, so the
+Both sums run in C kernels (:mod:`neuroplastic.neurons.spike_kernels`) over tiles of 32 output features, so the
 rows they read stay in cache and the sums stay in vector registers. The cost is about ``nnz * O`` additions
 instead of ``R * I * O`` multiply-adds: at 10% input density about 5-10 times less than the dense product
 on this 2-core CPU (``benchmarks/snn_layer.py``). When the input is denser than ``max_density`` (default
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neuroplastic._checks import check_same_placement
-from neuroplastic.neurons.native import SNNKernels, snn_kernels
+from neuroplastic.neurons.spike_kernels import SNNKernels, snn_kernels
 
 __all__ = ["spike_linear", "SpikeLinear"]
 

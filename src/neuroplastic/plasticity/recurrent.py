@@ -16,7 +16,7 @@ the backward pass (memory grows with T); ``backprop="checkpoint"`` keeps only th
 each chunk of ``chunk_size`` steps and recomputes the chunk during the backward pass (gradient
 checkpointing): memory ``O((T / chunk + chunk) * B N^2)`` instead of ``O(T * B N^2)``, same gradients;
 ``backprop="fused"`` does the same in one autograd node with in-place trace updates and hand-written
-backward passes for the ``[B, N, N]`` operations (:mod:`neuroplastic.plasticity.fused`), the fastest.
+backward passes for the ``[B, N, N]`` operations (:mod:`neuroplastic.plasticity.fused_scan`), the fastest.
 ``"auto"`` (the default) picks ``fused`` where the rule and modulation allow it, else ``checkpoint``.
 """
 
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from neuroplastic._checks import check_choice, check_tensor
-from neuroplastic.plasticity.fused import fused_scan, supports_fused
+from neuroplastic.plasticity.fused_scan import fused_scan, supports_fused
 from neuroplastic.plasticity.modulation import Modulator
 from neuroplastic.plasticity.rules import PlasticityRule
 from neuroplastic.plasticity.synapses import PlasticState, PlasticSynapses
@@ -355,7 +355,7 @@ class PlasticRNN(_PlasticSequence):
     Args:
         backprop: how gradients flow through the traces, all giving the same gradients:
             ``"fused"`` (one autograd node for the sequence, traces updated in place, chunks recomputed
-            in the backward pass; the fastest and smallest; see :mod:`neuroplastic.plasticity.fused`),
+            in the backward pass; the fastest and smallest; see :mod:`neuroplastic.plasticity.fused_scan`),
             ``"checkpoint"`` (gradient checkpointing of chunks; any rule and modulation),
             ``"autograd"`` (keep every step), or ``"auto"``: fused when supported, else checkpoint.
         chunk_size: steps per checkpointed chunk (default ``round(sqrt(T))``).

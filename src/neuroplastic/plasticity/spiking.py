@@ -55,7 +55,7 @@ Three ways to hold the trace within a sequence (``backend``):
   The Gram matrix ``s_t . s_r [B, T, T]`` and the fixed drive ``s_t W + b`` are computed up front (skipping the
   zeros of spike inputs: work proportional to the spikes), the sequential part (``A``, the plastic input, the LIF
   neurons, the post trace ``y``) is one autograd node with a hand-written backward
-  (:func:`neuroplastic.neurons.fused.hebbian_lif_sequence`; C kernels on CPU, ``O(B T^2 O)`` each way, PyTorch
+  (:func:`neuroplastic.neurons.fused_lif.hebbian_lif_sequence`; C kernels on CPU, ``O(B T^2 O)`` each way, PyTorch
   operations elsewhere), and the final trace ``Hebb_T = (1-eta)^T Hebb_0 + sum_s x_s ⊗ eta (1-eta)^(T-1-s) y_s``
   is one product with the input spikes. No ``[B, I, O]`` tensor but the final trace (none at all with
   ``forward(..., need_trace=False)``), no Python loop over time.
@@ -80,11 +80,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from neuroplastic._c_kernels import advise_huge_pages
 from neuroplastic._checks import check_choice, check_positive, check_tensor
-from neuroplastic._native import advise_huge_pages
-from neuroplastic.neurons.fused import LIFConfig, hebbian_lif_sequence
+from neuroplastic.neurons.fused_lif import LIFConfig, hebbian_lif_sequence
 from neuroplastic.neurons.lif import RESETS, decay_from_tau, lif_step
-from neuroplastic.neurons.native import SNNKernels, snn_kernels
+from neuroplastic.neurons.spike_kernels import SNNKernels, snn_kernels
 from neuroplastic.neurons.spike_linear import spike_linear
 from neuroplastic.neurons.surrogates import Surrogate, get_surrogate
 from neuroplastic.plasticity.modulation import Modulator

@@ -1,6 +1,6 @@
 """Native CPU kernels for the ``[B, N, N]`` trace operations of the fused plastic scan.
 
-The fused scan (:mod:`neuroplastic.plasticity.fused`) spends its time in a handful of operations on
+The fused scan (:mod:`neuroplastic.plasticity.fused_scan`) spends its time in a handful of operations on
 Hebbian traces: the trace update, the plastic input ``pre @ (alpha * H)`` and their backward passes. As
 PyTorch operations each is several passes over ``B * N * N`` numbers (with temporaries); the C kernels in
 ``trace_kernels.c`` do each in one pass, row by row in L1 cache, which roughly halves the time of a
@@ -31,20 +31,20 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from neuroplastic import _native
-from neuroplastic._native import cache_dir as _cache_dir  # noqa: F401  (kept for callers of the old names)
-from neuroplastic._native import compile_library as _compile  # noqa: F401
-from neuroplastic._native import cpu_identity as _cpu_identity  # noqa: F401
-from neuroplastic._native import find_compiler as _compiler
+from neuroplastic import _c_kernels
+from neuroplastic._c_kernels import cache_dir as _cache_dir  # noqa: F401  (kept for callers of the old names)
+from neuroplastic._c_kernels import compile_library as _compile  # noqa: F401
+from neuroplastic._c_kernels import cpu_identity as _cpu_identity  # noqa: F401
+from neuroplastic._c_kernels import find_compiler as _compiler
 
 __all__ = ["TraceKernels", "native_kernels", "native_enabled", "use_native", "build_native"]
 
-_FLAGS = list(_native.FLAGS)
+_FLAGS = list(_c_kernels.FLAGS)
 _REALS = {torch.float32: "float", torch.float64: "double"}
 _lock = threading.Lock()
 _loaded: dict[torch.dtype, TraceKernels] | None = None
 _failure: str | None = None
-_enabled = _native.env_enabled()
+_enabled = _c_kernels.env_enabled()
 
 
 def _source() -> bytes:
@@ -55,13 +55,13 @@ def build_native(cache_dir: Path | None = None) -> dict[torch.dtype, Path]:
     """Compile the kernels (float32 and float64) unless cached; returns the shared libraries' paths.
 
     Raises ``RuntimeError`` when there is no C compiler or the build fails. The build and cache machinery is
-    :mod:`neuroplastic._native`'s.
+    :mod:`neuroplastic._c_kernels`'s.
     """
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError("no C compiler found (set $CC, or install gcc or clang)")
     variants = {dtype: (f"trace_kernels_{real}", [f"-DREAL={real}"]) for dtype, real in _REALS.items()}
-    return _native.build_libraries("trace-kernels", _source(), variants, cache_dir, compiler, _FLAGS)
+    return _c_kernels.build_libraries("trace-kernels", _source(), variants, cache_dir, compiler, _FLAGS)
 
 
 class TraceKernels:

@@ -5,8 +5,9 @@ import warnings
 import pytest
 import torch
 
-from neuroplastic.plasticity import PlasticRNN, native
-from neuroplastic.plasticity.native import build_native, native_kernels, use_native
+from neuroplastic.plasticity import PlasticRNN
+from neuroplastic.plasticity import trace_kernels as native
+from neuroplastic.plasticity.trace_kernels import build_native, native_kernels, use_native
 
 B, I, O = 3, 5, 4
 

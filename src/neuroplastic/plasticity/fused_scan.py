@@ -15,7 +15,7 @@ recurrence of a plastic cell as a single :class:`torch.autograd.Function`:
   end instead of step by step.
 
 The ``[B, N, N]`` operations have two interchangeable backends with the same interface: compiled C kernels
-(:mod:`neuroplastic.plasticity.native`; CPU, one pass over the trace per operation, used whenever they are
+(:mod:`neuroplastic.plasticity.trace_kernels`; CPU, one pass over the trace per operation, used whenever they are
 available) and PyTorch operations (any device; the fallback). The large buffers come from a pool that
 reuses CPU memory across calls (:mod:`neuroplastic._workspace`), because faulting in fresh pages costs as
 much as the arithmetic.
@@ -38,9 +38,9 @@ from torch import Tensor
 
 from neuroplastic._workspace import take
 from neuroplastic.plasticity.modulation import Modulator
-from neuroplastic.plasticity.native import TraceKernels, native_kernels
 from neuroplastic.plasticity.rules import ClippedHebbianRule, DecayingHebbianRule
 from neuroplastic.plasticity.synapses import PlasticState
+from neuroplastic.plasticity.trace_kernels import TraceKernels, native_kernels
 
 __all__ = ["supports_fused", "fused_scan"]
 
@@ -281,7 +281,7 @@ class _TorchTraceOps:
 
 
 class _NativeTraceOps(_TorchTraceOps):
-    """The same operations with the compiled kernels of :mod:`neuroplastic.plasticity.native` (CPU only).
+    """The same operations with the compiled kernels of :mod:`neuroplastic.plasticity.trace_kernels` (CPU only).
 
     One sweep over the trace per step and no ``[B, I, O]`` temporaries: the forward step updates the trace and
     computes the next plastic input together; a backward step goes back through one step's plastic input and

@@ -1,13 +1,13 @@
 """Native CPU kernels of the neurons package (``snn_kernels.c``), built at first use.
 
 Three groups: the fused multi-step LIF (forward and backward over a ``[B, T, N]`` sequence) and its variant
-fed back its own post-synaptic traces (the fused plastic layer, :func:`neuroplastic.neurons.fused.
+fed back its own post-synaptic traces (the fused plastic layer, :func:`neuroplastic.neurons.fused_lif.
 plastic_lif_sequence`); the event-driven linear layer for spike inputs (index the nonzeros of the input once,
 then add up only the weight rows they select; see :mod:`neuroplastic.neurons.spike_linear`); products of a
 spike tensor with itself and with dense tensors per batch row (``s s^T``, ``s^T m``, ``s g``) in time
 proportional to its nonzeros.
 
-Built, cached and loaded by :mod:`neuroplastic._native` (the machine's C compiler, ``~/.cache/neuroplastic``,
+Built, cached and loaded by :mod:`neuroplastic._c_kernels` (the machine's C compiler, ``~/.cache/neuroplastic``,
 OpenMP with up to ``torch.get_num_threads()`` threads: one per ``GRAIN`` units of work, about a millisecond, so
 that small calls do not pay for waking threads, which on a busy machine can cost a scheduler time slice each).
 Where there is no compiler, the build fails, or
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from neuroplastic import _native
+from neuroplastic import _c_kernels
 
 __all__ = ["SNNKernels", "snn_kernels", "build_snn_kernels", "use_native", "RESET_CODES"]
 
@@ -35,7 +35,7 @@ _VARIANTS = {
     torch.float32: ("snn_kernels_float", ["-DREAL=float", "-DREAL_IS_FLOAT=1"]),
     torch.float64: ("snn_kernels_double", ["-DREAL=double"]),
 }
-_enabled = _native.env_enabled()
+_enabled = _c_kernels.env_enabled()
 
 
 def _source() -> bytes:
@@ -44,7 +44,7 @@ def _source() -> bytes:
 
 def build_snn_kernels(cache_dir: Path | None = None) -> dict[torch.dtype, Path]:
     """Compile the kernels (float32 and float64) unless cached; returns the libraries' paths."""
-    return _native.build_libraries("snn-kernels", _source(), _VARIANTS, cache_dir)
+    return _c_kernels.build_libraries("snn-kernels", _source(), _VARIANTS, cache_dir)
 
 
 GRAIN = 1 << 20
@@ -227,7 +227,7 @@ class SNNKernels:
                           _threads(rows.numel() * grad_out.shape[1] // 8))
 
 
-_libraries: _native.LazyLibraries[torch.dtype, SNNKernels] = _native.LazyLibraries(
+_libraries: _c_kernels.LazyLibraries[torch.dtype, SNNKernels] = _c_kernels.LazyLibraries(
     build_snn_kernels, lambda library, dtype: SNNKernels(library, dtype), "native SNN kernels",
     "the fused LIF and the spike linear layer use PyTorch operations instead (slower, same results)")
 

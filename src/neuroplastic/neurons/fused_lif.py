@@ -10,7 +10,7 @@ single :class:`torch.autograd.Function`:
   vector-Jacobian product of the step is applied by hand (equations in ``snn_kernels.c``), giving the
   gradients of the input currents, the initial membrane, the per-neuron decay and threshold.
 
-On CPU (float32/float64) both passes are C kernels (:mod:`neuroplastic.neurons.native`): each block of
+On CPU (float32/float64) both passes are C kernels (:mod:`neuroplastic.neurons.spike_kernels`): each block of
 neurons runs its whole time loop in L1 cache. Elsewhere (CUDA, no compiler, ``NEUROPLASTIC_NATIVE=0``) the
 same algorithm runs with PyTorch operations. Custom :class:`~neuroplastic.neurons.surrogates.Surrogate`
 subclasses are supported: the forward is the same, and the backward runs with PyTorch operations calling
@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from neuroplastic.neurons.lif import MPR_K
-from neuroplastic.neurons.native import snn_kernels
+from neuroplastic.neurons.spike_kernels import snn_kernels
 from neuroplastic.neurons.surrogates import Surrogate
 
 __all__ = ["lif_sequence", "plastic_lif_sequence", "hebbian_lif_sequence", "hebbian_mixing", "LIFConfig"]
