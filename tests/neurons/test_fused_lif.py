@@ -1,10 +1,7 @@
 """The fused multi-step LIF against the step-by-step form: same spikes, same gradients (to 1e-5)."""
 
-import ctypes
 import itertools
-import platform
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -127,20 +124,6 @@ def test_multi_dimensional_neurons():
     assert torch.equal(spikes, ref)
 
 
-def test_shared_build_machinery_caches_and_keys_by_source(tmp_path):
-    # neuroplastic._c_kernels (used by these kernels and the plasticity ones) on a tiny source, to stay fast
-    source = b"int answer(void) { return ANSWER; }"
-    variants = {1: ("tiny_1", ["-DANSWER=1"]), 2: ("tiny_2", ["-DANSWER=2"])}
-    first = _c_kernels.build_libraries("tiny", source, variants, tmp_path)
-    stamps = {k: p.stat().st_mtime_ns for k, p in first.items()}
-    assert _c_kernels.build_libraries("tiny", source, variants, tmp_path) == first
-    assert all(p.stat().st_mtime_ns == stamps[k] for k, p in first.items())  # cached, not rebuilt
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["tiny_1.so", "tiny_2.so"]
-    assert [ctypes.CDLL(str(first[k])).answer() for k in (1, 2)] == [1, 2]
-    other = _c_kernels.build_libraries("tiny", source + b"\n", variants, tmp_path)
-    assert other[1].parent != first[1].parent  # another source, another key
-
-
 def test_kernels_apply_to_cpu_float32_and_float64_when_enabled(monkeypatch, tmp_path):
     monkeypatch.setenv("NEUROPLASTIC_CACHE_DIR", str(tmp_path))
     assert _c_kernels.cache_dir() == tmp_path
@@ -161,20 +144,3 @@ def test_without_a_compiler_the_fused_lif_falls_back_with_a_warning(monkeypatch)
         assert snn_kernels(torch.zeros(1)) is None
     assert any("PyTorch operations instead" in str(w.message) and "no C compiler" in str(w.message) for w in caught)
     compare(LIFConfig("soft", 0.0, False, False, get_surrogate("atan")), native=True)  # runs on the fallback
-
-
-def test_advise_huge_pages_covers_only_large_cpu_storages():
-    small = torch.zeros(1000)
-    assert not _c_kernels.advise_huge_pages(small)
-    # an expanded view has many elements but a 4-byte storage: nothing to advise (and no memory not its own)
-    assert not _c_kernels.advise_huge_pages(torch.zeros(1).expand(10_000_000))
-    big = torch.arange(4 * _c_kernels.HUGE_PAGE_BYTES // 4, dtype=torch.float32)  # 8 MiB, already written
-    advised = _c_kernels.advise_huge_pages(big[::3])  # a strided view advises its whole storage
-    if platform.system() == "Linux" and Path("/sys/kernel/mm/transparent_hugepage/enabled").exists():
-        assert advised
-    # advice never changes contents, written before or after
-    assert torch.equal(big[:5], torch.arange(5.0)) and float(big[-1]) == big.numel() - 1
-    fresh = torch.empty(3 * _c_kernels.HUGE_PAGE_BYTES // 8, dtype=torch.float64)
-    _c_kernels.advise_huge_pages(fresh)
-    fresh.fill_(2.5)
-    assert bool((fresh == 2.5).all())
