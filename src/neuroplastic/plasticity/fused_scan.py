@@ -10,13 +10,14 @@ recurrence of a plastic cell as a single :class:`torch.autograd.Function`:
 - backward: each chunk's traces are recomputed from its start, then the chunk is walked backwards with
   hand-written vector-Jacobian products for the ``[B, N, N]`` operations (plastic input and trace update)
   and autograd for the small per-step part (activation, gates, modulator), which can be any
-  differentiable function of the cell. For the library's own cells, whose small part treats each row of
-  the batch on its own, the parameters' gradients are taken in one batched pass over all steps at the
-  end instead of step by step.
+  differentiable function of the cell. For cells that give a hand-written VJP of a small part that treats each
+  row of the batch on its own (the library's own cells), the parameters' gradients are taken in one batched
+  pass over all steps at the end instead of step by step.
 
-The ``[B, N, N]`` operations have two interchangeable backends with the same interface: compiled C kernels
-(:mod:`neuroplastic.plasticity.trace_kernels`; CPU, one pass over the trace per operation, used whenever they are
-available) and PyTorch operations (any device; the fallback). The large buffers come from a pool that
+The ``[B, N, N]`` operations (:mod:`neuroplastic.plasticity.fused_trace_ops`) have two interchangeable backends
+with the same interface: compiled C kernels (:mod:`neuroplastic.plasticity.trace_kernels`; CPU, one pass over
+the trace per operation, used whenever they are available) and PyTorch operations (any device; the fallback).
+The large buffers come from a pool that
 reuses CPU memory across calls (:mod:`neuroplastic._workspace`), because faulting in fresh pages costs as
 much as the arithmetic.
 
@@ -24,33 +25,88 @@ Memory: ``(T / chunk + 2 chunk + 5) * B N^2`` numbers instead of about ``6 T B N
 the plain computation, including the hard clip's convention of passing the gradient where the pre-clip
 trace equals the bound (tested in float64 with gradcheck and against the step-by-step module).
 
-Supported cells: :class:`PlasticRNNCell` and :class:`PlasticLSTMCell` with the decaying Hebbian rule or the
-clipped additive rule, unmodulated or with simple neuromodulation, any alpha granularity. Other rules
-and retroactive modulation use gradient checkpointing instead (see :func:`supports_fused`).
+Supported cells: any cell that describes itself as a :class:`FusedCell` (its ``fused_cell()`` method;
+:class:`~neuroplastic.plasticity.PlasticRNNCell` and :class:`~neuroplastic.plasticity.PlasticLSTMCell` do), with
+the decaying Hebbian rule or the clipped additive rule, unmodulated or with simple neuromodulation, any alpha
+granularity. Other rules and retroactive modulation use gradient checkpointing instead (see
+:func:`supports_fused`). The sequence modules pick this path by themselves (``backprop="auto"``);
+:func:`neuroplastic.plasticity.plastic_scan` runs a cell over a sequence the same way.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from neuroplastic._workspace import take
+from neuroplastic.plasticity.fused_trace_ops import NativeTraceOps, TorchTraceOps, trace_ops
 from neuroplastic.plasticity.modulation import Modulator
 from neuroplastic.plasticity.rules import ClippedHebbianRule, DecayingHebbianRule
-from neuroplastic.plasticity.synapses import PlasticState
-from neuroplastic.plasticity.trace_kernels import TraceKernels, native_kernels
+from neuroplastic.plasticity.synapses import PlasticState, PlasticSynapses
 
-__all__ = ["supports_fused", "fused_scan"]
+__all__ = ["FusedCell", "supports_fused", "check_fused", "fused_scan"]
+
+
+@dataclass(frozen=True)
+class FusedCell:
+    """How the fused scan runs a plastic recurrent cell: what the cell's ``fused_cell()`` method returns.
+
+    The scan owns the ``[B, N, N]`` part of a step, the plastic input ``s_t = h_{t-1} @ (alpha * H_{t-1})`` and
+    the trace update ``H_t = rule(H_{t-1}, pre=h_{t-1}, post_t, rate_t)`` with the synapses' rule and rate
+    (``eta``, or the modulator reading ``h_t``). The cell gives the rest, its *small step*
+    ``(h_{t-1} [B, N], c_{t-1} [B, C], drive_t [B, D], s_t [B, N]) -> (h_t, c_t, post_t [B, N])``, where ``c`` is
+    any second state vector the cell carries (an LSTM's cell state; ``C = 0`` for none) and ``drive_t`` the
+    input's precomputed contribution.
+
+    Attributes:
+        synapses: the cell's plastic synapses (alpha, rule, eta or modulator).
+        step: the small step, a differentiable function of its inputs and of ``parameters``.
+        parameters: the parameters ``step`` reads (e.g. the fixed recurrent weight), whose gradients the scan
+            returns; not alpha, nor the synapses' rate parameters, nor those behind ``drive``.
+        post_is_hidden: whether ``post_t`` is ``h_t`` itself (saves keeping it twice).
+        step_vjp: the small step's vector-Jacobian product by hand, for steps that treat each batch row on its
+            own: ``(h_{t-1}, c_{t-1}, drive_t, s_t, h_t, c_t, post_t, dL/dh_t, dL/dc_t, dL/dpost_t) ->
+            (dL/dh_{t-1}, dL/dc_{t-1}, dL/ds_t)``. The parameters' and drives' gradients are then taken in one
+            batched pass over all steps at the end. None: autograd, step by step.
+    """
+
+    synapses: PlasticSynapses
+    step: Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
+    parameters: tuple[Tensor, ...]
+    post_is_hidden: bool
+    step_vjp: Callable[..., tuple[Tensor, Tensor, Tensor]] | None = None
+
+
+def _synapses(cell) -> PlasticSynapses:
+    return cell if isinstance(cell, PlasticSynapses) else cell.synapses
 
 
 def supports_fused(cell) -> bool:
-    """Whether :func:`fused_scan` handles this cell's rule and modulation."""
-    synapses = cell.synapses
+    """Whether :func:`fused_scan` handles this cell's rule and modulation.
+
+    ``cell``: a plastic cell or sequence module, a :class:`FusedCell` (anything with a ``synapses`` attribute),
+    or the :class:`~neuroplastic.plasticity.synapses.PlasticSynapses` themselves. True for the decaying Hebbian
+    and the clipped additive rule, unmodulated or with simple modulation.
+    """
+    synapses = _synapses(cell)
     rule_ok = type(synapses.rule) in (ClippedHebbianRule, DecayingHebbianRule)
     modulation_ok = synapses.modulation in ("none", "simple")
-    return rule_ok and modulation_ok and not getattr(cell.synapses.rule, "uses_threshold", False)
+    return rule_ok and modulation_ok and not getattr(synapses.rule, "uses_threshold", False)
+
+
+def check_fused(cell) -> None:
+    """Raise a ``ValueError`` saying why if :func:`fused_scan` does not handle ``cell`` (see :func:`supports_fused`)."""
+    if not supports_fused(cell):
+        synapses = _synapses(cell)
+        raise ValueError(
+            "fused backpropagation supports the 'hebbian' and 'clip' rules with modulation 'none' or "
+            f"'simple'; this cell has rule {type(synapses.rule).__name__} and modulation "
+            f"{synapses.modulation!r}: use backprop='checkpoint'"
+        )
 
 
 def _rate_rows(rate: Tensor, batch: int, out: int) -> Tensor:
@@ -60,51 +116,26 @@ def _rate_rows(rate: Tensor, batch: int, out: int) -> Tensor:
     return rate.reshape(1, -1).expand(batch, out)
 
 
-def _beyond(value: float, dtype: torch.dtype) -> float:
-    """The next number of ``dtype`` after ``value``, away from zero."""
-    start = torch.tensor(value, dtype=dtype)
-    return torch.nextafter(start, torch.tensor(math.copysign(math.inf, value), dtype=dtype)).item()
-
-
 class _Spec:
     """What the autograd function needs to know about the cell, outside the tensors it differentiates."""
 
-    def __init__(self, cell, chunk: int) -> None:
-        from neuroplastic.plasticity.recurrent import PlasticLSTMCell, PlasticRNNCell
-
+    def __init__(self, cell: FusedCell, chunk: int) -> None:
         self.cell = cell
         self.chunk = chunk
-        synapses = cell.synapses
+        synapses = self.synapses = cell.synapses
         self.clip = synapses.rule.clip if isinstance(synapses.rule, ClippedHebbianRule) else None
         self.alpha_mode = synapses.alpha_granularity
-        self.lstm = hasattr(cell, "gate_count") and cell.gate_count == 4
-        self._bounds: dict[torch.dtype, tuple[float, float]] = {}
-        # The library's cells and modulator treat each batch row on its own, so the small part can be
-        # differentiated for all steps at once; anything else is differentiated step by step.
-        self.rowwise = type(cell) in (PlasticRNNCell, PlasticLSTMCell) and (
+        self.post_is_hidden = cell.post_is_hidden
+        # A cell with a hand-written row-wise VJP and the library's modulator treat each batch row on its own, so
+        # the small part can be differentiated for all steps at once; anything else is differentiated step by step.
+        self.rowwise = cell.step_vjp is not None and (
             synapses.modulator is None or type(synapses.modulator) is Modulator)
-
-    def clip_bounds(self, dtype: torch.dtype) -> tuple[float, float]:
-        """The numbers of ``dtype`` just beyond ``-clip`` and ``clip``."""
-        if dtype not in self._bounds:
-            self._bounds[dtype] = (_beyond(-self.clip, dtype), _beyond(self.clip, dtype))
-        return self._bounds[dtype]
 
     # -- the small per-step part, differentiable by autograd --------------------------------------
     def small_step(self, hidden, extra, drive, plastic_input):
-        """``(h_{t-1}, c_{t-1}, drive_t, s_t) -> (h_t, c_t, post_t, rate_t)``."""
-        cell = self.cell
-        synapses = cell.synapses
-        if self.lstm:
-            n = cell.hidden_size
-            gates = drive + hidden @ cell.weight
-            input_gate, forget_gate, output_gate = torch.sigmoid(gates[:, : 3 * n]).chunk(3, dim=1)
-            post = torch.tanh(gates[:, 3 * n:] + plastic_input)
-            extra = forget_gate * extra + input_gate * post
-            hidden = output_gate * torch.tanh(extra)
-        else:
-            hidden = cell.activation(drive + hidden @ cell.weight + plastic_input)
-            post = hidden
+        """``(h_{t-1}, c_{t-1}, drive_t, s_t) -> (h_t, c_t, post_t, rate_t)``: the cell's step, then the rate."""
+        hidden, extra, post = self.cell.step(hidden, extra, drive, plastic_input)
+        synapses = self.synapses
         rate = synapses.eta if synapses.modulator is None else synapses.modulator(hidden)
         return hidden, extra, post, rate
 
@@ -114,9 +145,8 @@ class _Spec:
 
         ``hidden``, ``extra_out`` and ``post`` are the step's outputs saved by the forward pass.
         """
-        cell = self.cell
         grad_hidden, grad_extra, d_post, d_rate = out_grads
-        modulator = cell.synapses.modulator
+        modulator = self.synapses.modulator
         if modulator is not None:  # rate = fanout(tanh(h @ W_m + b_m)): its gradient flows into h
             signal = torch.tanh(modulator.neuromodulator(hidden))
             if modulator.fanout is not None:
@@ -125,241 +155,8 @@ class _Spec:
                 d_signal = d_rate.sum_to_size(signal.shape)
             d_source = (d_signal * (1 - signal * signal)) @ modulator.neuromodulator.weight
             grad_hidden = grad_hidden + d_source
-        if self.lstm:
-            n = cell.hidden_size
-            gates = torch.sigmoid(drive[:, : 3 * n] + pre @ cell.weight[:, : 3 * n])
-            input_gate, forget_gate, output_gate = gates.chunk(3, dim=1)
-            tanh_cell = torch.tanh(extra_out)
-            d_cell = grad_extra + grad_hidden * output_gate * (1 - tanh_cell * tanh_cell)
-            d_gates = torch.cat([d_cell * post, d_cell * extra, grad_hidden * tanh_cell], dim=1) * gates * (1 - gates)
-            d_input = (d_cell * input_gate + d_post) * (1 - post * post)
-            d_pre = torch.cat([d_gates, d_input], dim=1) @ cell.weight.t()
-            return d_pre, d_cell * forget_gate, d_input
-        grad_hidden = grad_hidden + d_post
-        activation = cell.activation_name
-        if activation == "tanh":
-            d_input = grad_hidden * (1 - hidden * hidden)
-        elif activation == "sigmoid":
-            d_input = grad_hidden * hidden * (1 - hidden)
-        else:  # relu
-            d_input = grad_hidden * (hidden > 0)
-        return d_input @ cell.weight.t(), extra, d_input
-
-
-
-class _TorchTraceOps:
-    """The ``[B, N, N]`` operations of one fused call as PyTorch operations (any device), by hand.
-
-    Both backends share this interface; each call of the fused scan makes its own instance, which holds the
-    call's scratch buffers.
-    """
-
-    def __init__(self, spec: _Spec, trace: Tensor, alpha: Tensor) -> None:
-        self.spec = spec
-        self.clip = spec.clip
-        self.alpha = alpha
-        self.connection = spec.alpha_mode == "connection"
-        self.shape = tuple(trace.shape)
-        self.like = {"dtype": trace.dtype, "device": trace.device}
-        self.scratch = take(self.shape, **self.like) if self.connection else None
-        # Per neuron or scalar alpha, the backward pass needs ``pre @ H`` of each step, kept by the forward.
-        self.keeps_pre_traces = not self.connection
-
-    def forward_start(self, trace: Tensor, pre: Tensor) -> tuple[Tensor, Tensor]:
-        """The first plastic input ``s = pre @ (alpha * H)`` ``[B, O]`` and ``pre @ H``."""
-        return self.plastic_input(pre, trace)
-
-    def forward_step(self, trace: Tensor, pre: Tensor, post: Tensor, rate: Tensor, next_pre: Tensor | None,
-                     boundary: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
-        """Update ``trace`` in place, copy it into ``boundary`` if given, return the next plastic input."""
-        self.trace_update(trace, trace, pre, post, rate)
-        if boundary is not None:
-            boundary.copy_(trace)
-        return (None, None) if next_pre is None else self.plastic_input(next_pre, trace)
-
-    def plastic_input(self, pre: Tensor, trace: Tensor) -> tuple[Tensor, Tensor]:
-        """``s = pre @ (alpha * H)`` ``[B, O]``, and ``pre @ H`` (the same without alpha; unused per connection)."""
-        if self.connection:
-            torch.mul(trace, self.alpha, out=self.scratch)
-            s = torch.bmm(pre.unsqueeze(1), self.scratch).squeeze(1)
-            return s, s
-        pre_trace = torch.bmm(pre.unsqueeze(1), trace).squeeze(1)
-        return pre_trace * self.alpha, pre_trace
-
-    def trace_update(self, out: Tensor | None, trace: Tensor, pre: Tensor, post: Tensor, rate: Tensor,
-                     unclipped: Tensor | None = None) -> None:
-        """``out <- rule(trace, pre, post, rate)`` without allocating ``[B, I, O]`` tensors.
-
-        With the clip rule, ``unclipped`` (if given) receives the trace before clipping, and ``out`` may then
-        be None. Forward and recomputation use the same operations, so the recomputed traces are bit for bit
-        the same.
-        """
-        delta = (rate * post).unsqueeze(1)
-        if self.clip is not None:
-            target = out if unclipped is None else unclipped
-            torch.addcmul(trace, pre.unsqueeze(2), delta, out=target)
-            if unclipped is None:
-                out.clamp_(-self.clip, self.clip)
-            elif out is not None:
-                torch.clamp(unclipped, -self.clip, self.clip, out=out)
-        else:
-            torch.mul(trace, (1 - rate).unsqueeze(1), out=out)
-            out.addcmul_(pre.unsqueeze(2), delta)
-
-    # -- backward ---------------------------------------------------------------------------------------
-    def backward_setup(self, span: int) -> None:
-        """Buffers for a backward pass through chunks of at most ``span`` steps."""
-        self.unclipped = take((span,) + self.shape, **self.like) if self.clip is not None else None
-        self.spare = take(self.shape, **self.like) if self.connection else None
-        if self.scratch is None:
-            self.scratch = take(self.shape, **self.like)
-        if self.connection:  # per batch element, summed at the end
-            self.alpha_grad_sum = take(self.shape, **self.like)
-            self.alpha_grad_sum.zero_()
-        else:
-            self.alpha_grad_sum = torch.zeros_like(self.alpha)
-
-    def recompute(self, k: int, out: Tensor | None, trace: Tensor, pre: Tensor, post: Tensor, rate: Tensor) -> None:
-        """Step ``k`` of a chunk's recomputation: ``out`` (None for the chunk's last step) <- rule(trace)."""
-        if out is not None or self.clip is not None:
-            self.trace_update(out, trace, pre, post, rate, None if self.unclipped is None else self.unclipped[k])
-
-    def trace_update_vjp(self, k: int, grad: Tensor, trace: Tensor, pre: Tensor, post: Tensor,
-                         rate: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Back through the trace update; ``grad`` (dL/dH_t) becomes dL/dH_{t-1} (through this path) in place.
-
-        Returns dL/dpre ``[B, I]``, dL/dpost ``[B, O]``, dL/drate ``[B, O]``.
-        """
-        rate_post = rate * post
-        if self.clip is not None:
-            # clamp passes the gradient where -clip <= Z <= clip, Z the unclipped trace; the bounds one step
-            # beyond the clip make hardtanh's strict test inclusive.
-            low, high = self.spec.clip_bounds(grad.dtype)
-            torch.ops.aten.hardtanh_backward.grad_input(grad, self.unclipped[k], low, high, grad_input=grad)
-            v = torch.bmm(pre.unsqueeze(1), grad).squeeze(1)
-            d_pre = torch.bmm(rate_post.unsqueeze(1), grad.transpose(1, 2)).squeeze(1)
-            return d_pre, rate * v, post * v
-        v = torch.bmm(pre.unsqueeze(1), grad).squeeze(1)
-        d_pre = torch.bmm(rate_post.unsqueeze(1), grad.transpose(1, 2)).squeeze(1)
-        grad_dot_trace = torch.mul(grad, trace, out=self.scratch).sum(1)
-        grad.mul_((1 - rate).unsqueeze(1))
-        return d_pre, rate * v, post * v - grad_dot_trace
-
-    def plastic_input_vjp(self, grad_trace: Tensor, trace: Tensor, pre: Tensor, g: Tensor,
-                          pre_trace: Tensor | None) -> Tensor:
-        """Back through ``s = pre @ (alpha * H)`` with dL/ds = ``g``: adds into ``grad_trace`` and alpha's gradient.
-
-        Returns dL/dpre ``[B, I]``.
-        """
-        alpha = self.alpha
-        if self.connection:
-            alpha_g = torch.mul(alpha, g.unsqueeze(1), out=self.scratch)  # alpha[i,j] g[b,j]
-            grad_trace.addcmul_(alpha_g, pre.unsqueeze(2))
-            trace_g = torch.mul(trace, g.unsqueeze(1), out=self.spare)  # H[b,i,j] g[b,j]
-            self.alpha_grad_sum.addcmul_(trace_g, pre.unsqueeze(2))
-            return torch.mul(trace_g, alpha, out=self.scratch).sum(2)
-        alpha_g = alpha * g
-        d_pre = torch.bmm(alpha_g.unsqueeze(1), trace.transpose(1, 2)).squeeze(1)
-        self.alpha_grad_sum.add_((pre_trace * g).sum(0) if self.spec.alpha_mode == "neuron" else (pre_trace * g).sum())
-        grad_trace.addcmul_(pre.unsqueeze(2), alpha_g.unsqueeze(1))
-        return d_pre
-
-    def backward_step(self, grad: Tensor, input_part: tuple | None, trace_part: tuple | None):
-        """One step back on ``grad`` (dL/dH_t, in place): through the plastic input ``s_{t+1}``, then the update.
-
-        ``input_part = (H_t, h_t, dL/ds_{t+1}, h_t @ H_t or None)`` and ``trace_part = (k, H_{t-1}, h_{t-1},
-        post_t, rate_t)``, ``k`` the step's index in its chunk; either may be None. Returns dL/dh_t through
-        ``s_{t+1}`` (or None) and (dL/dh_{t-1}, dL/dpost_t, dL/drate_t) through the update (or None); ``grad``
-        ends as dL/dH_{t-1} through this step.
-        """
-        d_pre_input = None if input_part is None else self.plastic_input_vjp(grad, *input_part)
-        return d_pre_input, None if trace_part is None else self.trace_update_vjp(trace_part[0], grad, *trace_part[1:])
-
-    def alpha_grad(self) -> Tensor:
-        """dL/dalpha, alpha's shape."""
-        return self.alpha_grad_sum.sum(0) if self.connection else self.alpha_grad_sum
-
-
-class _NativeTraceOps(_TorchTraceOps):
-    """The same operations with the compiled kernels of :mod:`neuroplastic.plasticity.trace_kernels` (CPU only).
-
-    One sweep over the trace per step and no ``[B, I, O]`` temporaries: the forward step updates the trace and
-    computes the next plastic input together; a backward step goes back through one step's plastic input and
-    the previous step's update together, recomputing the clip mask from the previous trace instead of keeping
-    unclipped traces; alpha's gradient is summed over the batch as it goes (``[I, O]`` per thread, reduced to
-    alpha's shape at the end).
-    """
-
-    def __init__(self, spec: _Spec, trace: Tensor, alpha: Tensor, kernels: TraceKernels) -> None:
-        self.spec = spec
-        self.clip = spec.clip
-        self.alpha = alpha
-        self.kernels = kernels
-        self.shape = tuple(trace.shape)
-        self.like = {"dtype": trace.dtype, "device": trace.device}
-        self.alpha_full = alpha.detach().expand(self.shape[1:]).contiguous()
-        self.keeps_pre_traces = False
-
-    def _rates(self, post: Tensor, rate: Tensor) -> tuple[Tensor, Tensor | None]:
-        """``delta = rate * post`` and, for the decaying rule, ``keep = 1 - rate`` (both ``[B, O]``)."""
-        return (rate * post).contiguous(), None if self.clip is not None else (1 - rate).contiguous()
-
-    def forward_start(self, trace: Tensor, pre: Tensor) -> tuple[Tensor, None]:
-        s = pre.new_empty(self.shape[0], self.shape[2])
-        self.kernels.trace_step(trace, trace, next_pre=_unit(pre), alpha=self.alpha_full, s_out=s)
-        return s, None
-
-    def forward_step(self, trace: Tensor, pre: Tensor, post: Tensor, rate: Tensor, next_pre: Tensor | None,
-                     boundary: Tensor | None) -> tuple[Tensor | None, None]:
-        delta, keep = self._rates(post, rate)
-        s = None if next_pre is None else pre.new_empty(self.shape[0], self.shape[2])
-        self.kernels.trace_step(trace, trace, _unit(pre), delta, keep, self.clip,
-                                None if next_pre is None else _unit(next_pre), self.alpha_full, s, None, boundary)
-        return s, None
-
-    def backward_setup(self, span: int) -> None:
-        # alpha's gradient, one [I, O] part per thread of the kernel (summed at the end)
-        self.alpha_grad_parts = torch.zeros((torch.get_num_threads(),) + self.shape[1:], **self.like)
-
-    def recompute(self, k: int, out: Tensor | None, trace: Tensor, pre: Tensor, post: Tensor, rate: Tensor) -> None:
-        if out is not None:
-            delta, keep = self._rates(post, rate)
-            self.kernels.trace_step(trace, out, _unit(pre), delta, keep, self.clip)
-
-    def backward_step(self, grad: Tensor, input_part: tuple | None, trace_part: tuple | None):
-        batch, n_in, n_out = self.shape
-        arguments = {}
-        d_pre_input = trace_grads = None
-        if input_part is not None:
-            trace_mid, pre_in, g, _ = input_part
-            d_pre_input = grad.new_empty(batch, n_in)
-            arguments.update(trace_mid=trace_mid, pre_in=_unit(pre_in), g=g.contiguous(), alpha=self.alpha_full,
-                             alpha_grad_parts=self.alpha_grad_parts, d_pre_in_out=d_pre_input)
-        if trace_part is not None:
-            _, trace_prev, pre, post, rate = trace_part
-            delta, keep = self._rates(post, rate)
-            v, d_pre = grad.new_empty(batch, n_out), grad.new_empty(batch, n_in)
-            grad_dot_trace = None if keep is None else grad.new_empty(batch, n_out)
-            arguments.update(trace_prev=trace_prev, pre=_unit(pre), delta=delta, keep=keep, clip=self.clip, v_out=v,
-                             d_pre_out=d_pre, gdt_out=grad_dot_trace)
-        self.kernels.trace_backward(grad, **arguments)
-        if trace_part is not None:
-            d_rate = post * v if grad_dot_trace is None else post * v - grad_dot_trace
-            trace_grads = (d_pre, rate * v, d_rate)
-        return d_pre_input, trace_grads
-
-    def alpha_grad(self) -> Tensor:
-        return self.alpha_grad_parts.sum(0).sum_to_size(self.alpha.shape)
-
-
-def _unit(x: Tensor) -> Tensor:
-    """``x`` with a unit inner stride (as the native kernels need for per-row vectors)."""
-    return x if x.stride(-1) == 1 else x.contiguous()
-
-
-def _trace_ops(spec: _Spec, trace: Tensor, alpha: Tensor) -> _TorchTraceOps:
-    kernels = native_kernels(trace)
-    return _TorchTraceOps(spec, trace, alpha) if kernels is None else _NativeTraceOps(spec, trace, alpha, kernels)
+        return self.cell.step_vjp(pre, extra, drive, plastic_input, hidden, extra_out, post, grad_hidden,
+                                  grad_extra, d_post)
 
 
 def _run(spec: _Spec, drives: Tensor, hidden0: Tensor, extra0: Tensor, trace0: Tensor, alpha: Tensor,
@@ -371,14 +168,14 @@ def _run(spec: _Spec, drives: Tensor, hidden0: Tensor, extra0: Tensor, trace0: T
     chunk = spec.chunk
     trace = take(tuple(trace0.shape), **like)
     trace.copy_(trace0)
-    ops = _trace_ops(spec, trace, alpha)
+    ops = trace_ops(spec.clip, spec.alpha_mode, trace, alpha)
     outputs = take((batch, steps, hidden0.shape[1]), **like)
     saved = {}
     if keep:
         saved["boundaries"] = take((math.ceil(steps / chunk),) + tuple(trace0.shape), **like)
         saved["boundaries"][0].copy_(trace0)
         saved["extras"] = take((batch, steps, extra0.shape[1]), **like)
-        saved["posts"] = outputs if not spec.lstm else take((batch, steps, n_out), **like)
+        saved["posts"] = outputs if spec.post_is_hidden else take((batch, steps, n_out), **like)
         saved["rates"] = take((batch, steps, n_out), **like)
         saved["inputs"] = take((batch, steps, n_out), **like)
         saved["pre_traces"] = take((batch, steps, n_out), **like) if ops.keeps_pre_traces else saved["inputs"]
@@ -390,7 +187,7 @@ def _run(spec: _Spec, drives: Tensor, hidden0: Tensor, extra0: Tensor, trace0: T
         outputs[:, t] = new_hidden
         if keep:
             saved["extras"][:, t] = extra
-            if spec.lstm:
+            if not spec.post_is_hidden:
                 saved["posts"][:, t] = post
             saved["rates"][:, t] = rate
             saved["inputs"][:, t] = s
@@ -425,8 +222,8 @@ class _FusedPlasticScan(torch.autograd.Function):
         chunk = spec.chunk
         trace_shape = tuple(boundaries.shape[1:])
         like = {"dtype": drives.dtype, "device": drives.device}
-        ops = (_TorchTraceOps(spec, boundaries[0], alpha) if ctx.kernels is None
-               else _NativeTraceOps(spec, boundaries[0], alpha, ctx.kernels))
+        ops = (TorchTraceOps(spec.clip, spec.alpha_mode, boundaries[0], alpha) if ctx.kernels is None
+               else NativeTraceOps(spec.clip, spec.alpha_mode, boundaries[0], alpha, ctx.kernels))
 
         grad_trace = take(trace_shape, **like)
         if grad_trace_last is None:
@@ -547,33 +344,27 @@ def _batched_small_vjp(spec: _Spec, hidden0, extra0, drives, outputs, extras, in
     return grad_drives, [torch.zeros_like(p) if r is None else r for p, r in zip(small_params, result[1:], strict=True)]
 
 
-def fused_scan(cell, drives: Tensor, state, chunk_size: int | None = None):
-    """Run ``cell`` over ``drives [B, T, D]`` from ``state`` as one autograd node (see the module doc).
+def fused_scan(cell: FusedCell, drives: Tensor, hidden: Tensor, extra: Tensor, plastic: PlasticState,
+               chunk_size: int | None = None) -> tuple[Tensor, Tensor, Tensor, PlasticState]:
+    """Run ``cell`` over ``drives [B, T, D]`` as one autograd node (see the module docstring).
 
-    Returns ``(outputs [B, T, N], final state)`` of the cell's state type. Without gradients (``no_grad``,
-    or nothing that requires them) it runs the same recurrence in place and keeps nothing.
+    Starts from ``hidden [B, N]``, ``extra [B, C]`` (the cell's second state vector, ``C = 0`` for none) and the
+    synapses' state ``plastic`` (trace ``[B, N, N]``); ``chunk_size`` steps per recomputed chunk (default
+    ``round(sqrt(T))``). Returns ``(outputs [B, T, N], final hidden, final extra, final plastic state)``. Without
+    gradients (``no_grad``, or nothing that requires them) it runs the same recurrence in place and keeps
+    nothing. Raises a ``ValueError`` for rules or modulation it does not handle (:func:`supports_fused`).
     """
-    if not supports_fused(cell):
-        raise ValueError(
-            "fused backpropagation supports the 'hebbian' and 'clip' rules with modulation 'none' or "
-            f"'simple'; this cell has rule {type(cell.synapses.rule).__name__} and modulation "
-            f"{cell.synapses.modulation!r}: use backprop='checkpoint'"
-        )
+    check_fused(cell)
     steps = drives.shape[1]
     chunk = chunk_size or max(1, round(math.sqrt(steps)))
     spec = _Spec(cell, chunk)
     synapses = cell.synapses
-    lstm = spec.lstm
-    extra0 = state.cell if lstm else state.hidden.new_zeros(state.hidden.shape[0], 0)
-    small_params = [p for name, p in cell.named_parameters()
-                    if p.requires_grad and name != "synapses.alpha"
-                    and not name.startswith("input_to_hidden.")]
-    tensors = (drives, state.hidden, extra0, state.plastic.trace, synapses.alpha, *small_params)
+    # the small step's parameters: the cell's, then the synapses' rate parameters (eta or the modulator's)
+    small_params = [p for p in (*cell.parameters, *(q for q in synapses.parameters() if q is not synapses.alpha))
+                    if p.requires_grad]
+    tensors = (drives, hidden, extra, plastic.trace, synapses.alpha, *small_params)
     if torch.is_grad_enabled() and any(x.requires_grad for x in tensors):
         outputs, hidden, extra, trace = _FusedPlasticScan.apply(spec, *tensors)
     else:
         outputs, hidden, extra, trace, _ = _run(spec, *tensors[:5], keep=False)
-    plastic = PlasticState(trace, state.plastic.eligibility, state.plastic.threshold)
-    if lstm:
-        return outputs, type(state)(hidden, extra, plastic)
-    return outputs, type(state)(hidden, plastic)
+    return outputs, hidden, extra, PlasticState(trace, plastic.eligibility, plastic.threshold)
