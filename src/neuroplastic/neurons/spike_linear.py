@@ -12,9 +12,9 @@ once (compressed rows), then
 
 Both sums run in C kernels (:mod:`neuroplastic.neurons.spike_kernels`) over tiles of 32 output features, so the
 rows they read stay in cache and the sums stay in vector registers. The cost is about ``nnz * O`` additions
-instead of ``R * I * O`` multiply-adds: at 10% input density about 5-10 times less than the dense product
-on this 2-core CPU (``benchmarks/snn_layer.py``). When the input is denser than ``max_density`` (default
-0.25, where the two cost about the same), on GPU, for other dtypes than float32/float64 or without a C
+instead of ``R * I * O`` multiply-adds (measured against the dense product: ``docs/benchmarks.md``,
+``benchmarks/snn_layer.py``). When the input is denser than ``max_density`` (default 0.25, where the two
+cost about the same), on GPU, for other dtypes than float32/float64 or without a C
 compiler, it is ``torch.nn.functional.linear``. Results equal the dense product to rounding (the sums run in
 another order).
 
