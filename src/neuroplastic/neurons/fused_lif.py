@@ -21,7 +21,7 @@ equal it to rounding (tested to 1e-5 for every reset mode, MPR, detach_reset and
 
 :func:`plastic_lif_sequence` is the same neuron fed back its own post-synaptic traces through a causal mixing
 matrix (``c_t = drive_t + alpha * sum_{s<t} A[t, s] y_s``): the sequential part of the fused plastic spiking
-layer (:mod:`neuroplastic.plasticity.spiking`, ``backend="fused"``), with :func:`hebbian_lif_sequence` building
+layer (:mod:`neuroplastic.plasticity.spiking_fused`, ``backend="fused"``), with :func:`hebbian_lif_sequence` building
 ``A`` for the decaying Hebbian rule (inside the C kernels on CPU). The LIF step and its backward are the same
 code as :func:`lif_sequence`'s (``forward_step`` / ``backward_step`` in ``snn_kernels.c``, and
 ``_forward_step_torch`` / ``_backward_step_torch`` here).
@@ -361,7 +361,7 @@ def plastic_lif_sequence(drive: Tensor, mixing: Tensor, alpha: Tensor, v0: Tenso
                          config: LIFConfig) -> tuple[Tensor, Tensor, Tensor]:
     """LIF neurons fed back their own post-synaptic traces through a causal mixing matrix, as one autograd node.
 
-    The sequential part of the fused plastic spiking layer (:mod:`neuroplastic.plasticity.spiking`, backend
+    The sequential part of the fused plastic spiking layer (:mod:`neuroplastic.plasticity.spiking_fused`, backend
     ``"fused"``: there ``A[b, t, s] = (s_t . x_s) * eta * (1 - eta)^(t-1-s)``). Per step ``t``::
 
         P_t = sum_{s<t} A[:, t, s] y_s                     (the plastic input, before alpha)

@@ -476,7 +476,7 @@ void spike_linear_weight_grad(int64_t R, int64_t I, int64_t O, const int64_t *co
 /* ------------------------------------------------------------------------------------------------------------
  * LIF neurons fed back their own post-synaptic traces through a causal mixing matrix: the sequential part of
  * the fused plastic spiking layer (neuroplastic.plasticity.spiking, backend "fused"; the derivation is in
- * neuroplastic.neurons.fused.plastic_lif_sequence). Per batch row b (A [T, T] per row, its upper triangle
+ * neuroplastic.neurons.fused_lif.plastic_lif_sequence). Per batch row b (A [T, T] per row, its upper triangle
  * not read; alpha, decay, thr [N]; l = l_post a number):
  *   P_t  = sum_{s<t} A[t, s] y_s
  *   c_t  = drive_t + alpha * P_t
