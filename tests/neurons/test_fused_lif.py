@@ -137,7 +137,7 @@ def test_kernels_apply_to_cpu_float32_and_float64_when_enabled(monkeypatch, tmp_
 def test_without_a_compiler_the_fused_lif_falls_back_with_a_warning(monkeypatch):
     monkeypatch.setattr(_c_kernels, "find_compiler", lambda: None)
     fresh = _c_kernels.LazyLibraries(snn_native.build_snn_kernels, snn_native.SNNKernels, "native SNN kernels",
-                                  "the fused LIF uses PyTorch operations instead")
+                                     "the fused LIF uses PyTorch operations instead")
     monkeypatch.setattr(snn_native, "_libraries", fresh)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
