@@ -29,7 +29,7 @@ import time
 import torch
 
 from neuroplastic.plasticity import PlasticRNN
-from neuroplastic.plasticity.native import native_kernels
+from neuroplastic.plasticity.trace_kernels import native_kernels
 
 INPUT_SIZE = 8
 

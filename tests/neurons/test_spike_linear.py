@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuroplastic.neurons import SpikeLinear, spike_linear
-from neuroplastic.neurons.native import use_native
+from neuroplastic.neurons.spike_kernels import use_native
 
 
 def sparse_input(shape, density, dtype, seed, binary=True):

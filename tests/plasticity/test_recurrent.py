@@ -7,8 +7,8 @@ import torch
 from torch.autograd import gradcheck
 
 from neuroplastic.plasticity import PlasticLSTM, PlasticRNN, PlasticRNNCell, PlasticState
-from neuroplastic.plasticity.fused import supports_fused
-from neuroplastic.plasticity.native import native_kernels, use_native
+from neuroplastic.plasticity.fused_scan import supports_fused
+from neuroplastic.plasticity.trace_kernels import native_kernels, use_native
 
 B, T, I, N = 2, 7, 3, 4
 

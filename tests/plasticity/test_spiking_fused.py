@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from neuroplastic.neurons.fused import LIFConfig, plastic_lif_sequence
+from neuroplastic.neurons.fused_lif import LIFConfig, plastic_lif_sequence
 from neuroplastic.neurons.lif import lif_step
-from neuroplastic.neurons.native import snn_kernels, use_native
+from neuroplastic.neurons.spike_kernels import snn_kernels, use_native
 from neuroplastic.neurons.surrogates import FastSigmoid, Surrogate, get_surrogate
-from neuroplastic.plasticity import spiking
+from neuroplastic.plasticity import spike_products
 from neuroplastic.plasticity.spiking import PlasticLIF, PlasticRecurrentLIF
 
 B, T, I, O = 3, 12, 5, 4
@@ -109,8 +109,8 @@ def test_fused_equals_dense_with_scalar_alpha_and_real_valued_inputs(alpha):
 def test_sparse_products_are_used_for_spike_inputs():
     if not NATIVE:
         pytest.skip("no native kernels")
-    assert spiking._sparse_kernels(spike_inputs()) is not None  # so the tests above run the sparse kernels
-    assert spiking._sparse_kernels(torch.rand(B, T, I, dtype=torch.double)) is None
+    assert spike_products.sparse_kernels(spike_inputs()) is not None  # so the tests above run the sparse kernels
+    assert spike_products.sparse_kernels(torch.rand(B, T, I, dtype=torch.double)) is None
 
 
 @pytest.mark.parametrize("surrogate", ["triangle", "sigmoid", ScaledFastSigmoid()])
@@ -222,9 +222,9 @@ def test_spike_outer_sum_wide_rows_match_the_dense_product(dtype, n_out):
     generator = torch.Generator().manual_seed(3)
     s = (torch.rand(3, 30, 40, generator=generator) < 0.15).to(dtype)
     m = torch.randn(3, 30, n_out, generator=generator, dtype=dtype)
-    kernels = spiking._sparse_kernels(s) if NATIVE else None
+    kernels = spike_products.sparse_kernels(s) if NATIVE else None
     tolerance = 1e-5 if dtype == torch.float32 else 1e-12
-    torch.testing.assert_close(spiking._spike_outer_sum(s, m, kernels), s.transpose(1, 2) @ m, rtol=0,
+    torch.testing.assert_close(spike_products.spike_outer_sum(s, m, kernels), s.transpose(1, 2) @ m, rtol=0,
                                atol=tolerance)
 
 
@@ -233,18 +233,18 @@ def test_sparse_products_and_scan_gradcheck():
     s = (torch.rand(2, 6, 7, generator=generator) < 0.2).double()
     s.view(-1)[3] = 0.5
     m = torch.rand(2, 6, 3, generator=generator, dtype=torch.double, requires_grad=True)
-    kernels = spiking._sparse_kernels(s) if NATIVE else None
+    kernels = spike_products.sparse_kernels(s) if NATIVE else None
     if NATIVE:
         assert kernels is not None
-    torch.testing.assert_close(spiking._spike_gram(s, kernels), s @ s.transpose(1, 2), rtol=0, atol=1e-15)
-    torch.testing.assert_close(spiking._spike_outer_sum(s, m, kernels), s.transpose(1, 2) @ m, rtol=0, atol=1e-15)
+    torch.testing.assert_close(spike_products.spike_gram(s, kernels), s @ s.transpose(1, 2), rtol=0, atol=1e-15)
+    torch.testing.assert_close(spike_products.spike_outer_sum(s, m, kernels), s.transpose(1, 2) @ m, rtol=0, atol=1e-15)
     s.requires_grad_()
-    assert gradcheck(lambda a: spiking._spike_gram(a, kernels), (s,))
-    assert gradcheck(lambda a, b: spiking._spike_outer_sum(a, b, kernels), (s, m))
+    assert gradcheck(lambda a: spike_products.spike_gram(a, kernels), (s,))
+    assert gradcheck(lambda a, b: spike_products.spike_outer_sum(a, b, kernels), (s, m))
     decay = torch.tensor(0.6, dtype=torch.double, requires_grad=True)
     weights = torch.rand(6, generator=generator, dtype=torch.double, requires_grad=True)
     for reverse, w in itertools.product((False, True), (None, weights)):
-        out = spiking._linear_scan(m, decay, reverse, w)
+        out = spike_products.linear_scan(m, decay, reverse, w)
         expected = torch.zeros_like(m)
         for t in range(6):  # out_t = sum over the steps r on one side of t of decay^|t-r| w_r m_r
             for r in range(6):
@@ -252,7 +252,7 @@ def test_sparse_products_and_scan_gradcheck():
                     expected[:, t] += 0.6 ** abs(t - r) * (1.0 if w is None else float(w[r].detach())) * m[:, r]
         torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
         inputs = (m, decay) if w is None else (m, decay, w)
-        assert gradcheck(lambda a, d, *ws, reverse=reverse: spiking._linear_scan(a, d, reverse, *ws), inputs)
+        assert gradcheck(lambda a, d, *ws, reverse=reverse: spike_products.linear_scan(a, d, reverse, *ws), inputs)
 
 
 def test_auto_resolves_to_fused_exactly_where_it_applies():

@@ -18,8 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neuroplastic.plasticity import PlasticRNNCell
-from neuroplastic.plasticity.fused import fused_scan, supports_fused
+from neuroplastic.plasticity import PlasticRNNCell, plastic_scan
 from neuroplastic.tasks import GridMazeTask
 
 __all__ = ["ActorCritic", "MazeAgent", "run_maze_episodes"]
@@ -73,13 +72,13 @@ class MazeAgent(nn.Module):
     def sequence(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
         """Whole episodes from a zero state: ``inputs [B, T, I]`` -> ``(logits [B, T, A], values [B, T])``.
 
-        A plastic core runs as one fused autograd node (:func:`neuroplastic.plasticity.fused.fused_scan`:
+        A plastic core runs as one fused autograd node (:func:`neuroplastic.plasticity.plastic_scan`, fused:
         traces updated in place, recomputed chunk by chunk in the backward pass); others step by step.
         """
         batch, steps = inputs.shape[:2]
         state = self.initial_state(batch, device=inputs.device)
-        if isinstance(self.core, PlasticRNNCell) and supports_fused(self.core):
-            hidden, _ = fused_scan(self.core, self.core.drive(inputs), state)
+        if isinstance(self.core, PlasticRNNCell):
+            hidden, _ = plastic_scan(self.core, inputs, state)
         else:
             outputs = []
             for t in range(steps):

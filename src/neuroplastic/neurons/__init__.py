@@ -2,7 +2,7 @@
 LIF, an event-driven linear layer for spike inputs, encoders and readouts."""
 
 from neuroplastic.neurons.encoding import latency_encode, membrane_readout, rate_encode, spike_count
-from neuroplastic.neurons.fused import (
+from neuroplastic.neurons.fused_lif import (
     LIFConfig,
     hebbian_lif_sequence,
     hebbian_mixing,

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from neuroplastic._checks import check_choice, check_same_placement
-from neuroplastic.neurons.fused import LIFConfig, lif_sequence
+from neuroplastic.neurons.fused_lif import LIFConfig, lif_sequence
 from neuroplastic.neurons.lif import RESETS, _alif_step, _lif_step
 from neuroplastic.neurons.surrogates import Surrogate, get_surrogate
 
@@ -219,7 +219,7 @@ class LIF(_LIFBase):
 
     Same arguments and equations as :class:`LIFCell`, plus ``backend``: ``"fused"`` (default; one autograd
     node for the whole sequence with a hand-written backward, C kernels on CPU, see
-    :mod:`neuroplastic.neurons.fused`) or ``"step"`` (a loop of :func:`~neuroplastic.neurons.lif.lif_step`,
+    :mod:`neuroplastic.neurons.fused_lif`) or ``"step"`` (a loop of :func:`~neuroplastic.neurons.lif.lif_step`,
     plain autograd). Both give the same spikes and gradients. Returns the spikes and the final
     :class:`LIFState` (``v: [B, *size]``).
     """

@@ -3,8 +3,8 @@
  *
  * Multi-step leaky integrate-and-fire: forward and hand-written backward over a whole [B, T, N] sequence.
  *
- * Compiled at first use by neuroplastic._native with -DREAL=float -DREAL_IS_FLOAT or -DREAL=double
- * (see neurons/native.py).
+ * Compiled at first use by neuroplastic._c_kernels with -DREAL=float -DREAL_IS_FLOAT or -DREAL=double
+ * (see neurons/spike_kernels.py).
  * Every (batch row, block of neurons) is independent; the time loop runs inside, over contiguous rows of
  * N numbers, so the state of a block stays in L1 cache and the inner loop vectorises.
  *
@@ -476,7 +476,7 @@ void spike_linear_weight_grad(int64_t R, int64_t I, int64_t O, const int64_t *co
 /* ------------------------------------------------------------------------------------------------------------
  * LIF neurons fed back their own post-synaptic traces through a causal mixing matrix: the sequential part of
  * the fused plastic spiking layer (neuroplastic.plasticity.spiking, backend "fused"; the derivation is in
- * neuroplastic.neurons.fused.plastic_lif_sequence). Per batch row b (A [T, T] per row, its upper triangle
+ * neuroplastic.neurons.fused_lif.plastic_lif_sequence). Per batch row b (A [T, T] per row, its upper triangle
  * not read; alpha, decay, thr [N]; l = l_post a number):
  *   P_t  = sum_{s<t} A[t, s] y_s
  *   c_t  = drive_t + alpha * P_t

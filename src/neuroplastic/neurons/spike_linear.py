@@ -10,11 +10,11 @@ once (compressed rows), then
   nonzero (compressed columns); the input's gradient ``dy W`` is a dense product (PyTorch), computed only
   when the input requires it; the bias's is ``dy.sum(0)``.
 
-Both sums run in C kernels (:mod:`neuroplastic.neurons.native`) over tiles of 32 output features, so the
+Both sums run in C kernels (:mod:`neuroplastic.neurons.spike_kernels`) over tiles of 32 output features, so the
 rows they read stay in cache and the sums stay in vector registers. The cost is about ``nnz * O`` additions
-instead of ``R * I * O`` multiply-adds: at 10% input density about 5-10 times less than the dense product
-on this 2-core CPU (``benchmarks/snn_layer.py``). When the input is denser than ``max_density`` (default
-0.25, where the two cost about the same), on GPU, for other dtypes than float32/float64 or without a C
+instead of ``R * I * O`` multiply-adds (measured against the dense product: ``docs/benchmarks.md``,
+``benchmarks/snn_layer.py``). When the input is denser than ``max_density`` (default 0.25, where the two
+cost about the same), on GPU, for other dtypes than float32/float64 or without a C
 compiler, it is ``torch.nn.functional.linear``. Results equal the dense product to rounding (the sums run in
 another order).
 
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neuroplastic._checks import check_same_placement
-from neuroplastic.neurons.native import SNNKernels, snn_kernels
+from neuroplastic.neurons.spike_kernels import SNNKernels, snn_kernels
 
 __all__ = ["spike_linear", "SpikeLinear"]
 

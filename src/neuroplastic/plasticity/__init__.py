@@ -1,5 +1,6 @@
 """Timescale 1: synapses that change within a lifetime (Hebbian traces, neuromodulation)."""
 
+from neuroplastic.plasticity.fused_scan import FusedCell, supports_fused
 from neuroplastic.plasticity.layers import PlasticLinear
 from neuroplastic.plasticity.modulation import MODULATIONS, Modulator, make_modulator
 from neuroplastic.plasticity.recurrent import (
@@ -10,6 +11,7 @@ from neuroplastic.plasticity.recurrent import (
     PlasticRNN,
     PlasticRNNCell,
     PlasticRNNState,
+    plastic_scan,
 )
 from neuroplastic.plasticity.rules import (
     RULES,
@@ -42,6 +44,7 @@ from neuroplastic.plasticity.synapses import (
     ETA_GRANULARITIES,
     PlasticState,
     PlasticSynapses,
+    SynapseConfig,
 )
 
 __all__ = [
@@ -53,4 +56,5 @@ __all__ = [
     "make_rule", "oja_update", "outer", "soft_bounded_update",
     "SPIKING_BACKENDS", "SPIKING_BACKPROP_MODES", "PlasticLIF", "PlasticRecurrentLIF", "PlasticSpikingState",
     "spike_trace", "trace_step",
+    "SynapseConfig", "FusedCell", "plastic_scan", "supports_fused",
 ]

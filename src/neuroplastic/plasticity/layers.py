@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from neuroplastic._checks import check_tensor
-from neuroplastic.plasticity.modulation import Modulator
-from neuroplastic.plasticity.rules import PlasticityRule
-from neuroplastic.plasticity.synapses import PlasticState, PlasticSynapses
+from neuroplastic.plasticity.synapses import PlasticState, PlasticSynapses, SynapseConfig
 
 __all__ = ["PlasticLinear"]
 
@@ -32,7 +31,11 @@ class PlasticLinear(nn.Module):
             _, state = layer(x, state, target=label)
         y, state = layer(query, state)                 # ... then classify a query
 
-    Args: ``in_features``, ``out_features``, ``bias``; the rest: see :class:`PlasticSynapses`.
+    Args:
+        in_features, out_features: I and O.
+        bias: learn the bias ``b``.
+        config: the synapse settings (:class:`~neuroplastic.plasticity.synapses.SynapseConfig`; None: defaults).
+        **overrides: fields of ``SynapseConfig`` replacing those of ``config`` (e.g. ``modulation="simple"``).
     """
 
     def __init__(
@@ -41,23 +44,12 @@ class PlasticLinear(nn.Module):
         out_features: int,
         *,
         bias: bool = True,
-        rule: str | PlasticityRule | None = None,
-        alpha: str = "connection",
-        eta: str = "scalar",
-        modulation: str | Modulator | None = "none",
-        modulator_channels: int = 1,
-        fanout: bool = True,
-        clip: float = 2.0,
-        alpha_init: float = 0.01,
-        eta_init: float = 0.01,
-        eligibility_rate: float = 0.1,
+        config: SynapseConfig | None = None,
+        **overrides: Any,
     ) -> None:
         super().__init__()
-        self.synapses = PlasticSynapses(
-            in_features, out_features, rule=rule, alpha=alpha, eta=eta, modulation=modulation,
-            modulator_source=out_features, modulator_channels=modulator_channels, fanout=fanout,
-            clip=clip, alpha_init=alpha_init, eta_init=eta_init, eligibility_rate=eligibility_rate,
-        )
+        self.synapses = PlasticSynapses(in_features, out_features, config=config, modulator_source=out_features,
+                                        **overrides)
         self.in_features = in_features
         self.out_features = out_features
         bound = 1 / math.sqrt(in_features)

@@ -73,6 +73,7 @@ class Modulator(nn.Module):
 
     @property
     def retroactive(self) -> bool:
+        """Whether the modulator commits an eligibility trace (``mode == "retroactive"``)."""
         return self.mode == "retroactive"
 
     def forward(self, source: Tensor) -> Tensor:

@@ -161,9 +161,14 @@ class PlasticityRule(nn.Module):
     uses_threshold: bool = False
     linear: bool = False
 
-    def forward(  # noqa: D401
+    def forward(
         self, trace: Tensor, pre: Tensor, post: Tensor, rate: Rate, threshold: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
+        """The trace after one step, and the updated auxiliary state.
+
+        Shapes: ``trace [B, I, O]``, ``pre [B, I]``, ``post [B, O]``, ``rate`` (see the module docstring),
+        ``threshold [B, O]`` or None; returns ``(trace [B, I, O], threshold)``.
+        """
         raise NotImplementedError
 
     def linear_factors(

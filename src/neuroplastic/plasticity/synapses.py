@@ -5,23 +5,108 @@ Miconi et al. 2018 (Differentiable plasticity) and 2019 (Backpropamine).
 connection ``[I, O]``, per receiving neuron ``[O]`` or as one scalar. The trace follows a
 :class:`~neuroplastic.plasticity.rules.PlasticityRule` at a learned rate eta (scalar or per receiving
 neuron), or at a rate computed by a :class:`~neuroplastic.plasticity.modulation.Modulator`.
+
+:class:`SynapseConfig` holds the settings every plastic module shares (rule, alpha, eta, modulation, clip,
+initial values), declared and validated once; each module takes ``config=`` plus keyword overrides of its fields.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice, check_positive
-from neuroplastic.plasticity.modulation import Modulator, make_modulator
-from neuroplastic.plasticity.rules import PlasticityRule, make_rule
+from neuroplastic._checks import check_choice, check_int, check_positive
+from neuroplastic.plasticity.modulation import MODULATIONS, Modulator, make_modulator
+from neuroplastic.plasticity.rules import RULES, PlasticityRule, make_rule
 
-__all__ = ["PlasticState", "PlasticSynapses", "ALPHA_GRANULARITIES", "ETA_GRANULARITIES"]
+__all__ = ["PlasticState", "PlasticSynapses", "SynapseConfig", "ALPHA_GRANULARITIES", "ETA_GRANULARITIES"]
 
 ALPHA_GRANULARITIES = ("connection", "neuron", "scalar")
 ETA_GRANULARITIES = ("scalar", "neuron")
+
+
+@dataclass(frozen=True)
+class SynapseConfig:
+    """The settings of plastic synapses, shared by every plastic module (Miconi et al. 2018, 2019).
+
+    ``PlasticSynapses``, ``PlasticLinear``, the plastic RNN/LSTM cells and sequence modules and the plastic
+    spiking layers all take ``config: SynapseConfig | None`` plus keyword overrides of these fields, so that
+    ``PlasticRNN(16, 64, modulation="simple", clip=2.0)`` and
+    ``PlasticRNN(16, 64, config=SynapseConfig(modulation="simple", clip=2.0))`` build the same module.
+    Invalid values raise at construction (``ValueError``, or ``TypeError`` for a wrong type) naming the field
+    and what it accepts.
+
+    Attributes:
+        rule: ``"hebbian"`` (decaying, ``H <- (1 - eta) H + eta pre ⊗ post``), ``"oja"``, ``"bcm"``, ``"clip"``
+            (``H <- clip(H + eta pre ⊗ post, ±clip)``), ``"soft_bound"``, a
+            :class:`~neuroplastic.plasticity.rules.PlasticityRule`, or None: ``"clip"`` under simple
+            modulation, else ``"hebbian"``.
+        alpha: granularity of the plasticity coefficient: per ``"connection"`` ``[I, O]``, per receiving
+            ``"neuron"`` ``[O]`` or one ``"scalar"``.
+        eta: granularity of the learned rate (used without modulation): ``"scalar"`` or ``"neuron"`` ``[O]``.
+        modulation: ``"none"``, ``"simple"`` (the modulator output ``M(t)`` is the rate), ``"retroactive"``
+            (``H <- clip(H + M(t) E, ±clip)`` with an eligibility trace ``E``), a
+            :class:`~neuroplastic.plasticity.modulation.Modulator`, or None (as ``"none"``).
+        modulator_channels: number of modulator channels K (an int >= 1).
+        fanout: map the K channels to one rate per receiving neuron through a learned linear layer.
+        clip: bound of the ``"clip"`` rule and of retroactive commits (> 0).
+        alpha_init: standard deviation of alpha's initial values (per connection), or its initial value (>= 0).
+        eta_init: initial learned rate eta (>= 0).
+        eligibility_rate: initial rate eta_E of the eligibility trace (retroactive modulation; learned; > 0).
+    """
+
+    rule: str | PlasticityRule | None = None
+    alpha: str = "connection"
+    eta: str = "scalar"
+    modulation: str | Modulator | None = "none"
+    modulator_channels: int = 1
+    fanout: bool = True
+    clip: float = 2.0
+    alpha_init: float = 0.01
+    eta_init: float = 0.01
+    eligibility_rate: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.rule is not None and not isinstance(self.rule, PlasticityRule):
+            if not isinstance(self.rule, str):
+                raise TypeError(f"rule must be a rule name, a PlasticityRule or None, got {type(self.rule).__name__}")
+            check_choice("rule", self.rule, RULES)
+        check_choice("alpha", self.alpha, ALPHA_GRANULARITIES)
+        check_choice("eta", self.eta, ETA_GRANULARITIES)
+        if self.modulation is not None and not isinstance(self.modulation, Modulator):
+            if not isinstance(self.modulation, str):
+                raise TypeError(f"modulation must be one of {', '.join(map(repr, MODULATIONS))}, a Modulator or "
+                                f"None, got {type(self.modulation).__name__}")
+            check_choice("modulation", self.modulation, MODULATIONS)
+        check_int("modulator_channels", self.modulator_channels)
+        if not isinstance(self.fanout, bool):
+            raise TypeError(f"fanout must be a bool, got {type(self.fanout).__name__} {self.fanout!r}")
+        check_positive("clip", self.clip)
+        check_positive("alpha_init", self.alpha_init, allow_zero=True)
+        check_positive("eta_init", self.eta_init, allow_zero=True)
+        check_positive("eligibility_rate", self.eligibility_rate)
+
+    @classmethod
+    def resolve(cls, config: SynapseConfig | None = None, **overrides: Any) -> SynapseConfig:
+        """``config`` (None: the defaults) with the fields in ``overrides`` replaced, validated.
+
+        A keyword that is not a field raises a ``TypeError`` that lists the fields.
+        """
+        if config is not None and not isinstance(config, cls):
+            raise TypeError(f"config must be a {cls.__name__} or None, got {type(config).__name__}")
+        fields = [field.name for field in dataclasses.fields(cls)]
+        unknown = [name for name in overrides if name not in fields]
+        if unknown:
+            raise TypeError(f"unknown keyword argument{'s' if len(unknown) > 1 else ''} "
+                            f"{', '.join(map(repr, unknown))}; the synapse settings are {', '.join(fields)} "
+                            f"(see {cls.__name__})")
+        if config is None:
+            return cls(**overrides)
+        return dataclasses.replace(config, **overrides) if overrides else config
 
 
 class PlasticState(NamedTuple):
@@ -49,21 +134,16 @@ class PlasticSynapses(nn.Module):
     Miconi et al. 2018/2019. ``y = pre @ (W + alpha * H)`` and, after the step, with no modulation:
     ``H <- rule(H, pre, post, eta)``; simple modulation: ``H <- rule(H, pre, post, M(t))``;
     retroactive: ``H <- clip(H + M(t) * E, ±clip)``, then ``E <- rule(E, pre, post, eta_E)``.
+    Shapes: ``pre [B, I]``, ``post [B, O]``, ``W`` and connection-wise ``alpha`` ``[I, O]``, traces ``[B, I, O]``.
 
     Args:
         in_features: pre-synaptic size I.
         out_features: post-synaptic size O.
-        rule: ``"hebbian"`` (decaying), ``"oja"``, ``"bcm"``, ``"clip"``, ``"soft_bound"``, or a
-            :class:`PlasticityRule`. Default: ``"clip"`` under simple modulation, else ``"hebbian"``.
-        alpha: granularity of the plasticity coefficient: ``"connection"``, ``"neuron"`` or ``"scalar"``.
-        eta: granularity of the learned rate (no modulation): ``"scalar"`` or ``"neuron"``.
-        modulation: ``"none"``, ``"simple"``, ``"retroactive"`` or a :class:`Modulator`.
+        config: the synapse settings (:class:`SynapseConfig`; None: its defaults).
         modulator_source: size of the activity the modulator reads (default ``out_features``).
-        modulator_channels: number of modulator channels K.
-        fanout: map modulator channels to one rate per receiving neuron.
-        clip: bound of the ``clip`` rule and of retroactive commits.
-        alpha_init: standard deviation of alpha's initial values (connection), or its initial value.
-        eta_init: initial learned rate eta.
+        **overrides: fields of :class:`SynapseConfig` (``rule``, ``alpha``, ``eta``, ``modulation``,
+            ``modulator_channels``, ``fanout``, ``clip``, ``alpha_init``, ``eta_init``, ``eligibility_rate``)
+            replacing those of ``config``.
     """
 
     def __init__(
@@ -71,40 +151,31 @@ class PlasticSynapses(nn.Module):
         in_features: int,
         out_features: int,
         *,
-        rule: str | PlasticityRule | None = None,
-        alpha: str = "connection",
-        eta: str = "scalar",
-        modulation: str | Modulator | None = "none",
+        config: SynapseConfig | None = None,
         modulator_source: int | None = None,
-        modulator_channels: int = 1,
-        fanout: bool = True,
-        clip: float = 2.0,
-        alpha_init: float = 0.01,
-        eta_init: float = 0.01,
-        eligibility_rate: float = 0.1,
+        **overrides: Any,
     ) -> None:
         super().__init__()
+        config = SynapseConfig.resolve(config, **overrides)
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        check_choice("alpha", alpha, ALPHA_GRANULARITIES)
-        check_choice("eta", eta, ETA_GRANULARITIES)
-        check_positive("clip", clip)
-        check_positive("alpha_init", alpha_init, allow_zero=True)
-        check_positive("eta_init", eta_init, allow_zero=True)
+        self.config = config
         self.in_features = in_features
         self.out_features = out_features
-        self.alpha_granularity = alpha
-        self.eta_granularity = eta
-        self.clip = float(clip)
+        self.alpha_granularity = alpha = config.alpha
+        self.eta_granularity = eta = config.eta
+        self.clip = float(config.clip)
         self.modulator = make_modulator(
-            modulation, modulator_source or out_features, out_features,
-            channels=modulator_channels, fanout=fanout, eligibility_rate=eligibility_rate,
+            config.modulation, modulator_source or out_features, out_features,
+            channels=config.modulator_channels, fanout=config.fanout, eligibility_rate=config.eligibility_rate,
         )
+        rule = config.rule
         if rule is None:
             rule = "clip" if self.modulator is not None and not self.modulator.retroactive else "hebbian"
-        self.rule = make_rule(rule, clip=clip)
+        self.rule = make_rule(rule, clip=config.clip)
 
+        alpha_init, eta_init = config.alpha_init, config.eta_init
         if alpha == "connection":
             self.alpha = nn.Parameter(alpha_init * torch.randn(in_features, out_features))
         elif alpha == "neuron":
@@ -119,6 +190,7 @@ class PlasticSynapses(nn.Module):
 
     @property
     def modulation(self) -> str:
+        """The modulation mode: ``"none"``, ``"simple"`` or ``"retroactive"``."""
         return "none" if self.modulator is None else self.modulator.mode
 
     def initial_state(

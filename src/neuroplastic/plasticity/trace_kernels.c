@@ -1,6 +1,6 @@
-/* Hebbian-trace kernels for the fused plastic scan (neuroplastic.plasticity.fused), one pass per step.
+/* Hebbian-trace kernels for the fused plastic scan (neuroplastic.plasticity.fused_scan), one pass per step.
 
-   Built at first use by neuroplastic.plasticity.native with the machine's C compiler, once with
+   Built at first use by neuroplastic.plasticity.trace_kernels with the machine's C compiler, once with
    REAL=float and once with REAL=double; loaded with ctypes. Shapes: traces [B, I, O] contiguous; per-row
    vectors [B, I] or [B, O] with unit inner stride and a row stride ("ld"); alpha [I, O] contiguous.
 

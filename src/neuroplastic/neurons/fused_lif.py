@@ -10,7 +10,7 @@ single :class:`torch.autograd.Function`:
   vector-Jacobian product of the step is applied by hand (equations in ``snn_kernels.c``), giving the
   gradients of the input currents, the initial membrane, the per-neuron decay and threshold.
 
-On CPU (float32/float64) both passes are C kernels (:mod:`neuroplastic.neurons.native`): each block of
+On CPU (float32/float64) both passes are C kernels (:mod:`neuroplastic.neurons.spike_kernels`): each block of
 neurons runs its whole time loop in L1 cache. Elsewhere (CUDA, no compiler, ``NEUROPLASTIC_NATIVE=0``) the
 same algorithm runs with PyTorch operations. Custom :class:`~neuroplastic.neurons.surrogates.Surrogate`
 subclasses are supported: the forward is the same, and the backward runs with PyTorch operations calling
@@ -21,7 +21,7 @@ equal it to rounding (tested to 1e-5 for every reset mode, MPR, detach_reset and
 
 :func:`plastic_lif_sequence` is the same neuron fed back its own post-synaptic traces through a causal mixing
 matrix (``c_t = drive_t + alpha * sum_{s<t} A[t, s] y_s``): the sequential part of the fused plastic spiking
-layer (:mod:`neuroplastic.plasticity.spiking`, ``backend="fused"``), with :func:`hebbian_lif_sequence` building
+layer (:mod:`neuroplastic.plasticity.spiking_fused`, ``backend="fused"``), with :func:`hebbian_lif_sequence` building
 ``A`` for the decaying Hebbian rule (inside the C kernels on CPU). The LIF step and its backward are the same
 code as :func:`lif_sequence`'s (``forward_step`` / ``backward_step`` in ``snn_kernels.c``, and
 ``_forward_step_torch`` / ``_backward_step_torch`` here).
@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from neuroplastic.neurons.lif import MPR_K
-from neuroplastic.neurons.native import snn_kernels
+from neuroplastic.neurons.spike_kernels import snn_kernels
 from neuroplastic.neurons.surrogates import Surrogate
 
 __all__ = ["lif_sequence", "plastic_lif_sequence", "hebbian_lif_sequence", "hebbian_mixing", "LIFConfig"]
@@ -361,7 +361,7 @@ def plastic_lif_sequence(drive: Tensor, mixing: Tensor, alpha: Tensor, v0: Tenso
                          config: LIFConfig) -> tuple[Tensor, Tensor, Tensor]:
     """LIF neurons fed back their own post-synaptic traces through a causal mixing matrix, as one autograd node.
 
-    The sequential part of the fused plastic spiking layer (:mod:`neuroplastic.plasticity.spiking`, backend
+    The sequential part of the fused plastic spiking layer (:mod:`neuroplastic.plasticity.spiking_fused`, backend
     ``"fused"``: there ``A[b, t, s] = (s_t . x_s) * eta * (1 - eta)^(t-1-s)``). Per step ``t``::
 
         P_t = sum_{s<t} A[:, t, s] y_s                     (the plastic input, before alpha)

@@ -1,20 +1,17 @@
 """The fused multi-step LIF against the step-by-step form: same spikes, same gradients (to 1e-5)."""
 
-import ctypes
 import itertools
-import platform
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
 
-from neuroplastic import _native
+from neuroplastic import _c_kernels
 from neuroplastic.neurons import LIF, LIFState, Surrogate, get_surrogate, surrogate_names
-from neuroplastic.neurons import native as snn_native
-from neuroplastic.neurons.fused import LIFConfig, lif_sequence
+from neuroplastic.neurons import spike_kernels as snn_native
+from neuroplastic.neurons.fused_lif import LIFConfig, lif_sequence
 from neuroplastic.neurons.lif import _lif_step
-from neuroplastic.neurons.native import snn_kernels, use_native
+from neuroplastic.neurons.spike_kernels import snn_kernels, use_native
 
 B, T, N = 2, 12, 300  # N crosses the kernels' block of 256 neurons
 
@@ -127,23 +124,9 @@ def test_multi_dimensional_neurons():
     assert torch.equal(spikes, ref)
 
 
-def test_shared_build_machinery_caches_and_keys_by_source(tmp_path):
-    # neuroplastic._native (used by these kernels and the plasticity ones) on a tiny source, to stay fast
-    source = b"int answer(void) { return ANSWER; }"
-    variants = {1: ("tiny_1", ["-DANSWER=1"]), 2: ("tiny_2", ["-DANSWER=2"])}
-    first = _native.build_libraries("tiny", source, variants, tmp_path)
-    stamps = {k: p.stat().st_mtime_ns for k, p in first.items()}
-    assert _native.build_libraries("tiny", source, variants, tmp_path) == first
-    assert all(p.stat().st_mtime_ns == stamps[k] for k, p in first.items())  # cached, not rebuilt
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["tiny_1.so", "tiny_2.so"]
-    assert [ctypes.CDLL(str(first[k])).answer() for k in (1, 2)] == [1, 2]
-    other = _native.build_libraries("tiny", source + b"\n", variants, tmp_path)
-    assert other[1].parent != first[1].parent  # another source, another key
-
-
 def test_kernels_apply_to_cpu_float32_and_float64_when_enabled(monkeypatch, tmp_path):
     monkeypatch.setenv("NEUROPLASTIC_CACHE_DIR", str(tmp_path))
-    assert _native.cache_dir() == tmp_path
+    assert _c_kernels.cache_dir() == tmp_path
     assert snn_kernels(torch.zeros(1, dtype=torch.float64)) is not None  # built (or cached) at first use
     assert snn_kernels(torch.zeros(1, dtype=torch.float32)) is not None
     assert snn_kernels(torch.zeros(1, dtype=torch.float16)) is None
@@ -152,29 +135,12 @@ def test_kernels_apply_to_cpu_float32_and_float64_when_enabled(monkeypatch, tmp_
 
 
 def test_without_a_compiler_the_fused_lif_falls_back_with_a_warning(monkeypatch):
-    monkeypatch.setattr(_native, "find_compiler", lambda: None)
-    fresh = _native.LazyLibraries(snn_native.build_snn_kernels, snn_native.SNNKernels, "native SNN kernels",
-                                  "the fused LIF uses PyTorch operations instead")
+    monkeypatch.setattr(_c_kernels, "find_compiler", lambda: None)
+    fresh = _c_kernels.LazyLibraries(snn_native.build_snn_kernels, snn_native.SNNKernels, "native SNN kernels",
+                                     "the fused LIF uses PyTorch operations instead")
     monkeypatch.setattr(snn_native, "_libraries", fresh)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert snn_kernels(torch.zeros(1)) is None
     assert any("PyTorch operations instead" in str(w.message) and "no C compiler" in str(w.message) for w in caught)
     compare(LIFConfig("soft", 0.0, False, False, get_surrogate("atan")), native=True)  # runs on the fallback
-
-
-def test_advise_huge_pages_covers_only_large_cpu_storages():
-    small = torch.zeros(1000)
-    assert not _native.advise_huge_pages(small)
-    # an expanded view has many elements but a 4-byte storage: nothing to advise (and no memory not its own)
-    assert not _native.advise_huge_pages(torch.zeros(1).expand(10_000_000))
-    big = torch.arange(4 * _native.HUGE_PAGE_BYTES // 4, dtype=torch.float32)  # 8 MiB, already written
-    advised = _native.advise_huge_pages(big[::3])  # a strided view advises its whole storage
-    if platform.system() == "Linux" and Path("/sys/kernel/mm/transparent_hugepage/enabled").exists():
-        assert advised
-    # advice never changes contents, written before or after
-    assert torch.equal(big[:5], torch.arange(5.0)) and float(big[-1]) == big.numel() - 1
-    fresh = torch.empty(3 * _native.HUGE_PAGE_BYTES // 8, dtype=torch.float64)
-    _native.advise_huge_pages(fresh)
-    fresh.fill_(2.5)
-    assert bool((fresh == 2.5).all())

@@ -1,41 +1,40 @@
-"""Native CPU kernels of the neurons package (``snn_kernels.c``), built at first use.
+"""ctypes bindings of ``snn_kernels.c``: the native CPU kernels of the neurons package, built at first use.
 
 Three groups: the fused multi-step LIF (forward and backward over a ``[B, T, N]`` sequence) and its variant
-fed back its own post-synaptic traces (the fused plastic layer, :func:`neuroplastic.neurons.fused.
+fed back its own post-synaptic traces (the fused plastic layer, :func:`neuroplastic.neurons.fused_lif.
 plastic_lif_sequence`); the event-driven linear layer for spike inputs (index the nonzeros of the input once,
 then add up only the weight rows they select; see :mod:`neuroplastic.neurons.spike_linear`); products of a
 spike tensor with itself and with dense tensors per batch row (``s s^T``, ``s^T m``, ``s g``) in time
 proportional to its nonzeros.
 
-Built, cached and loaded by :mod:`neuroplastic._native` (the machine's C compiler, ``~/.cache/neuroplastic``,
-OpenMP with up to ``torch.get_num_threads()`` threads: one per ``GRAIN`` units of work, about a millisecond, so
-that small calls do not pay for waking threads, which on a busy machine can cost a scheduler time slice each).
-Where there is no compiler, the build fails, or
-``NEUROPLASTIC_NATIVE=0`` is set, :func:`snn_kernels` returns None and the callers run the same
-algorithms with PyTorch operations (same results to rounding; a warning says why, once).
+Built, cached and loaded by :mod:`neuroplastic._c_kernels` (the machine's C compiler, ``~/.cache/neuroplastic``,
+OpenMP with up to ``torch.get_num_threads()`` threads: one per ``GRAIN`` units of work, so that small calls do
+not pay for waking threads, which on a busy machine can cost a scheduler time slice each).
+Where there is no compiler, the build fails, ``NEUROPLASTIC_NATIVE=0`` is set or the kernels are switched off
+with :func:`use_native` (the library's one switch, shared with the plastic trace kernels), :func:`snn_kernels`
+returns None and the callers run the same algorithms with PyTorch operations (same results to rounding; a
+warning says why, once).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from neuroplastic import _native
+from neuroplastic import _c_kernels
+from neuroplastic._c_kernels import native_enabled, use_native
 
-__all__ = ["SNNKernels", "snn_kernels", "build_snn_kernels", "use_native", "RESET_CODES"]
+__all__ = ["SNNKernels", "snn_kernels", "build_snn_kernels", "native_enabled", "use_native", "RESET_CODES"]
 
 RESET_CODES = {"hard": 0, "soft": 1, "none": 2}
 _VARIANTS = {
     torch.float32: ("snn_kernels_float", ["-DREAL=float", "-DREAL_IS_FLOAT=1"]),
     torch.float64: ("snn_kernels_double", ["-DREAL=double"]),
 }
-_enabled = _native.env_enabled()
 
 
 def _source() -> bytes:
@@ -44,12 +43,13 @@ def _source() -> bytes:
 
 def build_snn_kernels(cache_dir: Path | None = None) -> dict[torch.dtype, Path]:
     """Compile the kernels (float32 and float64) unless cached; returns the libraries' paths."""
-    return _native.build_libraries("snn-kernels", _source(), _VARIANTS, cache_dir)
+    return _c_kernels.build_libraries("snn-kernels", _source(), _VARIANTS, cache_dir)
 
 
 GRAIN = 1 << 20
 """Work per thread (array elements for the LIF and indexing kernels, multiply-adds / 8 for the linear ones,
-``B T^2 N / 32`` forward and ``/ 8`` backward for the plastic LIF: about 1 ms each on this machine)."""
+``B T^2 N / 32`` forward and ``/ 8`` backward for the plastic LIF), chosen so that each takes about as long
+(the measured time per grain is in ``docs/benchmarks.md``)."""
 
 
 def _threads(work: int) -> int:
@@ -227,25 +227,18 @@ class SNNKernels:
                           _threads(rows.numel() * grad_out.shape[1] // 8))
 
 
-_libraries: _native.LazyLibraries[torch.dtype, SNNKernels] = _native.LazyLibraries(
+_libraries: _c_kernels.LazyLibraries[torch.dtype, SNNKernels] = _c_kernels.LazyLibraries(
     build_snn_kernels, lambda library, dtype: SNNKernels(library, dtype), "native SNN kernels",
     "the fused LIF and the spike linear layer use PyTorch operations instead (slower, same results)")
 
 
 def snn_kernels(like: Tensor) -> SNNKernels | None:
-    """The kernels for ``like``'s dtype if it is a CPU float32/float64 tensor and they are enabled and built."""
-    if not _enabled or like.device.type != "cpu" or like.dtype not in _VARIANTS:
+    """The kernels for ``like``'s dtype if it is a CPU float32/float64 tensor and they are enabled and built.
+
+    Enabled unless ``NEUROPLASTIC_NATIVE=0`` or inside ``use_native(False)`` (the library's one switch,
+    :func:`neuroplastic._c_kernels.use_native`, re-exported here).
+    """
+    if not native_enabled() or like.device.type != "cpu" or like.dtype not in _VARIANTS:
         return None
     loaded = _libraries.get()
     return None if loaded is None else loaded[like.dtype]
-
-
-@contextlib.contextmanager
-def use_native(enabled: bool) -> Iterator[None]:
-    """Within the block, allow (True) or forbid (False) the native SNN kernels; e.g. to compare the paths."""
-    global _enabled
-    previous, _enabled = _enabled, bool(enabled)
-    try:
-        yield
-    finally:
-        _enabled = previous

@@ -5,8 +5,10 @@ import warnings
 import pytest
 import torch
 
-from neuroplastic.plasticity import PlasticRNN, native
-from neuroplastic.plasticity.native import build_native, native_kernels, use_native
+from neuroplastic import _c_kernels
+from neuroplastic.plasticity import PlasticRNN
+from neuroplastic.plasticity import trace_kernels as native
+from neuroplastic.plasticity.trace_kernels import build_native, native_kernels, use_native
 
 B, I, O = 3, 5, 4
 
@@ -194,9 +196,10 @@ def test_build_is_cached_and_keyed(tmp_path):
 
 
 def test_without_a_compiler_the_fused_scan_falls_back_with_a_warning(monkeypatch):
-    monkeypatch.setattr(native, "_compiler", lambda: None)
-    monkeypatch.setattr(native, "_loaded", None)
-    monkeypatch.setattr(native, "_failure", None)
+    monkeypatch.setattr(_c_kernels, "find_compiler", lambda: None)
+    fresh = _c_kernels.LazyLibraries(native.build_native, native.TraceKernels, "native trace kernels",
+                                     "the fused plastic scan uses PyTorch operations instead")
+    monkeypatch.setattr(native, "_libraries", fresh)
     with pytest.raises(RuntimeError, match="no C compiler"):
         build_native()
     with warnings.catch_warnings(record=True) as caught:

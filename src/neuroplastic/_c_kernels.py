@@ -8,7 +8,10 @@ A kernel source ships as package data. :func:`build_libraries` compiles it with 
 compiler has it. :class:`LazyLibraries` builds and loads once per process, remembers a failure and warns
 about it once, so that callers fall back to PyTorch operations.
 
-``NEUROPLASTIC_NATIVE=0`` (or ``false``/``no``/``off``) turns all native kernels off (:func:`env_enabled`).
+One switch governs every native kernel of the library (the SNN kernels of :mod:`neuroplastic.neurons.spike_kernels`
+and the trace kernels of :mod:`neuroplastic.plasticity.trace_kernels`): ``NEUROPLASTIC_NATIVE=0`` (or
+``false``/``no``/``off``) at import turns them off (:func:`env_enabled`), and :func:`use_native` turns them off
+(or on) within a block; :func:`native_enabled` reads it.
 
 :func:`advise_huge_pages` asks Linux to back a large, freshly allocated CPU buffer with 2 MiB pages before a
 kernel first writes it (one page fault per 2 MiB instead of per 4 KiB).
@@ -27,15 +30,15 @@ import subprocess
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["FLAGS", "HUGE_PAGE_BYTES", "advise_huge_pages", "env_enabled", "find_compiler", "cpu_identity",
-           "cache_dir", "compile_library", "build_libraries", "LazyLibraries"]
+__all__ = ["FLAGS", "HUGE_PAGE_BYTES", "advise_huge_pages", "env_enabled", "native_enabled", "use_native",
+           "find_compiler", "cpu_identity", "cache_dir", "compile_library", "build_libraries", "LazyLibraries"]
 
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC", "-std=c99")
 """Compiler flags; ``-ffp-contract=off`` keeps ``a * b + c`` rounded as PyTorch rounds it (no FMA)."""
@@ -47,6 +50,30 @@ W = TypeVar("W")
 def env_enabled() -> bool:
     """False when ``NEUROPLASTIC_NATIVE`` is ``0``, ``false``, ``no`` or ``off``."""
     return os.environ.get("NEUROPLASTIC_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+_enabled = env_enabled()
+
+
+def native_enabled() -> bool:
+    """Whether the native kernels may be used: :func:`env_enabled` at import, or as :func:`use_native` set it."""
+    return _enabled
+
+
+@contextlib.contextmanager
+def use_native(enabled: bool) -> Iterator[None]:
+    """Within the block, allow (True) or forbid (False) every native kernel of the library.
+
+    The one switch for the SNN kernels and the plastic trace kernels (e.g. to compare a native path with its
+    PyTorch fallback); the previous setting is restored on exit, also after an exception. Process-wide, not
+    per thread.
+    """
+    global _enabled
+    previous, _enabled = _enabled, bool(enabled)
+    try:
+        yield
+    finally:
+        _enabled = previous
 
 
 HUGE_PAGE_BYTES = 2 << 20
@@ -180,6 +207,7 @@ class LazyLibraries(Generic[K, W]):
         self.failure: str | None = None
 
     def get(self) -> dict[K, W] | None:
+        """``{key: wrapped library}``, built and loaded at the first call; None if that failed (warned once)."""
         if self.loaded is None and self.failure is None:
             with self._lock:
                 if self.loaded is None and self.failure is None:

@@ -1,16 +1,19 @@
-"""Native CPU kernels for the ``[B, N, N]`` trace operations of the fused plastic scan.
+"""ctypes bindings of ``trace_kernels.c``: native CPU kernels for the ``[B, N, N]`` trace operations of the fused
+plastic scan.
 
-The fused scan (:mod:`neuroplastic.plasticity.fused`) spends its time in a handful of operations on
+The fused scan (:mod:`neuroplastic.plasticity.fused_scan`) spends its time in a handful of operations on
 Hebbian traces: the trace update, the plastic input ``pre @ (alpha * H)`` and their backward passes. As
 PyTorch operations each is several passes over ``B * N * N`` numbers (with temporaries); the C kernels in
-``trace_kernels.c`` do each in one pass, row by row in L1 cache, which roughly halves the time of a
-forward and backward pass at N=200 (``benchmarks/plastic_rnn.py``).
+``trace_kernels.c`` do each in one pass, row by row in L1 cache (timings: ``docs/benchmarks.md``,
+``benchmarks/plastic_rnn.py``).
 
-They are compiled at first use with the machine's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``;
-about a second) into a cache directory (``$NEUROPLASTIC_CACHE_DIR``, else ``~/.cache/neuroplastic``), keyed
-by the source, the flags, the compiler and the CPU, and loaded with :mod:`ctypes`. Where there is no
-compiler, the build fails, or ``NEUROPLASTIC_NATIVE=0`` is set, :func:`native_kernels` returns None and the
-fused scan uses PyTorch operations instead (same results to rounding; a warning says why, once).
+They are compiled at first use with the machine's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``)
+into a cache directory (``$NEUROPLASTIC_CACHE_DIR``, else ``~/.cache/neuroplastic``), keyed by the source, the
+flags, the compiler and the CPU, and loaded with :mod:`ctypes` (the machinery of :mod:`neuroplastic._c_kernels`).
+Where there is no compiler, the build fails, ``NEUROPLASTIC_NATIVE=0`` is set or the kernels are switched off
+with :func:`use_native` (the library's one switch, shared with the SNN kernels), :func:`native_kernels`
+returns None and the fused scan uses PyTorch operations instead (same results to rounding; a warning says
+why, once).
 
 Threads: the kernels use OpenMP with ``torch.get_num_threads()`` threads. They link the OpenMP runtime by
 its usual name, ``libgomp.so.1``, which PyTorch's own runtime already loaded in the process answers to, so
@@ -19,32 +22,19 @@ both share one thread pool.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import subprocess
-import threading
-import warnings
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from neuroplastic import _native
-from neuroplastic._native import cache_dir as _cache_dir  # noqa: F401  (kept for callers of the old names)
-from neuroplastic._native import compile_library as _compile  # noqa: F401
-from neuroplastic._native import cpu_identity as _cpu_identity  # noqa: F401
-from neuroplastic._native import find_compiler as _compiler
+from neuroplastic import _c_kernels
+from neuroplastic._c_kernels import native_enabled, use_native
 
 __all__ = ["TraceKernels", "native_kernels", "native_enabled", "use_native", "build_native"]
 
-_FLAGS = list(_native.FLAGS)
 _REALS = {torch.float32: "float", torch.float64: "double"}
-_lock = threading.Lock()
-_loaded: dict[torch.dtype, TraceKernels] | None = None
-_failure: str | None = None
-_enabled = _native.env_enabled()
 
 
 def _source() -> bytes:
@@ -55,13 +45,10 @@ def build_native(cache_dir: Path | None = None) -> dict[torch.dtype, Path]:
     """Compile the kernels (float32 and float64) unless cached; returns the shared libraries' paths.
 
     Raises ``RuntimeError`` when there is no C compiler or the build fails. The build and cache machinery is
-    :mod:`neuroplastic._native`'s.
+    :mod:`neuroplastic._c_kernels`'s.
     """
-    compiler = _compiler()
-    if compiler is None:
-        raise RuntimeError("no C compiler found (set $CC, or install gcc or clang)")
     variants = {dtype: (f"trace_kernels_{real}", [f"-DREAL={real}"]) for dtype, real in _REALS.items()}
-    return _native.build_libraries("trace-kernels", _source(), variants, cache_dir, compiler, _FLAGS)
+    return _c_kernels.build_libraries("trace-kernels", _source(), variants, cache_dir)
 
 
 class TraceKernels:
@@ -147,39 +134,18 @@ class TraceKernels:
                        self._whole(gdt_out), threads)
 
 
-def _load() -> dict[torch.dtype, TraceKernels] | None:
-    global _loaded, _failure
-    with _lock:
-        if _loaded is None and _failure is None:
-            try:
-                paths = build_native()
-                _loaded = {dtype: TraceKernels(ctypes.CDLL(str(path)), dtype) for dtype, path in paths.items()}
-            except (OSError, RuntimeError, subprocess.SubprocessError) as error:
-                _failure = str(error)
-                warnings.warn(f"neuroplastic: native trace kernels unavailable ({_failure}); the fused plastic "
-                              "scan uses PyTorch operations instead (slower, same results)", stacklevel=3)
-    return _loaded
+_libraries: _c_kernels.LazyLibraries[torch.dtype, TraceKernels] = _c_kernels.LazyLibraries(
+    build_native, lambda library, dtype: TraceKernels(library, dtype), "native trace kernels",
+    "the fused plastic scan uses PyTorch operations instead (slower, same results)")
 
 
 def native_kernels(like: Tensor) -> TraceKernels | None:
-    """The kernels for ``like``'s dtype if it is a CPU float32/float64 tensor and they are enabled and built."""
-    if not _enabled or like.device.type != "cpu" or like.dtype not in _REALS:
+    """The kernels for ``like``'s dtype if it is a CPU float32/float64 tensor and they are enabled and built.
+
+    Enabled unless ``NEUROPLASTIC_NATIVE=0`` or inside ``use_native(False)`` (the library's one switch,
+    :func:`neuroplastic._c_kernels.use_native`, re-exported here).
+    """
+    if not native_enabled() or like.device.type != "cpu" or like.dtype not in _REALS:
         return None
-    loaded = _load()
+    loaded = _libraries.get()
     return None if loaded is None else loaded[like.dtype]
-
-
-def native_enabled() -> bool:
-    """Whether the fused scan may use the native kernels (``NEUROPLASTIC_NATIVE=0`` turns them off)."""
-    return _enabled
-
-
-@contextlib.contextmanager
-def use_native(enabled: bool) -> Iterator[None]:
-    """Within the block, allow (True) or forbid (False) the native kernels; e.g. to compare the two paths."""
-    global _enabled
-    previous, _enabled = _enabled, bool(enabled)
-    try:
-        yield
-    finally:
-        _enabled = previous
