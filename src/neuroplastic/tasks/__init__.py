@@ -4,6 +4,7 @@
 - :mod:`~neuroplastic.tasks.cue_reward`: cue-reward association, trained by RL (Miconi et al. 2019).
 - :mod:`~neuroplastic.tasks.grid_maze`: grid maze exploration, trained by RL (Miconi et al. 2018, 2019).
 - :mod:`~neuroplastic.tasks.text`: character-level language modelling data.
+- :mod:`~neuroplastic.tasks.sequences`: an easy and a hard next-character sequence (Miconi 2016).
 
 Every random draw takes a CPU ``torch.Generator``; tensors are drawn on the CPU then moved to ``device``.
 """
@@ -17,6 +18,7 @@ from neuroplastic.tasks.pattern_completion import (
     bits_wrong,
     pattern_completion_batch,
 )
+from neuroplastic.tasks.sequences import easy_batch, hard_batch, task_batch
 from neuroplastic.tasks.text import (
     CharVocabulary,
     bits_per_character,
@@ -47,4 +49,7 @@ __all__ = [
     "split_corpus",
     "sequential_batches",
     "bits_per_character",
+    "easy_batch",
+    "hard_batch",
+    "task_batch",
 ]
