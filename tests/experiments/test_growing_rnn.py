@@ -1,65 +1,17 @@
-"""The growing-RNN experiment: its tasks, a tiny run end to end, and exact resume across size changes."""
+"""The growing-RNN experiment: a tiny run end to end, and exact resume across size changes (its tasks:
+tests/tasks/test_sequences.py)."""
 
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
-import torch
 
-from neuroplastic.experiments.growing_rnn import (
-    ALPHABET,
-    COUNTING_LOSS,
-    EXPERIMENT,
-    HARD_FLOOR,
-    easy_batch,
-    hard_batch,
-    task_batch,
-)
+from neuroplastic.experiments.growing_rnn import EXPERIMENT
 from neuroplastic.runs import RunInterrupted, run_experiment
 
 TINY = {"seeds": 2, "steps": 12, "switch_steps": 8, "batch_size": 4, "seq_len": 12, "patience": 3, "eval_sequences": 3,
         "eval_length": 30, "log_every": 2, "checkpoint_every": 3}
-
-
-def decode(row: torch.Tensor) -> str:
-    return "".join(ALPHABET[int(i)] for i in row)
-
-
-def test_easy_task_alternates_a_and_b():
-    batch = easy_batch(5, 9, torch.Generator().manual_seed(0))
-    assert batch.shape == (5, 9)
-    for row in batch:
-        text = decode(row)
-        assert text in ("ababababa", "babababab")
-
-
-def test_hard_task_groups_are_the_reversed_previous_group_with_one_letter_changed():
-    batch = hard_batch(4, 80, torch.Generator().manual_seed(1))
-    assert batch.shape == (4, 80)
-    for row in batch:
-        text = decode(row)
-        start = text.index("(")
-        groups = [g for g in text[start:].split(")") if len(g) == 7]
-        assert len(groups) >= 8
-        for group in groups:
-            assert group[0] == "(" and set(group[1:]) <= {"a", "b"}
-        for previous, current in zip(groups, groups[1:], strict=False):
-            reversed_previous = previous[1:][::-1]
-            changed = sum(x != y for x, y in zip(reversed_previous, current[1:], strict=True))
-            assert changed == 1, (previous, current)
-    # the floors quoted by the claims
-    assert math.isclose(HARD_FLOOR, math.log(6) / 8) and math.isclose(COUNTING_LOSS, 6 * math.log(2) / 8)
-
-
-def test_task_batch_rejects_unknown_tasks_and_sizes():
-    with pytest.raises(ValueError, match="task"):
-        task_batch("medium", 2, 3)
-    with pytest.raises(ValueError, match="length"):
-        easy_batch(2, 0)
-    with pytest.raises(ValueError, match="batch"):
-        hard_batch(-1, 5)
 
 
 def test_tiny_run_writes_files_metrics_and_claims(tmp_path):

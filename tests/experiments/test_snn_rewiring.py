@@ -1,16 +1,13 @@
-"""The snn-rewiring experiment: the authors' SNN against a literal simulation, a tiny run, exact resume, claims."""
+"""The snn-rewiring experiment: a tiny run, exact resume, claims (its network: tests/models/test_spiking.py)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-import torch
-from torch import nn
 
-from neuroplastic.experiments.snn_rewiring import CLAIMS, EXPERIMENT, Config, SpikingClassifier, spiking_activity
+from neuroplastic.experiments.snn_rewiring import CLAIMS, EXPERIMENT, Config
 from neuroplastic.runs import RunInterrupted, run_experiment
-from neuroplastic.structure.rewiring import GradRewiring
 
 TINY = {"hidden": 16, "time_steps": 4, "alphas": "0.3,3.0", "epochs": 2, "batch_size": 500, "lr": 0.01}
 
@@ -57,72 +54,7 @@ def test_interrupted_run_resumes_to_the_same_metrics(reference, tmp_path):
     assert (tmp_path / "b" / "snn-rewiring" / "metrics.csv").read_text() == (run_dir / "metrics.csv").read_text()
 
 
-def spikingjelly_reference(model: SpikingClassifier, x: torch.Tensor, tau: float, threshold: float) -> torch.Tensor:
-    """SpikingJelly's LIFNode as the authors configure it, written out: v += (x - v) / tau, fire, hard reset to 0."""
-    w1, w2 = model.fc1.weight, model.fc2.weight
-    v1, v2 = torch.zeros(len(x), w1.shape[0]), torch.zeros(len(x), w2.shape[0])
-    counts = torch.zeros(len(x), w2.shape[0])
-    static = x @ w1.t()
-    for _ in range(model.time_steps):
-        v1 = v1 + (static - v1) / tau
-        s1 = (v1 > threshold).float()
-        v1 = v1 * (1 - s1)
-        v2 = v2 + (s1 @ w2.t() - v2) / tau
-        s2 = (v2 > threshold).float()
-        v2 = v2 * (1 - s2)
-        counts += s2
-    return counts / model.time_steps
-
-
-@pytest.mark.parametrize("tau", [2.0, 4.0])
-def test_the_classifier_is_the_authors_spikingjelly_network(tau):
-    torch.manual_seed(0)
-    model = SpikingClassifier(hidden=40, time_steps=6, tau=tau, threshold=1.0)
-    with torch.no_grad():
-        model.fc1.weight.mul_(8.0)
-        model.fc2.weight.mul_(8.0)
-    x = torch.randn(7, 784)
-    with torch.no_grad():
-        rates, hidden = model(x, return_hidden=True)
-        expected = spikingjelly_reference(model, x, tau, 1.0)
-    assert hidden.shape == (7, 6, 40) and rates.shape == (7, 10)
-    assert 0 < float(expected.sum()) and float(hidden.mean()) > 0.05  # the test exercises spikes
-    assert torch.equal(rates, expected)
-
-
-def test_spiking_activity_counts_spikes_and_synaptic_operations_by_hand():
-    model = SpikingClassifier(hidden=3, time_steps=2, tau=2.0, threshold=1.0, in_features=2, classes=2)
-    with torch.no_grad():
-        # currents (times 1/tau = 1/2): neuron 0 gets 2 (fires at both steps); neuron 1 gets 0.75 (h = 0.75 < 1,
-        # then 0.5 * 0.75 + 0.75 = 1.125: fires at the second step); neuron 2 gets 0
-        model.fc1.weight.copy_(torch.tensor([[4.0, 0.0], [1.5, 0.0], [0.0, 0.0]]))
-        model.fc2.weight.copy_(torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]]))  # fan-outs 1, 2, 1
-    x = torch.tensor([[1.0, 5.0]])
-    _, hidden = model(x, return_hidden=True)
-    assert hidden[0].tolist() == [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]
-    activity = spiking_activity(model, x)
-    assert activity["hidden_rate"] == pytest.approx(3 / (2 * 3))
-    assert activity["synops"] == pytest.approx(2 * 1 + 1 * 2)  # neuron 0: 2 spikes x 1, neuron 1: 1 spike x 2
-    assert activity["macs"] == 2.0  # the nonzero weights of the static layer
-
-
-def test_grad_r_attaches_to_both_layers_and_pruned_weights_are_exactly_zero():
-    model = SpikingClassifier(hidden=8, time_steps=3)
-    rewiring = GradRewiring(model, nn.Linear, alpha=1.0)
-    assert rewiring.names == ["fc1.weight", "fc2.weight"]
-    with torch.no_grad():
-        rewiring.theta("fc2.weight")[:, :4] = -1.0
-    assert torch.equal(model.fc2.weight[:, :4], torch.zeros(10, 4))
-    assert rewiring.connectivity().connected == int((model.fc1.weight != 0).sum()) + 10 * 4
-
-
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="tau must be"):
-        SpikingClassifier(tau=1.0)
-    with pytest.raises(ValueError, match="hidden must be"):
-        SpikingClassifier(hidden=0)
-    with pytest.raises(ValueError, match="x must have shape"):
-        SpikingClassifier(hidden=4)(torch.zeros(2, 10))
     with pytest.raises(ValueError, match="alphas"):
         EXPERIMENT.run(Config(alphas=()), None)
 

@@ -11,6 +11,7 @@ from torch import nn
 from neuroplastic.structure.rewiring import (
     GradRewiring,
     connectivity_fraction,
+    grad_r_epoch,
     laplace_location,
     laplace_prior_grad,
     prior_sparsity,
@@ -280,3 +281,51 @@ def test_other_bad_inputs():
         rewired_weight(torch.zeros(2, 3), torch.ones(3, 2))
     with pytest.raises(TypeError, match="model must be an nn.Module"):
         GradRewiring("model", nn.Linear)
+
+
+def epoch_data(seed=0, n=10):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g), torch.randperm(n, generator=g)
+
+
+@pytest.mark.parametrize("rewired", [True, False])
+def test_grad_r_epoch_is_the_literal_loop_and_counts_every_crossing_of_zero(rewired):
+    x, y, order = epoch_data()
+    models = [seeded_mlp(3), seeded_mlp(3)]
+    rewirings = [GradRewiring(m, nn.Linear, alpha=20.0) if rewired else None for m in models]
+    optimizers = [torch.optim.Adam(m.parameters(), lr=0.05) for m in models]
+    stats = grad_r_epoch(models[0], optimizers[0], F.cross_entropy, x, y, order, 4, rewirings[0])
+
+    model, optimizer, rewiring = models[1], optimizers[1], rewirings[1]
+    loss_sum, correct, pruned, regrown = 0.0, 0, 0, 0
+    for batch in (order[:4], order[4:8], order[8:]):  # the last batch is smaller
+        before = {n: t.detach() > 0 for n, t in rewiring.thetas().items()} if rewired else {}
+        out = model(x[batch])
+        loss = F.cross_entropy(out, y[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if rewired:
+            rewiring.prior_step(optimizer)
+            for name, theta in rewiring.thetas().items():
+                pruned += int((before[name] & (theta <= 0)).sum())
+                regrown += int((~before[name] & (theta > 0)).sum())
+        loss_sum += float(loss.detach()) * len(batch)
+        correct += int((out.argmax(1) == y[batch]).sum())
+    assert stats == (loss_sum / 10, correct, pruned, regrown)
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+    if rewired:  # a strong prior prunes within the epoch
+        assert stats.pruned > 0 and rewirings[0].connectivity().overall < 1.0
+    else:
+        assert stats.pruned == stats.regrown == 0
+
+
+def test_grad_r_epoch_bad_arguments():
+    x, y, order = epoch_data()
+    model = seeded_mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="batch_size"):
+        grad_r_epoch(model, optimizer, F.cross_entropy, x, y, order, 0)
+    with pytest.raises(ValueError, match="order"):
+        grad_r_epoch(model, optimizer, F.cross_entropy, x, y, order[:0], 4)

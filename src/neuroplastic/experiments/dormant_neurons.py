@@ -7,10 +7,10 @@ weights) keeps the network able to learn. Xu et al. 2023, "DrM: Mastering visual
 through dormant ratio minimization" (ICLR 2024): perturb every parameter toward a fresh initialisation,
 theta <- alpha * theta + (1 - alpha) * phi, with alpha = clip(1 - 2 * dormant ratio, 0.2, 0.9).
 
-The stream: an MLP classifier (ReLU, Adam) trained on the embedded MNIST sample in phases; at each phase
-switch the classes are relabelled by a fresh random permutation (the images stay, their labels move), so
-the network must re-learn the mapping. The same permutations, batches and initial weights serve three
-variants with the same number of gradient steps:
+The stream: an MLP classifier (ReLU, Adam; :func:`neuroplastic.models.relu_mlp`) trained on the embedded
+MNIST sample in phases; at each phase switch the classes are relabelled by a fresh random permutation (the
+images stay, their labels move), so the network must re-learn the mapping. The same permutations, batches
+and initial weights serve three variants with the same number of gradient steps:
 
 - ``plain``: Adam, nothing else;
 - ``redo``: every ``redo_every`` steps, :func:`~neuroplastic.structure.dormant.redo` on a fixed probe batch
@@ -21,12 +21,17 @@ variants with the same number of gradient steps:
 
 Neither method is told where the switches are: the reset and perturbation periods (70 and 250 steps) do not
 divide the phase length (300), so they fall at varying points of the phases. ReDo recycles often because
-recycled units die again within tens of steps at this learning rate; DrM perturbs rarely because each
-perturbation costs accuracy (as in the paper, where it happens every 100k of 1-3M steps).
+recycled units die again soon at this learning rate; DrM perturbs rarely because each perturbation costs
+accuracy (as in the paper, where it happens every 100k of 1-3M steps).
+
+Deviations from the papers: a supervised stream of relabelled MNIST digits stands in for their reinforcement
+learning agents (whose targets move as the policy changes); the recycling and perturbation periods are
+scaled to the stream's phases of a few hundred steps.
 
 Measured every ``eval_every`` steps: the dormant ratio (tau = 0.025, on the probe batch, before any reset
-of that step), the test accuracy under the current labelling and the training loss. Per phase: the test
-accuracy ``adapt_steps`` steps after the switch, and at the phase's end.
+of that step), the test accuracy under the current labelling (:func:`neuroplastic.evaluation.accuracy`, one
+batch) and the training loss. Per phase: the test accuracy ``adapt_steps`` steps after the switch, and at the
+phase's end. Measured results: ``docs/results/dormant-neurons.md``.
 """
 
 from __future__ import annotations
@@ -37,15 +42,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from neuroplastic.data import load_digits_dataset, load_mnist_sample
+from neuroplastic.evaluation import accuracy
+from neuroplastic.models import relu_mlp
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import metric_series
 from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure.dormant import dormant_ratio, drm_perturb, drm_perturb_factor, redo
 
-__all__ = ["Config", "make_mlp", "phase_permutations", "run", "EXPERIMENT", "VARIANTS"]
+__all__ = ["Config", "phase_permutations", "run", "EXPERIMENT", "VARIANTS"]
 
 PAPER = ("Sokar et al. 2023, The dormant neuron phenomenon in deep RL (ICML); Xu et al. 2023, DrM: dormant "
          "ratio minimization (ICLR 2024)")
@@ -97,17 +104,6 @@ def _check_config(config: Config) -> None:
                          f"({config.steps_per_phase})")
 
 
-def make_mlp(inputs: int, hidden: int, depth: int, classes: int = 10) -> nn.Sequential:
-    """``depth`` hidden layers Linear -> ReLU of width ``hidden``, then a linear read-out (PyTorch's default init)."""
-    layers: list[nn.Module] = []
-    size = inputs
-    for _ in range(depth):
-        layers += [nn.Linear(size, hidden), nn.ReLU()]
-        size = hidden
-    layers.append(nn.Linear(size, classes))
-    return nn.Sequential(*layers)
-
-
 def phase_permutations(phases: int, seed: int, classes: int = 10) -> Tensor:
     """``[phases, classes]``: the label of class c in phase p is ``perm[p, c]``; phase 0 is the identity."""
     generator = torch.Generator().manual_seed(seed)
@@ -122,11 +118,6 @@ def _load(config: Config) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return x[:config.train_size], y[:config.train_size], x_test, y_test
 
 
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    return float((model(x).argmax(1) == y).float().mean())
-
-
 def _train_variant(variant: str, config: Config, run_dir: RunDirectory, data: tuple[Tensor, ...],
                    perms: Tensor) -> None:
     device = run_dir.device
@@ -134,7 +125,7 @@ def _train_variant(variant: str, config: Config, run_dir: RunDirectory, data: tu
     probe = x[:config.probe_size]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1000 * run_dir.seed + 1)  # the same initial weights for every variant
-        model = make_mlp(x.shape[1], config.hidden, config.depth).to(device)
+        model = relu_mlp(x.shape[1], (config.hidden,) * config.depth, 10).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     batches = torch.Generator().manual_seed(1000 * run_dir.seed + 2)  # the same batches for every variant
     resets = torch.Generator().manual_seed(1000 * run_dir.seed + 3)
@@ -157,14 +148,14 @@ def _train_variant(variant: str, config: Config, run_dir: RunDirectory, data: tu
         if measure:
             model.eval()
             ratio = dormant_ratio(model, probe, config.tau).ratio
-            accuracy = _accuracy(model, x_test, labels[y_test])
-            run_dir.log(done, **{f"dormant_{variant}": ratio, f"test_acc_{variant}": accuracy,
+            test_acc = accuracy(model, x_test, labels[y_test], batch_size=len(x_test))  # one batch
+            run_dir.log(done, **{f"dormant_{variant}": ratio, f"test_acc_{variant}": test_acc,
                                  f"loss_{variant}": loss.detach()})
             per_phase = run_dir.state.setdefault(f"{variant}_phases", [])  # restored on resume: look it up here
             if within_done == config.adapt_steps:
-                per_phase.append({"adapt_acc": accuracy})
+                per_phase.append({"adapt_acc": test_acc})
             if within_done == config.steps_per_phase:
-                per_phase[-1].update(final_acc=accuracy, final_dormant=ratio)
+                per_phase[-1].update(final_acc=test_acc, final_dormant=ratio)
         if variant == "redo" and done % config.redo_every == 0:
             redo(model, probe, optimizer, config.redo_tau, generator=resets)
         elif variant == "drm" and done % config.drm_every == 0:

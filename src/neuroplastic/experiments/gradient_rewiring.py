@@ -9,17 +9,24 @@ it and can regrow), and a Laplace prior on ``theta`` pulls every synapse towards
     theta <- Adam step on s * dL/dw, then theta <- theta - lr * alpha * sign(theta - mu)
     mu = ln(2 * (1 - s_target)) / alpha     (so the prior puts a fraction s_target of its mass below 0)
 
-(see :mod:`neuroplastic.structure.rewiring`). Here the network is a non-spiking MLP, 784-300-100-10 with
-ReLU (every weight matrix rewired, biases dense), trained with Adam on the embedded 5,000-digit MNIST
-sample (4,000 for training, 1,000 held out). One run per prior strength ``alpha``, all with the paper's
-``s_target = 0.95``, and a dense MLP trained with the same optimizer, data order and number of epochs.
+(:class:`neuroplastic.structure.GradRewiring`, trained epoch by epoch with
+:func:`neuroplastic.structure.grad_r_epoch`). Method: one run per prior strength ``alpha``, all with the
+paper's ``s_target = 0.95``, and a dense MLP trained with the same optimizer, initial weights, data order and
+number of epochs; claims on the final connectivity and test accuracy of each run.
+
+Deviations from the paper: the network is a non-spiking MLP, 784-300-100-10 with ReLU
+(:func:`neuroplastic.models.relu_mlp`; every weight matrix rewired, biases dense), not an SNN (the spiking
+version is the ``snn-rewiring`` experiment); it is trained with Adam on the embedded 5,000-digit MNIST sample
+(4,000 for training, 1,000 held out) for 40 epochs (quick) or 512 (full, the paper's), not on all of MNIST;
+the prior step is not divided by Adam's bias correction (see :mod:`neuroplastic.structure.rewiring`).
+
 Outputs: test accuracy and connectivity per run, accuracy against connectivity (log x) as
 ``accuracy_vs_connectivity.png``, and the connectivity and accuracy over training as ``training_curves.png``.
+Measured results: ``docs/results/gradient-rewiring.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,14 +35,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neuroplastic.data import load_mnist_sample
+from neuroplastic.evaluation import accuracy
+from neuroplastic.models import relu_mlp
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import metric_series
 from neuroplastic.runs.threads import torch_threads
-from neuroplastic.structure.rewiring import Connectivity, GradRewiring
+from neuroplastic.structure.rewiring import GradRewiring, grad_r_epoch
 
-__all__ = ["Config", "make_mlp", "load_data", "run", "evaluate", "variants", "train_variant", "plot_training_curves",
-           "plot_accuracy_vs_connectivity",
-           "target_reached", "graceful", "sparse_close_to_dense", "EXPERIMENT", "CLAIMS"]
+__all__ = ["Config", "load_data", "run", "variants", "target_reached", "graceful", "sparse_close_to_dense",
+           "EXPERIMENT", "CLAIMS"]
 
 PAPER = "Chen et al. 2021, Pruning of deep spiking neural networks through gradient rewiring (IJCAI)"
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the normalisation of the authors' MNIST script
@@ -48,8 +56,8 @@ class Config:
     The authors train their MNIST SNN with Adam (lr 1e-4 in their README, 1e-3 in their script), batch
     128, 512 epochs, ``s_target = 0.95`` and one prior strength per run. Here the same optimizer and
     target sparsity, on the 4,000 training digits of the embedded sample. The quick budget's prior
-    strengths were picked from a sweep (alpha 0.005-0.4, seed 0) to span ~67% down to ~1% connectivity;
-    connectivity is still falling slowly when its 40 epochs end.
+    strengths were picked from a sweep to span most of the range from dense to ~1% connectivity (the sweep:
+    ``docs/results/gradient-rewiring.md``).
     """
 
     hidden: tuple[int, ...] = (300, 100)
@@ -64,18 +72,6 @@ class Config:
     threads: int = 1
 
 
-def make_mlp(hidden: tuple[int, ...], in_features: int = 784, classes: int = 10) -> nn.Sequential:
-    """An MLP ``in_features -> hidden... -> classes`` with ReLU between layers (PyTorch's default init)."""
-    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-        raise ValueError(f"hidden must be a non-empty tuple of positive ints, got {hidden!r}")
-    layers: list[nn.Module] = []
-    sizes = (in_features, *hidden)
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [nn.Linear(a, b), nn.ReLU()]
-    layers.append(nn.Linear(sizes[-1], classes))
-    return nn.Sequential(*layers)
-
-
 def load_data(config: Config, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Normalised train and test digits ``[n, 784]``, labels ``[n]`` (a stratified split fixed by ``split_seed``)."""
     x_train, y_train = load_mnist_sample("train", test_fraction=config.test_fraction, seed=config.split_seed)
@@ -87,18 +83,9 @@ def load_data(config: Config, device: torch.device) -> tuple[Tensor, Tensor, Ten
     return prepare(x_train), y_train.to(device), prepare(x_test), y_test.to(device)
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    """Classification accuracy (a fraction) of ``model`` on ``x [n, 784]``, ``y [n]``."""
-    model.eval()
-    correct = sum(int((model(x[i:i + 1000]).argmax(dim=1) == y[i:i + 1000]).sum()) for i in range(0, len(y), 1000))
-    model.train()
-    return correct / len(y)
-
-
-def variants(config: Any) -> list[tuple[str, float | None]]:
-    """The runs of a Grad R experiment: ``("dense", None)`` if ``config.dense_baseline``, then ``("gradr<k>", alpha)``
-    for each prior strength of ``config.alphas``."""
+def variants(config: Config) -> list[tuple[str, float | None]]:
+    """The runs: ``("dense", None)`` if ``config.dense_baseline``, then ``("gradr<k>", alpha)`` for each prior
+    strength of ``config.alphas``."""
     runs: list[tuple[str, float | None]] = [("dense", None)] if config.dense_baseline else []
     return runs + [(f"gradr{k}", float(alpha)) for k, alpha in enumerate(config.alphas)]
 
@@ -107,65 +94,46 @@ def _build(config: Config, seed: int, device: torch.device) -> nn.Sequential:
     """The MLP with the same initial weights for every variant of a run (its own seed, global RNG untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1000 * seed + 11)
-        return make_mlp(config.hidden).to(device)
+        return relu_mlp(784, config.hidden, 10).to(device)
 
 
-def train_variant(name: str, alpha: float | None, config: Any, run_dir: RunDirectory,
-                  data: tuple[Tensor, Tensor, Tensor, Tensor], model: nn.Module,
-                  loss_fn: Callable[[Tensor, Tensor], Tensor], desc: str
-                  ) -> tuple[Connectivity | None, dict[str, Any]]:
-    """Train ``model`` (Grad R on its Linear weights with prior strength ``alpha``; dense if None) for
-    ``config.epochs`` epochs in its own phase ``name``; returns the final connectivity (None if dense) and the
-    final metrics.
+def _train(name: str, alpha: float | None, config: Config, run_dir: RunDirectory,
+           data: tuple[Tensor, Tensor, Tensor, Tensor]) -> dict[str, Any]:
+    """Train one variant of the MLP (Grad R on its Linear weights with prior strength ``alpha``; dense if None)
+    for ``config.epochs`` epochs in its own phase ``name``; return its final metrics.
 
-    ``config`` needs ``target_sparsity``, ``lr``, ``epochs`` and ``batch_size``; ``loss_fn(outputs, labels)``;
-    predictions are ``outputs.argmax(1)``. Adam (fused), the same data order for every variant of a run;
-    pruning and regrowth events are counted per epoch and in ``run_dir.state`` (kept across a resume).
+    Adam (fused), the same data order for every variant of a run; pruning and regrowth events are counted
+    per epoch and in ``run_dir.state`` (kept across a resume).
     """
     x_train, y_train, x_test, y_test = data
+    model = _build(config, run_dir.seed, run_dir.device)
     rewiring = None
     if alpha is not None:
         rewiring = GradRewiring(model, nn.Linear, alpha=alpha, target_sparsity=config.target_sparsity)
     # Adam, fused: a single kernel for all parameters (the same arithmetic as the default, faster on CPU).
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
-    # The same data order for every variant.
-    generator = torch.Generator().manual_seed(1000 * run_dir.seed + 5)
+    generator = torch.Generator().manual_seed(1000 * run_dir.seed + 5)  # the same data order for every variant
     run_dir.track(model=model, optimizer=optimizer, generator=generator)
-    thetas = list(rewiring.thetas().values()) if rewiring is not None else []
     n = len(y_train)
-    for epoch in run_dir.steps(config.epochs, phase=name, checkpoint_every=max(1, config.epochs // 4), desc=desc):
+    for epoch in run_dir.steps(config.epochs, phase=name, checkpoint_every=max(1, config.epochs // 4),
+                               desc=f"gradient-rewiring {name}"):
         order = torch.randperm(n, generator=generator).to(run_dir.device)
-        loss_sum, correct, pruned, regrown = 0.0, 0, 0, 0
-        for start in range(0, n, config.batch_size):
-            index = order[start:start + config.batch_size]
-            before = [theta.detach() > 0 for theta in thetas]
-            outputs = model(x_train[index])
-            loss = loss_fn(outputs, y_train[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if rewiring is not None:
-                rewiring.prior_step(optimizer)
-                for was, theta in zip(before, thetas, strict=True):
-                    now = theta.detach() > 0
-                    pruned += int((was & ~now).sum())
-                    regrown += int((~was & now).sum())
-            loss_sum += float(loss.detach()) * len(index)
-            correct += int((outputs.detach().argmax(dim=1) == y_train[index]).sum())
+        stats = grad_r_epoch(model, optimizer, F.cross_entropy, x_train, y_train, order, config.batch_size, rewiring)
         # Read run_dir.state afresh: resuming replaces it with the checkpoint's.
         counts = run_dir.state.setdefault(name, {"pruned_events": 0, "regrown_events": 0})
-        counts["pruned_events"] += pruned
-        counts["regrown_events"] += regrown
-        row = {"loss": loss_sum / n, "train_accuracy": correct / n, "test_accuracy": evaluate(model, x_test, y_test)}
+        counts["pruned_events"] += stats.pruned
+        counts["regrown_events"] += stats.regrown
+        row = {"loss": stats.loss, "train_accuracy": stats.correct / n,
+               "test_accuracy": accuracy(model, x_test, y_test)}
         if rewiring is not None:
-            row.update(connectivity=rewiring.connectivity().overall, pruned=pruned, regrown=regrown)
+            row.update(connectivity=rewiring.connectivity().overall, pruned=stats.pruned, regrown=stats.regrown)
         run_dir.log(epoch, **row)
 
-    metrics: dict[str, Any] = {f"{name}_accuracy": evaluate(model, x_test, y_test),
-                               f"{name}_train_accuracy": evaluate(model, x_train, y_train)}
+    metrics: dict[str, Any] = {f"{name}_accuracy": accuracy(model, x_test, y_test),
+                               f"{name}_train_accuracy": accuracy(model, x_train, y_train)}
     if rewiring is None:
         metrics[f"{name}_connectivity"] = 1.0
-        return None, metrics
+        return metrics
     conn = rewiring.connectivity()
     counts = run_dir.state.get(name, {"pruned_events": 0, "regrown_events": 0})
     metrics.update({
@@ -177,18 +145,8 @@ def train_variant(name: str, alpha: float | None, config: Any, run_dir: RunDirec
         f"{name}_regrown_events": counts["regrown_events"],
         "weights_total": conn.total,
     })
-    return conn, metrics
-
-
-def _train(name: str, alpha: float | None, config: Config, run_dir: RunDirectory,
-           data: tuple[Tensor, Tensor, Tensor, Tensor]) -> dict[str, Any]:
-    """Train one variant of the MLP; returns its final metrics (with the connectivity of each layer)."""
-    model = _build(config, run_dir.seed, run_dir.device)
-    conn, metrics = train_variant(name, alpha, config, run_dir, data, model, F.cross_entropy,
-                                  f"gradient-rewiring {name}")
-    if conn is not None:
-        for layer, fraction in conn.per_parameter.items():
-            metrics[f"{name}_connectivity_layer{layer.split('.')[0]}"] = fraction
+    for layer, fraction in conn.per_parameter.items():
+        metrics[f"{name}_connectivity_layer{layer.split('.')[0]}"] = fraction
     return metrics
 
 
@@ -209,57 +167,46 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
         for name, alpha in variants(config):
             metrics.update(_train(name, alpha, config, run_dir, data))
     _plot_tradeoff(run_dir, config, metrics)
-    plot_training_curves(run_dir, config)
+    _plot_training_curves(run_dir, config)
     return metrics
 
 
 # ---------------------------------------------------------------------------------------------- plots
-def plot_accuracy_vs_connectivity(ax: Any, alphas: Sequence[float], m: dict[str, Any], *, network: str,
-                                  connectivity: str, title: str, legend_fontsize: float = 8) -> None:
-    """One Grad R run per prior strength on ``ax``: test accuracy against final connectivity (log scale), the
-    dense network, its accuracy minus the claim's margin, and the prior's target connectivity.
+def _plot_tradeoff(run_dir: RunDirectory, config: Config, m: dict[str, Any]) -> None:
+    """Test accuracy against final connectivity (log scale), one point per prior strength, next to the dense MLP,
+    its accuracy minus the claim's margin, and the prior's target connectivity."""
+    from matplotlib.figure import Figure
 
-    ``network`` names the model in the legend ("MLP", "SNN"); ``connectivity`` what the x axis counts.
-    """
-    names = [f"gradr{k}" for k in range(len(alphas))]
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
+    names = [f"gradr{k}" for k in range(len(config.alphas))]
     conn = [100 * m[f"{n}_connectivity"] for n in names]
     acc = [100 * m[f"{n}_accuracy"] for n in names]
-    grad_r = "Grad R" if network == "MLP" else f"Grad R {network}"
-    ax.plot(conn, acc, "o-", color="tab:blue", label=f"{grad_r} (one run per prior strength alpha)")
-    for c, a, alpha in zip(conn, acc, alphas, strict=True):
+    ax.plot(conn, acc, "o-", color="tab:blue", label="Grad R (one run per prior strength alpha)")
+    for c, a, alpha in zip(conn, acc, config.alphas, strict=True):
         ax.annotate(f"α={alpha:g}", (c, a), textcoords="offset points", xytext=(4, -11), fontsize=8)
     if "dense_accuracy" in m:
         dense = 100 * m["dense_accuracy"]
-        ax.plot([100], [dense], "s", color="k", label=f"dense {network} (same budget)")
+        ax.plot([100], [dense], "s", color="k", label="dense MLP (same budget)")
         ax.axhline(dense, color="k", ls=":", lw=1)
         ax.axhline(dense - SPARSE_MARGIN_POINTS, color="tab:red", ls=":", lw=1,
                    label=f"dense - {SPARSE_MARGIN_POINTS:g} points")
     ax.axvline(100 * m["target_connectivity"], color="tab:green", ls="--", lw=1,
                label=f"prior's target connectivity 1 - s = {100 * m['target_connectivity']:g}%")
     ax.set_xscale("log")
-    ax.set_xlabel(f"final connectivity ({connectivity}, log scale)")
+    ax.set_xlabel("final connectivity (% of weights nonzero, log scale)")
     ax.set_ylabel(f"test accuracy (%, {m['test_size']} held-out digits)")
-    ax.set_title(title)
-    ax.legend(fontsize=legend_fontsize, loc="lower right")
-
-
-def _plot_tradeoff(run_dir: RunDirectory, config: Config, m: dict[str, Any]) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 4.4))
-    plot_accuracy_vs_connectivity(fig.subplots(), config.alphas, m, network="MLP",
-                                  connectivity="% of weights nonzero",
-                                  title="Grad R on an MLP, MNIST sample: accuracy vs connectivity")
+    ax.set_title("Grad R on an MLP, MNIST sample: accuracy vs connectivity")
+    ax.legend(fontsize=8, loc="lower right")
     run_dir.save_figure(fig, "accuracy_vs_connectivity")
 
 
-def plot_training_curves(run_dir: RunDirectory, config: Any, connectivity_label: str = "% of weights nonzero",
-                         layout: str | None = None) -> None:
+def _plot_training_curves(run_dir: RunDirectory, config: Config) -> None:
     """Connectivity and test accuracy per epoch of every variant (figure ``training_curves``)."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 3.8), layout=layout)
+    fig = Figure(figsize=(11, 3.8))
     left, right = fig.subplots(1, 2)
     cmap = colormaps["viridis"]
     for name, alpha in variants(config):
@@ -274,7 +221,7 @@ def plot_training_curves(run_dir: RunDirectory, config: Any, connectivity_label:
     left.axhline(100 * (1 - config.target_sparsity), color="tab:green", ls="--", lw=1, label="1 - s")
     left.set_yscale("log")
     left.set_title("connectivity during training (pruning and regrowth)")
-    left.set_ylabel(connectivity_label)
+    left.set_ylabel("% of weights nonzero")
     right.set_title("test accuracy during training")
     right.set_ylabel("%")
     for ax in (left, right):
@@ -287,8 +234,8 @@ def plot_training_curves(run_dir: RunDirectory, config: Any, connectivity_label:
 # Fixed before the first full run. Monotonicity tolerance: the standard error of the difference of two
 # accuracies near 95% on 1,000 test digits is sqrt(2 * 0.95 * 0.05 / 1000) = 1 point; 2 points is two of them.
 MONOTONE_TOLERANCE_POINTS = 2.0
-# The paper loses ~3.5 points at 0.73% connectivity; our sparsest runs keep ~1-2% of the weights but train
-# for far fewer epochs, and the test set adds ~1 point of noise to the difference: 5 points.
+# The paper loses ~3.5 points at 0.73% connectivity; our runs train for far fewer epochs, and the test set
+# adds ~1 point of noise to the difference: 5 points.
 SPARSE_MARGIN_POINTS = 5.0
 SPARSE_CONNECTIVITY = 0.05
 STRONGEST_CHECKED = 2
@@ -354,8 +301,8 @@ EXPERIMENT = Experiment(
     budgets={
         "quick": Config(),
         # Closer to the paper: its 512 epochs (on the 4,000-digit sample). Connectivity falls with the total
-        # prior drift lr * alpha * steps (alpha 0.02 reaches 37% after 40 epochs, 4.4% after 238), so the
-        # prior strengths are about 12 times smaller than the quick budget's for the same span.
+        # prior drift lr * alpha * steps, so the prior strengths are about 12 times smaller than the quick
+        # budget's for the same span (docs/results/gradient-rewiring.md).
         "full": Config(alphas=(0.0005, 0.002, 0.005, 0.01, 0.02, 0.04), epochs=512),
     },
     run=run,

@@ -2,14 +2,13 @@
 
 Miconi 2016, "Neural networks with differentiable structure" (arXiv 1606.06216), sections 3-4.
 
-Next-character prediction over the alphabet {a, b, (, )} (one-hot inputs, 4 logits out, cross-entropy):
+Next-character prediction over the alphabet {a, b, (, )} (one-hot inputs, 4 logits out, cross-entropy) on the
+tasks of :mod:`neuroplastic.tasks.sequences`:
 
 - easy task: the repeated sequence ``ababab...`` (each window starts at a random phase);
 - hard task: groups of 6 letters from {a, b} in parentheses, ``(aabbab)(babaab)...``: each group is the reverse
-  of the previous one with the letter at one random position changed to the other letter. The best possible
-  predictor knows the previous group and where the group stands, and is only unsure of where the change falls:
-  ``log(6)`` nats per 8-character group, 0.224 nats/char (``HARD_FLOOR``); a predictor that counts but
-  remembers nothing pays ``ln 2`` on each of the 6 letters, 0.520 nats/char (``COUNTING_LOSS``).
+  of the previous one with the letter at one random position changed to the other letter. Best possible loss
+  0.224 nats/char (``HARD_FLOOR``); a predictor that counts but remembers nothing: 0.520 (``COUNTING_LOSS``).
 
 Network and training (see :mod:`neuroplastic.structure.growth` for the rule)::
 
@@ -17,7 +16,8 @@ Network and training (see :mod:`neuroplastic.structure.growth` for the rule)::
     each step: Adam on the cross-entropy of a batch of windows (h_0 = 0), then the decoupled L1 step
         W <- sign(W) * max(|W| - strength / (G * J), 0) on W_ho and W_hh, then one check of the growth rule:
         n_k = 0.5 * (mean_o |W_ho[o, k]| + mean_j |W_hh[j, k]|); unit k removed after ``patience`` consecutive
-        steps with n_k < threshold; one unit added (outgoing weights +-outgoing_init) when no n_k < threshold.
+        steps with n_k < threshold; units added (outgoing weights +-outgoing_init) while fewer than ``reserve``
+        have n_k < threshold.
 
 Conditions, each with ``seeds`` networks (own initialisation and data): ``easy`` and ``hard`` (grown from one
 neuron for ``steps`` steps), ``switch`` (each easy network, after its easy phase, trained ``switch_steps`` more
@@ -31,39 +31,24 @@ steps, with RMSProp at 0.01, updates clipped at 0.01, and deletion/addition prob
 
 - The spec's easy task is ``abab...``; the paper's easy task is groups of one or more ``ab`` in parentheses
   with a random number of repetitions.
-- Training: Adam (lr 0.01, gradients clipped to norm 1) on batches of 16 independent 40-character windows, each
-  from a zero state (the paper carries the hidden state along one text). The quick budget trains 2,000 steps
-  per network (1,000 after the switch); the full one 10,000 steps (5,000 after the switch), i.e. 6.4 million
-  characters per network, 1.6 times the paper's 100,000 windows of 40 characters, with 5 networks per
-  condition instead of 20.
+- Training: Adam (lr 0.01, gradients clipped to norm 1) on batches of ``batch_size`` (64) independent
+  40-character windows, each from a zero state (the paper carries the hidden state along one text). The quick
+  budget trains 2,000 steps per network (1,000 after the switch); the full one 10,000 steps (5,000 after the
+  switch), i.e. 25.6 million characters per network, 6.4 times the paper's 100,000 windows of 40 characters,
+  with 5 networks per condition instead of 20.
 - Threshold and penalty in this library's units: threshold 0.0125 and strength 8e-4 are the paper's 0.05 and
   1e-4 per readout weight and step (its norm sums over the 4 outputs; ours averages). A new neuron's outgoing
   weights are +-0.01, its norm 0.8 times the threshold (the paper: exactly the threshold); patience 100 steps
-  (the paper deletes an excess sub-threshold neuron with probability 0.05 per step).
-- With the penalty as a loss term through Adam (``penalty="loss"``) instead of the decoupled step, hard-task
-  networks stayed at 6-8 neurons on the "counting" plateau (0.55 nats/char) for 3,000 steps at every strength
-  tried (1e-3 to 0.1), while a fixed 14-neuron network left it: Adam rescales the penalty's pull together with
-  the task gradient, so a fresh neuron's small, noisy task gradient never outweighs it.
+  (the paper deletes an excess sub-threshold neuron with probability 0.05 per step); 3 reserve units (the
+  paper's k is 1).
+- The penalty is the decoupled step, not a loss term through Adam (``penalty="loss"``), with which hard-task
+  networks did not grow past the task's first plateau.
 
-Measured (CPU, one thread; see the module's report in the run directory for the figures):
-
-- Quick budget, seeds 0, 1, 2 (3 networks per condition each): median final sizes hard 24 / 24 / 31 vs easy
-  10 / 12 / 12 neurons; after the switch 10 -> 29, 12 -> 30, 12 -> 31. Grown vs fixed median held-out loss
-  0.403 vs 0.390, 0.399 vs 0.371, 0.400 vs 0.351 nats/char: claim 2 holds for seed 0 only. The grown networks
-  reach their final size only after about 1,000 of the 2,000 steps, and their loss trails that of networks
-  which have it from the start; both are still far from the floor (0.224) and below the counting loss (0.520).
-- 6,000 steps (seed 0): hard 41 vs easy 10 neurons; grown 0.269 vs fixed 0.255 (median), per network 0.241 vs
-  0.255, 0.269 vs 0.234, 0.329 vs 0.429: the gap is within the tolerance. Fixed-size networks trained from
-  scratch at this learning rate show transient loss spikes (e.g. 0.232 -> 0.375 -> 0.232 -> 0.429 in one),
-  which the ``*_late_loss`` metrics average over.
-- The easy networks reach their size in the first ~100 steps (while the loss is high) and then keep it: as the
-  paper found, the penalty does not shrink networks once the task is solved, because Adam turns the loss's
-  small but consistent gradients into steps that outweigh the decoupled pull.
+Measured results, and what was tried: ``docs/results/growing-rnn.md``.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -76,17 +61,11 @@ from neuroplastic._checks import check_choice
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure.growth import GrowableRNN, GrowthRule
+from neuroplastic.tasks.sequences import ALPHABET, COUNTING_LOSS, HARD_FLOOR, TASKS, task_batch
 
-__all__ = ["Config", "ALPHABET", "HARD_FLOOR", "COUNTING_LOSS", "easy_batch", "hard_batch", "task_batch",
-           "make_network", "sequence_loss", "evaluate", "run", "EXPERIMENT"]
+__all__ = ["Config", "make_network", "sequence_loss", "evaluate", "run", "EXPERIMENT"]
 
 PAPER = "Miconi 2016, Neural networks with differentiable structure (arXiv 1606.06216)"
-ALPHABET = "ab()"
-OPEN, CLOSE = ALPHABET.index("("), ALPHABET.index(")")
-TASKS = ("easy", "hard")
-GROUP = 6
-HARD_FLOOR = math.log(GROUP) / (GROUP + 2)  # nats per character
-COUNTING_LOSS = GROUP * math.log(2) / (GROUP + 2)
 
 
 @dataclass
@@ -98,9 +77,8 @@ class Config:
     the paper clips each update at 0.01). ``eval_*``: held-out sequences on which the final losses are measured,
     skipping the first ``eval_burn_in`` characters (before a whole previous group has been seen).
     ``reserve``: how many sub-threshold units each network keeps (the paper's k is 1). With k = 1 and batches
-    of 16, networks at the quick budget's 2,000 steps still lagged behind fixed-size ones on the hard task
-    (held-out loss 0.399 vs 0.371 and 0.400 vs 0.351 on seeds 1, 2): growth of one unit at a time had not
-    caught up. Three reserve units and batches of 64 let them catch up within the budget.
+    of 16, growth of one unit at a time had not caught up with fixed-size networks within the quick budget;
+    three reserve units and batches of 64 let it catch up (docs/results/growing-rnn.md).
     """
 
     seeds: int = 3
@@ -125,52 +103,6 @@ class Config:
     eval_every: int = 100
     checkpoint_every: int = 250
     threads: int = 1
-
-
-# --------------------------------------------------------------------------------------------------- tasks
-def _check_sizes(batch: int, length: int) -> None:
-    for name, value in (("batch", batch), ("length", length)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def easy_batch(batch: int, length: int, generator: torch.Generator | None = None) -> Tensor:
-    """``[batch, length]`` windows of ``abab...`` (character indices into ``ALPHABET``), each at a random phase."""
-    _check_sizes(batch, length)
-    phase = torch.randint(0, 2, (batch, 1), generator=generator)
-    return (phase + torch.arange(length)) % 2
-
-
-def hard_batch(batch: int, length: int, generator: torch.Generator | None = None, group: int = GROUP) -> Tensor:
-    """``[batch, length]`` windows of the hard task, each from its own stream and at a random offset.
-
-    A stream is ``(g_1)(g_2)...`` with ``g_1`` random letters from {a, b} and ``g_{i+1}`` the reverse of ``g_i``
-    with the letter at one uniformly random position changed (a <-> b). Character indices into ``ALPHABET``.
-    """
-    _check_sizes(batch, length)
-    if isinstance(group, bool) or not isinstance(group, int) or group < 1:
-        raise ValueError(f"group must be a positive int, got {group!r}")
-    width = group + 2
-    count = length // width + 2
-    first = torch.randint(0, 2, (batch, 1, group), generator=generator)
-    changes = torch.randint(0, group, (batch, count), generator=generator)
-    # Without a loop: in the frame that undoes the reversals (odd groups read backwards), each group is the
-    # previous one with one letter changed, so group g is the first one XOR the parity of the changes so far.
-    odd = torch.arange(1, count + 1) % 2 == 1
-    position = torch.where(odd, group - 1 - changes, changes)
-    flips = torch.zeros(batch, count, group, dtype=torch.long).scatter_(2, position.unsqueeze(-1), 1)
-    unreversed = (first + flips.cumsum(dim=1)) % 2
-    body = torch.where(odd.view(1, count, 1), unreversed.flip(-1), unreversed)
-    stream = torch.cat([torch.full((batch, count, 1), OPEN), body, torch.full((batch, count, 1), CLOSE)], dim=-1)
-    stream = stream.reshape(batch, count * width)
-    offset = torch.randint(0, width, (batch, 1), generator=generator)
-    return stream.gather(1, offset + torch.arange(length))
-
-
-def task_batch(task: str, batch: int, length: int, generator: torch.Generator | None = None) -> Tensor:
-    """``[batch, length]`` windows of ``task`` ("easy" or "hard")."""
-    check_choice("task", task, TASKS)
-    return easy_batch(batch, length, generator) if task == "easy" else hard_batch(batch, length, generator)
 
 
 # --------------------------------------------------------------------------------------------------- model

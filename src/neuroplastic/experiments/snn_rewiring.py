@@ -10,9 +10,10 @@ towards pruning::
     theta <- Adam step on s * dL/dw, then theta <- theta - lr * alpha * sign(theta - mu)
     mu = ln(2 * (1 - s_target)) / alpha     (so the prior puts a fraction s_target of its mass below 0)
 
-(:class:`neuroplastic.structure.GradRewiring`). The non-spiking version of this experiment is
-``gradient-rewiring`` (:mod:`neuroplastic.experiments.gradient_rewiring`); this one uses the spiking network
-of the authors' MNIST script (their ``mnist/model.py``)::
+(:class:`neuroplastic.structure.GradRewiring`, trained epoch by epoch with
+:func:`neuroplastic.structure.grad_r_epoch`). The non-spiking version of this experiment is
+``gradient-rewiring``; this one uses the spiking network of the authors' MNIST script (their
+``mnist/model.py``, :class:`neuroplastic.models.SpikingRateMLP`)::
 
     image [B, 784] -> Linear 784 -> H (no bias) -> the same current at each of T steps (direct encoding)
         -> LIF(H) -> Linear H -> 10 (no bias) -> LIF(10) -> output firing rates = spike counts / T
@@ -21,16 +22,20 @@ with SpikingJelly's LIF node as they configure it: ``v <- v + (x - v) / tau`` wi
 :class:`~neuroplastic.neurons.LIF` with per-step decay ``1 - 1/tau = 0.5`` and input currents scaled by
 ``1/tau``), threshold 1, hard reset to 0 detached from the graph, arctan surrogate; ``T = 8``; loss: mean
 squared error between the output firing rates and the one-hot label; Adam; every weight rewired with
-``s_target = 0.95``. Trained on the embedded 5,000-digit MNIST sample (4,000 train, 1,000 held out), one run
-per prior strength ``alpha`` and a dense SNN with the same optimizer, data order and epochs. The claims and
-their tolerances are the non-spiking experiment's (imported from it). Outputs: test accuracy, connectivity,
-hidden firing rate and synaptic operations per run; ``accuracy_vs_connectivity.png`` and
-``training_curves.png``.
+``s_target = 0.95``. Method: one run per prior strength ``alpha`` and a dense SNN with the same optimizer,
+initial weights, data order and epochs. The claims and their tolerances are the non-spiking experiment's.
+
+Deviations from the paper: trained on the embedded 5,000-digit MNIST sample (4,000 train, 1,000 held out),
+not all of MNIST; the quick budget trains 60 epochs at twice the authors' learning rate (the full one: their
+512 epochs and rate); the prior step is not divided by Adam's bias correction.
+
+Outputs: test accuracy, connectivity, hidden firing rate and synaptic operations per run
+(:func:`neuroplastic.models.spiking_activity`); ``accuracy_vs_connectivity.png`` and ``training_curves.png``.
+Measured results: ``docs/results/snn-rewiring.md``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,27 +43,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuroplastic.experiments.gradient_rewiring import (
-    MONOTONE_TOLERANCE_POINTS,
-    SPARSE_CONNECTIVITY,
-    SPARSE_MARGIN_POINTS,
-    STRONGEST_CHECKED,
-    graceful,
-    load_data,
-    plot_accuracy_vs_connectivity,
-    plot_training_curves,
-    sparse_close_to_dense,
-    target_reached,
-    train_variant,
-    variants,
-)
-from neuroplastic.neurons import LIF
+from neuroplastic.data import load_mnist_sample
+from neuroplastic.evaluation import accuracy
+from neuroplastic.models import SpikingRateMLP, spiking_activity
 from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.runs.plots import metric_series
 from neuroplastic.runs.threads import torch_threads
+from neuroplastic.structure.rewiring import GradRewiring, grad_r_epoch
 
-__all__ = ["Config", "SpikingClassifier", "run", "spiking_activity", "EXPERIMENT", "CLAIMS"]
+__all__ = ["Config", "load_data", "variants", "run", "target_reached", "graceful", "sparse_close_to_dense",
+           "EXPERIMENT", "CLAIMS"]
 
 PAPER = "Chen et al. 2021, Pruning of deep spiking neural networks through gradient rewiring (IJCAI)"
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the normalisation of the authors' MNIST script
 
 
 @dataclass
@@ -69,14 +66,9 @@ class Config:
     batch 128, 512 epochs, Adam at 1e-3, ``s_target = 0.95``); ``tau`` is SpikingJelly's (decay ``1 - 1/tau``,
     inputs times ``1/tau``). The quick budget has their 800 hidden neurons and 60 epochs at twice their
     learning rate (the prior's drift per step is ``lr * alpha``, so connectivity falls twice as fast). Its prior
-    strengths span ~25% down to the paper's sparsest point (0.73% connectivity, ~3.5 points lost): alpha 0.3
-    ends at 0.73-0.85% (seeds 0-2). Measured at 800 hidden neurons (seeds 0-2): alpha 0.4 ends at 0.47-0.57%,
-    sparser than any point the paper reports, and loses 3.6, 5.7 and 5.6 points, more than the claim's 5; so the
-    sparsest network is judged at the paper's connectivity, not beyond it. With 300 hidden neurons (the earlier
-    quick budget) the connectivity stopped falling at ~1.1-1.3% (alpha 0.4 to 0.8) while accuracy dropped 5.4-7
-    points: a narrower layer cannot be as sparse at the same cost. At alpha >= 1 the network goes silent (alpha
-    3: every synapse pruned, no spike, chance accuracy), because Adam's steps (about ``lr`` in size) can no
-    longer outpace the prior's ``lr * alpha``.
+    strengths span from ~25% connectivity down to the paper's sparsest point (0.73% connectivity, ~3.5 points
+    lost); the strongest is not stronger, so that the sparsest network is judged at the paper's connectivity,
+    not beyond it. Why these strengths (the measured alternatives): ``docs/results/snn-rewiring.md``.
     """
 
     hidden: int = 800
@@ -95,71 +87,29 @@ class Config:
     threads: int = 1
 
 
-class SpikingClassifier(nn.Module):
-    """The authors' MNIST SNN: static Linear -> LIF -> Linear -> LIF, output firing rates over ``T`` steps.
+def load_data(config: Config, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Normalised train and test digits ``[n, 784]``, labels ``[n]`` (a stratified split fixed by ``split_seed``)."""
+    x_train, y_train = load_mnist_sample("train", test_fraction=config.test_fraction, seed=config.split_seed)
+    x_test, y_test = load_mnist_sample("test", test_fraction=config.test_fraction, seed=config.split_seed)
 
-    Chen et al. 2021 (``mnist/model.py``). ``forward(x [B, 784]) -> rates [B, 10]`` (spike counts / T);
-    ``forward(x, return_hidden=True)`` also returns the hidden spikes ``[B, T, hidden]``. Neurons: SpikingJelly's
-    LIF ``v <- v + (x - v) / tau`` = :class:`~neuroplastic.neurons.LIF` with decay ``1 - 1/tau`` on input
-    currents scaled by ``1/tau``; hard reset to 0, detached; ``tau > 1``.
-    """
+    def prepare(x: Tensor) -> Tensor:
+        return ((x - MNIST_MEAN) / MNIST_STD).to(device)
 
-    def __init__(self, hidden: int = 800, time_steps: int = 8, *, tau: float = 2.0, threshold: float = 1.0,
-                 surrogate: str = "atan", in_features: int = 784, classes: int = 10) -> None:
-        super().__init__()
-        for name, value in (("hidden", hidden), ("time_steps", time_steps), ("in_features", in_features),
-                            ("classes", classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 1 < tau < math.inf:
-            raise ValueError(f"tau must be a finite number > 1 (SpikingJelly's decay 1 - 1/tau), got {tau!r}")
-        self.time_steps = time_steps
-        self.input_scale = 1.0 / tau
-        # our LIF's decay is exp(-1/tau_ours); SpikingJelly's is 1 - 1/tau
-        neuron_tau = -1.0 / math.log(1.0 - 1.0 / tau)
-        kw = dict(tau=neuron_tau, threshold=threshold, reset="hard", detach_reset=True, surrogate=surrogate)
-        self.fc1 = nn.Linear(in_features, hidden, bias=False)
-        self.lif1 = LIF(hidden, **kw)
-        self.fc2 = nn.Linear(hidden, classes, bias=False)
-        self.lif2 = LIF(classes, **kw)
-
-    def forward(self, x: Tensor, return_hidden: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        if x.dim() != 2 or x.shape[1] != self.fc1.in_features:
-            raise ValueError(f"x must have shape [B, {self.fc1.in_features}], got {list(x.shape)}")
-        current = self.input_scale * self.fc1(x)
-        batch = x.shape[0]
-        hidden, _ = self.lif1(current.unsqueeze(1).expand(batch, self.time_steps, -1).contiguous())
-        out, _ = self.lif2(self.input_scale * self.fc2(hidden))
-        rates = out.mean(1)
-        return (rates, hidden) if return_hidden else rates
+    return prepare(x_train), y_train.to(device), prepare(x_test), y_test.to(device)
 
 
-@torch.no_grad()
-def spiking_activity(model: SpikingClassifier, x: Tensor) -> dict[str, float]:
-    """Hidden firing rate (spikes per neuron per step) and synaptic operations per sample on ``x [n, 784]``.
-
-    Synaptic operations (accumulates) of the spiking layer: every hidden spike costs one addition per
-    existing outgoing synapse, ``sum_t sum_j s_j(t) * fanout_j`` with ``fanout_j`` the nonzero weights of
-    column ``j`` of ``fc2``; the static first layer costs one multiply-accumulate per nonzero weight, once.
-    """
-    model.eval()
-    fanout = (model.fc2.weight != 0).sum(0).to(x.dtype)
-    spikes, synops = 0.0, 0.0
-    for i in range(0, len(x), 1000):
-        _, hidden = model(x[i:i + 1000], return_hidden=True)
-        spikes += float(hidden.sum())
-        synops += float((hidden.sum(1) * fanout).sum())
-    model.train()
-    n = len(x)
-    return {"hidden_rate": spikes / (n * model.time_steps * model.fc1.out_features),
-            "synops": synops / n, "macs": float((model.fc1.weight != 0).sum())}
+def variants(config: Config) -> list[tuple[str, float | None]]:
+    """The runs: ``("dense", None)`` if ``config.dense_baseline``, then ``("gradr<k>", alpha)`` for each prior
+    strength of ``config.alphas``."""
+    runs: list[tuple[str, float | None]] = [("dense", None)] if config.dense_baseline else []
+    return runs + [(f"gradr{k}", float(alpha)) for k, alpha in enumerate(config.alphas)]
 
 
-def _build(config: Config, seed: int, device: torch.device) -> SpikingClassifier:
+def _build(config: Config, seed: int, device: torch.device) -> SpikingRateMLP:
     """The SNN with the same initial weights for every variant of a run (its own seed, global RNG untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1000 * seed + 11)
-        return SpikingClassifier(config.hidden, config.time_steps, tau=config.tau, threshold=config.threshold,
+        return SpikingRateMLP(config.hidden, config.time_steps, tau=config.tau, threshold=config.threshold,
                                  surrogate=config.surrogate).to(device)
 
 
@@ -170,13 +120,57 @@ def _rate_loss(rates: Tensor, labels: Tensor) -> Tensor:
 
 def _train(name: str, alpha: float | None, config: Config, run_dir: RunDirectory,
            data: tuple[Tensor, Tensor, Tensor, Tensor]) -> dict[str, Any]:
-    """Train one variant of the SNN; returns its final metrics (with its spiking activity on the test set)."""
+    """Train one variant of the SNN (Grad R on both weight matrices with prior strength ``alpha``; dense if
+    None) for ``config.epochs`` epochs in its own phase ``name``; return its final metrics, with its spiking
+    activity on the test set.
+
+    Adam (fused), the same data order for every variant of a run; pruning and regrowth events are counted
+    per epoch and in ``run_dir.state`` (kept across a resume).
+    """
+    x_train, y_train, x_test, y_test = data
     model = _build(config, run_dir.seed, run_dir.device)
-    conn, metrics = train_variant(name, alpha, config, run_dir, data, model, _rate_loss, f"snn-rewiring {name}")
-    activity = spiking_activity(model, data[2])
+    rewiring = None
+    if alpha is not None:
+        rewiring = GradRewiring(model, nn.Linear, alpha=alpha, target_sparsity=config.target_sparsity)
+    # Adam, fused: a single kernel for all parameters (the same arithmetic as the default, faster on CPU).
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
+    generator = torch.Generator().manual_seed(1000 * run_dir.seed + 5)  # the same data order for every variant
+    run_dir.track(model=model, optimizer=optimizer, generator=generator)
+    n = len(y_train)
+    for epoch in run_dir.steps(config.epochs, phase=name, checkpoint_every=max(1, config.epochs // 4),
+                               desc=f"snn-rewiring {name}"):
+        order = torch.randperm(n, generator=generator).to(run_dir.device)
+        stats = grad_r_epoch(model, optimizer, _rate_loss, x_train, y_train, order, config.batch_size, rewiring)
+        # Read run_dir.state afresh: resuming replaces it with the checkpoint's.
+        counts = run_dir.state.setdefault(name, {"pruned_events": 0, "regrown_events": 0})
+        counts["pruned_events"] += stats.pruned
+        counts["regrown_events"] += stats.regrown
+        row = {"loss": stats.loss, "train_accuracy": stats.correct / n,
+               "test_accuracy": accuracy(model, x_test, y_test)}
+        if rewiring is not None:
+            row.update(connectivity=rewiring.connectivity().overall, pruned=stats.pruned, regrown=stats.regrown)
+        run_dir.log(epoch, **row)
+
+    metrics: dict[str, Any] = {f"{name}_accuracy": accuracy(model, x_test, y_test),
+                               f"{name}_train_accuracy": accuracy(model, x_train, y_train)}
+    if rewiring is None:
+        metrics[f"{name}_connectivity"] = 1.0
+    else:
+        conn = rewiring.connectivity()
+        counts = run_dir.state.get(name, {"pruned_events": 0, "regrown_events": 0})
+        metrics.update({
+            f"{name}_alpha": alpha,
+            f"{name}_location": rewiring.location,
+            f"{name}_connectivity": conn.overall,
+            f"{name}_connections": conn.connected,
+            f"{name}_pruned_events": counts["pruned_events"],
+            f"{name}_regrown_events": counts["regrown_events"],
+            "weights_total": conn.total,
+        })
+    activity = spiking_activity(model, x_test)
     metrics.update({f"{name}_hidden_rate": activity["hidden_rate"], f"{name}_synops": activity["synops"],
                     f"{name}_macs": activity["macs"]})
-    if conn is not None:
+    if rewiring is not None:
         metrics[f"{name}_connectivity_fc1"] = conn.per_parameter["fc1.weight"]
         metrics[f"{name}_connectivity_fc2"] = conn.per_parameter["fc2.weight"]
     return metrics
@@ -199,7 +193,7 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
         for name, alpha in variants(config):
             metrics.update(_train(name, alpha, config, run_dir, data))
     _plot_tradeoff(run_dir, config, metrics)
-    plot_training_curves(run_dir, config, connectivity_label="% of synapses", layout="constrained")
+    _plot_training_curves(run_dir, config)
     return metrics
 
 
@@ -209,8 +203,26 @@ def _plot_tradeoff(run_dir: RunDirectory, config: Config, m: dict[str, Any]) -> 
 
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2)
-    plot_accuracy_vs_connectivity(left, config.alphas, m, network="SNN", connectivity="% of synapses",
-                                  title="Grad R on a spiking network: accuracy vs connectivity", legend_fontsize=7)
+    names = [f"gradr{k}" for k in range(len(config.alphas))]
+    conn = [100 * m[f"{n}_connectivity"] for n in names]
+    acc = [100 * m[f"{n}_accuracy"] for n in names]
+    left.plot(conn, acc, "o-", color="tab:blue", label="Grad R SNN (one run per prior strength alpha)")
+    for c, a, alpha in zip(conn, acc, config.alphas, strict=True):
+        left.annotate(f"α={alpha:g}", (c, a), textcoords="offset points", xytext=(4, -11), fontsize=8)
+    if "dense_accuracy" in m:
+        dense = 100 * m["dense_accuracy"]
+        left.plot([100], [dense], "s", color="k", label="dense SNN (same budget)")
+        left.axhline(dense, color="k", ls=":", lw=1)
+        left.axhline(dense - SPARSE_MARGIN_POINTS, color="tab:red", ls=":", lw=1,
+                     label=f"dense - {SPARSE_MARGIN_POINTS:g} points")
+    left.axvline(100 * m["target_connectivity"], color="tab:green", ls="--", lw=1,
+                 label=f"prior's target connectivity 1 - s = {100 * m['target_connectivity']:g}%")
+    left.set_xscale("log")
+    left.set_xlabel("final connectivity (% of synapses, log scale)")
+    left.set_ylabel(f"test accuracy (%, {m['test_size']} held-out digits)")
+    left.set_title("Grad R on a spiking network: accuracy vs connectivity")
+    left.legend(fontsize=7, loc="lower right")
+
     all_names = (["dense"] if "dense_accuracy" in m else []) + [f"gradr{k}" for k in range(len(config.alphas))]
     conn_all = [100 * m[f"{n}_connectivity"] for n in all_names]
     right.plot(conn_all, [m[f"{n}_synops"] for n in all_names], "o-", color="tab:purple",
@@ -229,9 +241,79 @@ def _plot_tradeoff(run_dir: RunDirectory, config: Config, m: dict[str, Any]) -> 
     run_dir.save_figure(fig, "accuracy_vs_connectivity")
 
 
+def _plot_training_curves(run_dir: RunDirectory, config: Config) -> None:
+    """Connectivity and test accuracy per epoch of every variant (figure ``training_curves``)."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    cmap = colormaps["viridis"]
+    for name, alpha in variants(config):
+        color = "k" if alpha is None else cmap(int(name[5:]) / max(1, len(config.alphas) - 1))
+        label = "dense" if alpha is None else f"α={alpha:g}"
+        rows = [row for row in run_dir.metrics if row["phase"] == name]
+        steps, values = metric_series(rows, "connectivity")
+        if len(steps):
+            left.plot(steps + 1, 100 * values, color=color, label=label)
+        steps, values = metric_series(rows, "test_accuracy")
+        right.plot(steps + 1, 100 * values, color=color, label=label)
+    left.axhline(100 * (1 - config.target_sparsity), color="tab:green", ls="--", lw=1, label="1 - s")
+    left.set_yscale("log")
+    left.set_title("connectivity during training (pruning and regrowth)")
+    left.set_ylabel("% of synapses")
+    right.set_title("test accuracy during training")
+    right.set_ylabel("%")
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    run_dir.save_figure(fig, "training_curves")
+
+
 # ---------------------------------------------------------------------------------------------- claims
-# The criteria and tolerances of the non-spiking experiment (gradient_rewiring), fixed there before its
-# first full run; their checks are imported so that the two experiments judge the same way.
+# The criteria and tolerances of the non-spiking experiment (gradient-rewiring), fixed there before its
+# first full run, so that the two experiments judge the same way. Monotonicity tolerance: the standard error
+# of the difference of two accuracies near 95% on 1,000 test digits is sqrt(2 * 0.95 * 0.05 / 1000) = 1
+# point; 2 points is two of them. The paper loses ~3.5 points at 0.73% connectivity; our runs train for far
+# fewer epochs, and the test set adds ~1 point of noise to the difference: 5 points.
+MONOTONE_TOLERANCE_POINTS = 2.0
+SPARSE_MARGIN_POINTS = 5.0
+SPARSE_CONNECTIVITY = 0.05
+STRONGEST_CHECKED = 2
+
+
+def _runs(m: dict[str, Any]) -> list[tuple[float, float, float]]:
+    """(alpha, connectivity, accuracy) of each Grad R run, in the order of the config's alphas."""
+    return [(m[f"gradr{k}_alpha"], m[f"gradr{k}_connectivity"], m[f"gradr{k}_accuracy"])
+            for k in range(m["grad_r_runs"])]
+
+
+def target_reached(m: dict[str, Any]) -> tuple[bool, Any]:
+    strongest = sorted(_runs(m), key=lambda r: r[0])[-STRONGEST_CHECKED:]
+    target = m["target_connectivity"]
+    passed = all(conn <= target for _, conn, _ in strongest)
+    return passed, {"target_connectivity": round(target, 4),
+                    **{f"alpha={a:g}": round(conn, 5) for a, conn, _ in strongest}}
+
+
+def graceful(m: dict[str, Any]) -> tuple[bool, Any]:
+    points = [(1.0, m["dense_accuracy"])] + [(conn, acc) for _, conn, acc in _runs(m)]
+    points.sort(key=lambda p: -p[0])  # densest first
+    worst_rise = max((100 * (points[j][1] - points[i][1]) for i in range(len(points))
+                      for j in range(i + 1, len(points))), default=0.0)
+    return worst_rise <= MONOTONE_TOLERANCE_POINTS, {
+        "largest_gain_of_a_sparser_net_points": round(worst_rise, 2),
+        "connectivity_accuracy": [[round(c, 5), round(a, 4)] for c, a in points]}
+
+
+def sparse_close_to_dense(m: dict[str, Any]) -> tuple[bool, Any]:
+    _, conn, acc = min(_runs(m), key=lambda r: r[1])
+    loss = 100 * (m["dense_accuracy"] - acc)
+    passed = conn <= SPARSE_CONNECTIVITY and loss <= SPARSE_MARGIN_POINTS
+    return passed, {"sparsest_connectivity": round(conn, 5), "sparsest_accuracy": round(acc, 4),
+                    "dense_accuracy": round(m["dense_accuracy"], 4), "loss_points": round(loss, 2)}
+
+
 CLAIMS = [
     Claim(PAPER,
           "The prior sets the sparsity of the SNN: with target sparsity s = 0.95 the Laplace prior puts 95% of "
@@ -260,10 +342,8 @@ EXPERIMENT = Experiment(
     budgets={
         "quick": Config(),
         # The authors' network (800 hidden LIF neurons), learning rate and 512 epochs. Longer training with a
-        # weaker prior prunes as far at a smaller cost in accuracy: 240 epochs at lr 1e-3 (300 hidden, seed 0)
-        # gave 3.6% connectivity at 95.0% (alpha 0.1) and 1.7% at 93.1% (alpha 0.2), where the quick budget's
-        # 60 epochs at 2e-3 gave 2.8% at 93.2% and 1.1% at 88.8% with 300 hidden neurons. These strengths are
-        # extrapolated, not run.
+        # weaker prior prunes as far at a smaller cost in accuracy (docs/results/snn-rewiring.md); these
+        # strengths are extrapolated, not run.
         "full": Config(hidden=800, alphas=(0.005, 0.02, 0.05, 0.1, 0.2), epochs=512, lr=1e-3),
     },
     run=run,

@@ -10,8 +10,8 @@ Every method trains the same network from the same initial weights on the same b
 number of steps T, with SGD (momentum 0.9, Nesterov, weight decay 5e-4) and a cosine learning rate; all the
 networks of one model train in lockstep in one phase. Sparsity is over the conv and linear weights (biases
 stay dense); a sparse start scales the kept initial weights by 1/sqrt(layer density) (``scale_init``):
-without it LeNet-5 at >= 90% sparsity from a random sparse start never leaves chance accuracy (measured:
-10.0% for SET and RigL at 90-98%), because no normalisation layer restores the shrunken signal.
+without it LeNet-5 at >= 90% sparsity from a random sparse start never leaves chance accuracy, because no
+normalisation layer restores the shrunken signal.
 
 - dense: no masks.
 - GMP (Zhu & Gupta 2017): dense start; the density falls on the cubic schedule to the target between step
@@ -25,37 +25,15 @@ without it LeNet-5 at >= 90% sparsity from a random sparse start never leaves ch
   (r0 = 0.5, cosine over the whole training to 0.005, as in the authors' code). Dense-to-sparse by default
   (``granet_initial_density`` 1.0), the variant the paper compares with GMP.
 
-Outcome, and why "GraNet >= GMP at 95% and 98%" is not shown: the two differ by less than this test set
-(1,000 digits) and eight seeds resolve. Full budget (100 epochs, ``delta_t`` 100, the paper's regime of ~1,000
-steps between updates scaled down) with the default recipe (one epoch of learning-rate warm-up), GraNet - GMP
-in points for the MLP at 95 / 98% and the CNN at 95 / 98%, seeds 0-7: -0.3, -0.4, -0.5, -0.9 / -0.1, +0.4,
-+0.8, -1.0 / -0.5, +0.2, -0.6, -0.4 / +0.3, -0.5, -0.7, +0.8 / -0.2, -0.1, +0.1, +0.7 / -0.2, -0.8, +1.1, +1.1 /
-+0.4, +0.3, +0.5, +1.0 / +0.4, -0.2, +0.4, +0.5. Means (standard error over seeds): -0.03 (0.12), -0.14 (0.15),
-+0.14 (0.24), +0.23 (0.30) points, each within one standard error of 0; GraNet is ahead in 16 of the 32
-cells, and the claim (all four cells ``>=``) holds on seed 6 only. The claim output reports each cell's
-discordant digits and its test-set (McNemar) standard error, about 0.6 points. GraNet >= SET holds on 6 of 8
-seeds (by 0.2-8.6 points; it fails on seed 0 by 0.1 point for the MLP at 95% and on seed 2 by 0.2 point for the
-CNN at 95%), and GraNet at 90% is within 1.2 points of dense on every seed (dense: MLP 94.4-95.0%, CNN
-97.5-98.3%). 17-19 min per seed with two runs in parallel. Quick budget (6 epochs, about 1 min), seeds 0 / 1 / 2:
--0.5, +0.6, +0.3, -0.2 / -0.3, +0.5, -0.3, -0.9 / -0.9, +0.6, +0.1, +0.2 points; GraNet >= SET by 0.7-30.7 points
-and within 0.6-2.1 points of dense at 90% on all three (2 of 3 claims each).
+Deviations from the paper: MNIST digits (a 5,000-image sample), LeNet-300-100 and LeNet-5 instead of
+CIFAR/ImageNet and VGG/ResNets; 6 (quick) or 100 (full) epochs instead of the paper's 160 on CIFAR, with
+``delta_t`` scaled down accordingly; one epoch of linear learning-rate warm-up before the cosine
+(``warmup_epochs``; without it the full budget's dense-start CNNs could die in their first steps);
+``scale_init`` for sparse starts; the "within 3 points of dense" claim also requires the dense network to
+learn (at least 50% test accuracy).
 
-Why the warm-up (``warmup_epochs``, default 1): without it, seed 7 exposed a training failure, not a GraNet one.
-With He initialisation the CNN starts at loss 3.84, and at the full budget's constant early learning rate (0.05,
-Nesterov momentum 0.9) the dense-start CNNs died within 100 steps (loss 2.30, 10% test accuracy: dense, GMP at 80%
-and GraNet at every sparsity; GMP at 90-98% recovered only once pruning had removed most weights, 0.87-0.93). The
-MLP and the sparse-start SET and RigL were unaffected; the same seed at the quick budget, or with the CNN trained
-for 3 epochs, did not collapse. With the warm-up the seed-7 dense CNN reaches 98.0%. The "within 3 points of
-dense" claim also requires the dense network to reach 50% test accuracy: on seed 7 it had passed with both
-networks at chance.
-
-Before the warm-up (``warmup_epochs=0``), full budget, seeds 0-6: +0.2, +0.4, +0.5, -0.1 / +0.2, -0.1, +0.2, -0.2
-/ -0.3, 0.0, 0.0, -0.3 / +0.5, +0.3, +0.5, +0.2 / +0.1, -0.3, -0.1, +0.1 / +0.3, +0.9, +0.3, +0.1 / +0.1, +0.7,
-+1.3, +0.1 points (the claim held on seeds 3, 5 and 6); means +0.16 (0.09), +0.27 (0.16), +0.39 (0.18), -0.01
-(0.07). The change of recipe alone moved single cells by up to 1.7 points (seed 5, MLP at 98%: +0.9 to -0.8;
-seed 0: +0.2, +0.4, +0.5, -0.1 to -0.3, -0.4, -0.5, -0.9), more than the differences being measured.
-Quick budget without warm-up, seed 0 with ``repeats=3`` (paired means): -0.33, +0.77, -0.57, -0.27 points
-(repeat-to-repeat standard errors 0.2-0.55); with ``delta_t`` 20: -0.17, +0.57, -0.13, -0.97.
+Measured results per seed and budget, why "GraNet >= GMP" is not shown, and the history of the recipe:
+``docs/results/sparse-training.md``.
 
 Shapes: MLP input ``[B, 784]``, CNN input ``[B, 1, 28, 28]`` (or ``[B, 784]``); logits ``[B, 10]``.
 """
@@ -71,6 +49,7 @@ from torch import Tensor, nn
 
 from neuroplastic._checks import check_int
 from neuroplastic.data import load_mnist_sample
+from neuroplastic.evaluation import correct_mask
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure.sparse_training import GMP, SET, GraNet, RigL
@@ -96,8 +75,8 @@ class Config:
     RigL stops rewiring at 75% of training with fraction 0.3. ``delta_t`` = 10 of the quick budget's 378 steps
     gives 26 pruning updates before t1 (GraNet on CIFAR: 43) and 28 rewiring updates for SET and RigL.
     ``warmup_epochs``: the learning rate rises linearly over this many first epochs (0: none; rounded to whole
-    steps, see :func:`learning_rate`). Without the default one epoch (63 steps of 4,000 images at batch 64)
-    the dense-start CNNs of full-budget seed 7 died in their first 100 steps (module docstring).
+    steps, see :func:`learning_rate`). The default is one epoch (63 steps of 4,000 images at batch 64):
+    without it, dense-start CNNs died in their first steps at the full budget (docs/results/sparse-training.md).
     ``repeats``: every network is trained this many times, from different initial weights, masks and batch
     orders (repeat ``r`` of seed ``s`` uses the seeds of seed ``s`` shifted by ``r``); the reported accuracies
     are the means over the repeats, the per-repeat values are kept (``..._acc_repeats``). Methods are paired
@@ -216,21 +195,6 @@ def _key(model: str, method: str, sparsity: float | None) -> str:
     return f"{model}_dense" if sparsity is None else f"{model}_{method}_{round(sparsity * 100)}"
 
 
-@torch.no_grad()
-def correct_mask(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> Tensor:
-    """Boolean ``[N]``: which of ``x`` the model classifies as ``y``."""
-    model.eval()
-    hits = torch.cat([model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]
-                      for i in range(0, len(x), batch_size)])
-    model.train()
-    return hits
-
-
-def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> float:
-    """Fraction of ``x`` classified as ``y``."""
-    return int(correct_mask(model, x, y, batch_size).sum()) / len(x)
-
-
 def _train_model(model_name: str, config: Config, run_dir: RunDirectory, data: dict[str, Tensor],
                  repeat: int = 0) -> dict[str, Any]:
     """Train the dense network and every (method, sparsity) variant of ``model_name`` in lockstep, one phase.
@@ -294,7 +258,7 @@ def _train_model(model_name: str, config: Config, run_dir: RunDirectory, data: d
         if log_now and repeat == 0:
             run_dir.log(step, **row)
     result: dict[str, Any] = {}
-    hits = {key: correct_mask(model, data["x_test"], data["y_test"], config.eval_batch_size)
+    hits = {key: correct_mask(model, data["x_test"], data["y_test"], batch_size=config.eval_batch_size)
             for key, (model, _, _) in nets.items()}
     for key, (_, _, manager) in nets.items():
         result[f"{key}_acc"] = int(hits[key].sum()) / len(hits[key])

@@ -7,6 +7,9 @@
   and a player of grid-maze episodes.
 - :mod:`~neuroplastic.models.language`: character-level language models and the parameter-matched LSTM.
 - :mod:`~neuroplastic.models.snn`: a non-plastic recurrent LIF layer and a spiking network with a leaky readout.
+- :mod:`~neuroplastic.models.mlp`: ReLU multilayer perceptrons (:func:`relu_mlp`).
+- :mod:`~neuroplastic.models.spiking`: spiking MLPs of LIF neurons (:class:`SpikingMLP`,
+  :class:`SpikingRateMLP`, :func:`spiking_activity`).
 
 Layer: above ``neurons`` and ``plasticity`` (whose layers these networks combine); uses ``tasks``.
 """
@@ -23,13 +26,16 @@ from neuroplastic.models.language import (
     matched_lstm_hidden_size,
     sample_text,
 )
+from neuroplastic.models.mlp import relu_mlp
 from neuroplastic.models.resnet import BasicBlock, ResNet
 from neuroplastic.models.rnn import RNN, RNNCell, RNNState
 from neuroplastic.models.snn import AssociationSNN, PlainRecurrentLIF
+from neuroplastic.models.spiking import SpikingMLP, SpikingRateMLP, spiking_activity
 
 __all__ = [
     "ConvBlock", "SmallCNN", "BasicBlock", "ResNet", "IMAGE_ARCHITECTURES", "build_image_classifier",
     "RNNState", "RNNCell", "RNN", "ActorCritic", "MazeAgent", "run_maze_episodes",
     "CharLanguageModel", "detach_state", "lstm_parameter_count", "matched_lstm_hidden_size",
     "init_like_plastic_cell", "evaluate_bpc", "sample_text", "PlainRecurrentLIF", "AssociationSNN",
+    "relu_mlp", "SpikingMLP", "SpikingRateMLP", "spiking_activity",
 ]

@@ -112,10 +112,8 @@ def membrane_rectifier(h: Tensor, threshold: Tensor | float = 1.0, k: float = MP
     and ``H(mpr(h) - theta) = H(h - theta)``: the spikes are unchanged and only the surrogate gradient
     (evaluated at ``mpr(h) - theta`` and multiplied by ``mpr'(h) = phi'(u)``) differs.
 
-    Source: the equation as recalled from the paper, checked against a public implementation found with
-    the search tool (a function ``MPR(s, thresh)`` with the same three segments, ``K = 3`` written as
-    ``3 * thresh`` with ``thresh = 0.5``, in an SNN code base of unstated provenance); the paper's own
-    repository was not found there. K is :data:`MPR_K`.
+    K is :data:`MPR_K`. How the equation was checked against a public implementation:
+    ``docs/results/snn-reset.md``.
 
     Shapes: ``h`` any ``[..., N]``; ``threshold`` a number, 0-d or ``[N]``.
     """

@@ -2,7 +2,8 @@
 
 - Connection level: :class:`SparsityManager` (masks on any model, kept in force after every optimizer
   step, saved in ``state_dict``), criteria, schedules, and the algorithms :class:`GMP`, :class:`SET`,
-  :class:`RigL`, :class:`GraNet`; :class:`GradRewiring` (Grad R: ``w = sign * relu(theta)``).
+  :class:`RigL`, :class:`GraNet`; :class:`GradRewiring` (Grad R: ``w = sign * relu(theta)``) and one epoch
+  of training with it, :func:`grad_r_epoch`.
 - Neuron level: the dormant ratio, ReDo resets and DrM perturbation (:mod:`.dormant`), compaction of
   dead units into smaller dense layers (:func:`compact`).
 - Growth and shrinkage from one neuron (:class:`GrowableRNN`, :class:`GrowableMLP`, :class:`GrowthRule`).
@@ -65,7 +66,14 @@ from neuroplastic.structure.lnp import (
 )
 from neuroplastic.structure.masks import DISTRIBUTIONS, erk_densities, uniform_densities
 from neuroplastic.structure.neuron_masks import NeuronMasks, prune_units
-from neuroplastic.structure.rewiring import Connectivity, GradRewiring, laplace_location, rewired_weight
+from neuroplastic.structure.rewiring import (
+    Connectivity,
+    GradREpoch,
+    GradRewiring,
+    grad_r_epoch,
+    laplace_location,
+    rewired_weight,
+)
 from neuroplastic.structure.rnp import (
     ReconstructiveNeuronPruning,
     RNPConfig,
@@ -85,10 +93,11 @@ __all__ = [
     "activation_units", "random_units", "trigger_ranking", "oracle_counts", "oracle_curve", "lowest_mask_units",
     "unit_pruning_costs", "threshold_sweep",
     "DISTRIBUTIONS", "GMP", "SET", "CompactionReport", "Connectivity", "CosineFractionSchedule",
-    "CubicDensitySchedule", "DormantResult", "GradRewiring", "GraNet", "LayerCompaction", "RigL",
+    "CubicDensitySchedule", "DormantResult", "GradREpoch", "GradRewiring", "GraNet", "LayerCompaction", "RigL",
     "SparsityManager", "append_slices", "compact", "count_parameters", "dead_units", "dormant_mask",
     "dormant_ratio", "dormant_scores", "drm_perturb", "drm_perturb_factor", "erk_densities", "gradient_magnitude",
-    "laplace_location", "magnitude", "momentum", "neuron_layer_pairs", "random_scores", "redo", "redo_reset",
+    "grad_r_epoch", "laplace_location", "magnitude", "momentum", "neuron_layer_pairs", "random_scores", "redo",
+    "redo_reset",
     "replace_parameter", "reset_state", "rewired_weight", "select_slices", "uniform_densities", "unit_activity",
     "LNPConfig", "LNPResult", "lyapunov_noise_prune", "activity_prune", "random_prune", "RESCALE_MODES",
     "discrete_lyapunov_covariance", "noise_prune_scores", "noise_prune_probabilities", "sample_synapses",

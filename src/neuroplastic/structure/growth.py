@@ -35,9 +35,8 @@ Every change goes through :mod:`neuroplastic.structure.surgery`, so the optimize
 momentum, Adam's moments) follows: kept units keep theirs; new units get each state tensor's mean over the
 existing entries (``new_state="mean"``, the default) or zeros. With zeros, Adam moves a new unit's weights by
 several times the learning rate for its first tens of steps (its second moment starts at 0 while the bias
-correction, shared by the whole parameter, is already ~1), which recruited new units on noise (with the
-loss-term penalty, a hard-task RNN of the growing-RNN experiment went from 12 to 68 neurons in 500 steps; with
-the mean, it did not); the paper's code likewise starts new units' RMSProp memory at 0.01, not 0.
+correction, shared by the whole parameter, is already ~1), which recruits new units on noise (measured in
+``docs/results/growing-rnn.md``); the paper's code likewise starts new units' RMSProp memory at 0.01, not 0.
 
 Use: after each ``optimizer.step()``, call ``model.shrink_(strength)`` (or add ``model.l1_penalty(strength)`` to
 the loss before ``backward``) and ``model.update_structure(rule, optimizer, generator)``.
@@ -52,8 +51,8 @@ Differences from the paper (its final version and code, ``rnn.py`` of ThomasMico
   the same for every weight). ``l1_penalty`` is the loss-term form. With Adam the two differ: Adam rescales the
   loss term's pull together with the task gradient, so a unit survives whenever its task gradient outweighs
   ``strength / (G * J)``, however small both are; the decoupled step pulls by a fixed amount that any consistent
-  task gradient (which Adam turns into steps of about the learning rate) overcomes. In the growing-RNN
-  experiment only the decoupled step let networks grow past the task's first plateau.
+  task gradient (which Adam turns into steps of about the learning rate) overcomes (how the two compared in
+  the growing-RNN experiment: ``docs/results/growing-rnn.md``).
 - Decisions: the paper keeps k = 1 sub-threshold units (``reserve``), deletes each excess one with probability
   0.05 per step and adds one with probability 0.01 per step when fewer than k are below the threshold; here both
   are deterministic (a patience counter for removal, which also replaces a reserve unit that stays unrecruited;

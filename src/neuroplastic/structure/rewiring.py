@@ -57,13 +57,16 @@ trains ``theta`` through the redefined gradient::
 To restore a checkpoint, attach Grad R to a freshly built model first (same targets), then call
 ``model.load_state_dict``: it overwrites ``theta`` and the signs. A module that reads its weight many times
 per forward (a hand-written recurrent loop) can compute ``w`` once with ``parametrize.cached()``.
+
+Training: :func:`grad_r_epoch` runs one epoch of minibatch training with the prior step after every optimizer
+step and counts the connections that were pruned (``theta`` crossed 0 downwards) and regrown (upwards).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -71,7 +74,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 __all__ = ["rewired_weight", "laplace_location", "prior_sparsity", "laplace_prior_grad", "prior_update",
-           "connectivity_fraction", "RewiredWeight", "Connectivity", "GradRewiring"]
+           "connectivity_fraction", "RewiredWeight", "Connectivity", "GradRewiring", "GradREpoch", "grad_r_epoch"]
 
 
 # ---------------------------------------------------------------------------------------------- core
@@ -371,3 +374,53 @@ class GradRewiring:
     def __repr__(self) -> str:
         return (f"GradRewiring(alpha={self.alpha:g}, target_sparsity={self.target_sparsity:g}, "
                 f"location={self.location:.4g}, prior={self.prior}, weights={self.names})")
+
+
+# ---------------------------------------------------------------------------------------------- training
+class GradREpoch(NamedTuple):
+    """What one epoch of :func:`grad_r_epoch` measured on its training batches."""
+
+    loss: float
+    """Mean training loss per sample (each batch's loss weighted by its size), before each step."""
+    correct: int
+    """Training samples whose output's arg-max was the label, before each step."""
+    pruned: int
+    """Connections whose ``theta`` went from > 0 to <= 0 over a step (optimizer and prior), summed."""
+    regrown: int
+    """Connections whose ``theta`` went from <= 0 to > 0 over a step, summed."""
+
+
+def grad_r_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[[Tensor, Tensor], Tensor],
+                 inputs: Tensor, labels: Tensor, order: Tensor, batch_size: int,
+                 rewiring: GradRewiring | None = None) -> GradREpoch:
+    """One epoch of minibatch training, with Grad R's prior step after every optimizer step.
+
+    Chen et al. 2021. The batches are ``order [n]`` (indices into ``inputs [N, ...]`` and ``labels [N]``) cut
+    into pieces of ``batch_size``; for each: ``outputs = model(inputs[batch])``, ``loss_fn(outputs,
+    labels[batch])`` (a scalar), ``optimizer.zero_grad()``, backward, ``optimizer.step()``, then
+    ``rewiring.prior_step(optimizer)`` (``rewiring`` None: a dense network, no prior, nothing counted). The
+    optimizer must have been built after ``rewiring`` was attached. Predictions are ``outputs.argmax(1)``.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if order.dim() != 1 or order.numel() == 0:
+        raise ValueError(f"order must be a non-empty [n] tensor of indices, got shape {list(order.shape)}")
+    thetas = list(rewiring.thetas().values()) if rewiring is not None else []
+    loss_sum, correct, pruned, regrown = 0.0, 0, 0, 0
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        before = [theta.detach() > 0 for theta in thetas]
+        outputs = model(inputs[index])
+        loss = loss_fn(outputs, labels[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if rewiring is not None:
+            rewiring.prior_step(optimizer)
+            for was, theta in zip(before, thetas, strict=True):
+                now = theta.detach() > 0
+                pruned += int((was & ~now).sum())
+                regrown += int((~was & now).sum())
+        loss_sum += float(loss.detach()) * len(index)
+        correct += int((outputs.detach().argmax(dim=1) == labels[index]).sum())
+    return GradREpoch(loss_sum / len(order), correct, pruned, regrown)

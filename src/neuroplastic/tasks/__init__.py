@@ -6,6 +6,7 @@
 - :mod:`~neuroplastic.tasks.text`: character-level language modelling data.
 - :mod:`~neuroplastic.tasks.lorenz`: Lorenz time-series prediction, and the NRMSE metric (Chakraborty et al. 2024).
 - :mod:`~neuroplastic.tasks.rl`: discounted returns and the advantage actor-critic loss of the RL tasks.
+- :mod:`~neuroplastic.tasks.sequences`: an easy and a hard next-character sequence (Miconi 2016).
 
 Every random draw takes a CPU ``torch.Generator``; tensors are drawn on the CPU then moved to ``device``.
 """
@@ -29,6 +30,7 @@ from neuroplastic.tasks.pattern_completion import (
     pattern_completion_batch,
 )
 from neuroplastic.tasks.rl import a2c_loss, discounted_returns, policy_log_probs
+from neuroplastic.tasks.sequences import easy_batch, hard_batch, task_batch
 from neuroplastic.tasks.text import (
     CharVocabulary,
     bits_per_character,
@@ -70,4 +72,7 @@ __all__ = [
     "prediction_windows",
     "observe_components",
     "nrmse",
+    "easy_batch",
+    "hard_batch",
+    "task_batch",
 ]
