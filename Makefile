@@ -23,8 +23,9 @@ run: $(STAMP)
 	$(VENV)/bin/neuroplastic run --all --budget quick --out runs --jobs $(JOBS)
 	$(VENV)/bin/neuroplastic report runs --output runs/report.html
 
+# in parallel worker processes (pytest-xdist, one per core); the 15 slowest tests are listed at the end
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n auto --durations=15
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
