@@ -37,6 +37,15 @@ def test_a_run_writes_its_directory(toy, tmp_path):
     assert len(lines) == 1 + 2 * (12 + 1 + 1)  # per phase: 12 steps, one weight_error row, one eval row
 
 
+def test_auto_plot_false_skips_the_default_metrics_plot(toy, tmp_path):
+    quiet = dataclasses.replace(toy, auto_plot=False)
+    run_experiment(quiet, out=tmp_path, overrides={"steps": "4"}, progress=False)
+    assert not (tmp_path / "toy" / "metrics.png").exists()
+    assert (tmp_path / "toy" / "loss_curve.png").is_file()  # the experiment's own figure is still written
+    with pytest.raises(TypeError, match="auto_plot must be a bool"):
+        dataclasses.replace(toy, auto_plot="no")
+
+
 def test_claims_that_fail_raise_or_miss_metrics_are_failed_results(toy, tmp_path):
     claims = run_experiment(toy, out=tmp_path, progress=False)["claims"]
     assert [set(c) for c in claims] == [{"paper", "statement", "passed", "measured"}] * 4

@@ -76,6 +76,8 @@ class Experiment:
     :class:`neuroplastic.runs.RunDirectory`), and returns a flat dict of final metrics that the claims read.
     The runner calls it with ``threads`` PyTorch intra-op threads (the number its quick runs want; small
     models run fastest on one), unless the command line or the config's own ``threads`` field says otherwise.
+    ``auto_plot=False`` skips the runner's default ``metrics.png`` (for an experiment that draws its own figures
+    of everything it logs).
     """
 
     name: str
@@ -89,12 +91,15 @@ class Experiment:
     main_metric: str = "loss"
     tags: tuple[str, ...] = field(default_factory=tuple)
     threads: int = 1
+    auto_plot: bool = True
 
     def __post_init__(self) -> None:
         if not is_dataclass(self.config_class):
             raise TypeError(f"{self.name}: config_class must be a dataclass")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             raise ValueError(f"{self.name}: threads must be a positive int, got {self.threads!r}")
+        if not isinstance(self.auto_plot, bool):
+            raise TypeError(f"{self.name}: auto_plot must be a bool, got {self.auto_plot!r}")
         missing = [b for b in BUDGETS if b not in self.budgets]
         if missing:
             raise ValueError(f"{self.name}: budgets must define {BUDGETS}, missing {missing}")

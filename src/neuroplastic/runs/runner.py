@@ -203,7 +203,7 @@ def run_experiment(
         )
     metrics = {str(key): _plain(value) for key, value in metrics.items()}
     claims = [evaluate_claim(claim, metrics) for claim in experiment.claims]
-    plot_metrics(run_dir.metrics, path / "metrics.png", title=experiment.name)
+    plot_metrics(run_dir.metrics, path / "metrics.png", title=experiment.name, enabled=experiment.auto_plot)
     summary = {
         "experiment": experiment.name,
         "paper": experiment.paper,
