@@ -25,6 +25,8 @@ from neuroplastic.dynamics.reservoir import (
     noise_currents,
     random_reservoir,
     reservoir_exponents,
+    reservoir_readout,
+    reservoir_validation_nrmse,
     simulate,
     spike_divergence,
     subnetwork,
@@ -42,7 +44,7 @@ __all__ = [
     "JACOBIAN_METHODS", "LyapunovSpectrum", "lyapunov_spectrum", "perturbation_lyapunov_exponent",
     "RESET_MODES", "check_lif_network", "smooth_lif_step", "smooth_lif_tangent", "network_lyapunov_spectrum",
     "lif_linearization",
-    "SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "noise_currents", "reservoir_exponents",
-    "spike_divergence",
+    "SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "reservoir_readout", "reservoir_validation_nrmse",
+    "noise_currents", "reservoir_exponents", "spike_divergence",
     "fit_readout", "predict", "validation_scores", "fit_validated_readout",
 ]

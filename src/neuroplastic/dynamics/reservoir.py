@@ -17,6 +17,8 @@ are this library's choices::
 - :class:`SpikingReservoir`: the network's tensors; :func:`random_reservoir` draws one;
   :func:`subnetwork` restricts it to some neurons with new recurrent weights (after a pruning).
 - :func:`simulate`: the spiking run on a batch of input series, returning the filtered spikes and rates.
+- :func:`reservoir_readout`: train a ridge readout (:mod:`neuroplastic.dynamics.readout`) on a training series
+  and test it on held-out series; :func:`reservoir_validation_nrmse`: the validation error alone.
 - :func:`noise_currents`: a task-agnostic white-noise drive through the input weights.
 - :func:`reservoir_exponents`: Lyapunov exponents of the network's smooth map (:mod:`.smooth_lif`) under a drive.
 - :func:`spike_divergence`: how the spiking network (not a smoothed map) treats a small membrane perturbation.
@@ -25,17 +27,19 @@ are this library's choices::
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from neuroplastic.dynamics.lyapunov import perturbation_lyapunov_exponent
+from neuroplastic.dynamics.readout import fit_validated_readout, predict, validation_scores
 from neuroplastic.dynamics.smooth_lif import network_lyapunov_spectrum, smooth_lif_step
 from neuroplastic.neurons import decay_from_tau, lif_step
+from neuroplastic.tasks.lorenz import nrmse
 
-__all__ = ["SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "noise_currents",
-           "reservoir_exponents", "spike_divergence"]
+__all__ = ["SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "reservoir_readout",
+           "reservoir_validation_nrmse", "noise_currents", "reservoir_exponents", "spike_divergence"]
 
 
 class SpikingReservoir(NamedTuple):
@@ -113,6 +117,41 @@ def simulate(net: SpikingReservoir, inputs: Tensor, *, trace_tau: float,
         trace = a * trace + spikes
         out[:, t] = trace
     return out, counts / (batch * steps)
+
+
+def reservoir_readout(net: SpikingReservoir, train_inputs: Tensor, train_targets: Tensor, test_inputs: Tensor,
+                      test_targets: Tensor, *, trace_tau: float, washout: int, ridges: tuple[float, ...],
+                      validation_fraction: float, threshold: float = 1.0) -> dict[str, Any]:
+    """Train a ridge readout on the network's filtered spikes over a training series, test it on held-out series.
+
+    ``train_inputs [T, D]`` / ``train_targets [T, O]``, ``test_inputs [S, T', D]`` / ``test_targets [S, T', O]``;
+    each series is simulated from rest (:func:`simulate`) and its first ``washout`` steps are dropped. The ridge
+    strength is the one of ``ridges`` with the lowest NRMSE on the training series' last ``validation_fraction``
+    (:func:`~neuroplastic.dynamics.readout.fit_validated_readout`), the readout refitted on the whole series.
+
+    Returns ``nrmse`` (all test series together), ``nrmse_series`` (per series), ``train_nrmse``, ``ridge``,
+    ``rates [N]`` (on the training series) and ``prediction`` / ``target`` ``[S, T' - washout, O]``.
+    """
+    train_features, rates = simulate(net, train_inputs[None], trace_tau=trace_tau, threshold=threshold)
+    features, targets = train_features[0, washout:], train_targets[washout:]
+    readout, ridge = fit_validated_readout(features, targets, ridges, validation_fraction)
+    test_features, _ = simulate(net, test_inputs, trace_tau=trace_tau, threshold=threshold)
+    prediction = predict(test_features[:, washout:], readout)
+    target = test_targets[:, washout:]
+    return {"nrmse": float(nrmse(prediction, target)),
+            "nrmse_series": [float(nrmse(prediction[s], target[s])) for s in range(target.shape[0])],
+            "train_nrmse": float(nrmse(predict(features, readout), targets)), "ridge": ridge,
+            "rates": rates, "prediction": prediction, "target": target}
+
+
+def reservoir_validation_nrmse(net: SpikingReservoir, inputs: Tensor, targets: Tensor, *, trace_tau: float,
+                               washout: int, ridges: tuple[float, ...], validation_fraction: float,
+                               threshold: float = 1.0) -> float:
+    """The validation NRMSE that :func:`reservoir_readout` chooses its ridge by (the lowest over ``ridges``, on
+    the last ``validation_fraction`` of the series ``inputs [T, D]`` / ``targets [T, O]`` after ``washout``),
+    without any held-out series."""
+    features, _ = simulate(net, inputs[None], trace_tau=trace_tau, threshold=threshold)
+    return min(validation_scores(features[0, washout:], targets[washout:], ridges, validation_fraction))
 
 
 def noise_currents(net: SpikingReservoir, steps: int, generator: torch.Generator) -> Tensor:

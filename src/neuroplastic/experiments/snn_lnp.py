@@ -31,9 +31,9 @@ than the paper's neuron-only AP (a diagnostic). Claim 4 (equal stability) is our
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 import torch
@@ -41,17 +41,16 @@ from torch import Tensor
 
 from neuroplastic.dynamics import (
     SpikingReservoir,
-    fit_validated_readout,
     noise_currents,
-    predict,
     random_reservoir,
     reservoir_exponents,
-    simulate,
+    reservoir_readout,
+    reservoir_validation_nrmse,
     spike_divergence,
     subnetwork,
-    validation_scores,
 )
-from neuroplastic.runs import Claim, Experiment, RunDirectory, apply_overrides
+from neuroplastic.runs import Claim, Experiment, RunDirectory, grid_search, param
+from neuroplastic.runs.config import config_error
 from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure import LNPConfig, activity_prune, lyapunov_noise_prune, random_prune, scale_to_lyapunov
 from neuroplastic.tasks.lorenz import LorenzData, lorenz_prediction_data, nrmse, observe_components
@@ -79,63 +78,65 @@ class Config:
     (docs/results/snn-lnp.md).
     """
 
-    neurons: int = 1000
-    tau_mean: float = 8.0
-    tau_shape: int = 3
+    neurons: int = param(1000, minimum=1)
+    tau_mean: float = param(8.0, minimum=0, exclusive_minimum=True)
+    tau_shape: int = param(3, minimum=1)
     # input_gain, recurrent_gain, bias_max, readout_tau: chosen by tune_dense (docs/results/snn-lnp.md)
-    recurrent_gain: float = 2.0
-    input_gain: float = 2.0
-    bias_max: float = 4.8
-    threshold: float = 1.0
-    readout_tau: float = 10.0
+    recurrent_gain: float = param(2.0, minimum=0)
+    input_gain: float = param(2.0, minimum=0)
+    bias_max: float = param(4.8, minimum=0)
+    threshold: float = param(1.0, minimum=0, exclusive_minimum=True)
+    readout_tau: float = param(10.0, minimum=0, exclusive_minimum=True)
     # task
-    observed: tuple[int, ...] = (0,)
-    horizon: int = 5
-    subsample: int = 2
-    train_steps: int = 4000
-    test_steps: int = 1500
-    test_series: int = 4
-    washout: int = 100
-    ridges: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-    validation_fraction: float = 0.2
+    observed: tuple[int, ...] = param((0,), choices=(0, 1, 2), min_length=1)
+    horizon: int = param(5, minimum=1)
+    subsample: int = param(2, minimum=1)
+    train_steps: int = param(4000, minimum=1)
+    test_steps: int = param(1500, minimum=1)
+    test_series: int = param(4, minimum=1)
+    washout: int = param(100, minimum=0)
+    ridges: tuple[float, ...] = param((1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0), minimum=0, min_length=1)
+    validation_fraction: float = param(0.2, minimum=0, exclusive_minimum=True, maximum=1, exclusive_maximum=True)
     # pruning
-    synapse_fraction: float = 0.2
-    neuron_fraction: float = 0.75
-    sweep_fractions: tuple[float, ...] = (0.05, 0.1)
+    synapse_fraction: float = param(0.2, minimum=0, exclusive_minimum=True, maximum=1)
+    neuron_fraction: float = param(0.75, minimum=0, exclusive_minimum=True, maximum=1)
+    sweep_fractions: tuple[float, ...] = param((0.05, 0.1), minimum=0, exclusive_minimum=True, maximum=1)
     # diagnostic: the dense network with its recurrent weights multiplied by these factors (NRMSE vs exponent)
-    gain_sweep: tuple[float, ...] = (0.6, 0.8, 1.2)
-    slope: float = 10.0
-    centrality_rounds: int = 4
-    noise_steps: int = 600
-    lyapunov_warmup: int = 100
+    gain_sweep: tuple[float, ...] = param((0.6, 0.8, 1.2), minimum=0)
+    slope: float = param(10.0, minimum=0, exclusive_minimum=True)
+    centrality_rounds: int = param(4, minimum=1)
+    noise_steps: int = param(600, minimum=1)
+    lyapunov_warmup: int = param(100, minimum=0)
     # analysis
-    spectrum_k: int = 8
-    spectrum_steps: int = 1000
+    spectrum_k: int = param(8, minimum=1)
+    spectrum_steps: int = param(1000, minimum=1)
     threads: int = 1
 
+    def check(self) -> None:
+        if self.washout >= min(self.train_steps, self.test_steps):
+            raise config_error(self, "washout", f"less than train_steps ({self.train_steps}) and test_steps "
+                                                f"({self.test_steps})")
+        if self.lyapunov_warmup >= self.noise_steps:
+            raise config_error(self, "lyapunov_warmup", f"less than noise_steps ({self.noise_steps})")
 
-def _simulate(net: SpikingReservoir, inputs: Tensor, config: Config) -> tuple[Tensor, Tensor]:
-    return simulate(net, inputs, trace_tau=config.readout_tau, threshold=config.threshold)
+
+def _readout(config: Config) -> dict[str, Any]:
+    return {"trace_tau": config.readout_tau, "threshold": config.threshold, "washout": config.washout,
+            "ridges": config.ridges, "validation_fraction": config.validation_fraction}
 
 
 def evaluate(net: SpikingReservoir, data: LorenzData, config: Config) -> dict[str, Any]:
-    """Train the readout (ridge chosen on a validation tail) and measure NRMSE on the held-out series.
+    """Train the readout (ridge chosen on a validation tail) and measure NRMSE on the held-out series
+    (:func:`neuroplastic.dynamics.reservoir_readout`).
 
     Returns ``nrmse`` (all test series together), ``nrmse_series`` (per series), ``train_nrmse``, ``ridge``,
     ``rates [N]`` (training series), ``prediction`` / ``target`` ``[T, 3]`` (the first test series, after the
     washout) for the plots.
     """
-    washout = config.washout
-    train_features, rates = _simulate(net, data.train_inputs[None], config)
-    features, targets = train_features[0, washout:], data.train_targets[washout:]
-    readout, ridge = fit_validated_readout(features, targets, config.ridges, config.validation_fraction)
-    test_features, _ = _simulate(net, data.test_inputs, config)
-    prediction = predict(test_features[:, washout:], readout)
-    target = data.test_targets[:, washout:]
-    return {"nrmse": float(nrmse(prediction, target)),
-            "nrmse_series": [float(nrmse(prediction[s], target[s])) for s in range(target.shape[0])],
-            "train_nrmse": float(nrmse(predict(features, readout), targets)), "ridge": ridge,
-            "rates": rates.cpu(), "prediction": prediction[0].cpu(), "target": target[0].cpu()}
+    result = reservoir_readout(net, data.train_inputs, data.train_targets, data.test_inputs, data.test_targets,
+                               **_readout(config))
+    return {**result, "rates": result["rates"].cpu(), "prediction": result["prediction"][0].cpu(),
+            "target": result["target"][0].cpu()}
 
 
 def _lnp_config(config: Config, synapse_fraction: float, stabilize: bool = True) -> LNPConfig:
@@ -237,31 +238,20 @@ def dense_validation_nrmse(config: Config, seed: int, data: LorenzData | None = 
     """The dense network's validation NRMSE (best ridge; the training series' last ``validation_fraction``):
     what :func:`tune_dense` minimises. Uses no held-out series and no pruned network."""
     data = task_data(config, seed) if data is None else data
-    features, _ = _simulate(dense_network(config, seed, data.train_inputs.device), data.train_inputs[None], config)
-    washout = config.washout
-    return min(validation_scores(features[0, washout:], data.train_targets[washout:], config.ridges,
-                                 config.validation_fraction))
+    return reservoir_validation_nrmse(dense_network(config, seed, data.train_inputs.device), data.train_inputs,
+                                      data.train_targets, **_readout(config))
 
 
 def tune_dense(config: Config, seeds: tuple[int, ...], grid: dict[str, tuple[float, ...]],
                progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Every combination of ``grid`` (``Config`` field -> values) scored by the dense network's validation
-    NRMSE, averaged over ``seeds``; best first. Rows: the fields, ``validation_nrmse``, ``per_seed``.
-
-    The selection sees only the dense network and the training series (no pruning, no held-out data), as
-    the paper tunes its network's hyperparameters before the comparison.
+    NRMSE averaged over ``seeds`` (:func:`neuroplastic.runs.grid_search`); best first. Rows: the fields,
+    ``validation_nrmse``, ``per_seed``. It sees only the dense network and the training series (no pruning, no
+    held-out data), as the paper tunes its network's hyperparameters before the comparison.
     """
-    combinations = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
-    # every candidate built (field names and values checked) before any simulation
-    candidates = [apply_overrides(config, params) for params in combinations]
-    data = {seed: task_data(config, seed) for seed in seeds}
-    rows = []
-    for params, candidate in zip(combinations, candidates, strict=True):
-        per_seed = [dense_validation_nrmse(candidate, seed, data[seed]) for seed in seeds]
-        rows.append({**params, "validation_nrmse": sum(per_seed) / len(per_seed), "per_seed": per_seed})
-        if progress is not None:
-            progress(rows[-1])
-    return sorted(rows, key=lambda row: row["validation_nrmse"])
+    data = cache(lambda seed: task_data(config, seed))  # the task of the base config, built once per seed
+    return grid_search(config, grid, lambda candidate, seed: dense_validation_nrmse(candidate, seed, data(seed)),
+                       seeds, key="validation_nrmse", progress=progress)
 
 
 def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
@@ -450,42 +440,39 @@ def _plot_error_vs_lyapunov(run_dir: RunDirectory, config: Config, results: dict
 
 
 # ---------------------------------------------------------------------------------------------- claims
+def _pick(m: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: m.get(name) for name in names}
+
+
 def _lnp_close_to_dense(m: dict[str, Any]) -> tuple[bool, Any]:
     ratio = m["lnp_nrmse"] / m["dense_nrmse"]
     fewer = m["lnp_neurons"] < m["dense_neurons"] and m["lnp_synapses"] < m["dense_synapses"]
+    # context only (not part of the check): the dense network itself when made stable, LNP's neurons alone
     return ratio <= 1 + DENSE_MARGIN and fewer, {
-        "lnp_nrmse": m["lnp_nrmse"], "dense_nrmse": m["dense_nrmse"], "ratio": ratio,
-        "lnp_neurons": m["lnp_neurons"], "dense_neurons": m["dense_neurons"],
-        "lnp_synapses": m["lnp_synapses"], "dense_synapses": m["dense_synapses"],
-        # context only (not part of the check): the dense network itself when made stable
-        "dense_matched_nrmse": m.get("dense_matched_nrmse"),
-        "dense_best_stable_nrmse": m.get("dense_best_stable_nrmse"),
-        "lnp_neurons_only_nrmse": m.get("lnp_neurons_only_nrmse"),
-        "dense_same_size_nrmse": m.get("dense_same_size_nrmse")}
+        **_pick(m, "lnp_nrmse", "dense_nrmse"), "ratio": ratio,
+        **_pick(m, "lnp_neurons", "dense_neurons", "lnp_synapses", "dense_synapses", "dense_matched_nrmse",
+                "dense_best_stable_nrmse", "lnp_neurons_only_nrmse", "dense_same_size_nrmse")}
 
 
 def _lnp_matches_activity(m: dict[str, Any]) -> tuple[bool, Any]:
     same = m["lnp_neurons"] == m["activity_neurons"] and m["lnp_synapses"] == m["activity_synapses"]
+    # context only: the paper's form of AP (neurons only; more synapses than LNP)
     return same and m["lnp_nrmse"] <= m["activity_nrmse"], {
-        "lnp_nrmse": m["lnp_nrmse"], "activity_nrmse": m["activity_nrmse"], "random_nrmse": m["random_nrmse"],
-        "same_counts": same,
-        # context only: the paper's form of AP (neurons only; more synapses than LNP)
-        "activity_neurons_only_nrmse": m.get("activity_neurons_only_nrmse"),
-        "activity_neurons_only_synapses": m.get("activity_neurons_only_synapses")}
+        **_pick(m, "lnp_nrmse", "activity_nrmse", "random_nrmse"), "same_counts": same,
+        **_pick(m, "activity_neurons_only_nrmse", "activity_neurons_only_synapses")}
 
 
 def _lnp_stable(m: dict[str, Any]) -> tuple[bool, Any]:
-    return m["lnp_lyapunov_max"] <= 0.0, {"lnp_lyapunov_max": m["lnp_lyapunov_max"],
-                                          "lnp_lyapunov_max_perturbation": m["lnp_lyapunov_max_perturbation"],
-                                          "dense_lyapunov_max": m["dense_lyapunov_max"]}
+    return m["lnp_lyapunov_max"] <= 0.0, _pick(m, "lnp_lyapunov_max", "lnp_lyapunov_max_perturbation",
+                                               "dense_lyapunov_max")
 
 
 def _lnp_matches_activity_at_equal_stability(m: dict[str, Any]) -> tuple[bool, Any]:
     same = m["lnp_neurons"] == m["activity_matched_neurons"] and m["lnp_synapses"] == m["activity_matched_synapses"]
     matched = abs(m["activity_matched_lyapunov_matched"] - m["lnp_lyapunov_after_lnp"]) <= 0.01
     return same and matched and m["lnp_nrmse"] <= m["activity_matched_nrmse"], {
-        "lnp_nrmse": m["lnp_nrmse"], "activity_matched_nrmse": m["activity_matched_nrmse"],
-        "random_matched_nrmse": m["random_matched_nrmse"], "lnp_lyapunov": m["lnp_lyapunov_after_lnp"],
+        **_pick(m, "lnp_nrmse", "activity_matched_nrmse", "random_matched_nrmse"),
+        "lnp_lyapunov": m["lnp_lyapunov_after_lnp"],
         "activity_matched_lyapunov": m["activity_matched_lyapunov_matched"], "same_counts": same}
 
 

@@ -1,4 +1,5 @@
-"""The run platform: run directories with exact resume, the runner, validated configs and reports."""
+"""The run platform: run directories with exact resume, the runner, validated configs, grid searches over them
+and reports."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from .experiment import BUDGETS, Claim, ClaimResult, Experiment
 from .report import write_report
 from .rundir import CheckpointMismatch, RunDirectory, RunInterrupted
 from .runner import check_device, run_experiment
+from .tuning import grid_search
 
 __all__ = [
     "BUDGETS",
@@ -19,6 +21,7 @@ __all__ = [
     "apply_overrides",
     "check_device",
     "config_to_dict",
+    "grid_search",
     "param",
     "run_experiment",
     "validate_config",
