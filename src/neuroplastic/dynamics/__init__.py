@@ -7,6 +7,7 @@
 - :mod:`.reservoir`: a recurrent spiking reservoir with heterogeneous neurons (:class:`SpikingReservoir`,
   after Chakraborty & Mukhopadhyay's heterogeneous recurrent SNN): build, simulate, restrict, probe.
 - :mod:`.readout`: the ridge-regression readout trained on a reservoir's filtered spikes.
+- :mod:`.plots`: predicted series, Lyapunov spectra and the time constants a pruning keeps, on matplotlib axes.
 
 Imports: this package depends only on ``neurons`` (and ``tasks`` for the NRMSE metric), never on
 ``plasticity`` or ``structure``. Its measures are pure functions on maps and tensors, so ``structure`` may use
@@ -26,6 +27,7 @@ from neuroplastic.dynamics.reservoir import (
     random_reservoir,
     reservoir_exponents,
     reservoir_readout,
+    reservoir_stability,
     reservoir_validation_nrmse,
     simulate,
     spike_divergence,
@@ -45,6 +47,6 @@ __all__ = [
     "RESET_MODES", "check_lif_network", "smooth_lif_step", "smooth_lif_tangent", "network_lyapunov_spectrum",
     "lif_linearization",
     "SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "reservoir_readout", "reservoir_validation_nrmse",
-    "noise_currents", "reservoir_exponents", "spike_divergence",
+    "noise_currents", "reservoir_exponents", "spike_divergence", "reservoir_stability",
     "fit_readout", "predict", "validation_scores", "fit_validated_readout",
 ]

@@ -22,6 +22,7 @@ are this library's choices::
 - :func:`noise_currents`: a task-agnostic white-noise drive through the input weights.
 - :func:`reservoir_exponents`: Lyapunov exponents of the network's smooth map (:mod:`.smooth_lif`) under a drive.
 - :func:`spike_divergence`: how the spiking network (not a smoothed map) treats a small membrane perturbation.
+- :func:`reservoir_stability`: both measures under a fresh noise drive, in one call.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from neuroplastic.neurons import decay_from_tau, lif_step
 from neuroplastic.tasks.lorenz import nrmse
 
 __all__ = ["SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "reservoir_readout",
-           "reservoir_validation_nrmse", "noise_currents", "reservoir_exponents", "spike_divergence"]
+           "reservoir_validation_nrmse", "noise_currents", "reservoir_exponents", "spike_divergence",
+           "reservoir_stability"]
 
 
 class SpikingReservoir(NamedTuple):
@@ -207,3 +209,23 @@ def spike_divergence(net: SpikingReservoir, currents: Tensor, *, warmup: int, ge
         mismatch.append(float((s2 != s).float().mean()))
     tail = mismatch[len(mismatch) // 2:]
     return sum(tail) / max(1, len(tail))
+
+
+def reservoir_stability(net: SpikingReservoir, steps: int, k: int, *, warmup: int, generator: torch.Generator,
+                        divergence_generator: torch.Generator, threshold: float = 1.0,
+                        slope: float = 10.0) -> dict[str, Any]:
+    """How stable the network is under task-agnostic noise: :func:`noise_currents` ``[warmup + steps, N]`` drawn
+    from ``generator``, then :func:`reservoir_exponents` on it (float64; ``min(k, N)`` exponents over the ``steps``
+    after ``warmup``) and :func:`spike_divergence` on its first ``steps`` rows (``warmup`` of them before the
+    perturbation, drawn from ``divergence_generator``).
+
+    Returns ``spectrum`` (a list, largest first), ``largest_qr`` (its first entry), ``largest_perturbation``
+    (two trajectories) and ``spike_divergence``.
+    """
+    drive = noise_currents(net, steps + warmup, generator).double()
+    spectrum, largest = reservoir_exponents(net, drive, min(k, net.neurons), warmup=warmup, threshold=threshold,
+                                            slope=slope)
+    divergence = spike_divergence(net, drive[:steps].float(), warmup=warmup, threshold=threshold,
+                                  generator=divergence_generator)
+    return {"spectrum": spectrum.cpu().tolist(), "largest_qr": float(spectrum[0]), "largest_perturbation": largest,
+            "spike_divergence": divergence}
