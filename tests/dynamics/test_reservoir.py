@@ -9,11 +9,17 @@ import torch
 
 from neuroplastic.dynamics import (
     SpikingReservoir,
+    fit_readout,
+    fit_validated_readout,
     network_lyapunov_spectrum,
     noise_currents,
     perturbation_lyapunov_exponent,
+    predict,
     random_reservoir,
     reservoir_exponents,
+    reservoir_readout,
+    reservoir_stability,
+    reservoir_validation_nrmse,
     simulate,
     smooth_lif_step,
     spike_divergence,
@@ -21,6 +27,7 @@ from neuroplastic.dynamics import (
 )
 from neuroplastic.neurons import lif_step
 from neuroplastic.runs.threads import torch_threads
+from neuroplastic.tasks.lorenz import nrmse
 
 SETTINGS = dict(tau_mean=8.0, tau_shape=3, recurrent_gain=2.0, input_gain=2.0, bias_max=4.8)
 
@@ -125,3 +132,48 @@ def test_spike_divergence_vanishes_without_recurrence_and_is_seeded():
     first = spike_divergence(strong, drive, warmup=50, generator=torch.Generator().manual_seed(1))
     again = spike_divergence(strong, drive, warmup=50, generator=torch.Generator().manual_seed(1))
     assert first == again and 0.0 <= first <= 1.0
+
+
+def _series(steps: int, series: int = 0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A sine input ``[(S,) T, 1]`` and its value 3 steps ahead as the target."""
+    phase = torch.rand(max(series, 1), 1, generator=torch.Generator().manual_seed(seed)) * 6.0
+    t = torch.arange(steps + 3, dtype=torch.float32)[None, :, None] * 0.2 + phase[:, :, None]
+    x = torch.sin(t)
+    inputs, targets = x[:, :-3], x[:, 3:]
+    return (inputs, targets) if series else (inputs[0], targets[0])
+
+
+def test_reservoir_readout_fits_on_the_training_series_and_tests_on_the_held_out_ones():
+    net = reservoir(20, 5)
+    train_x, train_y = _series(300)
+    test_x, test_y = _series(120, series=2, seed=1)
+    settings = dict(trace_tau=4.0, washout=30, ridges=(1e-4, 1e-2), validation_fraction=0.25)
+    result = reservoir_readout(net, train_x, train_y, test_x, test_y, **settings)
+    features, rates = simulate(net, train_x[None], trace_tau=4.0)
+    readout, ridge = fit_validated_readout(features[0, 30:], train_y[30:], (1e-4, 1e-2), 0.25)
+    test_features, _ = simulate(net, test_x, trace_tau=4.0)
+    prediction = predict(test_features[:, 30:], readout)
+    assert result["ridge"] == ridge and torch.equal(result["rates"], rates)
+    assert torch.equal(result["prediction"], prediction) and torch.equal(result["target"], test_y[:, 30:])
+    assert result["prediction"].shape == (2, 90, 1)
+    assert result["nrmse"] == float(nrmse(prediction, test_y[:, 30:]))
+    assert result["nrmse_series"] == [float(nrmse(prediction[s], test_y[s, 30:])) for s in range(2)]
+    assert result["train_nrmse"] == float(nrmse(predict(features[0, 30:], readout), train_y[30:]))
+    # the validation error alone: the best ridge's, fitted on the head of the series after the washout
+    split = round(270 * 0.75)
+    tail = [float(nrmse(predict(features[0, 30 + split:], fit_readout(features[0, 30:30 + split],
+                                                                      train_y[30:30 + split], r)),
+                        train_y[30 + split:])) for r in (1e-4, 1e-2)]
+    assert reservoir_validation_nrmse(net, train_x, train_y, **settings) == min(tail)
+
+
+def test_reservoir_stability_measures_both_exponents_and_the_divergence_on_one_drive():
+    net = reservoir(12, 4, recurrent_gain=3.0)
+    result = reservoir_stability(net, 200, 20, warmup=60, slope=6.0, generator=torch.Generator().manual_seed(3),
+                                 divergence_generator=torch.Generator().manual_seed(7))
+    drive = noise_currents(net, 260, torch.Generator().manual_seed(3)).double()
+    spectrum, largest = reservoir_exponents(net, drive, 12, warmup=60, slope=6.0)  # k capped at N
+    assert result["spectrum"] == spectrum.tolist() and len(result["spectrum"]) == 12
+    assert result["largest_qr"] == float(spectrum[0]) and result["largest_perturbation"] == largest
+    assert result["spike_divergence"] == spike_divergence(net, drive[:200].float(), warmup=60,
+                                                          generator=torch.Generator().manual_seed(7))

@@ -19,7 +19,7 @@ from neuroplastic.experiments.backdoor_pruning import (
     rnp_epochs,
 )
 from neuroplastic.models import ResNet
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment
 
 TINY = {
     "channels": "4,8", "strides": "2,2", "epochs": 1, "batch_size": 200, "max_unlearning_updates": 3,
@@ -105,9 +105,9 @@ def test_cifar10_option_trains_a_three_channel_network_on_the_users_files(tmp_pa
     state = torch.load(tmp_path / "run" / "backdoor-pruning" / "checkpoint.pt", weights_only=False)
     weights = [v for k, v in _flatten(state).items() if k.endswith("blocks.0.conv.weight")]
     assert weights and all(w.shape[1] == 3 for w in weights)  # RGB input
-    with pytest.raises(ValueError, match="data_dir"):
+    with pytest.raises(ValueError, match="Config.data_dir must be "):
         run_experiment(EXPERIMENT, out=tmp_path / "x", seed=0, progress=False, overrides=dict(TINY, dataset="cifar10"))
-    with pytest.raises(ValueError, match="dataset must be one of 'mnist-sample', 'cifar10'"):
+    with pytest.raises(ValueError, match="Config.dataset must be one of 'mnist-sample', 'cifar10', got 'svhn'"):
         run_experiment(EXPERIMENT, out=tmp_path / "y", seed=0, progress=False, overrides=dict(TINY, dataset="svhn"))
     with pytest.raises(FileNotFoundError, match="data_batch_1"):
         run_experiment(EXPERIMENT, out=tmp_path / "z", seed=0, progress=False,
@@ -152,13 +152,41 @@ def test_monitor_indices_are_spread_over_the_sorted_test_set():
 
 
 def test_bad_config_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="defense_fraction"):
+    with pytest.raises(ValueError, match=r"Config.defense_fraction must be a finite number in \(0, 1\], got 0"):
         run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=dict(TINY, defense_fraction=0))
     for field, value in (("recovery_updates", -1), ("unlearning_milestones", "0"), ("oracle_max_fraction", 0),
                          ("lr_milestones", "1.5"), ("weight_decay", -1)):
-        with pytest.raises(ValueError, match=field):
+        with pytest.raises(ValueError, match=f"Config.{field} must be "):
             run_experiment(EXPERIMENT, out=tmp_path / field, seed=0, progress=False,
                            overrides=dict(TINY, **{field: value}))
+
+
+@pytest.mark.parametrize("field, value, accepted", [
+    ("poison_fraction", "0", r"a finite number in \(0, 1\]"), ("poison_fraction", "1.5", r"in \(0, 1\]"),
+    ("ablation_fractions", "0.5,0", r"a tuple, each item a finite number in \(0, 1\]"),
+    ("target_class", "10", r"an int in \[0, 9\]"), ("target_class", "-1", r"an int in \[0, 9\]"),
+    ("epochs", "0", "an int >= 1"), ("batch_size", "0", "an int >= 1"), ("max_unlearning_updates", "0", ">= 1"),
+    ("rnp_batch_size", "0", ">= 1"), ("monitor_size", "0", ">= 1"), ("trigger_size", "0", ">= 1"),
+    ("cost_max_channels", "0", ">= 1"), ("augment_shift", "-1", "an int >= 0"),
+    ("lr", "0", "a finite number > 0"), ("lr", "inf", "> 0"), ("momentum", "-0.1", "a finite number >= 0"),
+    ("weight_decay", "nan", ">= 0"), ("lr_milestones", "0", r"each item a finite number in \(0, 1\]"),
+    ("unlearning_milestones", "40,0", "each item an int >= 1"), ("recovery_updates", "-1", "an int >= 0"),
+    ("oracle_max_fraction", "1.5", r"in \(0, 1\]"), ("architecture", "vgg", "one of 'plain', 'resnet'"),
+    ("dataset", "svhn", "one of 'mnist-sample', 'cifar10'"), ("resnet_width", "0", ">= 1"),
+    ("resnet_stem_stride", "0", ">= 1"), ("resnet_stages", "", "a non-empty tuple, each item an int >= 1"),
+    ("resnet_stages", "1,0", "each item an int >= 1"),
+])
+def test_every_bad_field_is_rejected_by_its_declaration(field, value, accepted):
+    with pytest.raises(ValueError, match=f"Config.{field} must be (.* )?{accepted}, got "):
+        apply_overrides(Config(), {field: value})
+
+
+def test_cifar10_needs_a_data_dir_and_threads_must_be_positive():
+    with pytest.raises(ValueError, match="Config.data_dir must be the folder holding CIFAR-10's python batches"):
+        apply_overrides(Config(), {"dataset": "cifar10"})
+    assert apply_overrides(Config(), {"dataset": "cifar10", "data_dir": "somewhere"}).data_dir == "somewhere"
+    with pytest.raises(ValueError, match="count must be a positive int, got 0"):
+        EXPERIMENT.run(Config(threads=0), None)  # rejected before anything is run
 
 
 # ------------------------------------------------------------------------------------------ the ResNet option
@@ -195,10 +223,11 @@ def test_tiny_resnet_run_masks_every_batchnorm_layer(tmp_path):
 
 
 def test_bad_architecture_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="architecture.*'plain', 'resnet'.*'vgg'"):
+    with pytest.raises(ValueError, match="Config.architecture must be one of 'plain', 'resnet', got 'vgg'"):
         run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=dict(TINY, architecture="vgg"))
     with pytest.raises(ValueError, match="architecture"):
         build_model(Config(architecture="ResNet"))
-    with pytest.raises(ValueError, match="resnet_stages"):
+    with pytest.raises(ValueError, match=r"Config.resnet_stages must be a non-empty tuple, each item an int >= 1, "
+                                         r"got \(1, 0\)"):
         run_experiment(EXPERIMENT, out=tmp_path / "stages", seed=0, progress=False,
                        overrides=dict(TINY_RESNET, resnet_stages="1,0"))

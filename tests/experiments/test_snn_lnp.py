@@ -18,7 +18,7 @@ from neuroplastic.experiments.snn_lnp import (
     task_data,
     tune_dense,
 )
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment
 
 TINY = {
     "neurons": 24, "train_steps": 160, "test_steps": 80, "test_series": 2, "washout": 20, "noise_steps": 120,
@@ -156,3 +156,24 @@ def test_tune_dense_scores_every_combination_and_sorts_best_first():
 def test_tune_dense_rejects_unknown_fields():
     with pytest.raises(ValueError, match="unknown config key 'gain' for Config; valid keys: neurons, "):
         tune_dense(Config(**TINY), (0,), {"gain": (1.0,)})
+
+
+@pytest.mark.parametrize("field, value, accepted", [
+    ("neurons", "0", "an int >= 1"), ("tau_mean", "0", "a finite number > 0"), ("recurrent_gain", "-1", ">= 0"),
+    ("threshold", "0", "> 0"), ("readout_tau", "nan", "> 0"), ("horizon", "0", ">= 1"), ("washout", "-1", ">= 0"),
+    ("observed", "3", "a non-empty tuple, each item one of 0, 1, 2"), ("observed", "", "a non-empty tuple, .*"),
+    ("ridges", "-1", "each item a finite number >= 0"), ("validation_fraction", "1", r"in \(0, 1\)"),
+    ("synapse_fraction", "0", r"in \(0, 1\]"), ("neuron_fraction", "1.5", r"in \(0, 1\]"),
+    ("sweep_fractions", "0.1,0", r"each item a finite number in \(0, 1\]"), ("centrality_rounds", "0", ">= 1"),
+    ("washout", "1500", "less than train_steps and test_steps"),
+    ("lyapunov_warmup", "600", r"less than noise_steps \(600\)"),
+])
+def test_bad_config_is_rejected_by_its_declaration(field, value, accepted):
+    with pytest.raises(ValueError, match=f"Config.{field} must be (.* )?{accepted}, got "):
+        apply_overrides(Config(), {field: value})
+
+
+def test_budgets_and_the_tiny_config_are_valid():
+    for config in EXPERIMENT.budgets.values():
+        apply_overrides(config, None)
+    apply_overrides(Config(), TINY)

@@ -10,6 +10,7 @@ from neuroplastic.models import ResNet, SmallCNN
 from neuroplastic.structure import (
     activation_units,
     attack_success_rate,
+    backdoor_scores,
     batch_statistics_accuracy,
     lowest_mask_units,
     mean_activations,
@@ -19,6 +20,7 @@ from neuroplastic.structure import (
     random_units,
     recalibrated_copy,
     threshold_sweep,
+    trigger_oracle,
     trigger_ranking,
     unit_pruning_costs,
 )
@@ -238,3 +240,37 @@ def test_threshold_sweep_prunes_by_threshold_and_baselines_match_the_counts():
     assert rows[1]["clean_acc"] == rows[1]["first_clean_acc"] == 3.0  # as many channels, chosen another way
     assert threshold_sweep(model, units_at, [0.1], score)[0] == {"threshold": 0.1, "pruned": 3, "clean_acc": 3.0,
                                                                  "asr": 0.5}
+
+
+def test_backdoor_scores_are_the_clean_accuracy_and_the_asr():
+    images, triggered = torch.rand(4, 1, 4, 4), torch.rand(5, 1, 4, 4)
+    labels = torch.tensor([3, 3, 1, 2])
+    assert backdoor_scores(_Constant(3), images, labels, triggered, 3) == {"clean_acc": 0.5, "asr": 1.0}
+    assert backdoor_scores(_Constant(1), images, labels, triggered, 3, batch_size=2) == {"clean_acc": 0.25,
+                                                                                         "asr": 0.0}
+
+
+def test_trigger_oracle_ranks_then_prunes_the_top_channels_until_the_asr_falls():
+    model = SmallCNN((3,), (1,))
+    with torch.no_grad():
+        model.blocks[0].conv.weight.zero_()
+        model.blocks[0].conv.weight[0, 0, 1, 1] = 1.0  # channel 0 copies the pixel: the trigger raises it most
+        model.blocks[0].conv.weight[2, 0, 1, 1] = 0.5
+    model.eval()
+    clean = torch.zeros(2, 1, 4, 4)
+    triggered = clean.clone()
+    triggered[:, :, 3, 3] = 1.0
+
+    def score(pruned):  # the backdoor lives in channel 0
+        return {"clean_acc": 1.0, "asr": 0.0 if pruned.blocks[0].bn.weight[0] == 0 else 1.0}
+
+    ranking, curve = trigger_oracle(model, ["blocks.0.bn"], clean, triggered, score, max_fraction=1.0, asr_max=0.2)
+    assert ranking == trigger_ranking(model, ["blocks.0.bn"], clean, triggered)
+    assert ranking[0] == ("blocks.0.bn", 0)
+    assert curve == oracle_curve(model, ranking, oracle_counts(3), score, asr_max=0.2)
+    assert [row["pruned"] for row in curve] == [0, 1] and curve[-1]["asr"] == 0.0
+    _, capped = trigger_oracle(model, ["blocks.0.bn"], clean, triggered, lambda m: {"clean_acc": 1.0, "asr": 1.0},
+                               max_fraction=0.5, asr_max=0.2)
+    assert [row["pruned"] for row in capped] == [0, 1]  # at most int(0.5 * 3) = 1 channel
+    with pytest.raises(ValueError, match="max_fraction"):
+        trigger_oracle(model, ["blocks.0.bn"], clean, triggered, score, max_fraction=0.0, asr_max=0.2)

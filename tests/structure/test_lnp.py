@@ -247,6 +247,10 @@ def test_activity_and_random_pruning_hit_exact_counts():
     for i, j in [(2, 3), (0, 3), (3, 0), (3, 2)]:  # |9|, |2|, |2|, |1.5| among neurons {0, 2, 3}
         expected[i, j] = weight[i, j]
     assert torch.equal(pruned, expected) and int(synapses.sum()) == 4
+    pruned, neurons, synapses = activity_prune(weight, activity, 3, None)  # neurons only: all their synapses
+    kept = torch.tensor([True, False, True, True])
+    assert neurons.tolist() == kept.tolist() and int(synapses.sum()) == 6
+    assert torch.equal(pruned, weight * (kept[:, None] & kept[None, :]))
     big = torch.randn(50, 50, generator=torch.Generator().manual_seed(0))
     pruned, neurons, synapses = random_prune(big, 20, 100, generator=torch.Generator().manual_seed(1))
     assert int(neurons.sum()) == 20 and int((pruned != 0).sum()) == 100 and int(synapses.sum()) == 100

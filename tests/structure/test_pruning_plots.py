@@ -6,6 +6,7 @@ import torch
 from matplotlib.figure import Figure
 
 from neuroplastic.structure.pruning_plots import (
+    plot_defence_bars,
     plot_oracle_curve,
     plot_rnp_history,
     plot_threshold_sweep,
@@ -73,3 +74,18 @@ def test_unit_costs_are_paired_bars_labelled_by_layer_and_unit():
     plot_unit_costs(ax, costs)
     assert [bar.get_height() for bar in ax.patches] == [5.0, -1.0, 0.5, 0.0]
     assert [label.get_text() for label in ax.get_xticklabels()] == ["b0:3", "s1.0.sc:1"]
+
+
+def test_defence_bars_pair_clean_accuracy_and_asr_per_model():
+    ax = _axes()
+    plot_defence_bars(ax, [("backdoored", 0.98, 1.0), ("RNP", 0.95, 0.05)], asr_max=0.2)
+    heights = [round(bar.get_height(), 6) for bar in ax.patches]
+    assert heights == [0.98, 0.95, 1.0, 0.05]  # clean bars, then ASR bars
+    assert [round(bar.get_x() + bar.get_width() / 2, 6) for bar in ax.patches] == [-0.2, 0.8, 0.2, 1.2]
+    assert [text.get_text() for text in ax.texts] == ["0.98", "0.95", "1.00", "0.05"]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["backdoored", "RNP"]
+    assert ax.lines[0].get_ydata()[0] == 0.2  # the claim's ASR line
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["clean test accuracy", "attack success rate"]
+    ax = _axes()
+    plot_defence_bars(ax, [("a", 0.5, 0.5)])
+    assert not ax.lines

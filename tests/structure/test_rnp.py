@@ -357,6 +357,35 @@ def test_clean_data_as_a_list_of_batches_and_the_evaluate_callback():
     assert all(row["probe"] == 1.5 for row in report.unlearning + report.recovery)
 
 
+def test_summary_gives_flat_figures_of_the_run():
+    x, y = blobs()
+    calls = []
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        calls.append(None)
+        return {"clean_acc": 0.25 * len(calls), "asr": 0.5}
+
+    rnp = ReconstructiveNeuronPruning(planted_model(), (x, y), RNPConfig(unlearning_lr=1e-9, clean_threshold=1.0,
+                                                                         recovery_epochs=3), evaluate=evaluate)
+    assert rnp.summary({"0": torch.tensor([], dtype=torch.long)}) == {
+        "clean_samples": x.shape[0], "pruned_units": 0, "total_units": 4, "unlearning_epochs": 0,
+        "unlearning_reached_threshold": 0, "pruned_fraction": 0.0, "pruned_layer0": 0}  # nothing run yet
+    rnp.unlearn()
+    rnp.recover()
+    summary = rnp.summary(rnp.units_to_prune())
+    last_unlearning, last_recovery = rnp.history["unlearning"][-1], rnp.history["recovery"][-1]
+    assert summary == {
+        "clean_samples": x.shape[0], "pruned_units": 1, "total_units": 4, "unlearning_epochs": 1,
+        "unlearning_reached_threshold": 1,
+        "unlearned_train_acc": last_unlearning["accuracy"], "unlearned_monitor_clean_acc": 0.25,
+        "unlearned_monitor_asr": 0.5,
+        "recovered_train_acc": last_recovery["accuracy"], "recovered_monitor_clean_acc": 1.0,
+        "recovered_monitor_asr": 0.5, "pruned_fraction": 0.25, "pruned_layer0": 1}
+    assert list(summary)[5:8] == ["unlearned_train_acc", "unlearned_monitor_clean_acc", "unlearned_monitor_asr"]
+    batches = ReconstructiveNeuronPruning(planted_model(), [(x, y)], RNPConfig())
+    assert batches.summary({"0": torch.tensor([1, 2])})["clean_samples"] == -1
+
+
 def test_rnp_rejects_bad_arguments():
     model, x, y = trained_mlp()
     with pytest.raises(ValueError, match="unlearning_lr"):

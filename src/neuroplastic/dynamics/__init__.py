@@ -7,6 +7,7 @@
 - :mod:`.reservoir`: a recurrent spiking reservoir with heterogeneous neurons (:class:`SpikingReservoir`,
   after Chakraborty & Mukhopadhyay's heterogeneous recurrent SNN): build, simulate, restrict, probe.
 - :mod:`.readout`: the ridge-regression readout trained on a reservoir's filtered spikes.
+- :mod:`.plots`: predicted series, Lyapunov spectra and the time constants a pruning keeps, on matplotlib axes.
 
 Imports: this package depends only on ``neurons`` (and ``tasks`` for the NRMSE metric), never on
 ``plasticity`` or ``structure``. Its measures are pure functions on maps and tensors, so ``structure`` may use
@@ -25,6 +26,9 @@ from neuroplastic.dynamics.reservoir import (
     noise_currents,
     random_reservoir,
     reservoir_exponents,
+    reservoir_readout,
+    reservoir_stability,
+    reservoir_validation_nrmse,
     simulate,
     spike_divergence,
     subnetwork,
@@ -42,7 +46,7 @@ __all__ = [
     "JACOBIAN_METHODS", "LyapunovSpectrum", "lyapunov_spectrum", "perturbation_lyapunov_exponent",
     "RESET_MODES", "check_lif_network", "smooth_lif_step", "smooth_lif_tangent", "network_lyapunov_spectrum",
     "lif_linearization",
-    "SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "noise_currents", "reservoir_exponents",
-    "spike_divergence",
+    "SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "reservoir_readout", "reservoir_validation_nrmse",
+    "noise_currents", "reservoir_exponents", "spike_divergence", "reservoir_stability",
     "fit_readout", "predict", "validation_scores", "fit_validated_readout",
 ]

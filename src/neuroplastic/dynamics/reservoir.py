@@ -17,25 +17,31 @@ are this library's choices::
 - :class:`SpikingReservoir`: the network's tensors; :func:`random_reservoir` draws one;
   :func:`subnetwork` restricts it to some neurons with new recurrent weights (after a pruning).
 - :func:`simulate`: the spiking run on a batch of input series, returning the filtered spikes and rates.
+- :func:`reservoir_readout`: train a ridge readout (:mod:`neuroplastic.dynamics.readout`) on a training series
+  and test it on held-out series; :func:`reservoir_validation_nrmse`: the validation error alone.
 - :func:`noise_currents`: a task-agnostic white-noise drive through the input weights.
 - :func:`reservoir_exponents`: Lyapunov exponents of the network's smooth map (:mod:`.smooth_lif`) under a drive.
 - :func:`spike_divergence`: how the spiking network (not a smoothed map) treats a small membrane perturbation.
+- :func:`reservoir_stability`: both measures under a fresh noise drive, in one call.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from neuroplastic.dynamics.lyapunov import perturbation_lyapunov_exponent
+from neuroplastic.dynamics.readout import fit_validated_readout, predict, validation_scores
 from neuroplastic.dynamics.smooth_lif import network_lyapunov_spectrum, smooth_lif_step
 from neuroplastic.neurons import decay_from_tau, lif_step
+from neuroplastic.tasks.lorenz import nrmse
 
-__all__ = ["SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "noise_currents",
-           "reservoir_exponents", "spike_divergence"]
+__all__ = ["SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "reservoir_readout",
+           "reservoir_validation_nrmse", "noise_currents", "reservoir_exponents", "spike_divergence",
+           "reservoir_stability"]
 
 
 class SpikingReservoir(NamedTuple):
@@ -115,6 +121,41 @@ def simulate(net: SpikingReservoir, inputs: Tensor, *, trace_tau: float,
     return out, counts / (batch * steps)
 
 
+def reservoir_readout(net: SpikingReservoir, train_inputs: Tensor, train_targets: Tensor, test_inputs: Tensor,
+                      test_targets: Tensor, *, trace_tau: float, washout: int, ridges: tuple[float, ...],
+                      validation_fraction: float, threshold: float = 1.0) -> dict[str, Any]:
+    """Train a ridge readout on the network's filtered spikes over a training series, test it on held-out series.
+
+    ``train_inputs [T, D]`` / ``train_targets [T, O]``, ``test_inputs [S, T', D]`` / ``test_targets [S, T', O]``;
+    each series is simulated from rest (:func:`simulate`) and its first ``washout`` steps are dropped. The ridge
+    strength is the one of ``ridges`` with the lowest NRMSE on the training series' last ``validation_fraction``
+    (:func:`~neuroplastic.dynamics.readout.fit_validated_readout`), the readout refitted on the whole series.
+
+    Returns ``nrmse`` (all test series together), ``nrmse_series`` (per series), ``train_nrmse``, ``ridge``,
+    ``rates [N]`` (on the training series) and ``prediction`` / ``target`` ``[S, T' - washout, O]``.
+    """
+    train_features, rates = simulate(net, train_inputs[None], trace_tau=trace_tau, threshold=threshold)
+    features, targets = train_features[0, washout:], train_targets[washout:]
+    readout, ridge = fit_validated_readout(features, targets, ridges, validation_fraction)
+    test_features, _ = simulate(net, test_inputs, trace_tau=trace_tau, threshold=threshold)
+    prediction = predict(test_features[:, washout:], readout)
+    target = test_targets[:, washout:]
+    return {"nrmse": float(nrmse(prediction, target)),
+            "nrmse_series": [float(nrmse(prediction[s], target[s])) for s in range(target.shape[0])],
+            "train_nrmse": float(nrmse(predict(features, readout), targets)), "ridge": ridge,
+            "rates": rates, "prediction": prediction, "target": target}
+
+
+def reservoir_validation_nrmse(net: SpikingReservoir, inputs: Tensor, targets: Tensor, *, trace_tau: float,
+                               washout: int, ridges: tuple[float, ...], validation_fraction: float,
+                               threshold: float = 1.0) -> float:
+    """The validation NRMSE that :func:`reservoir_readout` chooses its ridge by (the lowest over ``ridges``, on
+    the last ``validation_fraction`` of the series ``inputs [T, D]`` / ``targets [T, O]`` after ``washout``),
+    without any held-out series."""
+    features, _ = simulate(net, inputs[None], trace_tau=trace_tau, threshold=threshold)
+    return min(validation_scores(features[0, washout:], targets[washout:], ridges, validation_fraction))
+
+
 def noise_currents(net: SpikingReservoir, steps: int, generator: torch.Generator) -> Tensor:
     """Task-agnostic drive ``[steps, N]``: white noise ``N(0, I)`` in the input channels, through ``U``, plus
     the bias (normalised task inputs have the same mean and variance, not the same time structure)."""
@@ -168,3 +209,23 @@ def spike_divergence(net: SpikingReservoir, currents: Tensor, *, warmup: int, ge
         mismatch.append(float((s2 != s).float().mean()))
     tail = mismatch[len(mismatch) // 2:]
     return sum(tail) / max(1, len(tail))
+
+
+def reservoir_stability(net: SpikingReservoir, steps: int, k: int, *, warmup: int, generator: torch.Generator,
+                        divergence_generator: torch.Generator, threshold: float = 1.0,
+                        slope: float = 10.0) -> dict[str, Any]:
+    """How stable the network is under task-agnostic noise: :func:`noise_currents` ``[warmup + steps, N]`` drawn
+    from ``generator``, then :func:`reservoir_exponents` on it (float64; ``min(k, N)`` exponents over the ``steps``
+    after ``warmup``) and :func:`spike_divergence` on its first ``steps`` rows (``warmup`` of them before the
+    perturbation, drawn from ``divergence_generator``).
+
+    Returns ``spectrum`` (a list, largest first), ``largest_qr`` (its first entry), ``largest_perturbation``
+    (two trajectories) and ``spike_divergence``.
+    """
+    drive = noise_currents(net, steps + warmup, generator).double()
+    spectrum, largest = reservoir_exponents(net, drive, min(k, net.neurons), warmup=warmup, threshold=threshold,
+                                            slope=slope)
+    divergence = spike_divergence(net, drive[:steps].float(), warmup=warmup, threshold=threshold,
+                                  generator=divergence_generator)
+    return {"spectrum": spectrum.cpu().tolist(), "largest_qr": float(spectrum[0]), "largest_perturbation": largest,
+            "spike_divergence": divergence}

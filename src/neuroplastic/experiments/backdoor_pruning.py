@@ -32,34 +32,33 @@ clean samples instead of 500 with the schedule matched in SGD updates, and a ran
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from neuroplastic._checks import check_choice
 from neuroplastic.data import augment_images, clean_sample_indices, load_cifar10, load_mnist_sample
-from neuroplastic.data.backdoor import poison_dataset, stamp_trigger, triggered_test_set
-from neuroplastic.evaluation import accuracy
+from neuroplastic.data.backdoor import PATTERNS, poison_dataset, stamp_trigger, triggered_test_set
 from neuroplastic.models import IMAGE_ARCHITECTURES, build_image_classifier
-from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.runs import Claim, Experiment, RunDirectory, param
+from neuroplastic.runs.config import config_error
 from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure.backdoor import (
     activation_units,
-    attack_success_rate,
+    backdoor_scores,
     lowest_mask_units,
-    oracle_counts,
-    oracle_curve,
     pruned_copy,
     random_units,
     recalibrated_copy,
     threshold_sweep,
-    trigger_ranking,
+    trigger_oracle,
     unit_pruning_costs,
 )
 from neuroplastic.structure.pruning_plots import (
+    plot_defence_bars,
     plot_oracle_curve,
     plot_rnp_history,
     plot_threshold_sweep,
@@ -82,11 +81,10 @@ DATASETS = ("mnist-sample", "cifar10")
 class Config:
     """Attack, network, training and defence settings of the backdoor-pruning experiment.
 
-    The RNP settings (``unlearning_lr`` ... ``rnp_batch_size``) default to the reference code's (``main.py``).
-    Its schedule, in epochs over 500 clean images (4 batches of 128: at most 21 unlearning epochs, lr / 10
-    after epochs 10 and 20, 20 recovery epochs), is counted here in SGD updates (84, (40, 80), 80) and each
-    RNP run converts it to epochs over its own clean samples (:func:`rnp_epochs`): 80 recovery epochs for
-    40 clean digits (one batch), the reference's 20 for 500 (the 12.5% ablation).
+    The RNP settings (``unlearning_lr`` ... ``rnp_batch_size``) default to the reference code's (``main.py``),
+    its schedule counted in SGD updates (:func:`~neuroplastic.structure.rnp.rnp_schedule_epochs`), which each
+    RNP run converts to epochs over its own clean samples (:func:`rnp_epochs`): 80 recovery epochs for 40
+    clean digits (one batch), the reference's 20 for 500 (the 12.5% ablation).
     ``dataset``: "mnist-sample" (the embedded 4,000 + 1,000 digits, 1 channel, 28x28) or "cifar10" (50,000 +
     10,000 images, 3 channels, 32x32, read from ``data_dir`` by :func:`~neuroplastic.data.load_cifar10`).
     ``augment_shift``: training images and clean samples are shifted at random by up to this many pixels each
@@ -105,48 +103,54 @@ class Config:
     """
 
     # data
-    dataset: str = "mnist-sample"
+    dataset: str = param("mnist-sample", choices=DATASETS)
     data_dir: str = ""
     # attack
-    poison_fraction: float = 0.1
-    target_class: int = 0
-    trigger_size: int = 3
-    trigger_margin: int = 1
-    trigger_pattern: str = "square"
+    poison_fraction: float = param(0.1, minimum=0, exclusive_minimum=True, maximum=1)
+    target_class: int = param(0, minimum=0, maximum=NUM_CLASSES - 1)
+    trigger_size: int = param(3, minimum=1)
+    trigger_margin: int = param(1, minimum=0)
+    trigger_pattern: str = param("square", choices=PATTERNS)
     # network and training (the reference's train_backdoor.py: SGD, momentum 0.9, weight decay 5e-4, lr 0.1
     # divided by 10 at the milestones, batch 128, the defence's augmentation)
-    architecture: str = "plain"
-    channels: tuple[int, ...] = (16, 32, 32, 64)
-    strides: tuple[int, ...] = (2, 1, 2, 1)
-    resnet_width: int = 8
-    resnet_stages: tuple[int, ...] = (2, 2, 2, 2)
-    resnet_stem_stride: int = 2
-    epochs: int = 8
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_milestones: tuple[float, ...] = (0.5, 0.75)
+    architecture: str = param("plain", choices=ARCHITECTURES)
+    channels: tuple[int, ...] = param((16, 32, 32, 64), minimum=1, min_length=1)
+    strides: tuple[int, ...] = param((2, 1, 2, 1), minimum=1, min_length=1)
+    resnet_width: int = param(8, minimum=1)
+    resnet_stages: tuple[int, ...] = param((2, 2, 2, 2), minimum=1, min_length=1)
+    resnet_stem_stride: int = param(2, minimum=1)
+    epochs: int = param(8, minimum=1)
+    batch_size: int = param(128, minimum=1)
+    lr: float = param(0.1, minimum=0, exclusive_minimum=True)
+    momentum: float = param(0.9, minimum=0)
+    weight_decay: float = param(5e-4, minimum=0)
+    lr_milestones: tuple[float, ...] = param((0.5, 0.75), minimum=0, exclusive_minimum=True, maximum=1)
     # defence
-    defense_fraction: float = 0.01
-    augment_shift: int = 3
+    defense_fraction: float = param(0.01, minimum=0, exclusive_minimum=True, maximum=1)
+    augment_shift: int = param(3, minimum=0)
     augment_flip: bool = False
-    unlearning_lr: float = 0.01
-    clean_threshold: float = 0.2
-    max_unlearning_updates: int = 84
-    unlearning_milestones: tuple[int, ...] = (40, 80)
-    recovery_lr: float = 0.2
-    recovery_updates: int = 80
-    recovery_loss_weight: float = 0.2
-    pruning_threshold: float = 0.2
-    rnp_batch_size: int = 128
-    ablation_fractions: tuple[float, ...] = (0.05, 0.125)
+    unlearning_lr: float = param(0.01, minimum=0, exclusive_minimum=True)
+    clean_threshold: float = param(0.2, minimum=0, maximum=1)
+    max_unlearning_updates: int = param(84, minimum=1)
+    unlearning_milestones: tuple[int, ...] = param((40, 80), minimum=1)
+    recovery_lr: float = param(0.2, minimum=0, exclusive_minimum=True)
+    recovery_updates: int = param(80, minimum=0)
+    recovery_loss_weight: float = param(0.2, minimum=0, exclusive_minimum=True)
+    pruning_threshold: float = param(0.2, minimum=0)
+    rnp_batch_size: int = param(128, minimum=1)
+    ablation_fractions: tuple[float, ...] = param((0.05, 0.125), minimum=0, exclusive_minimum=True, maximum=1)
     # evaluation
-    monitor_size: int = 300
-    sweep_thresholds: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7)
-    oracle_max_fraction: float = 0.5
-    cost_max_channels: int = 40
+    monitor_size: int = param(300, minimum=1)
+    sweep_thresholds: tuple[float, ...] = param((0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7),
+                                                minimum=0)
+    oracle_max_fraction: float = param(0.5, minimum=0, exclusive_minimum=True, maximum=1)
+    cost_max_channels: int = param(40, minimum=1)
     threads: int = 1
+
+    def check(self) -> None:
+        if self.dataset == "cifar10" and not self.data_dir:
+            raise config_error(self, "data_dir", "the folder holding CIFAR-10's python batches (data_batch_1 .. 5, "
+                               "test_batch) when dataset='cifar10' (nothing is downloaded)")
 
 
 def build_model(config: Config, in_channels: int = 1) -> nn.Module:
@@ -166,89 +170,26 @@ def load_data(config: Config) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return (*load_mnist_sample("train", flatten=False), *load_mnist_sample("test", flatten=False))
 
 
-def _augment(config: Config) -> Any:
-    def augment(x: Tensor, generator: torch.Generator) -> Tensor:
-        return augment_images(x, generator, shift=config.augment_shift, flip=config.augment_flip)
-    return augment
-
-
-def _accuracy(model: nn.Module, images: Tensor, labels: Tensor) -> float:
-    return accuracy(model, images, labels, batch_size=EVAL_BATCH)
-
-
 # ------------------------------------------------------------------------------------------------- run
 def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
-    """Poison, train, defend with RNP (and the baselines), evaluate; see the module docstring.
-
-    Returns clean accuracy and ASR before and after RNP (``clean_acc_before``, ``asr_before``,
-    ``clean_acc_after``, ``asr_after``, ``clean_drop_points``), what RNP did (``pruned_units``,
-    ``unlearning_epochs``, ...), the baselines' figures and the ablation's.
-    """
+    """Poison, train, defend with RNP (and the baselines), evaluate (module docstring). Metrics: clean accuracy
+    and ASR before and after RNP (``clean_acc_before``, ``asr_before``, ``clean_acc_after``, ``asr_after``,
+    ``clean_drop_points``), what RNP did (``pruned_units``, ...), the baselines', diagnostics' and ablations'."""
     with torch_threads(config.threads):
         return _run(config, run_dir)
 
 
-def _trigger(config: Config) -> dict[str, Any]:
-    return {"size": config.trigger_size, "margin": config.trigger_margin, "pattern": config.trigger_pattern}
-
-
-def _check_config(config: Config) -> None:
-    check_choice("dataset", config.dataset, DATASETS)
-    if config.dataset == "cifar10" and not config.data_dir:
-        raise ValueError("data_dir must name the folder holding CIFAR-10's python batches (data_batch_1 .. 5, "
-                         "test_batch) when dataset='cifar10'; nothing is downloaded")
-    """Raise ValueError naming the first config field out of range."""
-    checks = [("poison_fraction", config.poison_fraction), ("defense_fraction", config.defense_fraction)]
-    checks += [(f"ablation_fractions[{i}]", value) for i, value in enumerate(config.ablation_fractions)]
-    for name, value in checks:
-        if not 0.0 < value <= 1.0:
-            raise ValueError(f"{name} must be in (0, 1], got {value!r}")
-    if not 0 <= config.target_class < NUM_CLASSES:
-        raise ValueError(f"target_class must be in [0, {NUM_CLASSES}), got {config.target_class!r}")
-    for field in fields(config):
-        value = getattr(config, field.name)
-        if field.name in ("epochs", "batch_size", "max_unlearning_updates", "rnp_batch_size", "monitor_size",
-                          "threads", "trigger_size", "cost_max_channels") and value < 1:
-            raise ValueError(f"{field.name} must be >= 1, got {value!r}")
-    if config.augment_shift < 0:
-        raise ValueError(f"augment_shift must be >= 0, got {config.augment_shift!r}")
-    for name in ("lr", "momentum", "weight_decay"):
-        value = getattr(config, name)
-        if not (math.isfinite(value) and (value > 0 if name == "lr" else value >= 0)):
-            raise ValueError(f"{name} must be {'> 0' if name == 'lr' else '>= 0'} and finite, got {value!r}")
-    if any(not 0.0 < m <= 1.0 for m in config.lr_milestones):
-        raise ValueError(f"lr_milestones must be fractions of the epochs in (0, 1], got {config.lr_milestones!r}")
-    if config.recovery_updates < 0:
-        raise ValueError(f"recovery_updates must be >= 0, got {config.recovery_updates!r}")
-    if any(m < 1 for m in config.unlearning_milestones):
-        raise ValueError(f"unlearning_milestones must be positive update counts, got {config.unlearning_milestones!r}")
-    if config.architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture must be one of {', '.join(map(repr, ARCHITECTURES))}; "
-                         f"got {config.architecture!r}")
-    if config.architecture == "resnet":
-        for name in ("resnet_width", "resnet_stem_stride"):
-            if getattr(config, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(config, name)!r}")
-        if len(config.resnet_stages) == 0 or any(b < 1 for b in config.resnet_stages):
-            raise ValueError(f"resnet_stages must be a non-empty tuple of positive block counts, got "
-                             f"{config.resnet_stages!r}")
-    if not 0.0 < config.oracle_max_fraction <= 1.0:
-        raise ValueError(f"oracle_max_fraction must be in (0, 1], got {config.oracle_max_fraction!r}")
-
-
 def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
-    _check_config(config)
     x_train, y_train, x_test, y_test = load_data(config)
-    poisoned = poison_dataset(x_train, y_train, fraction=config.poison_fraction, target=config.target_class,
-                              generator=torch.Generator().manual_seed(1000 * run_dir.seed + 1), **_trigger(config))
-    x_triggered, _ = triggered_test_set(x_test, y_test, target=config.target_class, **_trigger(config))
-
+    target, nan = config.target_class, float("nan")
+    trigger = {"size": config.trigger_size, "margin": config.trigger_margin, "pattern": config.trigger_pattern}
+    poisoned = poison_dataset(x_train, y_train, fraction=config.poison_fraction, target=target,
+                              generator=torch.Generator().manual_seed(1000 * run_dir.seed + 1), **trigger)
+    x_triggered, _ = triggered_test_set(x_test, y_test, target=target, **trigger)
     model = _train(config, run_dir, poisoned.images, poisoned.labels)
 
-    def score(net: nn.Module) -> dict[str, float]:
-        return {"clean_acc": _accuracy(net, x_test, y_test),
-                "asr": attack_success_rate(net, x_triggered, config.target_class, batch_size=EVAL_BATCH)}
-
+    score = partial(backdoor_scores, images=x_test, labels=y_test, triggered=x_triggered, target=target,
+                    batch_size=EVAL_BATCH)
     before = score(model)
     metrics: dict[str, Any] = {"clean_acc_before": before["clean_acc"], "asr_before": before["asr"],
                                "poisoned_train_images": int(poisoned.poisoned.numel())}
@@ -256,89 +197,81 @@ def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     # The monitor: a fixed subset of the test set, to follow the unlearned model during RNP. The test sets
     # are sorted by class, so the subset is evenly spaced over them (every class is represented).
     clean_index, triggered_index = (_spread(x.shape[0], config.monitor_size) for x in (x_test, x_triggered))
-    monitor = (x_test[clean_index], y_test[clean_index], x_triggered[triggered_index])
-
-    def evaluate(unlearned: nn.Module) -> dict[str, float]:
-        return {"clean_acc": _accuracy(unlearned, monitor[0], monitor[1]),
-                "asr": attack_success_rate(unlearned, monitor[2], config.target_class, batch_size=EVAL_BATCH)}
-
+    evaluate = partial(backdoor_scores, images=x_test[clean_index], labels=y_test[clean_index],
+                       triggered=x_triggered[triggered_index], target=target, batch_size=EVAL_BATCH)
     results = {}
     ablations = [f for f in dict.fromkeys(config.ablation_fractions) if f != config.defense_fraction]
     for fraction in (config.defense_fraction, *ablations):
-        tag = "" if fraction == config.defense_fraction else f"_{_percent(fraction)}"
+        tag = "" if fraction == config.defense_fraction else "_" + f"{100 * fraction:.4g}".replace(".", "p") + "pct"
         results[tag] = _defend(config, run_dir, model, poisoned.poisoned, x_train, y_train, fraction, tag,
                                evaluate if not tag else None)
 
     main = results[""]
-    rnp, units = main["rnp"], main["units"]
-    pruned_model = pruned_copy(model, units)
-    metrics.update(_rnp_metrics(rnp, units, score(pruned_model)))
+    rnp, units, masks = main["rnp"], main["units"], main["rnp"].masks.values_dict()
+    pruned_model, summary = pruned_copy(model, units), rnp.summary(units)
+    after = score(pruned_model)
+    metrics.update({"clean_acc_after": after["clean_acc"], "asr_after": after["asr"],
+                    "defense_samples": summary.pop("clean_samples"), **summary})
     metrics["clean_drop_points"] = 100 * (metrics["clean_acc_before"] - metrics["clean_acc_after"])
 
     # Where the clean drop comes from: each pruned channel alone, with stored vs batch statistics, and the
     # pruned model with its BatchNorm statistics re-estimated on the clean samples (diagnostics, not RNP).
-    costs = unit_pruning_costs(model, lowest_mask_units(rnp.masks.values_dict(), units, config.cost_max_channels),
-                               x_test, y_test, batch_size=EVAL_BATCH)
-    metrics["pruned_channel_cost_count"] = len(costs)
-    metrics["pruned_channel_drop_eval_points"] = _mean([row["drop_eval"] for row in costs])
-    metrics["pruned_channel_drop_batchstats_points"] = _mean([row["drop_batchstats"] for row in costs])
-    metrics["pruned_channel_drop_eval_max_points"] = max((row["drop_eval"] for row in costs), default=0.0)
-    metrics.update({f"recalibrated_{key}": value
-                    for key, value in score(recalibrated_copy(pruned_model, main["clean_x"])).items()})
+    costs = unit_pruning_costs(model, lowest_mask_units(masks, units, config.cost_max_channels), x_test, y_test,
+                               batch_size=EVAL_BATCH)
+    metrics.update(pruned_channel_cost_count=len(costs),
+                   pruned_channel_drop_eval_points=_mean([row["drop_eval"] for row in costs]),
+                   pruned_channel_drop_batchstats_points=_mean([row["drop_batchstats"] for row in costs]),
+                   pruned_channel_drop_eval_max_points=max((row["drop_eval"] for row in costs), default=0.0))
+    metrics.update(_prefixed("recalibrated", score(recalibrated_copy(pruned_model, main["clean_x"]))))
 
     # Baselines: as many channels per layer as RNP pruned (random ones; the least active on the clean samples).
     def baselines(generator: torch.Generator) -> dict[str, Any]:
         return {"random": lambda counts: random_units(model, counts, generator),
                 "activation": lambda counts: activation_units(model, counts, main["clean_x"].to(run_dir.device))}
 
+    counts = {name: int(index.numel()) for name, index in units.items()}
     for name, choose in baselines(torch.Generator().manual_seed(1000 * run_dir.seed + 7)).items():
-        metrics.update({f"{name}_{key}": value for key, value in
-                        score(pruned_copy(model, choose({n: int(i.numel()) for n, i in units.items()}))).items()})
+        metrics.update(_prefixed(name, score(pruned_copy(model, choose(counts)))))
 
     # Pruning-threshold sweep of the main run (as the reference's evaluate_by_threshold), with the baselines.
     sweep = threshold_sweep(model, lambda threshold: rnp.units_to_prune(threshold=threshold), config.sweep_thresholds,
                             score, baselines=baselines(torch.Generator().manual_seed(1000 * run_dir.seed + 8)))
-    below = [row for row in sweep if row["asr"] < ASR_AFTER_MAX]
-    metrics["sweep_threshold_asr_below_max"] = below[0]["threshold"] if below else float("nan")
-    metrics["sweep_pruned_asr_below_max"] = below[0]["pruned"] if below else float("nan")
-    metrics["sweep_clean_drop_asr_below_max"] = (100 * (metrics["clean_acc_before"] - below[0]["clean_acc"])
-                                                  if below else float("nan"))
+    first = next((row for row in sweep if row["asr"] < ASR_AFTER_MAX), None)
+    metrics.update(sweep_threshold_asr_below_max=first["threshold"] if first else nan,
+                   sweep_pruned_asr_below_max=first["pruned"] if first else nan,
+                   sweep_clean_drop_asr_below_max=100 * (metrics["clean_acc_before"] - first["clean_acc"])
+                   if first else nan)
 
-    # Trigger oracle: prune the channels the trigger raises most, more at a time (see oracle_counts), until
-    # the ASR < 20%.
+    # Trigger oracle: prune the channels the trigger raises most (clean training digits of the other classes),
+    # more at a time, until the ASR < 20%.
     clean_pool = torch.ones(x_train.shape[0], dtype=torch.bool)
     clean_pool[poisoned.poisoned] = False
-    clean_pool &= y_train != config.target_class
-    oracle_x = x_train[clean_pool]
-    ranking = trigger_ranking(model, list(rnp.masks.values_dict()), oracle_x,
-                              stamp_trigger(oracle_x, **_trigger(config)))
-    curve = oracle_curve(model, ranking, oracle_counts(max(1, int(config.oracle_max_fraction * len(ranking)))),
-                         score, asr_max=ASR_AFTER_MAX)
-    found = curve[-1]["asr"] < ASR_AFTER_MAX
-    metrics["oracle_pruned_units"] = curve[-1]["pruned"] if found else float("nan")
-    metrics["oracle_asr"] = curve[-1]["asr"]
-    metrics["oracle_clean_drop_points"] = 100 * (metrics["clean_acc_before"] - curve[-1]["clean_acc"])
+    oracle_x = x_train[clean_pool & (y_train != target)]
+    ranking, curve = trigger_oracle(model, list(masks), oracle_x, stamp_trigger(oracle_x, **trigger), score,
+                                    max_fraction=config.oracle_max_fraction, asr_max=ASR_AFTER_MAX)
+    metrics.update(oracle_pruned_units=curve[-1]["pruned"] if curve[-1]["asr"] < ASR_AFTER_MAX else nan,
+                   oracle_asr=curve[-1]["asr"],
+                   oracle_clean_drop_points=100 * (metrics["clean_acc_before"] - curve[-1]["clean_acc"]))
 
-    for tag, result in results.items():
-        if not tag:
-            continue
+    for tag, result in list(results.items())[1:]:
         metrics[f"ablation{tag}_clean_samples"] = int(result["clean_x"].shape[0])
         metrics[f"ablation{tag}_pruned_units"] = sum(int(i.numel()) for i in result["units"].values())
-        metrics.update({f"ablation{tag}_{key}": value
-                        for key, value in score(pruned_copy(model, result["units"])).items()})
+        metrics.update(_prefixed(f"ablation{tag}", score(pruned_copy(model, result["units"]))))
 
-    masks = rnp.masks.values_dict()
     run_dir.write_json("rnp", {
         "masks": {name: values.tolist() for name, values in masks.items()},
         "pruned": {name: index.tolist() for name, index in units.items()},
-        "unlearning": rnp.history["unlearning"], "recovery": rnp.history["recovery"],
-        "threshold_sweep": sweep,
+        "unlearning": rnp.history["unlearning"], "recovery": rnp.history["recovery"], "threshold_sweep": sweep,
         "oracle_ranking": [[name, unit] for name, unit in ranking[:len(curve)]], "oracle_curve": curve,
         "pruned_channel_costs": costs,
     })
     _plot_results(run_dir, config, metrics)
     _plot_diagnostics(run_dir, config, rnp, units, sweep, curve, costs, metrics["clean_acc_before"])
     return metrics
+
+
+def _prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    return {f"{prefix}_{key}": value for key, value in values.items()}
 
 
 def _mean(values: list[float]) -> float:
@@ -348,11 +281,6 @@ def _mean(values: list[float]) -> float:
 def _spread(size: int, count: int) -> Tensor:
     """``min(count, size)`` evenly spaced indices in ``range(size)``."""
     return torch.linspace(0, size - 1, min(count, size)).round().long()
-
-
-def _percent(fraction: float) -> str:
-    text = f"{100 * fraction:.4g}".replace(".", "p")
-    return f"{text}pct"
 
 
 def lr_milestone_epochs(config: Config) -> list[int]:
@@ -409,52 +337,25 @@ def _defend(config: Config, run_dir: RunDirectory, model: nn.Module, poisoned: T
     generator = torch.Generator().manual_seed(1000 * run_dir.seed + 3)
     index = clean_sample_indices(poisoned, x_train.shape[0], count, generator)
     clean_x, clean_y = x_train[index], y_train[index]
-    schedule = rnp_epochs(config, count)
-    rnp_config = RNPConfig(
-        unlearning_lr=config.unlearning_lr, clean_threshold=config.clean_threshold,
-        max_unlearning_epochs=schedule["max_unlearning_epochs"],
-        unlearning_milestones=schedule["unlearning_milestones"], recovery_lr=config.recovery_lr,
-        recovery_epochs=schedule["recovery_epochs"], recovery_loss_weight=config.recovery_loss_weight,
-        pruning_threshold=config.pruning_threshold, batch_size=config.rnp_batch_size)
-
-    augmented = config.augment_shift > 0 or config.augment_flip
+    rnp_config = RNPConfig(**rnp_epochs(config, count), unlearning_lr=config.unlearning_lr,
+                           clean_threshold=config.clean_threshold, recovery_lr=config.recovery_lr,
+                           recovery_loss_weight=config.recovery_loss_weight, pruning_threshold=config.pruning_threshold,
+                           batch_size=config.rnp_batch_size)
+    augment = (lambda x, generator: augment_images(x, generator, shift=config.augment_shift, flip=config.augment_flip)
+               ) if config.augment_shift > 0 or config.augment_flip else None
     rnp = ReconstructiveNeuronPruning(model, (clean_x, clean_y), rnp_config, seed=1000 * run_dir.seed + 4,
-                                      evaluate=evaluate, augment=_augment(config) if augmented else None)
-    run_dir.track(rnp=rnp)
-    for step in run_dir.steps(rnp_config.max_unlearning_epochs, phase=f"unlearn{tag}", desc=f"RNP unlearn{tag}"):
-        if rnp.unlearning_done:
-            continue  # resumable loops run to their end
-        row = rnp.unlearn_epoch()
-        run_dir.log(step, **{f"unlearn{tag}_{key}": value for key, value in row.items() if key != "epoch"})
-    run_dir.track(rnp=rnp)
-    for step in run_dir.steps(rnp_config.recovery_epochs, phase=f"recover{tag}", desc=f"RNP recover{tag}"):
-        row = rnp.recover_epoch()
-        run_dir.log(step, **{f"recover{tag}_{key}": value for key, value in row.items() if key != "epoch"})
+                                      evaluate=evaluate, augment=augment)
+    for phase, epochs, epoch in (("unlearn", rnp_config.max_unlearning_epochs, rnp.unlearn_epoch),
+                                 ("recover", rnp_config.recovery_epochs, rnp.recover_epoch)):
+        run_dir.track(rnp=rnp)
+        for step in run_dir.steps(epochs, phase=f"{phase}{tag}", desc=f"RNP {phase}{tag}"):
+            if phase == "unlearn" and rnp.unlearning_done:
+                continue  # resumable loops run to their end
+            row = epoch()
+            run_dir.log(step, **{f"{phase}{tag}_{key}": value for key, value in row.items() if key != "epoch"})
     units = rnp.units_to_prune()
     rnp.masks.remove()
     return {"rnp": rnp, "units": units, "clean_x": clean_x}
-
-
-def _rnp_metrics(rnp: ReconstructiveNeuronPruning, units: dict[str, Tensor], after: dict[str, float]) -> dict[str, Any]:
-    metrics: dict[str, Any] = {
-        "clean_acc_after": after["clean_acc"],
-        "asr_after": after["asr"],
-        "defense_samples": int(rnp.data.size),
-        "pruned_units": sum(int(index.numel()) for index in units.values()),
-        "total_units": rnp.masks.num_units,
-        "unlearning_epochs": rnp.unlearning_epoch,
-        "unlearning_reached_threshold": int(rnp.reached_threshold),
-    }
-    for phase, name in (("unlearning", "unlearned"), ("recovery", "recovered")):
-        if rnp.history[phase]:  # the last epoch's accuracy on the clean samples, and the monitor's figures
-            last = rnp.history[phase][-1]
-            metrics[f"{name}_train_acc"] = last["accuracy"]
-            metrics[f"{name}_monitor_clean_acc"] = last.get("clean_acc", float("nan"))
-            metrics[f"{name}_monitor_asr"] = last.get("asr", float("nan"))
-    metrics["pruned_fraction"] = metrics["pruned_units"] / max(1, metrics["total_units"])
-    for position, index in enumerate(units.values()):
-        metrics[f"pruned_layer{position}"] = int(index.numel())
-    return metrics
 
 
 # ----------------------------------------------------------------------------------------------- plots
@@ -471,16 +372,7 @@ def _plot_results(run_dir: RunDirectory, config: Config, m: dict[str, Any]) -> N
              for key in m if key.startswith("ablation_") and key.endswith("_clean_samples")]
     fig = Figure(figsize=(max(8.5, 1.7 * len(bars)), 4.0))
     ax = fig.subplots()
-    for column, offset, color, label in ((1, -0.2, "tab:blue", "clean test accuracy"),
-                                         (2, 0.2, "tab:red", "attack success rate")):
-        values = [m[bar[column]] for bar in bars]
-        ax.bar([p + offset for p in range(len(bars))], values, width=0.4, color=color, label=label)
-        for p, value in enumerate(values):
-            ax.text(p + offset, value + 0.01, f"{value:.2f}", ha="center", fontsize=8)
-    ax.set_xticks(list(range(len(bars))), [bar[0] for bar in bars], fontsize=8)
-    ax.set_ylim(0, 1.25)
-    ax.axhline(ASR_AFTER_MAX, color="tab:red", ls=":", lw=1)
-    ax.legend(fontsize=8, loc="upper center", ncol=2)
+    plot_defence_bars(ax, [(label, m[clean], m[asr]) for label, clean, asr in bars], asr_max=ASR_AFTER_MAX)
     ax.set_title(f"BadNets on MNIST (target {config.target_class}); RNP with {m['defense_samples']} clean digits "
                  f"({100 * config.defense_fraction:g}% of the training set), pruning threshold "
                  f"{config.pruning_threshold:g}", fontsize=10)

@@ -20,6 +20,7 @@
 from neuroplastic.structure.backdoor import (
     activation_units,
     attack_success_rate,
+    backdoor_scores,
     batch_statistics_accuracy,
     lowest_mask_units,
     mean_activations,
@@ -29,6 +30,7 @@ from neuroplastic.structure.backdoor import (
     random_units,
     recalibrated_copy,
     threshold_sweep,
+    trigger_oracle,
     trigger_ranking,
     unit_pruning_costs,
 )
@@ -89,8 +91,9 @@ from neuroplastic.structure.surgery import append_slices, replace_parameter, res
 __all__ = [
     "GrowableMLP", "GrowableRNN", "GrowthDecision", "GrowthRule", "growth_decision", "NeuronMasks", "prune_units",
     "RNPConfig", "RNPReport", "ReconstructiveNeuronPruning", "reconstructive_neuron_pruning", "rnp_schedule_epochs",
-    "attack_success_rate", "batch_statistics_accuracy", "recalibrated_copy", "pruned_copy", "mean_activations",
-    "activation_units", "random_units", "trigger_ranking", "oracle_counts", "oracle_curve", "lowest_mask_units",
+    "attack_success_rate", "backdoor_scores", "batch_statistics_accuracy", "recalibrated_copy", "pruned_copy",
+    "mean_activations", "activation_units", "random_units", "trigger_ranking", "oracle_counts", "oracle_curve",
+    "trigger_oracle", "lowest_mask_units",
     "unit_pruning_costs", "threshold_sweep",
     "DISTRIBUTIONS", "GMP", "SET", "CompactionReport", "Connectivity", "CosineFractionSchedule",
     "CubicDensitySchedule", "DormantResult", "GradREpoch", "GradRewiring", "GraNet", "LayerCompaction", "RigL",

@@ -2,14 +2,15 @@
 
 - :func:`attack_success_rate`: the fraction of triggered images (of classes other than the target) that a
   model classifies as the target (BadNets, Gu et al. 2017), exact ``hits / N`` like
-  :func:`neuroplastic.evaluation.accuracy`.
+  :func:`neuroplastic.evaluation.accuracy`; :func:`backdoor_scores`: clean accuracy and ASR together.
 - BatchNorm statistics: :func:`batch_statistics_accuracy` (the accuracy with every BatchNorm normalising
   by the evaluated batch, as a train-mode defence such as RNP's recovery sees the model) and
   :func:`recalibrated_copy` (running statistics re-estimated on a few clean images).
 - Which units to prune: :func:`activation_units` (the least active channels on clean data: the pruning
   step of Fine-Pruning, Liu, Dolan-Gavitt & Garg 2018), :func:`random_units`, and the trigger oracle
   :func:`trigger_ranking` (channels ranked by how much the known trigger raises them; it measures how
-  concentrated a backdoor is) with :func:`oracle_counts` and :func:`oracle_curve`.
+  concentrated a backdoor is) with :func:`oracle_counts` and :func:`oracle_curve` (the three in one call:
+  :func:`trigger_oracle`).
 - Pruning: :func:`pruned_copy` (a copy of a model with units pruned by
   :func:`~neuroplastic.structure.neuron_masks.prune_units`), :func:`unit_pruning_costs` (what pruning each
   unit alone costs, with stored and with batch statistics), :func:`lowest_mask_units`, and
@@ -30,13 +31,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from neuroplastic._checks import check_int
+from neuroplastic._checks import check_int, check_number
 from neuroplastic.evaluation import accuracy, predict_classes
 from neuroplastic.structure.neuron_masks import num_units, prune_units
 
-__all__ = ["attack_success_rate", "batch_statistics_accuracy", "recalibrated_copy", "pruned_copy",
+__all__ = ["attack_success_rate", "backdoor_scores", "batch_statistics_accuracy", "recalibrated_copy", "pruned_copy",
            "mean_activations", "activation_units", "random_units", "trigger_ranking", "oracle_counts",
-           "oracle_curve", "lowest_mask_units", "unit_pruning_costs", "threshold_sweep"]
+           "oracle_curve", "trigger_oracle", "lowest_mask_units", "unit_pruning_costs", "threshold_sweep"]
 
 
 def attack_success_rate(model: nn.Module, triggered: Tensor, target: int, *, batch_size: int = 500) -> float:
@@ -44,6 +45,14 @@ def attack_success_rate(model: nn.Module, triggered: Tensor, target: int, *, bat
     (in eval mode) classifies as ``target``: exact ``hits / N``."""
     labels = torch.full((triggered.shape[0],), int(target), dtype=torch.long, device=triggered.device)
     return accuracy(model, triggered, labels, batch_size=batch_size)
+
+
+def backdoor_scores(model: nn.Module, images: Tensor, labels: Tensor, triggered: Tensor, target: int, *,
+                    batch_size: int = 500) -> dict[str, float]:
+    """A (defended) model's two figures: ``{"clean_acc": accuracy on images [N, C, H, W] / labels [N],
+    "asr": attack_success_rate on triggered [M, C, H, W]}`` (both exact fractions, eval mode)."""
+    return {"clean_acc": accuracy(model, images, labels, batch_size=batch_size),
+            "asr": attack_success_rate(model, triggered, target, batch_size=batch_size)}
 
 
 @torch.no_grad()
@@ -170,6 +179,21 @@ def oracle_curve(model: nn.Module, ranking: Sequence[tuple[str, int]], counts: S
         if curve[-1]["asr"] < asr_max:
             break
     return curve
+
+
+def trigger_oracle(model: nn.Module, layers: Sequence[str], clean: Tensor, triggered: Tensor,
+                   score: Callable[[nn.Module], Mapping[str, float]], *, max_fraction: float, asr_max: float,
+                   batch_size: int = 500) -> tuple[list[tuple[str, int]], list[dict[str, float]]]:
+    """The trigger oracle: rank the units of ``layers`` by the trigger's effect (:func:`trigger_ranking` on
+    ``clean`` and ``triggered`` images), then prune the top ones in growing counts (:func:`oracle_counts` up to
+    ``max(1, int(max_fraction * units))``) until ``score(...)["asr"] < asr_max`` (:func:`oracle_curve`).
+
+    Returns ``(ranking, curve)``: every unit as ``(layer, index)`` (most raised first) and the curve's rows.
+    """
+    check_number("max_fraction", max_fraction, minimum=0, exclusive_minimum=True, maximum=1)
+    ranking = trigger_ranking(model, layers, clean, triggered, batch_size=batch_size)
+    counts = oracle_counts(max(1, int(max_fraction * len(ranking))))
+    return ranking, oracle_curve(model, ranking, counts, score, asr_max=asr_max)
 
 
 def lowest_mask_units(masks: Mapping[str, Tensor], units: Mapping[str, Tensor], count: int) -> dict[str, Tensor]:

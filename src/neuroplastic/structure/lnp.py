@@ -491,20 +491,22 @@ def stability_target(lambda_dense: float, floor: float) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ baselines
-def _check_counts(weight: Tensor, neuron_count: int, synapse_count: int) -> int:
+def _check_counts(weight: Tensor, neuron_count: int, synapse_count: int | None) -> int:
     check_tensor("weight", weight, ("N", "N"))
     n = weight.shape[0]
     if isinstance(neuron_count, bool) or not isinstance(neuron_count, int) or not 1 <= neuron_count <= n:
         raise ValueError(f"neuron_count must be an int in 1..{n}, got {neuron_count!r}")
-    if isinstance(synapse_count, bool) or not isinstance(synapse_count, int) or synapse_count < 0:
+    if synapse_count is not None and (isinstance(synapse_count, bool) or not isinstance(synapse_count, int)
+                                      or synapse_count < 0):
         raise ValueError(f"synapse_count must be an int >= 0, got {synapse_count!r}")
     return n
 
 
-def _keep_synapses(weight: Tensor, neuron_mask: Tensor, synapse_count: int,
+def _keep_synapses(weight: Tensor, neuron_mask: Tensor, synapse_count: int | None,
                    scores: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     candidates = (weight != 0) & neuron_mask[:, None] & neuron_mask[None, :]
     available = int(candidates.sum())
+    synapse_count = available if synapse_count is None else synapse_count
     if synapse_count > available:
         raise ValueError(f"synapse_count={synapse_count} exceeds the {available} synapses among the kept neurons")
     flat = torch.where(candidates, scores, torch.full_like(scores, -math.inf)).flatten()
@@ -516,12 +518,13 @@ def _keep_synapses(weight: Tensor, neuron_mask: Tensor, synapse_count: int,
 
 
 def activity_prune(weight: Tensor, activity: Tensor, neuron_count: int,
-                   synapse_count: int) -> tuple[Tensor, Tensor, Tensor]:
+                   synapse_count: int | None) -> tuple[Tensor, Tensor, Tensor]:
     """Activity-based pruning: keep the ``neuron_count`` most active neurons, then the strongest synapses.
 
     The baseline LNP is compared with (Chakraborty et al. 2024): neurons are ranked by ``activity`` ``[N]``
     (e.g. firing rates of the dense network on the training data of the task; ties to the lower index),
-    then the ``synapse_count`` synapses of largest ``|w|`` among the kept neurons are kept.
+    then the ``synapse_count`` synapses of largest ``|w|`` among the kept neurons are kept (None: every synapse
+    among them, the paper's pruning of neurons only).
     Returns ``(weight [N, N], neuron_mask [N], synapse_mask [N, N])``; pruned entries are exactly zero.
     """
     n = _check_counts(weight, neuron_count, synapse_count)

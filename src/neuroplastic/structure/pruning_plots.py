@@ -12,6 +12,7 @@ of :class:`~neuroplastic.structure.ReconstructiveNeuronPruning` and :mod:`neurop
 - :func:`plot_oracle_curve`: the trigger oracle's curve (:func:`~neuroplastic.structure.backdoor.oracle_curve`)
   against the number of units pruned, with the sweep's points.
 - :func:`plot_unit_costs`: :func:`~neuroplastic.structure.backdoor.unit_pruning_costs` as paired bars.
+- :func:`plot_defence_bars`: clean accuracy and ASR of several models (before and after defences) as paired bars.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from torch import Tensor
 
 __all__ = ["plot_unit_masks", "plot_rnp_history", "plot_threshold_sweep", "plot_oracle_curve", "plot_unit_costs",
-           "short_layer_name"]
+           "plot_defence_bars", "short_layer_name"]
 
 _COLORS = ("tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:cyan")
 
@@ -128,3 +129,19 @@ def plot_unit_costs(ax: Any, costs: Sequence[Mapping[str, Any]]) -> None:
     ax.set_ylabel("clean accuracy drop (points)")
     ax.legend(fontsize=7)
     ax.set_title("Each RNP-pruned channel pruned alone from the backdoored model", fontsize=10)
+
+
+def plot_defence_bars(ax: Any, bars: Sequence[tuple[str, float, float]], *, asr_max: float | None = None) -> None:
+    """Paired bars per model ``(label, clean accuracy, ASR)`` (e.g. the backdoored model, then defences), their
+    values written above, and the claim's ``asr_max`` as a dotted red line."""
+    for column, offset, color, label in ((1, -0.2, "tab:blue", "clean test accuracy"),
+                                         (2, 0.2, "tab:red", "attack success rate")):
+        values = [bar[column] for bar in bars]
+        ax.bar([p + offset for p in range(len(bars))], values, width=0.4, color=color, label=label)
+        for p, value in enumerate(values):
+            ax.text(p + offset, value + 0.01, f"{value:.2f}", ha="center", fontsize=8)
+    ax.set_xticks(list(range(len(bars))), [bar[0] for bar in bars], fontsize=8)
+    ax.set_ylim(0, 1.25)
+    if asr_max is not None:
+        ax.axhline(asr_max, color="tab:red", ls=":", lw=1)
+    ax.legend(fontsize=8, loc="upper center", ncol=2)

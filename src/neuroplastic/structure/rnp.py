@@ -64,6 +64,9 @@ __all__ = ["RNPConfig", "RNPReport", "ReconstructiveNeuronPruning", "reconstruct
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Augment = Callable[[Tensor, torch.Generator], Tensor]
 Evaluate = Callable[[nn.Module], Mapping[str, float]]
+# the keys of RNP's own history rows; the others are evaluate's results
+_ROW_KEYS = {"unlearning": ("epoch", "loss", "accuracy", "lr"),
+             "recovery": ("epoch", "loss", "accuracy", "mask_mean", "mask_min", "masks_below_threshold")}
 
 
 @dataclass(frozen=True)
@@ -448,6 +451,31 @@ class ReconstructiveNeuronPruning:
         self.recovery_epoch = int(state["recovery_epoch"])
         self.reached_threshold = bool(state["reached_threshold"])
         self.history = copy.deepcopy(state["history"])
+
+    def summary(self, units: Mapping[str, Tensor]) -> dict[str, float]:
+        """What RNP did, as flat figures (for a run's metrics), with ``units`` the pruned units per layer
+        (:meth:`units_to_prune`).
+
+        Keys: ``clean_samples`` (-1 for clean data given as batches), ``pruned_units``, ``total_units``,
+        ``unlearning_epochs``, ``unlearning_reached_threshold`` (1 or 0); for the last epoch of unlearning and
+        of recovery (if any), ``unlearned_train_acc`` / ``recovered_train_acc`` (the accuracy on the clean
+        samples during the epoch, train mode) and ``unlearned_monitor_<key>`` / ``recovered_monitor_<key>``
+        for each result of ``evaluate``; then ``pruned_fraction`` and ``pruned_layer<i>`` (the units pruned
+        in the i-th masked layer).
+        """
+        pruned = sum(int(index.numel()) for index in units.values())
+        figures: dict[str, float] = {
+            "clean_samples": int(self.data.size), "pruned_units": pruned, "total_units": self.masks.num_units,
+            "unlearning_epochs": self.unlearning_epoch, "unlearning_reached_threshold": int(self.reached_threshold)}
+        for phase, name in (("unlearning", "unlearned"), ("recovery", "recovered")):
+            if self.history[phase]:
+                last = self.history[phase][-1]
+                figures[f"{name}_train_acc"] = last["accuracy"]
+                figures.update({f"{name}_monitor_{key}": value for key, value in last.items()
+                                if key not in _ROW_KEYS[phase]})
+        figures["pruned_fraction"] = pruned / max(1, self.masks.num_units)
+        figures.update({f"pruned_layer{position}": int(index.numel()) for position, index in enumerate(units.values())})
+        return figures
 
     def report(self, units: Mapping[str, Tensor], keep: dict[str, Tensor]) -> RNPReport:
         """An :class:`RNPReport` of the current masks and histories, with the given pruning result."""
