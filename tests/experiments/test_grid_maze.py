@@ -7,7 +7,7 @@ import json
 import pytest
 
 from neuroplastic.experiments import grid_maze
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment
 
 TINY = {"updates": 3, "maze_size": 5, "episode_length": 12, "hidden_size": 8, "batch_size": 4,
         "eval_episodes": 6, "eval_batch": 4, "time_windows": 3, "log_every": 1, "checkpoint_every": 1}
@@ -56,3 +56,19 @@ def test_baseline_has_no_plastic_parameters_and_the_same_size():
         assert dict(plain.named_parameters())[name].shape == names[name].shape
     with pytest.raises(ValueError, match="variant"):
         grid_maze.make_agent("lstm", 16, 10)
+
+
+@pytest.mark.parametrize(("variants", "accepted"), [
+    ("lstm", "non-empty tuple, each item one of 'modulated', 'plastic', 'rnn'"),
+    ("modulated,lstm", "non-empty tuple, each item one of"),
+    ("", "non-empty tuple"),
+    ("rnn,modulated,rnn", "distinct"),
+])
+def test_bad_variants_are_rejected_before_the_run(variants, accepted, tmp_path):
+    with pytest.raises(ValueError, match=f"Config.variants must be (a )?{accepted}"):
+        apply_overrides(grid_maze.EXPERIMENT.config("quick"), {"variants": variants})
+    with pytest.raises(ValueError, match="Config.variants must be"):
+        run_experiment(grid_maze.EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={"variants": variants})
+    assert not (tmp_path / "grid-maze").exists()
+    assert apply_overrides(grid_maze.EXPERIMENT.config("quick"), {"variants": "rnn,plastic"}).variants == (
+        "rnn", "plastic")

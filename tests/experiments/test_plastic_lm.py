@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -12,7 +13,7 @@ from neuroplastic.evaluation import count_parameters
 from neuroplastic.experiments.plastic_lm import EXPERIMENT, Config, build_models
 from neuroplastic.models import lstm_parameter_count, matched_lstm_hidden_size
 from neuroplastic.plasticity import PlasticLSTM
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, run_experiment, validate_config
 
 TINY = {
     "max_chars": "12000", "embedding_dim": "8", "hidden_size": "12", "batch_size": "4", "seq_len": "16",
@@ -84,3 +85,40 @@ def test_lstm_is_parameter_matched_and_not_plastic(alpha):
     if alpha == "connection":  # N^2 extra plastic coefficients buy the LSTM extra units
         assert hidden > config.hidden_size
     assert matched_lstm_hidden_size(lstm_parameter_count(50, 16, 37), 50, 16) == 37
+
+
+POSITIVE_INTS = ("embedding_dim", "hidden_size", "batch_size", "seq_len", "steps", "eval_every", "eval_batch")
+NON_NEGATIVE_INTS = ("max_chars", "eval_chars", "sample_chars", "threads")
+POSITIVE_NUMBERS = ("lr", "grad_clip", "temperature", "clip")
+REJECTED = (
+    [(name, value, "an int >= 1") for name in POSITIVE_INTS for value in (0, -3, True, 2.0)]
+    + [(name, value, "an int >= 0") for name in NON_NEGATIVE_INTS for value in (-1, True, 2.0)]
+    + [(name, value, "a .*number .*> 0") for name in POSITIVE_NUMBERS for value in (0, -1e-3, float("nan"), "1")]
+    + [("alpha_lr_divisor", value, "a .*number .*>= 0") for value in (-1.0, float("nan"), -float("inf"))]
+    + [("lr", float("inf"), "a finite number > 0")]
+    + [("valid_fraction", value, r"a finite number in \(0, 1\)") for value in (0, 1, 1.5, float("nan"))]
+    + [("alpha", "row", "one of 'connection', 'neuron', 'scalar'"), ("modulation", "hebbian", "one of 'none'"),
+       ("backprop", "manual", "one of 'auto'")]
+)
+
+
+@pytest.mark.parametrize(("name", "value", "accepted"), REJECTED)
+def test_bad_config_values_are_rejected(name, value, accepted):
+    config = dataclasses.replace(Config(), **{name: value})
+    with pytest.raises(ValueError, match=f"Config.{name} must be {accepted}.*, got "):
+        validate_config(config)
+
+
+def test_config_bounds_are_inclusive_where_they_should_be():
+    for budget in ("quick", "full"):
+        validate_config(EXPERIMENT.config(budget))
+    assert EXPERIMENT.config("full").threads == 0  # the full budget leaves PyTorch's thread count alone
+    edges = {**{name: 1 for name in POSITIVE_INTS}, **{name: 0 for name in NON_NEGATIVE_INTS},
+             "alpha_lr_divisor": 0.0, "clip": float("inf"), "grad_clip": float("inf"), "temperature": 1e-9}
+    validate_config(dataclasses.replace(Config(), **edges))
+
+
+def test_bad_config_is_rejected_before_the_run(tmp_path):
+    with pytest.raises(ValueError, match="Config.seq_len must be an int >= 1, got 0"):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, overrides={**TINY, "seq_len": "0"}, progress=False)
+    assert not (tmp_path / EXPERIMENT.name).exists()

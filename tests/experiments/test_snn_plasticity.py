@@ -147,6 +147,10 @@ def test_claims_decide_on_the_stated_thresholds():
 
 
 def test_bad_variant_name_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="variants"):
+    with pytest.raises(ValueError, match=r"Config.variants must be a tuple, each item one of 'nonplastic', .*'stdp'"):
         run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, "variants": "stdp"})
+    with pytest.raises(ValueError, match="Config.variants must be"):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False,
+                       overrides={**TINY, "variants": "hebbian,stdp"})
+    assert not (tmp_path / "snn-plasticity").exists()  # rejected before anything is written
     assert math.isclose(EXPERIMENT.config("quick").noise_high, 2 * EXPERIMENT.config("quick").noise)

@@ -46,7 +46,6 @@ from neuroplastic.models import ActorCritic, RNNCell
 from neuroplastic.plasticity import PlasticRNNCell
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import metric_series, smooth_curve
-from neuroplastic.runs.threads import torch_threads
 from neuroplastic.tasks import CueRewardTask, a2c_loss
 
 __all__ = [
@@ -107,7 +106,6 @@ class Config:
     modulator_fanout: bool = False
     eval_episodes: int = 512
     checkpoint_every: int = 50
-    threads: int = 1
 
 
 def make_agent(variant: str, obs_dim: int, config: Config) -> ActorCritic:
@@ -273,11 +271,6 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     Returns, per variant, ``{variant}_reward`` (mean reward per evaluation episode), its standard error,
     the first-trial and late-trial rewards, the within-episode gain, and the learned rates where they exist.
     """
-    with torch_threads(config.threads):
-        return _run(config, run_dir)
-
-
-def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     obs_dim = make_task(config, 1, torch.Generator().manual_seed(0), run_dir.device).obs_dim
     metrics: dict[str, Any] = {"max_reward": float(config.num_trials)}
     results: dict[str, dict[str, Any]] = {}

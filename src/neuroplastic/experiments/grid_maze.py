@@ -45,9 +45,9 @@ from torch import nn
 from neuroplastic.evaluation import count_parameters
 from neuroplastic.models import MazeAgent, RNNCell, run_maze_episodes
 from neuroplastic.plasticity import PlasticRNNCell
-from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.runs import Claim, Experiment, RunDirectory, param
+from neuroplastic.runs.config import config_error
 from neuroplastic.runs.plots import smooth
-from neuroplastic.runs.threads import torch_threads
 from neuroplastic.tasks import GridMazeTask, a2c_loss, episode_statistics, grid_maze_layout, policy_log_probs
 
 __all__ = ["Config", "VARIANTS", "make_agent", "evaluate", "run", "EXPERIMENT"]
@@ -71,15 +71,15 @@ class Config:
     released value) and 500 updates (16,000 episodes per variant). ``full`` goes back to the released
     settings (maze 11, 200 steps, hidden 100, batch 30, lr 1e-4) for 20,000 updates.
 
-    Fields: ``variants`` any of ``"modulated"``, ``"plastic"``, ``"rnn"`` (trained in this order);
-    ``eval_episodes`` fresh episodes per variant (in batches of ``eval_batch``), also played by uniformly
-    random actions; ``time_windows`` windows of the within-episode reward profile; ``threads``
-    intra-op threads while running (restored afterwards); ``replay`` computes the training graph by
-    replaying the recorded observations through the fused sequence pass instead of keeping the step-by-step
-    graph (same gradients; used at the full size, where it is faster; timings on the results page).
+    Fields: ``variants`` any distinct ones of ``"modulated"``, ``"plastic"``, ``"rnn"`` (trained in this
+    order); ``eval_episodes`` fresh episodes per variant (in batches of ``eval_batch``), also played by
+    uniformly random actions; ``time_windows`` windows of the within-episode reward profile; ``replay``
+    computes the training graph by replaying the recorded observations through the fused sequence pass
+    instead of keeping the step-by-step graph (same gradients; used at the full size, where it is faster;
+    timings on the results page).
     """
 
-    variants: tuple[str, ...] = ("modulated", "rnn")
+    variants: tuple[str, ...] = param(("modulated", "rnn"), choices=VARIANTS, min_length=1)
     maze_size: int = 7
     episode_length: int = 100
     reward_value: float = 10.0
@@ -99,8 +99,11 @@ class Config:
     time_windows: int = 10
     log_every: int = 10
     checkpoint_every: int = 50
-    threads: int = 1
     replay: bool = False
+
+    def check(self) -> None:
+        if len(set(self.variants)) != len(self.variants):
+            raise config_error(self, "variants", "distinct")
 
 
 def make_agent(variant: str, obs_dim: int, hidden_size: int, *, clip: float = 2.0) -> MazeAgent:
@@ -318,21 +321,7 @@ def _train(variant: str, config: Config, run_dir: RunDirectory, obs_dim: int) ->
 
 
 def run(config: Config, run_dir: RunDirectory) -> dict[str, float]:
-    """Train every variant with A2C on the grid maze, evaluate on fresh episodes, plot; return metrics.
-
-    Runs with ``config.threads`` intra-op threads (restored afterwards): the step-by-step loop issues
-    many small ops, for which one thread is several times faster than two (timings on the results page).
-    """
-    with torch_threads(config.threads):
-        return _run(config, run_dir)
-
-
-def _run(config: Config, run_dir: RunDirectory) -> dict[str, float]:
-    for variant in config.variants:
-        if variant not in VARIANTS:
-            raise ValueError(f"variants must be taken from {VARIANTS}; got {variant!r}")
-    if len(set(config.variants)) != len(config.variants) or not config.variants:
-        raise ValueError(f"variants must be distinct and non-empty; got {config.variants!r}")
+    """Train every variant with A2C on the grid maze, evaluate on fresh episodes, plot; return metrics."""
     device = run_dir.device
     obs_dim = _make_task(config, 1, torch.Generator(), device).obs_dim
     eval_seed = 7919 + run_dir.seed * 1000  # the same fresh evaluation episodes for every variant

@@ -39,11 +39,10 @@ from neuroplastic.models import RNN
 from neuroplastic.plasticity import PlasticRNN
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.plots import metric_series, smooth_curve
-from neuroplastic.runs.threads import torch_threads
 from neuroplastic.tasks import PatternCompletionBatch, bit_error_rate, pattern_completion_batch
 
-__all__ = ["Config", "make_network", "episode_inputs", "run", "evaluate", "plasticity_stats", "torch_threads",
-           "EXPERIMENT", "VARIANTS"]
+__all__ = ["Config", "make_network", "episode_inputs", "run", "evaluate", "plasticity_stats", "EXPERIMENT",
+           "VARIANTS"]
 
 PAPER = "Miconi, Clune & Stanley 2018, Differentiable plasticity (ICML), binary pattern memorisation"
 VARIANTS = ("plastic", "nonplastic")
@@ -78,7 +77,6 @@ class Config:
     eval_batches: int = 8
     eval_batch_size: int = 125
     checkpoint_every: int = 50
-    threads: int = 1
 
 
 def make_network(variant: str, config: Config) -> nn.Module:
@@ -242,11 +240,6 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     Returns the per-variant evaluation metrics (``{variant}_erased_error``, ...), the plastic network's
     learned eta and alpha statistics (``plastic_eta``, ``plastic_alpha_*``) and the chance level.
     """
-    with torch_threads(config.threads):
-        return _run(config, run_dir)
-
-
-def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     metrics: dict[str, Any] = {"chance_error": CHANCE}
     models: dict[str, nn.Module] = {}
     for variant in VARIANTS:

@@ -31,7 +31,6 @@ Measured results and longer runs: ``docs/results/plastic-lm.md``.
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,10 +48,9 @@ from neuroplastic.models import (
     matched_lstm_hidden_size,
     sample_text,
 )
-from neuroplastic.plasticity import PlasticLSTM
-from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.plasticity import ALPHA_GRANULARITIES, BACKPROP_MODES, MODULATIONS, PlasticLSTM
+from neuroplastic.runs import Claim, Experiment, RunDirectory, param
 from neuroplastic.runs.plots import metric_series, smooth_curve
-from neuroplastic.runs.threads import torch_threads
 from neuroplastic.tasks import (
     CharVocabulary,
     bits_per_character,
@@ -74,30 +72,34 @@ class Config:
     """Settings of the plastic-lm experiment (see the module docstring)."""
 
     corpus: str = ""  # a UTF-8 text file; "" uses the Python standard library's source code
-    max_chars: int = 400_000  # characters of the corpus used (0: all of it)
-    valid_fraction: float = 0.1  # trailing share of the corpus held out for validation
-    embedding_dim: int = 32
-    hidden_size: int = 128  # N of the plastic LSTM; the LSTM's is chosen to match the parameter count
-    alpha: str = "neuron"  # plasticity coefficients: "neuron" (the paper's PTB model), "connection", "scalar"
-    modulation: str = "simple"  # "simple" (Backpropamine), "retroactive", "none" (plain Hebbian plasticity)
-    clip: float = 2.0  # bound of the Hebbian traces
+    max_chars: int = param(400_000, minimum=0)  # characters of the corpus used (0: all of it)
+    # trailing share of the corpus held out for validation
+    valid_fraction: float = param(0.1, minimum=0, exclusive_minimum=True, maximum=1, exclusive_maximum=True)
+    embedding_dim: int = param(32, minimum=1)
+    hidden_size: int = param(128, minimum=1)  # N of the plastic LSTM; the LSTM's matches the parameter count
+    # plasticity coefficients: "neuron" (the paper's PTB model), "connection", "scalar"
+    alpha: str = param("neuron", choices=ALPHA_GRANULARITIES)
+    # "simple" (Backpropamine), "retroactive", "none" (plain Hebbian plasticity)
+    modulation: str = param("simple", choices=MODULATIONS)
+    clip: float = param(2.0, minimum=0, exclusive_minimum=True, finite=False)  # bound of the Hebbian traces
     alpha_init: float = 0.01
-    alpha_lr_divisor: float = 0.0  # alpha's learning rate is lr / alpha_lr_divisor; 0: hidden_size (the paper)
-    backprop: str = "auto"  # how the plastic LSTM backpropagates through its traces
-    batch_size: int = 32
-    seq_len: int = 64  # truncated-BPTT window
-    steps: int = 400  # optimizer steps per model
-    lr: float = 3e-3
-    grad_clip: float = 1.0  # max gradient norm
-    eval_every: int = 50
-    eval_batch: int = 16  # parallel streams of the validation text
-    eval_chars: int = 0  # validation characters read at intermediate evaluations (0: the whole split)
-    sample_chars: int = 240
-    temperature: float = 0.7
-    # PyTorch intra-op threads during the run (restored after it); 0 leaves the setting alone. The plastic LSTM
-    # runs many small [B, N, N] operations per time step: at N=128 a second thread saves ~15%, but on a busy
-    # machine a thread that waits for a taken core made steps 10x slower (2.1 s instead of 0.18 s).
-    threads: int = 1
+    # alpha's learning rate is lr / alpha_lr_divisor; 0: hidden_size (the paper)
+    alpha_lr_divisor: float = param(0.0, minimum=0, finite=False)
+    backprop: str = param("auto", choices=BACKPROP_MODES)  # how the plastic LSTM backpropagates through its traces
+    batch_size: int = param(32, minimum=1)
+    seq_len: int = param(64, minimum=1)  # truncated-BPTT window
+    steps: int = param(400, minimum=1)  # optimizer steps per model
+    lr: float = param(3e-3, minimum=0, exclusive_minimum=True)
+    grad_clip: float = param(1.0, minimum=0, exclusive_minimum=True, finite=False)  # max gradient norm
+    eval_every: int = param(50, minimum=1)
+    eval_batch: int = param(16, minimum=1)  # parallel streams of the validation text
+    # validation characters read at intermediate evaluations (0: the whole split)
+    eval_chars: int = param(0, minimum=0)
+    sample_chars: int = param(240, minimum=0)
+    temperature: float = param(0.7, minimum=0, exclusive_minimum=True, finite=False)
+    # PyTorch intra-op threads for the run (the runner sets them; 0 leaves PyTorch's setting alone, as the full
+    # budget does); one thread at the quick budget (timings on the results page)
+    threads: int = param(1, minimum=0)
 
 
 def build_models(config: Config, vocab_size: int) -> dict[str, CharLanguageModel]:
@@ -137,22 +139,6 @@ def load_text(config: Config) -> str:
         text = read_corpus(config.corpus)
         return text if limit is None else text[:limit]
     return stdlib_corpus(max_chars=limit)
-
-
-def _check_config(config: Config) -> None:
-    for name in ("embedding_dim", "hidden_size", "batch_size", "seq_len", "steps", "eval_every", "eval_batch"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    for name in ("max_chars", "eval_chars", "sample_chars", "threads"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-    for name in ("lr", "grad_clip", "temperature", "clip"):
-        if not getattr(config, name) > 0:
-            raise ValueError(f"{name} must be > 0, got {getattr(config, name)!r}")
-    if not config.alpha_lr_divisor >= 0:
-        raise ValueError(f"alpha_lr_divisor must be >= 0 (0: hidden_size), got {config.alpha_lr_divisor!r}")
 
 
 def _train(name: str, model: CharLanguageModel, config: Config, train: Tensor, valid: Tensor,
@@ -238,12 +224,6 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     generated text (``samples.json``) and measured step times (``timing.json``, wall clock, so not part of
     the metrics, which are identical for identical seeds).
     """
-    _check_config(config)
-    with torch_threads(config.threads) if config.threads else nullcontext():
-        return _run(config, run_dir)
-
-
-def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     text = load_text(config)
     vocab = CharVocabulary(text)
     train, valid = split_corpus(vocab.encode(text), config.valid_fraction)

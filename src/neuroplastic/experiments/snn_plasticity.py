@@ -53,9 +53,8 @@ from neuroplastic.evaluation import count_parameters
 from neuroplastic.models import AssociationSNN, PlainRecurrentLIF
 from neuroplastic.neurons.surrogates import FastSigmoid
 from neuroplastic.plasticity.spiking import PlasticLIF
-from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.runs import Claim, Experiment, RunDirectory, param
 from neuroplastic.runs.plots import metric_series, smooth_curve
-from neuroplastic.runs.threads import torch_threads
 from neuroplastic.tasks.spiking_association import SpikingAssociationBatch, spiking_association_batch
 
 __all__ = ["Config", "VARIANTS", "PLASTIC_VARIANTS", "make_network", "association_loss", "query_accuracy",
@@ -93,7 +92,7 @@ class Config:
     noise_high: float = 0.1
     noise_sweep: tuple[float, ...] = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2)
     # network
-    variants: tuple[str, ...] = VARIANTS
+    variants: tuple[str, ...] = param(VARIANTS, choices=VARIANTS)
     hidden_size: int = 32
     input_gain: float = 2.0
     tau_mem: float = 10.0
@@ -110,7 +109,6 @@ class Config:
     eval_batches: int = 4
     eval_batch_size: int = 128
     checkpoint_every: int = 50
-    threads: int = 1
 
 
 def _input_size(config: Config) -> int:
@@ -279,14 +277,6 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     standard errors, the mean firing rate, the parameter count and, for the plastic ones, the learned
     plasticity coefficients; and ``chance``.
     """
-    unknown = [v for v in config.variants if v not in VARIANTS]
-    if unknown:
-        raise ValueError(f"variants must be among {', '.join(VARIANTS)}; got {unknown}")
-    with torch_threads(config.threads):
-        return _run(config, run_dir)
-
-
-def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     metrics: dict[str, Any] = {"chance": 1 / config.num_pairs}
     sweep: dict[str, list[float]] = {}
     eval_seed = 1000 * run_dir.seed + 2
