@@ -181,12 +181,13 @@ def test_every_bad_field_is_rejected_by_its_declaration(field, value, accepted):
         apply_overrides(Config(), {field: value})
 
 
-def test_cifar10_needs_a_data_dir_and_threads_must_be_positive():
+def test_cifar10_needs_a_data_dir_and_threads_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="Config.data_dir must be the folder holding CIFAR-10's python batches"):
         apply_overrides(Config(), {"dataset": "cifar10"})
     assert apply_overrides(Config(), {"dataset": "cifar10", "data_dir": "somewhere"}).data_dir == "somewhere"
-    with pytest.raises(ValueError, match="count must be a positive int, got 0"):
-        EXPERIMENT.run(Config(threads=0), None)  # rejected before anything is run
+    with pytest.raises(ValueError, match="threads"):  # the runner sets the thread count, and checks it first
+        run_experiment(EXPERIMENT, out=tmp_path, threads=0, progress=False)
+    assert not (tmp_path / EXPERIMENT.name).exists()  # rejected before anything is run
 
 
 # ------------------------------------------------------------------------------------------ the ResNet option

@@ -45,7 +45,6 @@ from neuroplastic.data.backdoor import PATTERNS, poison_dataset, stamp_trigger, 
 from neuroplastic.models import IMAGE_ARCHITECTURES, build_image_classifier
 from neuroplastic.runs import Claim, Experiment, RunDirectory, param
 from neuroplastic.runs.config import config_error
-from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure.backdoor import (
     activation_units,
     backdoor_scores,
@@ -145,7 +144,6 @@ class Config:
                                                 minimum=0)
     oracle_max_fraction: float = param(0.5, minimum=0, exclusive_minimum=True, maximum=1)
     cost_max_channels: int = param(40, minimum=1)
-    threads: int = 1
 
     def check(self) -> None:
         if self.dataset == "cifar10" and not self.data_dir:
@@ -175,11 +173,6 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     """Poison, train, defend with RNP (and the baselines), evaluate (module docstring). Metrics: clean accuracy
     and ASR before and after RNP (``clean_acc_before``, ``asr_before``, ``clean_acc_after``, ``asr_after``,
     ``clean_drop_points``), what RNP did (``pruned_units``, ...), the baselines', diagnostics' and ablations'."""
-    with torch_threads(config.threads):
-        return _run(config, run_dir)
-
-
-def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     x_train, y_train, x_test, y_test = load_data(config)
     target, nan = config.target_class, float("nan")
     trigger = {"size": config.trigger_size, "margin": config.trigger_margin, "pattern": config.trigger_pattern}

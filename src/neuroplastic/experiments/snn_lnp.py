@@ -51,7 +51,6 @@ from neuroplastic.dynamics import (
 from neuroplastic.dynamics.plots import plot_kept_timescales, plot_lyapunov_spectra, plot_predictions
 from neuroplastic.runs import Claim, Experiment, RunDirectory, grid_search, param
 from neuroplastic.runs.config import config_error
-from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure import LNPConfig, activity_prune, lyapunov_noise_prune, random_prune, scale_to_lyapunov
 from neuroplastic.tasks.lorenz import LorenzData, lorenz_prediction_data, nrmse, observe_components
 
@@ -105,7 +104,6 @@ class Config:
     # analysis
     spectrum_k: int = param(8, minimum=1)
     spectrum_steps: int = param(1000, minimum=1)
-    threads: int = 1
 
     def check(self) -> None:
         if self.washout >= min(self.train_steps, self.test_steps):
@@ -185,12 +183,6 @@ def _prune(variant: str, dense: SpikingReservoir, fraction: float, config: Confi
     return net, info
 
 
-def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
-    """Dense vs LNP vs activity-pruned vs randomly pruned reservoir on Lorenz prediction (module docstring)."""
-    with torch_threads(config.threads):
-        return _run(config, run_dir)
-
-
 def task_data(config: Config, seed: int, device: torch.device | str = "cpu") -> LorenzData:
     """The run's Lorenz series for ``seed`` (training and held-out), with only the observed components."""
     data = lorenz_prediction_data(config.train_steps, config.test_steps, test_series=config.test_series,
@@ -228,7 +220,8 @@ def tune_dense(config: Config, seeds: tuple[int, ...], grid: dict[str, tuple[flo
                        seeds, key="validation_nrmse", progress=progress)
 
 
-def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
+def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
+    """Dense vs LNP vs activity-pruned vs randomly pruned reservoir on Lorenz prediction (module docstring)."""
     seed, device = run_dir.seed, run_dir.device
     data = task_data(config, seed, device)
     dense = dense_network(config, seed, device)
