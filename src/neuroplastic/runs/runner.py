@@ -178,20 +178,15 @@ def run_experiment(
         on_progress=on_progress,
     )
     (path / "summary.json").unlink(missing_ok=True)
-    source = provenance()
     with torch_threads(thread_count) if thread_count is not None else nullcontext():
-        used_threads = torch.get_num_threads()
+        # what identifies the run, at the top of both config.json and summary.json
+        header = {"experiment": experiment.name, "paper": experiment.paper, "budget": budget, "seed": seed,
+                  "device": str(torch_device), "threads": torch.get_num_threads(), **provenance()}
         run_dir.write_json("config", {
-            "experiment": experiment.name,
-            "paper": experiment.paper,
-            "budget": budget,
-            "seed": seed,
-            "device": str(torch_device),
-            "threads": used_threads,
+            **header,
             "overrides": dict(overrides or {}),
             "config": config_to_dict(config),
             "torch_version": torch.__version__,
-            **source,
             "python_version": platform.python_version(),
         })
         neuroplastic.seed_everything(seed)
@@ -205,13 +200,7 @@ def run_experiment(
     claims = [evaluate_claim(claim, metrics) for claim in experiment.claims]
     plot_metrics(run_dir.metrics, path / "metrics.png", title=experiment.name, enabled=experiment.auto_plot)
     summary = {
-        "experiment": experiment.name,
-        "paper": experiment.paper,
-        "budget": budget,
-        "seed": seed,
-        "device": str(torch_device),
-        "threads": used_threads,
-        **source,
+        **header,
         "metrics": to_jsonable(metrics),
         "claims": [to_jsonable(result.to_dict()) for result in claims],
         "runtime_seconds": round(run_dir.elapsed_seconds, 3),
