@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from neuroplastic.experiments.gradient_rewiring import CLAIMS, EXPERIMENT, Config
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, run_experiment, validate_config
 
 TINY = {"hidden": "16", "alphas": "0.3,3.0", "epochs": 2, "batch_size": 500, "lr": 0.01}
 
@@ -88,3 +88,10 @@ def test_claims_pass_and_fail_on_hand_made_metrics():
     assert verdicts(metrics(0.95, [(0.1, 0.08, 0.94), (0.3, 0.06, 0.94)]))[2] is False
     # missing metrics fail instead of passing
     assert verdicts({"grad_r_runs": 1}) == [False, False, False]
+
+
+def test_bad_config_values_are_refused():
+    with pytest.raises(ValueError, match="Config.alphas must be a non-empty tuple"):
+        validate_config(Config(alphas=()))
+    with pytest.raises(ValueError, match="Config.alphas must be"):
+        validate_config(Config(alphas=(0.1, 0.0)))

@@ -52,3 +52,11 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path):
     logged = [dict(zip(header, line.split(","), strict=True)) for line in rows.splitlines()[1:]]
     hard_before_stop = {int(r["size"]) for r in logged if r["phase"] == "hard-s0" and r["size"] and int(r["step"]) < 6}
     assert min(hard_before_stop) > 1 and reference["metrics"]["switch_s0_size"] > 1
+
+
+def test_bad_config_values_are_refused(tmp_path):
+    for key, value, message in (("penalty", "l2", "Config.penalty must be one of 'decoupled', 'loss'"),
+                                ("eval_burn_in", 30, r"Config.eval_burn_in must be less than eval_length \(30\)"),
+                                ("seeds", 0, "Config.seeds must be an int >= 1")):
+        with pytest.raises(ValueError, match=message):
+            run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})

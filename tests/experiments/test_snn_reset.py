@@ -17,7 +17,7 @@ from neuroplastic.experiments.snn_reset import (
     paired_difference,
 )
 from neuroplastic.neurons import LIF, Rectangle
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, run_experiment, validate_config
 
 TINY = {"hidden": 16, "time_steps": 3, "repeats": 2, "epochs": 2, "batch_size": 1000, "lr": 0.02,
         "surrogate": "triangle"}
@@ -116,10 +116,10 @@ def test_rectangle_surrogate_window():
 
 
 def test_bad_config_values_raise():
-    with pytest.raises(ValueError, match="variants must be"):
-        EXPERIMENT.run(Config(variants=("soft", "gentle")), None)
-    with pytest.raises(ValueError, match="encoding must be"):
-        EXPERIMENT.run(Config(encoding="latency"), None)
+    with pytest.raises(ValueError, match="Config.variants must be"):
+        validate_config(Config(variants=("soft", "gentle")))
+    with pytest.raises(ValueError, match="Config.encoding must be"):
+        validate_config(Config(encoding="latency"))
     with pytest.raises(ValueError, match="decay must be"):
         make_network("soft", Config(decay=1.0), seed=0)
     with pytest.raises(ValueError, match="surrogate must be"):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from neuroplastic.experiments.snn_rewiring import CLAIMS, EXPERIMENT, Config
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, run_experiment, validate_config
 
 TINY = {"hidden": 16, "time_steps": 4, "alphas": "0.3,3.0", "epochs": 2, "batch_size": 500, "lr": 0.01}
 
@@ -55,8 +55,8 @@ def test_interrupted_run_resumes_to_the_same_metrics(reference, tmp_path):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="alphas"):
-        EXPERIMENT.run(Config(alphas=()), None)
+    with pytest.raises(ValueError, match="Config.alphas must be a non-empty tuple"):
+        validate_config(Config(alphas=()))
 
 
 def metrics(dense, runs):

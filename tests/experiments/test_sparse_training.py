@@ -106,7 +106,7 @@ def test_learning_rate_is_cosine_after_a_linear_warm_up(tmp_path):
     assert learning_rate(50, total, no_warmup, 8) == pytest.approx(0.05)  # half way down the cosine
     assert learning_rate(0, total, no_warmup, 8) == pytest.approx(0.1)
     for bad in (-1, 3, float("nan"), True):  # TINY trains 2 epochs
-        with pytest.raises(ValueError, match="warmup_epochs"):
+        with pytest.raises(ValueError, match="warmup_epochs"):  # "Config.warmup_epochs must be ..." (or not a float)
             run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False,
                            overrides=dict(TINY, warmup_epochs=bad))
 

@@ -48,8 +48,8 @@ from neuroplastic.data import load_digits_dataset, load_mnist_sample
 from neuroplastic.evaluation import accuracy
 from neuroplastic.models import relu_mlp
 from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.runs.config import config_error, param
 from neuroplastic.runs.plots import metric_series
-from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure.dormant import dormant_ratio, drm_perturb, drm_perturb_factor, redo
 
 __all__ = ["Config", "phase_permutations", "run", "EXPERIMENT", "VARIANTS"]
@@ -66,42 +66,31 @@ DATASETS = ("mnist", "digits")
 class Config:
     """Stream, network and method settings of the dormant-neurons experiment."""
 
-    dataset: str = "mnist"
-    train_size: int = 4000
-    hidden: int = 128
-    depth: int = 3
-    lr: float = 3e-3
-    batch_size: int = 128
-    phases: int = 10
-    steps_per_phase: int = 300
-    tau: float = 0.025
-    redo_every: int = 70
-    redo_tau: float = 0.025
-    drm_every: int = 250
-    drm_rate: float = 2.0
-    drm_min_factor: float = 0.2
-    drm_max_factor: float = 0.9
-    adapt_steps: int = 40
-    eval_every: int = 20
-    probe_size: int = 512
-    variants: tuple[str, ...] = VARIANTS
-    threads: int = 1
+    dataset: str = param("mnist", choices=DATASETS)
+    train_size: int = param(4000, minimum=1)
+    hidden: int = param(128, minimum=1)
+    depth: int = param(3, minimum=1)
+    lr: float = param(3e-3, minimum=0, exclusive_minimum=True)
+    batch_size: int = param(128, minimum=1)
+    phases: int = param(10, minimum=1)
+    steps_per_phase: int = param(300, minimum=1)
+    tau: float = param(0.025, minimum=0)
+    redo_every: int = param(70, minimum=1)
+    redo_tau: float = param(0.025, minimum=0)
+    drm_every: int = param(250, minimum=1)
+    drm_rate: float = param(2.0, minimum=0)
+    drm_min_factor: float = param(0.2, minimum=0, maximum=1)
+    drm_max_factor: float = param(0.9, minimum=0, maximum=1)
+    adapt_steps: int = param(40, minimum=1)
+    eval_every: int = param(20, minimum=1)
+    probe_size: int = param(512, minimum=1)
+    variants: tuple[str, ...] = param(VARIANTS, choices=VARIANTS, min_length=1)
 
-
-def _check_config(config: Config) -> None:
-    if config.dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {config.dataset!r}")
-    unknown = [v for v in config.variants if v not in VARIANTS]
-    if unknown or not config.variants:
-        raise ValueError(f"variants must be a non-empty subset of {VARIANTS}, got {config.variants!r}")
-    for name in ("hidden", "depth", "batch_size", "phases", "steps_per_phase", "redo_every", "drm_every",
-                 "adapt_steps", "eval_every", "probe_size", "train_size"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if config.adapt_steps > config.steps_per_phase:
-        raise ValueError(f"adapt_steps ({config.adapt_steps}) must be at most steps_per_phase "
-                         f"({config.steps_per_phase})")
+    def check(self) -> None:
+        if self.adapt_steps > self.steps_per_phase:
+            raise config_error(self, "adapt_steps", f"at most steps_per_phase ({self.steps_per_phase})")
+        if self.drm_min_factor > self.drm_max_factor:
+            raise config_error(self, "drm_min_factor", f"at most drm_max_factor ({self.drm_max_factor})")
 
 
 def phase_permutations(phases: int, seed: int, classes: int = 10) -> Tensor:
@@ -224,16 +213,14 @@ def _plot(run_dir: RunDirectory, config: Config) -> None:
 
 def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     """Train every variant on the same stream; return per-variant adaptation, accuracy and dormant-ratio figures."""
-    _check_config(config)
-    with torch_threads(config.threads):
-        data = _load(config)
-        perms = phase_permutations(config.phases, 1000 * run_dir.seed + 4)
-        for variant in config.variants:
-            _train_variant(variant, config, run_dir, data, perms)
-        metrics: dict[str, Any] = {}
-        for variant in config.variants:
-            metrics.update(_summarise(variant, config, run_dir))
-        _plot(run_dir, config)
+    data = _load(config)
+    perms = phase_permutations(config.phases, 1000 * run_dir.seed + 4)
+    for variant in config.variants:
+        _train_variant(variant, config, run_dir, data, perms)
+    metrics: dict[str, Any] = {}
+    for variant in config.variants:
+        metrics.update(_summarise(variant, config, run_dir))
+    _plot(run_dir, config)
     return metrics
 
 

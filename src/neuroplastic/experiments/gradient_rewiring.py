@@ -38,8 +38,8 @@ from neuroplastic.data import load_mnist_sample
 from neuroplastic.evaluation import accuracy
 from neuroplastic.models import relu_mlp
 from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.runs.config import param
 from neuroplastic.runs.plots import metric_series
-from neuroplastic.runs.threads import torch_threads
 from neuroplastic.structure.rewiring import GradRewiring, grad_r_epoch
 
 __all__ = ["Config", "load_data", "run", "variants", "target_reached", "graceful", "sparse_close_to_dense",
@@ -60,16 +60,15 @@ class Config:
     ``docs/results/gradient-rewiring.md``).
     """
 
-    hidden: tuple[int, ...] = (300, 100)
-    alphas: tuple[float, ...] = (0.005, 0.02, 0.1, 0.2, 0.4)
-    target_sparsity: float = 0.95
+    hidden: tuple[int, ...] = param((300, 100), minimum=1, min_length=1)
+    alphas: tuple[float, ...] = param((0.005, 0.02, 0.1, 0.2, 0.4), minimum=0, exclusive_minimum=True, min_length=1)
+    target_sparsity: float = param(0.95, minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True)
     dense_baseline: bool = True
-    epochs: int = 40
-    batch_size: int = 100
-    lr: float = 1e-3
-    test_fraction: float = 0.2
-    split_seed: int = 0
-    threads: int = 1
+    epochs: int = param(40, minimum=1)
+    batch_size: int = param(100, minimum=1)
+    lr: float = param(1e-3, minimum=0, exclusive_minimum=True)
+    test_fraction: float = param(0.2, minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True)
+    split_seed: int = param(0, minimum=0)
 
 
 def load_data(config: Config, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -158,14 +157,11 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     ``_regrown_events`` (connections that crossed theta = 0 downwards / upwards over training); and
     ``target_connectivity = 1 - target_sparsity``.
     """
-    if not config.alphas:
-        raise ValueError("alphas must hold at least one prior strength")
-    with torch_threads(config.threads):
-        data = load_data(config, run_dir.device)
-        metrics: dict[str, Any] = {"target_connectivity": 1 - config.target_sparsity,
-                                   "grad_r_runs": len(config.alphas), "test_size": len(data[3])}
-        for name, alpha in variants(config):
-            metrics.update(_train(name, alpha, config, run_dir, data))
+    data = load_data(config, run_dir.device)
+    metrics: dict[str, Any] = {"target_connectivity": 1 - config.target_sparsity,
+                               "grad_r_runs": len(config.alphas), "test_size": len(data[3])}
+    for name, alpha in variants(config):
+        metrics.update(_train(name, alpha, config, run_dir, data))
     _plot_tradeoff(run_dir, config, metrics)
     _plot_training_curves(run_dir, config)
     return metrics

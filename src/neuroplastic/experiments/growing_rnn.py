@@ -57,9 +57,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuroplastic._checks import check_choice
 from neuroplastic.runs import Claim, Experiment, RunDirectory
-from neuroplastic.runs.threads import torch_threads
+from neuroplastic.runs.config import config_error, param
 from neuroplastic.structure.growth import GrowableRNN, GrowthRule
 from neuroplastic.tasks.sequences import ALPHABET, COUNTING_LOSS, HARD_FLOOR, TASKS, task_batch
 
@@ -81,28 +80,31 @@ class Config:
     three reserve units and batches of 64 let it catch up (docs/results/growing-rnn.md).
     """
 
-    seeds: int = 3
-    steps: int = 2000
-    switch_steps: int = 1000
-    batch_size: int = 64
-    seq_len: int = 40
-    lr: float = 0.01
-    clip_norm: float = 1.0
-    threshold: float = 0.0125
-    patience: int = 100
-    reserve: int = 3
-    outgoing_init: float = 0.01
-    penalty: str = "decoupled"
-    strength: float = 8e-4
-    max_size: int = 100
+    seeds: int = param(3, minimum=1)
+    steps: int = param(2000, minimum=1)
+    switch_steps: int = param(1000, minimum=1)
+    batch_size: int = param(64, minimum=1)
+    seq_len: int = param(40, minimum=1)
+    lr: float = param(0.01, minimum=0, exclusive_minimum=True)
+    clip_norm: float = param(1.0, minimum=0)
+    threshold: float = param(0.0125, minimum=0, exclusive_minimum=True)
+    patience: int = param(100, minimum=1)
+    reserve: int = param(3, minimum=1)
+    outgoing_init: float = param(0.01, minimum=0)
+    penalty: str = param("decoupled", choices=("decoupled", "loss"))
+    strength: float = param(8e-4, minimum=0)
+    max_size: int = param(100, minimum=1)
     fixed_baseline: bool = True
-    eval_sequences: int = 32
-    eval_length: int = 400
-    eval_burn_in: int = 16
-    log_every: int = 10
-    eval_every: int = 100
-    checkpoint_every: int = 250
-    threads: int = 1
+    eval_sequences: int = param(32, minimum=1)
+    eval_length: int = param(400, minimum=1)
+    eval_burn_in: int = param(16, minimum=0)
+    log_every: int = param(10, minimum=1)
+    eval_every: int = param(100, minimum=1)
+    checkpoint_every: int = param(250, minimum=1)
+
+    def check(self) -> None:
+        if self.eval_burn_in >= self.eval_length:
+            raise config_error(self, "eval_burn_in", f"less than eval_length ({self.eval_length})")
 
 
 # --------------------------------------------------------------------------------------------------- model
@@ -186,12 +188,6 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     ``{condition}_median_loss`` and ``{condition}_median_late_loss``, ``switch_median_growth``, and the reference
     losses ``hard_floor`` and ``counting_loss``.
     """
-    check_choice("penalty", config.penalty, ("decoupled", "loss"))
-    with torch_threads(config.threads):
-        return _run(config, run_dir)
-
-
-def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     device = run_dir.device
     metrics: dict[str, Any] = {"hard_floor": HARD_FLOOR, "counting_loss": COUNTING_LOSS}
     eval_seed = {task: 1_000_003 * (run_dir.seed + 1) + i for i, task in enumerate(TASKS)}

@@ -54,11 +54,11 @@ from torch import Tensor
 
 from neuroplastic.data import load_mnist_sample
 from neuroplastic.evaluation import correct_mask
-from neuroplastic.models.spiking import ENCODINGS, SpikingMLP
+from neuroplastic.models.spiking import ENCODINGS, SURROGATES, SpikingMLP
 from neuroplastic.neurons import LIF, lif_step, membrane_rectifier
 from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.runs.config import param
 from neuroplastic.runs.plots import metric_series
-from neuroplastic.runs.threads import torch_threads
 
 __all__ = ["Config", "VARIANTS", "make_network", "paired_difference", "membrane_potentials",
            "run", "EXPERIMENT", "CLAIMS"]
@@ -82,21 +82,20 @@ class Config:
     currents. The measurements behind this: ``docs/results/snn-reset.md``.
     """
 
-    hidden: int = 128
-    time_steps: int = 8
-    decay: float = 0.9
-    threshold: float = 0.5
-    encoding: str = "rate"
+    hidden: int = param(128, minimum=1)
+    time_steps: int = param(8, minimum=1)
+    decay: float = param(0.9, minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True)
+    threshold: float = param(0.5, minimum=0, exclusive_minimum=True)
+    encoding: str = param("rate", choices=ENCODINGS)
     norm: bool = False
-    surrogate: str = "rectangle"
-    variants: tuple[str, ...] = ("hard", "soft", "soft_mpr")
-    repeats: int = 3
-    epochs: int = 10
-    batch_size: int = 100
-    lr: float = 1e-3
-    test_fraction: float = 0.2
-    split_seed: int = 0
-    threads: int = 1
+    surrogate: str = param("rectangle", choices=SURROGATES)
+    variants: tuple[str, ...] = param(("hard", "soft", "soft_mpr"), choices=tuple(VARIANTS), min_length=1)
+    repeats: int = param(3, minimum=1)
+    epochs: int = param(10, minimum=1)
+    batch_size: int = param(100, minimum=1)
+    lr: float = param(1e-3, minimum=0, exclusive_minimum=True)
+    test_fraction: float = param(0.2, minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True)
+    split_seed: int = param(0, minimum=0)
 
 
 def make_network(variant: str, config: Config, seed: int) -> SpikingMLP:
@@ -244,24 +243,16 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     differs between a hard and a soft reset fed the same currents; ``_layer2``: the same for the second layer,
     fed the currents the first layer's spikes cause).
     """
-    unknown = [v for v in config.variants if v not in VARIANTS]
-    if unknown or not config.variants:
-        raise ValueError(f"variants must be a non-empty subset of {tuple(VARIANTS)}, got {config.variants!r}")
-    if config.encoding not in ENCODINGS:
-        raise ValueError(f"encoding must be one of {ENCODINGS}, got {config.encoding!r}")
-    if isinstance(config.repeats, bool) or not isinstance(config.repeats, int) or config.repeats < 1:
-        raise ValueError(f"repeats must be a positive int, got {config.repeats!r}")
     metrics: dict[str, Any] = {"repeats": config.repeats, "time_steps": config.time_steps, "decay": config.decay}
-    with torch_threads(config.threads):
-        data = load_data(config, run_dir.device)
-        metrics["test_size"] = len(data[3])
-        diagnostics: dict[str, dict[str, Any]] = {}
-        for repeat in range(config.repeats):
-            for variant in config.variants:
-                model = _train(variant, repeat, config, run_dir, data)
-                if repeat == 0:
-                    generator = torch.Generator(device=run_dir.device).manual_seed(1000 * run_dir.seed + 3)
-                    diagnostics[variant] = _diagnostics(model, data[2][:500], config.threshold, generator)
+    data = load_data(config, run_dir.device)
+    metrics["test_size"] = len(data[3])
+    diagnostics: dict[str, dict[str, Any]] = {}
+    for repeat in range(config.repeats):
+        for variant in config.variants:
+            model = _train(variant, repeat, config, run_dir, data)
+            if repeat == 0:
+                generator = torch.Generator(device=run_dir.device).manual_seed(1000 * run_dir.seed + 3)
+                diagnostics[variant] = _diagnostics(model, data[2][:500], config.threshold, generator)
     correct = {v: torch.stack([run_dir.state["correct"][f"{v}_r{r}"] for r in range(config.repeats)])
                for v in config.variants}
     for variant, c in correct.items():

@@ -2,9 +2,9 @@
 
 Liu et al. 2021, "Sparse training via boosting pruning plasticity with neuroregeneration" (NeurIPS), GraNet's
 headline comparison (their Tables 1-2, CIFAR and ImageNet) scaled down to the 5,000-image MNIST sample
-that ships with the library (4,000 training, 1,000 test images), an MLP (LeNet-300-100: 784-300-100-10)
-and a small CNN (LeNet-5 with ReLU and max pooling: conv 1->6 5x5, conv 6->16 5x5, 256-120-84-10), both
-with He initialisation.
+that ships with the library (4,000 training, 1,000 test images), an MLP (LeNet-300-100: 784-300-100-10,
+:class:`neuroplastic.models.LeNet300100`) and a small CNN (LeNet-5 with ReLU and max pooling: conv 1->6 5x5,
+conv 6->16 5x5, 256-120-84-10, :class:`neuroplastic.models.LeNet5`), both with He initialisation.
 
 Every method trains the same network from the same initial weights on the same batches for the same
 number of steps T, with SGD (momentum 0.9, Nesterov, weight decay 5e-4) and a cosine learning rate; all the
@@ -47,12 +47,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_int
 from neuroplastic.data import load_mnist_sample
 from neuroplastic.evaluation import correct_mask
+from neuroplastic.models import LeNet5, LeNet300100
 from neuroplastic.runs import Claim, Experiment, RunDirectory
-from neuroplastic.runs.threads import torch_threads
-from neuroplastic.structure.sparse_training import GMP, SET, GraNet, RigL
+from neuroplastic.runs.config import config_error, param
+from neuroplastic.structure.sparse_training import GMP, PRUNING_MODES, SET, GraNet, RigL
 from neuroplastic.structure.sparsity_manager import SparsityManager
 
 __all__ = ["Config", "MODELS", "METHODS", "build_model", "make_manager", "warmup_steps", "learning_rate", "run",
@@ -83,74 +83,43 @@ class Config:
     within a repeat (same initial weights, same batches), so the claims compare paired means.
     """
 
-    models: tuple[str, ...] = MODELS
-    methods: tuple[str, ...] = METHODS
-    sparsities: tuple[float, ...] = (0.8, 0.9, 0.95, 0.98)
-    test_fraction: float = 0.2
-    train_images: int = 4000
-    epochs: int = 6
-    batch_size: int = 64
-    lr: float = 0.05
-    warmup_epochs: float = 1.0
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    delta_t: int = 10
-    prune_end: float = 0.69
-    rewire_end: float = 0.75
-    rewire_fraction: float = 0.3
-    regrowth_fraction: float = 0.5
-    regrowth_minimum: float = 0.005
-    granet_initial_density: float = 1.0
-    pruning: str = "global"
+    models: tuple[str, ...] = param(MODELS, choices=MODELS, min_length=1)
+    methods: tuple[str, ...] = param(METHODS, choices=METHODS)
+    sparsities: tuple[float, ...] = param((0.8, 0.9, 0.95, 0.98), minimum=0, maximum=1, exclusive_maximum=True)
+    test_fraction: float = param(0.2, minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True)
+    train_images: int = param(4000, minimum=1)
+    epochs: int = param(6, minimum=1)
+    batch_size: int = param(64, minimum=1)
+    lr: float = param(0.05, minimum=0, exclusive_minimum=True)
+    warmup_epochs: float = param(1.0, minimum=0)  # and at most epochs (check)
+    momentum: float = param(0.9, minimum=0)
+    weight_decay: float = param(5e-4, minimum=0)
+    delta_t: int = param(10, minimum=1)
+    prune_end: float = param(0.69, minimum=0, maximum=1)
+    rewire_end: float = param(0.75, minimum=0, maximum=1)
+    rewire_fraction: float = param(0.3, minimum=0, maximum=1)
+    regrowth_fraction: float = param(0.5, minimum=0, maximum=1)
+    regrowth_minimum: float = param(0.005, minimum=0, maximum=1)
+    granet_initial_density: float = param(1.0, minimum=0, maximum=1, exclusive_minimum=True)
+    pruning: str = param("global", choices=PRUNING_MODES)
     scale_init: bool = True
-    log_every: int = 20
-    checkpoint_every: int = 200
-    eval_batch_size: int = 500
-    repeats: int = 1
-    threads: int = 1
+    log_every: int = param(20, minimum=1)
+    checkpoint_every: int = param(200, minimum=1)
+    eval_batch_size: int = param(500, minimum=1)
+    repeats: int = param(1, minimum=1)
 
-
-def _he_init(module: nn.Module) -> None:
-    """He (Kaiming normal, fan-in, ReLU) weights and zero biases for every conv and linear layer."""
-    for layer in module.modules():
-        if isinstance(layer, (nn.Linear, nn.Conv2d)):
-            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-            nn.init.zeros_(layer.bias)
-
-
-class MLP(nn.Module):
-    """LeNet-300-100: 784-300-100-10 with ReLU, He initialisation. ``[B, 784]`` -> ``[B, 10]``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1, self.fc2, self.fc3 = nn.Linear(784, 300), nn.Linear(300, 100), nn.Linear(100, 10)
-        _he_init(self)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x.flatten(1))))))
-
-
-class CNN(nn.Module):
-    """LeNet-5 with ReLU, max pooling and He initialisation. ``[B, 1, 28, 28]`` -> ``[B, 10]``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
-        self.fc1, self.fc2, self.fc3 = nn.Linear(256, 120), nn.Linear(120, 84), nn.Linear(84, 10)
-        _he_init(self)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = nn.functional.max_pool2d(torch.relu(self.conv1(x.view(-1, 1, 28, 28))), 2)
-        x = nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
-        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x.flatten(1))))))
+    def check(self) -> None:
+        if self.warmup_epochs > self.epochs:
+            raise config_error(self, "warmup_epochs", f"at most epochs ({self.epochs}; 0: no warm-up)")
 
 
 def build_model(name: str) -> nn.Module:
-    """The network called ``name`` ("mlp" or "cnn")."""
+    """The network called ``name``: "mlp" (:class:`~neuroplastic.models.LeNet300100`) or "cnn"
+    (:class:`~neuroplastic.models.LeNet5`), with their default sizes (MNIST)."""
     if name == "mlp":
-        return MLP()
+        return LeNet300100()
     if name == "cnn":
-        return CNN()
+        return LeNet5()
     raise ValueError(f"model must be one of {MODELS}, got {name!r}")
 
 
@@ -282,22 +251,6 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     Metrics: ``{model}_dense_acc`` and ``{model}_{method}_{sparsity %}_acc`` (e.g. ``mlp_granet_98_acc``),
     and each sparse run's final overall density ``..._density``.
     """
-    for name in config.models:
-        if name not in MODELS:
-            raise ValueError(f"models: {name!r} is not one of {MODELS}")
-    for name in config.methods:
-        if name not in METHODS:
-            raise ValueError(f"methods: {name!r} is not one of {METHODS}")
-    check_int("repeats", config.repeats, minimum=1)
-    warmup = config.warmup_epochs
-    if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup <= config.epochs:
-        raise ValueError(f"warmup_epochs must be a number in [0, epochs = {config.epochs}] (0: no warm-up), "
-                         f"got {warmup!r}")
-    with torch_threads(config.threads):
-        return _run(config, run_dir)
-
-
-def _run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     device = run_dir.device
     x, y = load_mnist_sample("train", test_fraction=config.test_fraction, seed=0)
     x_test, y_test = load_mnist_sample("test", test_fraction=config.test_fraction, seed=0)

@@ -8,6 +8,8 @@
 - :mod:`~neuroplastic.models.language`: character-level language models and the parameter-matched LSTM.
 - :mod:`~neuroplastic.models.snn`: a non-plastic recurrent LIF layer and a spiking network with a leaky readout.
 - :mod:`~neuroplastic.models.mlp`: ReLU multilayer perceptrons (:func:`relu_mlp`).
+- :mod:`~neuroplastic.models.lenet`: LeNet-300-100 and LeNet-5, He-initialised (:class:`LeNet300100`,
+  :class:`LeNet5`; the sparse-training experiment).
 - :mod:`~neuroplastic.models.spiking`: spiking MLPs of LIF neurons (:class:`SpikingMLP`,
   :class:`SpikingRateMLP`, :func:`spiking_activity`).
 
@@ -26,6 +28,7 @@ from neuroplastic.models.language import (
     matched_lstm_hidden_size,
     sample_text,
 )
+from neuroplastic.models.lenet import LeNet5, LeNet300100
 from neuroplastic.models.mlp import relu_mlp
 from neuroplastic.models.resnet import BasicBlock, ResNet
 from neuroplastic.models.rnn import RNN, RNNCell, RNNState
@@ -37,5 +40,5 @@ __all__ = [
     "RNNState", "RNNCell", "RNN", "ActorCritic", "MazeAgent", "run_maze_episodes",
     "CharLanguageModel", "detach_state", "lstm_parameter_count", "matched_lstm_hidden_size",
     "init_like_plastic_cell", "evaluate_bpc", "sample_text", "PlainRecurrentLIF", "AssociationSNN",
-    "relu_mlp", "SpikingMLP", "SpikingRateMLP", "spiking_activity",
+    "relu_mlp", "LeNet300100", "LeNet5", "SpikingMLP", "SpikingRateMLP", "spiking_activity",
 ]
