@@ -18,7 +18,14 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice, check_same_placement
+from neuroplastic._checks import (
+    check_choice,
+    check_int,
+    check_int_tuple,
+    check_number,
+    check_same_placement,
+    check_values,
+)
 from neuroplastic.neurons.fused_lif import LIFConfig, lif_sequence
 from neuroplastic.neurons.lif import RESETS, _alif_step, _lif_step
 from neuroplastic.neurons.surrogates import Surrogate, get_surrogate
@@ -61,39 +68,23 @@ class RecurrentLIFState(NamedTuple):
     b: Tensor | None = None
 
 
-def _size_tuple(size: int | tuple[int, ...]) -> tuple[int, ...]:
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size,)
-    if not isinstance(size, tuple) or not size or not all(isinstance(n, int) and n > 0 for n in size):
-        raise ValueError(f"size must be a positive int or a tuple of positive ints, got {size!r}")
-    return size
-
-
 def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+    return float(check_number(name, value, minimum=0, exclusive_minimum=True))
 
 
-def _per_neuron(name: str, value: float | Tensor, size: tuple[int, ...], *, positive: bool = True,
-                allow_zero: bool = False) -> Tensor:
-    """A number or a tensor broadcastable to ``size`` as a float tensor of shape ``size``, checked."""
+def _per_neuron(name: str, value: float | Tensor, size: tuple[int, ...], *, allow_zero: bool = False) -> Tensor:
+    """A number or a tensor broadcastable to ``size`` as a float tensor of shape ``size``, finite and > 0
+    (``allow_zero``: >= 0), checked after the conversion to the default dtype (which may round to 0)."""
+    check_values(name, value, minimum=0, exclusive_minimum=not allow_zero)
     if isinstance(value, Tensor):
         try:
             tensor = value.detach().to(torch.get_default_dtype()).expand(size).clone()
         except RuntimeError:
             raise ValueError(f"{name} must be a number or a tensor broadcastable to {list(size)}, "
                              f"got shape {list(value.shape)}") from None
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        tensor = torch.full(size, float(value))
     else:
-        raise TypeError(f"{name} must be a number or a tensor, got {type(value).__name__}")
-    if positive:
-        bad = tensor < 0 if allow_zero else tensor <= 0
-        if bool(bad.any()) or not bool(torch.isfinite(tensor).all()):
-            bound = ">= 0" if allow_zero else "> 0"
-            first = tensor[bad | ~torch.isfinite(tensor)][0].item()
-            raise ValueError(f"{name} must be finite and {bound}, got {first!r}")
+        tensor = torch.full(size, float(value))
+    check_values(name, tensor, minimum=0, exclusive_minimum=not allow_zero)
     return tensor
 
 
@@ -137,7 +128,7 @@ class _LIFBase(nn.Module):
                  heterogeneous: bool = False, tau_range: tuple[float, float] | None = None,
                  surrogate: str | Surrogate = "fast_sigmoid", generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.size = _size_tuple(size)
+        self.size = check_int_tuple("size", size, allow_int=True)
         self.dt = _positive("dt", dt)
         self.reset = check_choice("reset", reset, RESETS)
         self.v_reset = float(v_reset)
@@ -316,9 +307,8 @@ class RecurrentLIF(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True, adaptive: bool = False,
                  **neuron_kwargs) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int("input_size", input_size)
+        check_int("hidden_size", hidden_size)
         self.input_size, self.hidden_size, self.adaptive = input_size, hidden_size, bool(adaptive)
         self.input_linear = nn.Linear(input_size, hidden_size, bias=bias)
         self.recurrent_linear = nn.Linear(hidden_size, hidden_size, bias=False)
@@ -366,7 +356,7 @@ class LeakyReadout(nn.Module):
     def __init__(self, size: int | tuple[int, ...], tau: float | Tensor = 10.0, *, dt: float = 1.0,
                  learn_tau: bool = False) -> None:
         super().__init__()
-        self.size = _size_tuple(size)
+        self.size = check_int_tuple("size", size, allow_int=True)
         self.dt = _positive("dt", dt)
         log_tau = _per_neuron("tau", tau, self.size).log()
         if learn_tau:
