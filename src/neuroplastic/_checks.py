@@ -22,6 +22,19 @@ def check_int(name: str, value: object, *, minimum: int | None = 1, maximum: int
     return check_number(name, value, minimum=minimum, maximum=maximum, integer=True)  # type: ignore[return-value]
 
 
+def check_optional_int(name: str, value: object, *, minimum: int | None = 1) -> int | None:
+    """Return ``value`` if it is None or an ``int`` (not a bool) ``>= minimum``, such as an optional chunk size:
+    "chunk_size must be an int >= 1 or None, got 0" (``TypeError`` for another type, ``ValueError`` below)."""
+    if value is None:
+        return None
+    what = describe_number(minimum=minimum, integer=True) + " or None"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
 def check_int_tuple(name: str, value: object, *, minimum: int | None = 1, allow_int: bool = False) -> tuple[int, ...]:
     """Return ``value`` as a tuple if it is a non-empty sequence (not a string) of ints (not bools) ``>= minimum``,
     such as layer widths or a shape; with ``allow_int``, one such int is the tuple ``(value,)``.
