@@ -182,13 +182,14 @@ def check_values(
 def check_tensor(
     name: str,
     tensor: object,
-    shape: Sequence[int | None | str],
+    shape: Sequence[int | None | str] | None,
     *,
     floating: bool = True,
     like: torch.Tensor | None = None,
     like_name: str = "the layer's parameters",
 ) -> torch.Tensor:
-    """Check a tensor's rank and sizes; ``None`` or a string in ``shape`` matches any size.
+    """Check a tensor's rank and sizes; ``None`` or a string in ``shape`` matches any size (``shape=None``: any
+    rank and sizes, only the type, dtype and placement are checked).
 
     String entries name the dimension in the error message, e.g. ``("B", 64)`` reads as ``[B, 64]``.
     ``like``: a tensor (e.g. a layer's weight) whose device and floating dtype ``tensor`` must share (the
@@ -196,10 +197,10 @@ def check_tensor(
     """
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
-    expected = "[" + ", ".join(str(s) if s is not None else "*" for s in shape) + "]"
-    if tensor.dim() != len(shape) or any(
+    if shape is not None and (tensor.dim() != len(shape) or any(
         isinstance(s, int) and s != n for s, n in zip(shape, tensor.shape, strict=False)
-    ):
+    )):
+        expected = "[" + ", ".join(str(s) if s is not None else "*" for s in shape) + "]"
         raise ValueError(f"{name} must have shape {expected}, got {list(tensor.shape)}")
     if floating and not tensor.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {tensor.dtype}")
