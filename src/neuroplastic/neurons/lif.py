@@ -40,13 +40,6 @@ MPR_K = 3.0
 """Steepness K of the rectifier's middle segment (Guo et al. 2022)."""
 
 
-def _check_threshold(threshold: Tensor | float, name: str = "threshold") -> None:
-    if isinstance(threshold, Tensor) and threshold.dim() > 1:
-        raise ValueError(f"{name} must be a number, a 0-d tensor or a per-neuron [N] tensor, "
-                         f"got shape {list(threshold.shape)}")
-    check_values(name, threshold, minimum=0, exclusive_minimum=True)
-
-
 def _check_per_neuron(name: str, value: Tensor | float, n: int) -> None:
     """A number (not NaN), a 0-d tensor or a per-neuron ``[N]`` (or ``[1]``) tensor: what the step functions take."""
     if not isinstance(value, Tensor):
@@ -57,6 +50,7 @@ def _check_per_neuron(name: str, value: Tensor | float, n: int) -> None:
 
 
 def _check_state(name: str, state: Tensor, x: Tensor) -> None:
+    """A state (``v`` or ``b``) must broadcast to ``x``'s shape: a rule of the step functions only."""
     if not isinstance(state, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(state).__name__}")
     try:
@@ -148,7 +142,7 @@ def lif_step(v: Tensor, x: Tensor, decay: Tensor | float, threshold: Tensor | fl
     n = x.shape[-1] if x.dim() else 1
     _check_per_neuron("decay", decay, n)
     _check_per_neuron("threshold", threshold, n)
-    _check_threshold(threshold)
+    check_values("threshold", threshold, minimum=0, exclusive_minimum=True)
     return _lif_step(v, x, decay, threshold, reset, float(v_reset), bool(rectifier), bool(detach_reset), surrogate)
 
 
@@ -188,7 +182,7 @@ def alif_step(v: Tensor, b: Tensor, x: Tensor, decay: Tensor | float, rho: Tenso
     n = x.shape[-1] if x.dim() else 1
     for name, value in (("decay", decay), ("rho", rho), ("threshold", threshold), ("beta", beta)):
         _check_per_neuron(name, value, n)
-    _check_threshold(threshold)
+    check_values("threshold", threshold, minimum=0, exclusive_minimum=True)
     check_values("beta (an adaptation strength)", beta, minimum=0)
     return _alif_step(v, b, x, decay, rho, threshold, beta, reset, float(v_reset), bool(rectifier),
                       bool(detach_reset), surrogate)

@@ -109,6 +109,7 @@ def _check_sequence(x: Tensor, size: tuple[int, ...], state_batch: int | None, w
 
 
 def _check_step(x: Tensor, size: tuple[int, ...], state_batch: int | None, who: str) -> None:
+    """x must be one step ``[B, *size]`` of this population; hints at the sequence module for ``[B, T, ...]``."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 1 + len(size) or tuple(x.shape[1:]) != size:

@@ -114,6 +114,7 @@ class _PlasticCellBase(nn.Module):
         return inputs if self.input_to_hidden is None else self.input_to_hidden(inputs)
 
     def _check_input(self, x: Tensor, sequence: bool) -> None:
+        """Inputs ``[B, I]`` (one step) or ``[B, T, I]`` (a sequence) of this cell, on its device and dtype."""
         shape = ("B", "T", self.input_size) if sequence else ("B", self.input_size)
         check_tensor("inputs", x, shape, like=next(self.parameters(), None))
 
@@ -328,6 +329,7 @@ def _scan(step: Callable, drives: Tensor, state):
 
 def _check_scan_options(cell: PlasticRNNCell | PlasticLSTMCell, backprop: str, chunk_size: int | None,
                         truncate_every: int | None) -> None:
+    """plastic_scan's options: a known backprop mode (fused only where the cell allows it), optional chunk sizes."""
     check_choice("backprop", backprop, BACKPROP_MODES)
     check_optional_int("chunk_size", chunk_size)
     check_optional_int("truncate_every", truncate_every)

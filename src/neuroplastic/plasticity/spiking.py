@@ -270,6 +270,7 @@ class _PlasticSpikingLayer(nn.Module):
 
     def _check_inputs(self, inputs: Tensor, state: PlasticSpikingState | None,
                       modulator_inputs: Tensor | None) -> None:
+        """Inputs ``[B, T, I]``, a state this layer can continue from and the modulator inputs it was built for."""
         size = self.input_size
         check_tensor("inputs", inputs, ("B", "T", size), like=self.weight)
         if state is not None:

@@ -501,6 +501,7 @@ class RunDirectory:
         self._rewrite_csv(self._checkpoint_metrics)
 
     def _check_compatible(self, checkpoint: Any) -> None:
+        """A checkpoint resumes only the run that wrote it: same format version, experiment, seed and budget."""
         where = f"the checkpoint in {self.path}"
         if not isinstance(checkpoint, dict) or checkpoint.get("format_version") != FORMAT_VERSION:
             version = checkpoint.get("format_version") if isinstance(checkpoint, dict) else None
@@ -549,6 +550,7 @@ class RunDirectory:
 
     @staticmethod
     def _check_name(name: str) -> None:
+        """A file name inside the run directory (no directories, not hidden)."""
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise ValueError(f"name must be a plain file name without directories, got {name!r}")
 

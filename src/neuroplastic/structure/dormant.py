@@ -72,6 +72,7 @@ _LINEAR_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 # ------------------------------------------------------------------------------------------------ pure core
 def _check_activations(activations: object, unit_dim: int) -> Tensor:
+    """A layer's activations ``[B, N]`` or ``[B, C, *spatial]`` and a unit dimension other than the batch's."""
     if not isinstance(activations, Tensor):
         raise TypeError(f"activations must be a torch.Tensor, got {type(activations).__name__}")
     if activations.dim() < 2:
@@ -378,6 +379,7 @@ def _fresh(layer: nn.Module, init: Callable[[nn.Module], Any] | None,
 
 # ------------------------------------------------------------------------------------------------ ReDo
 def _check_layer(model: nn.Module, name: str) -> nn.Module:
+    """A layer ReDo can reset units of: an ``nn.Linear`` or ungrouped ``nn.Conv1d/2d/3d`` of ``model``."""
     module = _get_module(model, name, "pairs")
     if not _is_layer(module):
         raise TypeError(f"layer {name!r} is a {type(module).__name__}; ReDo resets units of nn.Linear and "

@@ -260,6 +260,7 @@ def _signs(shape: Sequence[int], magnitude: float, generator: torch.Generator | 
 
 
 def _check_keep(keep: Any, size: int) -> Tensor:
+    """Unit indices to keep: a non-empty 1-d integer tensor of distinct indices below ``size``."""
     if not isinstance(keep, Tensor) or keep.dim() != 1 or keep.dtype in (torch.bool,) or keep.is_floating_point():
         raise TypeError(f"keep must be a 1-d integer tensor of unit indices, got {keep!r}")
     if keep.numel() == 0:

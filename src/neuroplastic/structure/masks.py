@@ -58,6 +58,7 @@ def _model_names(model: nn.Module) -> str:
 
 
 def _check_patterns(name: str, patterns: object) -> list[str]:
+    """Parameter-name patterns: one string or a sequence of strings, as a list."""
     if isinstance(patterns, str):
         return [patterns]
     if not isinstance(patterns, Iterable) or not all(isinstance(p, str) for p in patterns):
@@ -116,6 +117,7 @@ def select_parameters(
 
 # -------------------------------------------------------------------------------------- distributions
 def _check_shapes(shapes: Mapping[str, Sequence[int]]) -> dict[str, tuple[int, ...]]:
+    """Layer shapes: a non-empty mapping from name to a non-empty shape of positive sizes."""
     if not isinstance(shapes, Mapping) or not shapes:
         raise ValueError(f"shapes must be a non-empty mapping of name -> shape, got {shapes!r}")
     out = {}
@@ -191,6 +193,7 @@ def layer_counts(shapes: Mapping[str, Sequence[int]], densities: Mapping[str, fl
 
 # ------------------------------------------------------------------------------------ mask selection
 def _check_mask_scores(mask: Tensor, scores: Tensor) -> None:
+    """A boolean mask and a score tensor of the same shape."""
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         raise TypeError(f"mask must be a boolean tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
     if not isinstance(scores, Tensor) or scores.shape != mask.shape:

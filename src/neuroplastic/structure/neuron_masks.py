@@ -77,6 +77,7 @@ def _along(vector: Tensor, dim: int, ndim: int) -> Tensor:
 
 
 def _check_maskable(name: str, module: nn.Module) -> None:
+    """A layer whose units can be masked (one of :data:`MASKABLE_TYPES`)."""
     if not isinstance(module, MASKABLE_TYPES):
         accepted = ", ".join(t.__name__ for t in MASKABLE_TYPES)
         raise TypeError(f"layer {name!r} is a {type(module).__name__}; masks go on {accepted}")

@@ -36,6 +36,7 @@ __all__ = ["CubicDensitySchedule", "CosineFractionSchedule"]
 
 
 def _check_window(start: int, end: int) -> None:
+    """A schedule's window: it ends at or after it starts."""
     if end < start:
         raise ValueError(f"the schedule ends before it starts: end={end} < start={start}")
 

@@ -191,6 +191,7 @@ class CharVocabulary:
 
 
 def _check_encoded(encoded: object, min_length: int) -> torch.Tensor:
+    """An encoded text: a 1-d long tensor of character ids with at least ``min_length`` entries."""
     if not isinstance(encoded, torch.Tensor):
         raise TypeError(f"encoded must be a torch.Tensor of character ids, got {type(encoded).__name__}")
     if encoded.dim() != 1 or encoded.dtype != torch.long:
