@@ -137,8 +137,7 @@ def test_spiking_mlp_bad_arguments():
         SpikingMLP(0, 4, decay=0.9, threshold=0.5, reset="soft", rectifier=False)
     with pytest.raises(ValueError, match="time_steps must be"):
         SpikingMLP(4, 0, decay=0.9, threshold=0.5, reset="soft", rectifier=False)
-    with pytest.raises(ValueError, match=r"decay \(the membrane's per-step decay\) must be a finite number "
-                                         r"in \(0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"decay must be a finite number in \(0, 1\), got 1.0"):
         mlp(decay=1.0)
     with pytest.raises(ValueError, match="encoding must be"):
         mlp(encoding="latency")

@@ -54,7 +54,7 @@ class SpikingMLP(nn.Module):
         super().__init__()
         check_int("hidden", hidden)
         check_int("time_steps", time_steps)
-        check_fraction("decay (the membrane's per-step decay)", decay, low_open=True, high_open=True)
+        check_fraction("decay", decay, low_open=True, high_open=True)  # the membrane's per-step decay
         check_choice("encoding", encoding, ENCODINGS)
         check_choice("surrogate", surrogate, SURROGATES)
         self.time_steps, self.encoding = time_steps, encoding
