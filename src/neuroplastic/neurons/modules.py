@@ -68,10 +68,6 @@ class RecurrentLIFState(NamedTuple):
     b: Tensor | None = None
 
 
-def _positive(name: str, value: float) -> float:
-    return float(check_number(name, value, minimum=0, exclusive_minimum=True))
-
-
 def _per_neuron(name: str, value: float | Tensor, size: tuple[int, ...], *, allow_zero: bool = False) -> Tensor:
     """A number or a tensor broadcastable to ``size`` as a float tensor of shape ``size``, finite and > 0
     (``allow_zero``: >= 0), checked after the conversion to the default dtype (which may round to 0)."""
@@ -130,7 +126,7 @@ class _LIFBase(nn.Module):
                  surrogate: str | Surrogate = "fast_sigmoid", generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.size = check_int_tuple("size", size, allow_int=True)
-        self.dt = _positive("dt", dt)
+        self.dt = float(check_number("dt", dt, minimum=0, exclusive_minimum=True))
         self.reset = check_choice("reset", reset, RESETS)
         self.v_reset = float(v_reset)
         self.rectifier = bool(rectifier)
@@ -138,9 +134,9 @@ class _LIFBase(nn.Module):
         self.surrogate = get_surrogate(surrogate)
         if heterogeneous:
             if tau_range is None:
-                base = _positive("tau", tau) if not isinstance(tau, Tensor) else None
-                if base is None:
+                if isinstance(tau, Tensor):
                     raise ValueError("tau_range is needed with heterogeneous=True when tau is a tensor")
+                base = float(check_number("tau", tau, minimum=0, exclusive_minimum=True))
                 tau_range = (base / 2.0, base * 2.0)
             if (not isinstance(tau_range, (tuple, list)) or len(tau_range) != 2
                     or not all(isinstance(t, (int, float)) and t > 0 for t in tau_range)
@@ -358,7 +354,7 @@ class LeakyReadout(nn.Module):
                  learn_tau: bool = False) -> None:
         super().__init__()
         self.size = check_int_tuple("size", size, allow_int=True)
-        self.dt = _positive("dt", dt)
+        self.dt = float(check_number("dt", dt, minimum=0, exclusive_minimum=True))
         log_tau = _per_neuron("tau", tau, self.size).log()
         if learn_tau:
             self.log_tau = nn.Parameter(log_tau)
