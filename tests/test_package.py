@@ -20,7 +20,7 @@ def test_seed_everything_reproduces_every_generator():
         return random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=gen).item()
 
     assert draw() == draw()
-    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
         neuroplastic.seed_everything(-1)
 
 

@@ -61,7 +61,7 @@ def test_limit_zero_turns_pooling_off_and_bad_limits_are_rejected():
     assert ws.workspace_bytes() == 0
     with pytest.raises(ValueError, match="limit_bytes"):
         ws.set_workspace_limit(-1)
-    with pytest.raises(ValueError, match="limit_bytes"):
+    with pytest.raises(TypeError, match="limit_bytes must be an int >= 0, got float 1.5"):
         ws.set_workspace_limit(1.5)
 
 

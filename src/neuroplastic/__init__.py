@@ -56,10 +56,12 @@ def seed_everything(seed: int) -> torch.Generator:
     Returns:
         A CPU ``torch.Generator`` seeded with ``seed``, for code that takes an explicit generator.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     import numpy as np
     import torch
+
+    from neuroplastic._checks import check_int
+
+    check_int("seed", seed, minimum=0)
 
     random.seed(seed)
     np.random.seed(seed % 2**32)

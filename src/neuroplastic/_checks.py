@@ -16,10 +16,56 @@ def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
     return value  # type: ignore[return-value]
 
 
-def check_int(name: str, value: object, *, minimum: int = 1) -> int:
-    """Return ``value`` if it is an ``int`` (not a bool) that is ``>= minimum``: a ``TypeError`` for another
-    type, a ``ValueError`` below the minimum, both naming the argument and the accepted range."""
-    return check_number(name, value, minimum=minimum, integer=True)  # type: ignore[return-value]
+def check_int(name: str, value: object, *, minimum: int | None = 1, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an ``int`` (not a bool) in ``[minimum, maximum]`` (None: no bound): a
+    ``TypeError`` for another type, a ``ValueError`` out of range, both naming the argument and the range."""
+    return check_number(name, value, minimum=minimum, maximum=maximum, integer=True)  # type: ignore[return-value]
+
+
+def check_optional_int(name: str, value: object, *, minimum: int | None = 1) -> int | None:
+    """Return ``value`` if it is None or an ``int`` (not a bool) ``>= minimum``, such as an optional chunk size:
+    "chunk_size must be an int >= 1 or None, got 0" (``TypeError`` for another type, ``ValueError`` below)."""
+    if value is None:
+        return None
+    what = describe_number(minimum=minimum, integer=True) + " or None"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+def check_int_tuple(name: str, value: object, *, minimum: int | None = 1, allow_int: bool = False) -> tuple[int, ...]:
+    """Return ``value`` as a tuple if it is a non-empty sequence (not a string) of ints (not bools) ``>= minimum``,
+    such as layer widths or a shape; with ``allow_int``, one such int is the tuple ``(value,)``.
+
+    Raises:
+        TypeError: not a sequence, or an entry that is not an int: "<name> must be <what>, got <type> <value>".
+        ValueError: empty, or an entry below ``minimum``: "<name> must be <what>, got <value>".
+    """
+    bound = "" if minimum is None else f" >= {minimum}"
+    what = f"a non-empty sequence of ints{bound}" + (f" or an int{bound}" if allow_int else "")
+    items = (value,) if allow_int and isinstance(value, int) and not isinstance(value, bool) else value
+    if (isinstance(items, (str, bytes)) or not isinstance(items, Sequence)
+            or any(isinstance(n, bool) or not isinstance(n, int) for n in items)):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
+    if len(items) == 0 or (minimum is not None and any(n < minimum for n in items)):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return tuple(items)
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a ``bool`` (not 0/1 or another truthy value), else raise a ``TypeError``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_fraction(name: str, value: object, *, low_open: bool = False, high_open: bool = False) -> float:
+    """Return ``value`` as a float if it is a finite number in [0, 1] (``low_open``: > 0, ``high_open``: < 1),
+    with :func:`check_number`'s errors: "density must be a finite number in (0, 1], got 0"."""
+    return float(check_number(name, value, minimum=0, maximum=1, exclusive_minimum=low_open,
+                              exclusive_maximum=high_open))
 
 
 def describe_number(
@@ -84,25 +130,66 @@ def _format_bound(bound: float) -> str:
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    """Return ``value`` if it is a positive (or, with ``allow_zero``, non-negative) number."""
+    """Return ``value`` if it is a positive (or, with ``allow_zero``, non-negative) number, +inf included; a
+    bool is not a number and NaN is not positive. (:func:`check_number` with ``minimum=0`` also rejects inf.)"""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if value < 0 or (value == 0 and not allow_zero):
+    if math.isnan(value) or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return value
+
+
+def check_values(
+    name: str,
+    value: object,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
+    finite: bool = True,
+) -> int | float | torch.Tensor:
+    """Return ``value`` if it is a number, or a tensor whose every entry is one, that :func:`check_number` accepts
+    with these rules (never NaN; +-inf only with ``finite=False``), e.g. a per-neuron threshold or time constant.
+
+    Raises:
+        TypeError: neither a number (a bool is none) nor a tensor.
+        ValueError: a number or an entry out of range: "<name> must be <what>, got <value>", for a tensor with
+            "(an entry of a tensor of shape [...])" after the first such entry.
+    """
+    if not isinstance(value, torch.Tensor):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            what = describe_number(minimum=minimum, maximum=maximum, exclusive_minimum=exclusive_minimum,
+                                   exclusive_maximum=exclusive_maximum, finite=finite)
+            raise TypeError(f"{name} must be {what} or a tensor of such numbers, got {type(value).__name__}")
+        return check_number(name, value, minimum=minimum, maximum=maximum, exclusive_minimum=exclusive_minimum,
+                            exclusive_maximum=exclusive_maximum, finite=finite)
+    entries = value.detach()
+    bad = entries.isnan() | entries.isinf() if finite else entries.isnan()
+    if minimum is not None:
+        bad |= entries <= minimum if exclusive_minimum else entries < minimum
+    if maximum is not None:
+        bad |= entries >= maximum if exclusive_maximum else entries > maximum
+    if bool(bad.any()):
+        what = describe_number(minimum=minimum, maximum=maximum, exclusive_minimum=exclusive_minimum,
+                               exclusive_maximum=exclusive_maximum, finite=finite)
+        raise ValueError(f"{name} must be {what}, got {entries[bad].flatten()[0].item()!r} (an entry of a tensor "
+                         f"of shape {list(value.shape)})")
     return value
 
 
 def check_tensor(
     name: str,
     tensor: object,
-    shape: Sequence[int | None | str],
+    shape: Sequence[int | None | str] | None,
     *,
     floating: bool = True,
     like: torch.Tensor | None = None,
     like_name: str = "the layer's parameters",
 ) -> torch.Tensor:
-    """Check a tensor's rank and sizes; ``None`` or a string in ``shape`` matches any size.
+    """Check a tensor's rank and sizes; ``None`` or a string in ``shape`` matches any size (``shape=None``: any
+    rank and sizes, only the type, dtype and placement are checked).
 
     String entries name the dimension in the error message, e.g. ``("B", 64)`` reads as ``[B, 64]``.
     ``like``: a tensor (e.g. a layer's weight) whose device and floating dtype ``tensor`` must share (the
@@ -110,10 +197,10 @@ def check_tensor(
     """
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
-    expected = "[" + ", ".join(str(s) if s is not None else "*" for s in shape) + "]"
-    if tensor.dim() != len(shape) or any(
+    if shape is not None and (tensor.dim() != len(shape) or any(
         isinstance(s, int) and s != n for s, n in zip(shape, tensor.shape, strict=False)
-    ):
+    )):
+        expected = "[" + ", ".join(str(s) if s is not None else "*" for s in shape) + "]"
         raise ValueError(f"{name} must have shape {expected}, got {list(tensor.shape)}")
     if floating and not tensor.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {tensor.dtype}")

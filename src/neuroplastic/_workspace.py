@@ -24,6 +24,8 @@ import threading
 import torch
 from torch import Tensor
 
+from neuroplastic._checks import check_int
+
 __all__ = ["take", "clear_workspace", "workspace_limit", "set_workspace_limit", "workspace_bytes"]
 
 _lock = threading.Lock()
@@ -94,8 +96,7 @@ def workspace_limit() -> int:
 def set_workspace_limit(limit_bytes: int) -> None:
     """Keep at most ``limit_bytes`` in the pool (0 turns pooling off); idle buffers beyond it are freed."""
     global _limit
-    if isinstance(limit_bytes, bool) or not isinstance(limit_bytes, int) or limit_bytes < 0:
-        raise ValueError(f"limit_bytes must be a non-negative int, got {limit_bytes!r}")
+    check_int("limit_bytes", limit_bytes, minimum=0)
     with _lock:
         _limit = limit_bytes
         _evict(0)

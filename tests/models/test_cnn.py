@@ -37,8 +37,10 @@ def test_small_cnn_rejects_bad_layouts():
         SmallCNN((4, 8), (2,))
     with pytest.raises(ValueError, match="same length"):
         SmallCNN((), ())
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match=r"channels must be a non-empty sequence of ints >= 1, got \(4, 0\)"):
         SmallCNN((4, 0), (1, 1))
+    with pytest.raises(ValueError, match=r"strides must be a non-empty sequence of ints >= 1, got \(1, 0\)"):
+        SmallCNN((4, 8), (1, 0))
     with pytest.raises(ValueError, match="in_channels"):
         SmallCNN((4,), (1,), in_channels=0)
 

@@ -29,9 +29,10 @@ def test_seeded_initialisation_is_that_of_the_layers_created_in_order():
         assert torch.equal(got.weight, want.weight) and torch.equal(got.bias, want.bias)
 
 
-@pytest.mark.parametrize("hidden", [(), (4, 0), (4, 2.0), (True,), "12"])
-def test_bad_hidden_widths_raise(hidden):
-    with pytest.raises(ValueError, match="hidden must be"):
+@pytest.mark.parametrize(("hidden", "error"), [((), ValueError), ((4, 0), ValueError), ((4, 2.0), TypeError),
+                                               ((True,), TypeError), ("12", TypeError)])
+def test_bad_hidden_widths_raise(hidden, error):
+    with pytest.raises(error, match="hidden must be a non-empty sequence of ints >= 1, got"):
         relu_mlp(8, hidden, 2)
 
 

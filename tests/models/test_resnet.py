@@ -67,5 +67,5 @@ def test_resnet_rejects_bad_arguments():
         ResNet(0)
     with pytest.raises(ValueError, match="stages"):
         ResNet(4, (1, 0))
-    with pytest.raises(ValueError, match="stem_stride"):
+    with pytest.raises(TypeError, match="stem_stride must be an int >= 1, got bool True"):
         ResNet(4, stem_stride=True)

@@ -75,7 +75,8 @@ def test_grad_r_attaches_to_both_layers_and_pruned_weights_are_exactly_zero():
 
 
 def test_rate_mlp_bad_arguments():
-    with pytest.raises(ValueError, match="tau must be"):
+    with pytest.raises(ValueError, match=r"tau \(SpikingJelly's decay is 1 - 1/tau\) must be a finite number > 1, "
+                                         r"got 1.0"):
         SpikingRateMLP(tau=1.0)
     with pytest.raises(ValueError, match="hidden must be"):
         SpikingRateMLP(hidden=0)
@@ -136,7 +137,7 @@ def test_spiking_mlp_bad_arguments():
         SpikingMLP(0, 4, decay=0.9, threshold=0.5, reset="soft", rectifier=False)
     with pytest.raises(ValueError, match="time_steps must be"):
         SpikingMLP(4, 0, decay=0.9, threshold=0.5, reset="soft", rectifier=False)
-    with pytest.raises(ValueError, match="decay must be"):
+    with pytest.raises(ValueError, match=r"decay must be a finite number in \(0, 1\), got 1.0"):
         mlp(decay=1.0)
     with pytest.raises(ValueError, match="encoding must be"):
         mlp(encoding="latency")

@@ -54,8 +54,12 @@ def test_bad_inputs():
         rate_encode(torch.tensor([[-1.0]]), 3, method="poisson")
     with pytest.raises(ValueError, match="method must be one of 'bernoulli', 'poisson'"):
         rate_encode(torch.tensor([[0.5]]), 3, method="gauss")
-    with pytest.raises(ValueError, match="steps must be a positive int"):
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
         rate_encode(torch.tensor([[0.5]]), 0)
+    with pytest.raises(ValueError, match="max_rate must be a finite number > 0, got 0"):
+        rate_encode(torch.tensor([[0.5]]), 3, max_rate=0)
+    with pytest.raises(ValueError, match="dt must be a finite number > 0, got nan"):
+        rate_encode(torch.tensor([[0.5]]), 3, method="poisson", dt=float("nan"))
     with pytest.raises(ValueError, match=r"latency_encode needs x in \[0, 1\]"):
         latency_encode(torch.tensor([[2.0]]), 3)
     with pytest.raises(ValueError, match="reduce must be one of 'max', 'mean', 'last'"):

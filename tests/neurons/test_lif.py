@@ -160,15 +160,16 @@ def test_decay_from_tau():
 
 def test_bad_arguments_name_the_argument_and_what_is_accepted():
     v = x = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match="tau must be > 0.*got 0"):
+    with pytest.raises(ValueError, match=r"tau \(a time constant\) must be a number \(±inf allowed\) > 0, got 0"):
         decay_from_tau(0.0)
-    with pytest.raises(ValueError, match="tau must be > 0.*-1"):
+    with pytest.raises(ValueError, match=r"tau \(a time constant\) must be .* > 0, got -1.0 "
+                                         r"\(an entry of a tensor of shape \[2\]\)"):
         decay_from_tau(torch.tensor([2.0, -1.0]))
-    with pytest.raises(ValueError, match="dt must be"):
+    with pytest.raises(ValueError, match="dt must be a finite number > 0, got 0"):
         decay_from_tau(1.0, dt=0)
-    with pytest.raises(ValueError, match="threshold must be > 0, got 0"):
+    with pytest.raises(ValueError, match="threshold must be a finite number > 0, got 0"):
         lif_step(v, x, 0.5, 0.0)
-    with pytest.raises(ValueError, match="threshold must be > 0, got -0.5"):
+    with pytest.raises(ValueError, match="threshold must be a finite number > 0, got -0.5"):
         lif_step(v, x, 0.5, torch.tensor([1.0, -0.5, 1.0]))
     with pytest.raises(ValueError, match="reset must be one of 'hard', 'soft', 'none'; got 'subtract'"):
         lif_step(v, x, 0.5, reset="subtract")
@@ -178,7 +179,21 @@ def test_bad_arguments_name_the_argument_and_what_is_accepted():
         lif_step(v, x, torch.ones(4))
     with pytest.raises(ValueError, match="v of shape \\[3, 2\\] does not match x of shape \\[2, 3\\]"):
         lif_step(torch.zeros(3, 2), x, 0.5)
-    with pytest.raises(ValueError, match="beta must be >= 0"):
+    with pytest.raises(ValueError, match=r"beta \(an adaptation strength\) must be a finite number >= 0"):
         alif_step(v, v, x, 0.5, 0.5, beta=-1.0)
-    with pytest.raises(ValueError, match="threshold must be > 0"):
+    with pytest.raises(ValueError, match="threshold must be a finite number > 0"):
         alif_step(v, v, x, 0.5, 0.5, threshold=-1.0)
+    # NaN and infinite thresholds, NaN time constants and decays are rejected too
+    with pytest.raises(ValueError, match=r"threshold must be a finite number > 0, got nan \(an entry"):
+        lif_step(v, x, 0.5, torch.tensor([1.0, float("nan"), 1.0]))
+    with pytest.raises(ValueError, match="threshold must be a finite number > 0, got inf"):
+        lif_step(v, x, 0.5, float("inf"))
+    with pytest.raises(ValueError, match=r"decay must be a number \(±inf allowed\), got nan"):
+        lif_step(v, x, float("nan"))
+    with pytest.raises(ValueError, match=r"tau \(a time constant\) must be .* > 0, got nan \(an entry"):
+        decay_from_tau(torch.tensor([2.0, float("nan")]))
+    assert decay_from_tau(float("inf")).item() == 1.0  # an infinite time constant: no leak
+    with pytest.raises(ValueError, match=r"beta \(an adaptation strength\) must be a finite number >= 0, got nan"):
+        alif_step(v, v, x, 0.5, 0.5, beta=torch.tensor(float("nan")))
+    with pytest.raises(TypeError, match="dt must be a finite number > 0, got bool True"):
+        decay_from_tau(1.0, dt=True)

@@ -127,11 +127,12 @@ def test_other_bad_inputs_and_arguments_name_what_is_accepted():
         lif(torch.rand(4, 10, 7))
     with pytest.raises(ValueError, match=r"LIFCell: x must have the layout \[B, 8\].*sequence module"):
         LIFCell(8)(torch.rand(4, 10, 8))
-    with pytest.raises(ValueError, match="tau must be finite and > 0, got -1"):
+    with pytest.raises(ValueError, match="tau must be a finite number > 0, got -1"):
         LIF(3, tau=-1.0)
-    with pytest.raises(ValueError, match="tau must be finite and > 0, got 0"):
+    with pytest.raises(ValueError, match=r"tau must be a finite number > 0, got 0.0 \(an entry of a tensor "
+                                         r"of shape \[3\]\)"):
         LIF(3, tau=torch.tensor([1.0, 0.0, 2.0]))
-    with pytest.raises(ValueError, match="threshold must be finite and > 0"):
+    with pytest.raises(ValueError, match="threshold must be a finite number > 0"):
         LIF(3, threshold=0.0)
     with pytest.raises(ValueError, match="reset must be one of 'hard', 'soft', 'none'; got 'zero'"):
         LIF(3, reset="zero")
@@ -143,11 +144,11 @@ def test_other_bad_inputs_and_arguments_name_what_is_accepted():
         LIF(3, heterogeneous=True, tau_range=(5.0, 1.0))
     with pytest.raises(ValueError, match="tau_range is only used with heterogeneous=True"):
         LIF(3, tau_range=(1.0, 5.0))
-    with pytest.raises(ValueError, match="beta must be finite and >= 0"):
+    with pytest.raises(ValueError, match="beta must be a finite number >= 0"):
         ALIF(3, beta=-0.1)
-    with pytest.raises(ValueError, match="hidden_size must be a positive int"):
+    with pytest.raises(ValueError, match="hidden_size must be an int >= 1, got 0"):
         RecurrentLIF(3, 0)
-    with pytest.raises(ValueError, match="size must be a positive int"):
+    with pytest.raises(ValueError, match="size must be a non-empty sequence of ints >= 1 or an int >= 1, got 0"):
         LIF(0)
 
 

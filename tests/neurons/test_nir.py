@@ -274,7 +274,7 @@ def test_import_rejects_branches_and_bad_arguments():
     with pytest.raises(TypeError, match="graph must be a nir.NIRGraph"):
         import_nir({"nodes": {}})
     good = export_nir(_mlp(), (12,))
-    with pytest.raises(ValueError, match="dt must be"):
+    with pytest.raises(ValueError, match=r"dt \(the length of one time step .*\) must be a finite number > 0, got 0.0"):
         import_nir(good, dt=0.0)
     with pytest.raises(ValueError, match="discretization"):
         import_nir(good, discretization="rk4")
@@ -302,11 +302,12 @@ def test_export_rejects_what_nir_cannot_express():
 
 
 def test_export_checks_its_arguments_and_shapes():
-    with pytest.raises(ValueError, match="input_shape"):
+    with pytest.raises(ValueError, match=r"input_shape \(the shape of one time step.*\) must be a non-empty sequence "
+                                         r"of ints >= 1 or an int >= 1, got \(0,\)"):
         export_nir(_mlp(), (0,))
     with pytest.raises(ValueError, match=r"'0' expects inputs of shape \(12,\)"):
         export_nir(_mlp(), (10,))
-    with pytest.raises(ValueError, match="dt must be"):
+    with pytest.raises(ValueError, match=r"dt \(the length of one time step .*\) must be a finite number > 0, got -1"):
         export_nir(_mlp(), (12,), dt=-1.0)
     with pytest.raises(ValueError, match="discretization"):
         export_nir(_mlp(), (12,), discretization="midpoint")

@@ -107,7 +107,7 @@ def test_layer_errors():
         layer(torch.randn(2, 4))
     with pytest.raises(ValueError, match=r"target must have shape \[2, 2\], got \[2, 3\]"):
         layer(torch.randn(2, 3), target=torch.randn(2, 3))
-    with pytest.raises(ValueError, match="in_features must be a positive int"):
+    with pytest.raises(ValueError, match="in_features must be an int >= 1, got 0"):
         PlasticLinear(0, 2)
     with pytest.raises(ValueError, match="eta must be one of 'scalar', 'neuron'"):
         PlasticLinear(3, 2, eta="synapse")

@@ -267,3 +267,9 @@ def test_bad_inputs_give_clear_errors():
         PlasticRNN(I, N, backprop="magic")
     with pytest.raises(ValueError, match="activation must be one of"):
         PlasticRNNCell(I, N, activation="gelu")
+    with pytest.raises(ValueError, match="chunk_size must be an int >= 1 or None, got 0"):
+        PlasticRNN(I, N, chunk_size=0)
+    with pytest.raises(TypeError, match="truncate_every must be an int >= 1 or None, got bool True"):
+        PlasticRNN(I, N, truncate_every=True)
+    with pytest.raises(TypeError, match="hidden_size must be an int >= 1, got float 4.0"):
+        PlasticRNNCell(I, 4.0)

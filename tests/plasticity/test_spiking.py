@@ -401,7 +401,7 @@ def test_bad_arguments_raise_errors_naming_them(kwargs, match):
 def test_bad_sizes_and_inputs():
     with pytest.raises(ValueError, match="in_features"):
         PlasticLIF(0, O)
-    with pytest.raises(ValueError, match="hidden_size"):
+    with pytest.raises(TypeError, match="hidden_size must be an int >= 1, got float 2.5"):
         PlasticRecurrentLIF(I, 2.5)
     layer = PlasticLIF(I, O)
     with pytest.raises(ValueError, match="inputs"):

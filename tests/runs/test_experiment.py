@@ -53,7 +53,8 @@ def test_config_fields_give_types_and_values_as_set_takes_them():
     }
 
 
-@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
-def test_threads_must_be_a_positive_int(threads):
-    with pytest.raises(ValueError, match="described: threads must be a positive int"):
+@pytest.mark.parametrize(("threads", "error"), [(0, ValueError), (-1, ValueError), (1.5, TypeError),
+                                                (True, TypeError)])
+def test_threads_must_be_a_positive_int(threads, error):
+    with pytest.raises(error, match="described: threads must be an int >= 1, got"):
         _experiment(threads=threads)

@@ -25,7 +25,7 @@ def test_torch_threads_sets_and_restores_even_on_error():
             assert torch.get_num_threads() == 1
             raise RuntimeError("boom")
     assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="count must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="count must be an int >= 1, got 0"):
         with torch_threads(0):
             pass
 
@@ -76,7 +76,7 @@ def test_resolve_threads_order_and_zero_leaves_the_setting_alone():
     assert resolve_threads(_experiment(ThreadsConfig, 4), ThreadsConfig()) == 3
     assert resolve_threads(_experiment(ThreadsConfig, 4), ThreadsConfig(threads=0)) is None
     assert resolve_threads(_experiment(ThreadsConfig, 4), ThreadsConfig(threads=0), threads=2) == 2
-    with pytest.raises(ValueError, match="threads must be a positive int or None, got 0"):
+    with pytest.raises(ValueError, match="threads must be an int >= 1 or None, got 0"):
         resolve_threads(_experiment(ThreadsConfig), ThreadsConfig(), threads=0)
 
 
@@ -84,5 +84,5 @@ def test_threads_is_given_once_and_must_be_positive():
     with pytest.raises(ValueError, match="give the thread count once"):
         prepare_config(_experiment(ThreadsConfig), overrides={"threads": "2"}, threads=2)
     assert prepare_config(_experiment(ThreadsConfig), threads=2).threads == 2
-    with pytest.raises(ValueError, match="threads must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="threads must be an int >= 1, got 0"):
         _experiment(NoThreadsConfig, threads=0)

@@ -257,8 +257,9 @@ def test_remove_leaves_plain_sparse_weights():
     (int, {}, TypeError, "targets: a type must be an nn.Module"),
     (nn.Linear, {"alpha": 0.0}, ValueError, "alpha .* must be a finite number > 0, got 0.0"),
     (nn.Linear, {"alpha": -1.0}, ValueError, "alpha"),
-    (nn.Linear, {"alpha": "big"}, TypeError, "alpha must be a number"),
-    (nn.Linear, {"target_sparsity": 1.0}, ValueError, "target_sparsity must be in \\(0, 1\\)"),
+    (nn.Linear, {"alpha": "big"}, TypeError, r"alpha \(.*\) must be a finite number > 0, got str 'big'"),
+    (nn.Linear, {"target_sparsity": 1.0}, ValueError,
+     r"target_sparsity \(the prior's mass below 0\) must be a finite number in \(0, 1\), got 1.0"),
     (nn.Linear, {"target_sparsity": 0.0}, ValueError, "target_sparsity"),
 ])
 def test_bad_arguments_raise_errors_naming_them(targets, kwargs, error, match):
@@ -271,7 +272,8 @@ def test_other_bad_inputs():
     rewiring = GradRewiring(model, "0.weight")
     with pytest.raises(ValueError, match="already parametrized"):
         GradRewiring(model, nn.Linear)
-    with pytest.raises(ValueError, match="lr must be"):
+    with pytest.raises(ValueError, match=r"lr \(a number or a torch.optim.Optimizer\) must be a finite number >= 0, "
+                                         r"got -0.1"):
         rewiring.prior_step(-0.1)
     with pytest.raises(ValueError, match="lr: the optimizer does not train theta of '0.weight'"):
         rewiring.prior_step(torch.optim.SGD(model[2].parameters(), lr=0.1))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from neuroplastic._checks import check_choice
+from neuroplastic._checks import check_choice, check_fraction, check_int
 
 __all__ = ["CORNERS", "PATTERNS", "stamp_trigger", "poison_dataset", "triggered_test_set", "PoisonedData",
            "clean_sample_indices"]
@@ -29,6 +29,7 @@ PATTERNS = ("square", "grid")
 
 
 def _check_images(images: object) -> Tensor:
+    """A batch of images, ``[N, (C,) H, W]``: a tensor of at least 2 dimensions (the trigger goes in the last two)."""
     if not isinstance(images, Tensor):
         raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
     if images.dim() < 2:
@@ -52,10 +53,8 @@ def stamp_trigger(images: Tensor, *, size: int = 3, value: float = 1.0, corner: 
     images = _check_images(images)
     check_choice("corner", corner, CORNERS)
     check_choice("pattern", pattern, PATTERNS)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive int, got {size!r}")
-    if isinstance(margin, bool) or not isinstance(margin, int) or margin < 0:
-        raise ValueError(f"margin must be a non-negative int, got {margin!r}")
+    check_int("size", size)
+    check_int("margin", margin, minimum=0)
     height, width = images.shape[-2], images.shape[-1]
     if size + margin > min(height, width):
         raise ValueError(f"a {size}x{size} patch with margin {margin} does not fit in {height}x{width} images")
@@ -90,10 +89,8 @@ def poison_dataset(images: Tensor, labels: Tensor, *, fraction: float, target: i
     images = _check_images(images)
     if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.shape[0] != images.shape[0]:
         raise ValueError(f"labels must be a 1-d tensor with one label per image ({images.shape[0]})")
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
-    if isinstance(target, bool) or not isinstance(target, int) or target < 0:
-        raise ValueError(f"target must be a non-negative int (a class index), got {target!r}")
+    check_fraction("fraction", fraction)
+    check_int("target (a class index)", target, minimum=0)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     count = int(round(fraction * images.shape[0]))

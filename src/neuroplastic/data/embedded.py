@@ -14,21 +14,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from neuroplastic._checks import check_choice
+from neuroplastic._checks import check_choice, check_fraction, check_int
 
 __all__ = ["load_digits_dataset", "load_mnist_sample", "SPLITS"]
 
 SPLITS = ("train", "test")
-
-
-def _check_split_args(split: object, test_fraction: object, seed: object) -> None:
-    check_choice("split", split, SPLITS)
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)):
-        raise TypeError(f"test_fraction must be a number in (0, 1), got {type(test_fraction).__name__}")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
 
 
 def _stratified_indices(labels: np.ndarray, split: str, test_fraction: float, seed: int) -> np.ndarray:
@@ -105,7 +95,9 @@ def load_digits_dataset(
     Returns:
         ``(X, y)``: float32 images in [0, 1] and long labels ``[n]``.
     """
-    _check_split_args(split, test_fraction, seed)
+    check_choice("split", split, SPLITS)
+    check_fraction("test_fraction", test_fraction, low_open=True, high_open=True)
+    check_int("seed", seed, minimum=0)
     return _select(_digits_arrays(), split, float(test_fraction), seed, None if flatten else (1, 8, 8))
 
 
@@ -125,6 +117,8 @@ def load_mnist_sample(
     Returns:
         ``(X, y)``: float32 images in [0, 1] and long labels ``[n]``.
     """
-    _check_split_args(split, test_fraction, seed)
+    check_choice("split", split, SPLITS)
+    check_fraction("test_fraction", test_fraction, low_open=True, high_open=True)
+    check_int("seed", seed, minimum=0)
     shape = None if flatten else (1, 28, 28)
     return _select(_mnist_sample_arrays(), split, float(test_fraction), seed, shape)

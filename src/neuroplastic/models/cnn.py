@@ -12,6 +12,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from neuroplastic._checks import check_int, check_int_tuple
+
 __all__ = ["ConvBlock", "SmallCNN"]
 
 
@@ -40,10 +42,9 @@ class SmallCNN(nn.Module):
         if len(channels) == 0 or len(channels) != len(strides):
             raise ValueError(f"channels and strides must be non-empty and of the same length, got {channels} "
                              f"and {strides}")
-        if any(c < 1 for c in channels) or any(s < 1 for s in strides):
-            raise ValueError(f"channels and strides must be positive, got {channels} and {strides}")
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+        check_int_tuple("channels", channels)
+        check_int_tuple("strides", strides)
+        check_int("in_channels", in_channels)
         sizes = (in_channels, *channels)
         self.blocks = nn.ModuleList(ConvBlock(sizes[i], sizes[i + 1], strides[i]) for i in range(len(channels)))
         self.head = nn.Linear(channels[-1], num_classes)

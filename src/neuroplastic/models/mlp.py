@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from neuroplastic._checks import check_int
+from neuroplastic._checks import check_int, check_int_tuple
 
 __all__ = ["relu_mlp"]
 
@@ -24,9 +24,7 @@ def relu_mlp(in_features: int, hidden: Sequence[int], out_features: int) -> nn.S
     """
     check_int("in_features", in_features)
     check_int("out_features", out_features)
-    if (isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) or not hidden
-            or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden)):
-        raise ValueError(f"hidden must be a non-empty sequence of positive ints, got {hidden!r}")
+    check_int_tuple("hidden", hidden)
     layers: list[nn.Module] = []
     sizes = (in_features, *hidden)
     for a, b in zip(sizes[:-1], sizes[1:], strict=True):

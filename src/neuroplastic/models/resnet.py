@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from neuroplastic._checks import check_int, check_int_tuple
 from neuroplastic.models.cnn import ConvBlock
 
 __all__ = ["BasicBlock", "ResNet"]
@@ -68,10 +69,8 @@ class ResNet(nn.Module):
         super().__init__()
         for name, value in (("width", width), ("stem_stride", stem_stride), ("in_channels", in_channels),
                             ("num_classes", num_classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if len(stages) == 0 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in stages):
-            raise ValueError(f"stages must be a non-empty sequence of positive block counts, got {stages!r}")
+            check_int(name, value)
+        check_int_tuple("stages (block counts)", stages)
         self.stem = ConvBlock(in_channels, width, stem_stride)
         layers, channels = [], width
         for index, blocks in enumerate(stages):

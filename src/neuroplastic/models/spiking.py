@@ -20,6 +20,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from neuroplastic._checks import check_choice, check_fraction, check_int, check_number
 from neuroplastic.neurons import LIF, get_surrogate, rate_encode
 
 __all__ = ["ENCODINGS", "SURROGATES", "SpikingMLP", "SpikingRateMLP", "spiking_activity"]
@@ -28,12 +29,6 @@ ENCODINGS = ("direct", "rate")
 """Input encodings of :class:`SpikingMLP`."""
 SURROGATES = ("triangle", "rectangle")
 """Surrogate gradients of :class:`SpikingMLP` (their width is the threshold)."""
-
-
-def _check_positive_ints(**values: object) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _per_step(module: nn.Module, x: Tensor) -> Tensor:
@@ -57,13 +52,11 @@ class SpikingMLP(nn.Module):
                  encoding: str = "direct", norm: bool = False, surrogate: str = "triangle", in_features: int = 784,
                  classes: int = 10) -> None:
         super().__init__()
-        _check_positive_ints(hidden=hidden, time_steps=time_steps)
-        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay < 1:
-            raise ValueError(f"decay must be a number in (0, 1) (the membrane's per-step decay), got {decay!r}")
-        if encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
-        if surrogate not in SURROGATES:
-            raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
+        check_int("hidden", hidden)
+        check_int("time_steps", time_steps)
+        check_fraction("decay", decay, low_open=True, high_open=True)  # the membrane's per-step decay
+        check_choice("encoding", encoding, ENCODINGS)
+        check_choice("surrogate", surrogate, SURROGATES)
         self.time_steps, self.encoding = time_steps, encoding
         kw = dict(tau=-1.0 / math.log(decay), threshold=threshold, reset=reset, rectifier=rectifier,
                   surrogate=get_surrogate(surrogate, width=threshold))
@@ -104,9 +97,10 @@ class SpikingRateMLP(nn.Module):
     def __init__(self, hidden: int = 800, time_steps: int = 8, *, tau: float = 2.0, threshold: float = 1.0,
                  surrogate: str = "atan", in_features: int = 784, classes: int = 10) -> None:
         super().__init__()
-        _check_positive_ints(hidden=hidden, time_steps=time_steps, in_features=in_features, classes=classes)
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 1 < tau < math.inf:
-            raise ValueError(f"tau must be a finite number > 1 (SpikingJelly's decay 1 - 1/tau), got {tau!r}")
+        for name, value in (("hidden", hidden), ("time_steps", time_steps), ("in_features", in_features),
+                            ("classes", classes)):
+            check_int(name, value)
+        check_number("tau (SpikingJelly's decay is 1 - 1/tau)", tau, minimum=1, exclusive_minimum=True)
         self.time_steps = time_steps
         self.input_scale = 1.0 / tau
         # our LIF's decay is exp(-1/tau_ours); SpikingJelly's is 1 - 1/tau

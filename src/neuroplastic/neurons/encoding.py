@@ -9,15 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from neuroplastic._checks import check_choice
+from neuroplastic._checks import check_choice, check_int, check_number
 
 __all__ = ["rate_encode", "latency_encode", "spike_count", "membrane_readout"]
-
-
-def _check_steps(steps: int) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    return steps
 
 
 def rate_encode(x: Tensor, steps: int, generator: torch.Generator | None = None, *, method: str = "bernoulli",
@@ -29,14 +23,14 @@ def rate_encode(x: Tensor, steps: int, generator: torch.Generator | None = None,
     Poisson process sampled every ``dt``: ``P(spike in a step) = 1 - exp(-x * max_rate * dt)``. Draws come
     from ``generator`` (on ``x``'s device). Returns 0.0/1.0 in ``x``'s dtype.
     """
-    steps = _check_steps(steps)
+    steps = check_int("steps", steps)
     method = check_choice("method", method, ("bernoulli", "poisson"))
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise TypeError("x must be a floating-point tensor")
     if x.dim() < 1:
         raise ValueError(f"x must have a batch dimension [B, ...], got shape {list(x.shape)}")
-    if not max_rate > 0 or not dt > 0:
-        raise ValueError(f"max_rate and dt must be > 0, got max_rate={max_rate!r}, dt={dt!r}")
+    check_number("max_rate", max_rate, minimum=0, exclusive_minimum=True)
+    check_number("dt", dt, minimum=0, exclusive_minimum=True)
     if method == "bernoulli":
         p = x * max_rate
         if bool((p < 0).any()) or bool((p > 1).any()):
@@ -58,7 +52,7 @@ def latency_encode(x: Tensor, steps: int, *, threshold: float = 0.0, normalize: 
     values just above ``threshold`` near the end); inputs ``<= threshold`` never fire. With
     ``normalize=True``, each sample is first divided by its maximum. Deterministic.
     """
-    steps = _check_steps(steps)
+    steps = check_int("steps", steps)
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise TypeError("x must be a floating-point tensor")
     if x.dim() < 1:

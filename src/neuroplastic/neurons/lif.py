@@ -30,7 +30,7 @@ import math
 import torch
 from torch import Tensor
 
-from neuroplastic._checks import check_choice
+from neuroplastic._checks import check_choice, check_number, check_values
 from neuroplastic.neurons.surrogates import Surrogate, get_surrogate
 
 __all__ = ["RESETS", "MPR_K", "lif_step", "alif_step", "decay_from_tau", "membrane_rectifier"]
@@ -40,33 +40,17 @@ MPR_K = 3.0
 """Steepness K of the rectifier's middle segment (Guo et al. 2022)."""
 
 
-def _check_tensor_or_number(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, Tensor)):
-        raise TypeError(f"{name} must be a number or a tensor, got {type(value).__name__}")
-
-
-def _check_threshold(threshold: Tensor | float, name: str = "threshold") -> None:
-    _check_tensor_or_number(name, threshold)
-    if isinstance(threshold, Tensor):
-        if threshold.dim() > 1:
-            raise ValueError(f"{name} must be a number, a 0-d tensor or a per-neuron [N] tensor, "
-                             f"got shape {list(threshold.shape)}")
-        bad = threshold.detach() <= 0
-        if bool(bad.any()):
-            raise ValueError(f"{name} must be > 0, got {threshold.detach()[bad].flatten()[0].item()!r} "
-                             f"(in a tensor of shape {list(threshold.shape)})")
-    elif not threshold > 0:
-        raise ValueError(f"{name} must be > 0, got {threshold!r}")
-
-
 def _check_per_neuron(name: str, value: Tensor | float, n: int) -> None:
-    _check_tensor_or_number(name, value)
-    if isinstance(value, Tensor) and value.dim() > 0 and (value.dim() > 1 or value.shape[0] not in (1, n)):
+    """A number (not NaN), a 0-d tensor or a per-neuron ``[N]`` (or ``[1]``) tensor: what the step functions take."""
+    if not isinstance(value, Tensor):
+        check_values(name, value, finite=False)
+    elif value.dim() > 0 and (value.dim() > 1 or value.shape[0] not in (1, n)):
         raise ValueError(f"{name} must be a number, a 0-d tensor or a per-neuron [N={n}] tensor, "
                          f"got shape {list(value.shape)}")
 
 
 def _check_state(name: str, state: Tensor, x: Tensor) -> None:
+    """A state (``v`` or ``b``) must broadcast to ``x``'s shape: a rule of the step functions only."""
     if not isinstance(state, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(state).__name__}")
     try:
@@ -83,17 +67,10 @@ def decay_from_tau(tau: Tensor | float, dt: float = 1.0) -> Tensor:
     ``tau``: a number or a tensor (e.g. ``[N]`` per neuron), > 0; ``dt`` > 0, in the same unit. Returns a
     tensor of ``tau``'s shape (float32 for a Python number), differentiable in ``tau``.
     """
-    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not dt > 0:
-        raise ValueError(f"dt must be a number > 0, got {dt!r}")
-    _check_tensor_or_number("tau", tau)
+    check_number("dt", dt, minimum=0, exclusive_minimum=True)
+    check_values("tau (a time constant)", tau, minimum=0, exclusive_minimum=True, finite=False)
     if isinstance(tau, Tensor):
-        bad = tau.detach() <= 0
-        if bool(bad.any()):
-            raise ValueError(f"tau must be > 0 (a time constant), got {tau.detach()[bad].flatten()[0].item()!r} "
-                             f"(in a tensor of shape {list(tau.shape)})")
         return torch.exp(-dt / tau)
-    if not tau > 0 or math.isnan(tau):
-        raise ValueError(f"tau must be > 0 (a time constant), got {tau!r}")
     return torch.tensor(math.exp(-dt / tau))
 
 
@@ -165,7 +142,7 @@ def lif_step(v: Tensor, x: Tensor, decay: Tensor | float, threshold: Tensor | fl
     n = x.shape[-1] if x.dim() else 1
     _check_per_neuron("decay", decay, n)
     _check_per_neuron("threshold", threshold, n)
-    _check_threshold(threshold)
+    check_values("threshold", threshold, minimum=0, exclusive_minimum=True)
     return _lif_step(v, x, decay, threshold, reset, float(v_reset), bool(rectifier), bool(detach_reset), surrogate)
 
 
@@ -205,11 +182,7 @@ def alif_step(v: Tensor, b: Tensor, x: Tensor, decay: Tensor | float, rho: Tenso
     n = x.shape[-1] if x.dim() else 1
     for name, value in (("decay", decay), ("rho", rho), ("threshold", threshold), ("beta", beta)):
         _check_per_neuron(name, value, n)
-    _check_threshold(threshold)
-    if isinstance(beta, Tensor):
-        if bool((beta.detach() < 0).any()):
-            raise ValueError("beta must be >= 0 (an adaptation strength)")
-    elif beta < 0:
-        raise ValueError(f"beta must be >= 0 (an adaptation strength), got {beta!r}")
+    check_values("threshold", threshold, minimum=0, exclusive_minimum=True)
+    check_values("beta (an adaptation strength)", beta, minimum=0)
     return _alif_step(v, b, x, decay, rho, threshold, beta, reset, float(v_reset), bool(rectifier),
                       bool(detach_reset), surrogate)

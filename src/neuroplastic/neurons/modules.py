@@ -18,7 +18,14 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice, check_same_placement
+from neuroplastic._checks import (
+    check_choice,
+    check_int,
+    check_int_tuple,
+    check_number,
+    check_same_placement,
+    check_values,
+)
 from neuroplastic.neurons.fused_lif import LIFConfig, lif_sequence
 from neuroplastic.neurons.lif import RESETS, _alif_step, _lif_step
 from neuroplastic.neurons.surrogates import Surrogate, get_surrogate
@@ -61,39 +68,19 @@ class RecurrentLIFState(NamedTuple):
     b: Tensor | None = None
 
 
-def _size_tuple(size: int | tuple[int, ...]) -> tuple[int, ...]:
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size,)
-    if not isinstance(size, tuple) or not size or not all(isinstance(n, int) and n > 0 for n in size):
-        raise ValueError(f"size must be a positive int or a tuple of positive ints, got {size!r}")
-    return size
-
-
-def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _per_neuron(name: str, value: float | Tensor, size: tuple[int, ...], *, positive: bool = True,
-                allow_zero: bool = False) -> Tensor:
-    """A number or a tensor broadcastable to ``size`` as a float tensor of shape ``size``, checked."""
+def _per_neuron(name: str, value: float | Tensor, size: tuple[int, ...], *, allow_zero: bool = False) -> Tensor:
+    """A number or a tensor broadcastable to ``size`` as a float tensor of shape ``size``, finite and > 0
+    (``allow_zero``: >= 0), checked after the conversion to the default dtype (which may round to 0)."""
+    check_values(name, value, minimum=0, exclusive_minimum=not allow_zero)
     if isinstance(value, Tensor):
         try:
             tensor = value.detach().to(torch.get_default_dtype()).expand(size).clone()
         except RuntimeError:
             raise ValueError(f"{name} must be a number or a tensor broadcastable to {list(size)}, "
                              f"got shape {list(value.shape)}") from None
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        tensor = torch.full(size, float(value))
     else:
-        raise TypeError(f"{name} must be a number or a tensor, got {type(value).__name__}")
-    if positive:
-        bad = tensor < 0 if allow_zero else tensor <= 0
-        if bool(bad.any()) or not bool(torch.isfinite(tensor).all()):
-            bound = ">= 0" if allow_zero else "> 0"
-            first = tensor[bad | ~torch.isfinite(tensor)][0].item()
-            raise ValueError(f"{name} must be finite and {bound}, got {first!r}")
+        tensor = torch.full(size, float(value))
+    check_values(name, tensor, minimum=0, exclusive_minimum=not allow_zero)
     return tensor
 
 
@@ -118,6 +105,7 @@ def _check_sequence(x: Tensor, size: tuple[int, ...], state_batch: int | None, w
 
 
 def _check_step(x: Tensor, size: tuple[int, ...], state_batch: int | None, who: str) -> None:
+    """x must be one step ``[B, *size]`` of this population; hints at the sequence module for ``[B, T, ...]``."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 1 + len(size) or tuple(x.shape[1:]) != size:
@@ -137,8 +125,8 @@ class _LIFBase(nn.Module):
                  heterogeneous: bool = False, tau_range: tuple[float, float] | None = None,
                  surrogate: str | Surrogate = "fast_sigmoid", generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.size = _size_tuple(size)
-        self.dt = _positive("dt", dt)
+        self.size = check_int_tuple("size", size, allow_int=True)
+        self.dt = float(check_number("dt", dt, minimum=0, exclusive_minimum=True))
         self.reset = check_choice("reset", reset, RESETS)
         self.v_reset = float(v_reset)
         self.rectifier = bool(rectifier)
@@ -146,9 +134,9 @@ class _LIFBase(nn.Module):
         self.surrogate = get_surrogate(surrogate)
         if heterogeneous:
             if tau_range is None:
-                base = _positive("tau", tau) if not isinstance(tau, Tensor) else None
-                if base is None:
+                if isinstance(tau, Tensor):
                     raise ValueError("tau_range is needed with heterogeneous=True when tau is a tensor")
+                base = float(check_number("tau", tau, minimum=0, exclusive_minimum=True))
                 tau_range = (base / 2.0, base * 2.0)
             if (not isinstance(tau_range, (tuple, list)) or len(tau_range) != 2
                     or not all(isinstance(t, (int, float)) and t > 0 for t in tau_range)
@@ -316,9 +304,8 @@ class RecurrentLIF(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True, adaptive: bool = False,
                  **neuron_kwargs) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int("input_size", input_size)
+        check_int("hidden_size", hidden_size)
         self.input_size, self.hidden_size, self.adaptive = input_size, hidden_size, bool(adaptive)
         self.input_linear = nn.Linear(input_size, hidden_size, bias=bias)
         self.recurrent_linear = nn.Linear(hidden_size, hidden_size, bias=False)
@@ -366,8 +353,8 @@ class LeakyReadout(nn.Module):
     def __init__(self, size: int | tuple[int, ...], tau: float | Tensor = 10.0, *, dt: float = 1.0,
                  learn_tau: bool = False) -> None:
         super().__init__()
-        self.size = _size_tuple(size)
-        self.dt = _positive("dt", dt)
+        self.size = check_int_tuple("size", size, allow_int=True)
+        self.dt = float(check_number("dt", dt, minimum=0, exclusive_minimum=True))
         log_tau = _per_neuron("tau", tau, self.size).log()
         if learn_tau:
             self.log_tau = nn.Parameter(log_tau)

@@ -5,7 +5,6 @@ The mapping is described in :mod:`neuroplastic.neurons.nir_io`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from neuroplastic._checks import check_int_tuple
 from neuroplastic.neurons.modules import (
     ALIF,
     LIF,
@@ -90,24 +90,16 @@ class SpikingSequential(nn.Sequential):
 # Export
 # --------------------------------------------------------------------------------------------------------
 
-def _check_dt(dt: object) -> float:
-    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not dt > 0 or math.isinf(dt):
-        raise ValueError(f"dt must be a finite number > 0 (the length of one time step in the graph's time "
-                         f"unit), got {dt!r}")
-    return float(dt)
+_DT = "dt (the length of one time step in the graph's time unit)"
+"""How the time step is named in errors of export and import (checked with ``check_number``)."""
 
 
 def _shape_tuple(input_shape: object) -> tuple[int, ...]:
-    if isinstance(input_shape, int) and not isinstance(input_shape, bool):
-        input_shape = (input_shape,)
-    if isinstance(input_shape, torch.Size):
-        input_shape = tuple(input_shape)
-    if (not isinstance(input_shape, (tuple, list)) or not input_shape
-            or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in input_shape)):
-        raise ValueError("input_shape must be the shape of one time step of one sample, without batch and time "
-                         f"(a positive int or a tuple of positive ints, e.g. (784,) or (1, 28, 28)), got "
-                         f"{input_shape!r}")
-    return tuple(int(n) for n in input_shape)
+    """``input_shape`` as a tuple of ints (NumPy integers, as in a NIR graph, count as ints)."""
+    if isinstance(input_shape, (tuple, list)):
+        input_shape = tuple(int(n) if isinstance(n, np.integer) else n for n in input_shape)
+    return check_int_tuple("input_shape (the shape of one time step of one sample, without batch and time, e.g. "
+                           "(784,) or (1, 28, 28))", input_shape, allow_int=True)
 
 
 def _flatten_modules(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:

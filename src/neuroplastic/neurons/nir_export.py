@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from neuroplastic._checks import check_choice
+from neuroplastic._checks import check_choice, check_number
 from neuroplastic.neurons.modules import (
     LIF,
     LeakyReadout,
@@ -21,9 +21,9 @@ from neuroplastic.neurons.modules import (
     _LIFBase,
 )
 from neuroplastic.neurons.nir_common import (
+    _DT,
     _SKIPPED,
     DISCRETIZATIONS,
-    _check_dt,
     _flatten_modules,
     _nir,
     _numpy,
@@ -101,7 +101,7 @@ def export_nir(model: nn.Module, input_shape: int | Sequence[int], dt: float = 1
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     shape = _shape_tuple(input_shape)
-    dt = _check_dt(dt)
+    dt = float(check_number(_DT, dt, minimum=0, exclusive_minimum=True))
     method = check_choice("discretization", discretization, DISCRETIZATIONS)
     layers = [(n, m) for n, m in _flatten_modules(model, "") if not isinstance(m, _SKIPPED)]
     if not layers:

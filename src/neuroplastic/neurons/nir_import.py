@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice
+from neuroplastic._checks import check_choice, check_number
 from neuroplastic.neurons.modules import (
     LIF,
     LeakyReadout,
@@ -22,11 +22,11 @@ from neuroplastic.neurons.modules import (
     _LIFBase,
 )
 from neuroplastic.neurons.nir_common import (
+    _DT,
     _GAIN_TOL,
     _INTEGRATOR_TAU,
     DISCRETIZATIONS,
     SpikingSequential,
-    _check_dt,
     _nir,
     _step_shape,
 )
@@ -235,7 +235,7 @@ def import_nir(graph: Any, dt: float | None = None, *, discretization: str | Non
     metadata = graph.metadata if isinstance(graph.metadata, dict) else {}
     if dt is None:
         dt = float(metadata["dt"]) if "dt" in metadata else 1.0
-    dt = _check_dt(dt)
+    dt = float(check_number(_DT, dt, minimum=0, exclusive_minimum=True))
     if discretization is None:
         recorded = metadata.get("discretization", "euler")
         discretization = recorded.decode() if isinstance(recorded, bytes) else str(recorded)

@@ -33,6 +33,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from neuroplastic._checks import check_number
+
 __all__ = [
     "Surrogate",
     "FastSigmoid",
@@ -45,14 +47,6 @@ __all__ = [
     "register_surrogate",
     "surrogate_names",
 ]
-
-
-def _check_parameter(cls_name: str, name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{cls_name}: {name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{cls_name}: {name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 class _Heaviside(torch.autograd.Function):
@@ -104,7 +98,7 @@ class FastSigmoid(Surrogate):
     name = "fast_sigmoid"
 
     def __init__(self, slope: float = 25.0) -> None:
-        self.slope = _check_parameter("FastSigmoid", "slope", slope)
+        self.slope = float(check_number("FastSigmoid: slope", slope, minimum=0, exclusive_minimum=True))
 
     def grad(self, x: Tensor) -> Tensor:
         return 1.0 / (1.0 + self.slope * x.abs()).square()
@@ -125,7 +119,7 @@ class ATan(Surrogate):
     name = "atan"
 
     def __init__(self, alpha: float = 2.0) -> None:
-        self.alpha = _check_parameter("ATan", "alpha", alpha)
+        self.alpha = float(check_number("ATan: alpha", alpha, minimum=0, exclusive_minimum=True))
 
     def grad(self, x: Tensor) -> Tensor:
         return (self.alpha / 2.0) / (1.0 + (math.pi / 2.0 * self.alpha * x).square())
@@ -147,7 +141,7 @@ class Triangle(Surrogate):
     name = "triangle"
 
     def __init__(self, width: float = 1.0) -> None:
-        self.width = _check_parameter("Triangle", "width", width)
+        self.width = float(check_number("Triangle: width", width, minimum=0, exclusive_minimum=True))
 
     def grad(self, x: Tensor) -> Tensor:
         return (1.0 - x.abs() / self.width).clamp_min(0.0) / self.width
@@ -169,7 +163,7 @@ class Sigmoid(Surrogate):
     name = "sigmoid"
 
     def __init__(self, slope: float = 4.0) -> None:
-        self.slope = _check_parameter("Sigmoid", "slope", slope)
+        self.slope = float(check_number("Sigmoid: slope", slope, minimum=0, exclusive_minimum=True))
 
     def grad(self, x: Tensor) -> Tensor:
         s = torch.sigmoid(self.slope * x)
@@ -196,7 +190,7 @@ class Rectangle(Surrogate):
     name = "rectangle"
 
     def __init__(self, width: float = 0.5) -> None:
-        self.width = _check_parameter("Rectangle", "width", width)
+        self.width = float(check_number("Rectangle: width", width, minimum=0, exclusive_minimum=True))
 
     def grad(self, x: Tensor) -> Tensor:
         return (x.abs() < self.width).to(x.dtype) / (2.0 * self.width)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice, check_positive
+from neuroplastic._checks import check_choice, check_int, check_positive
 
 __all__ = ["Modulator", "MODULATIONS", "make_modulator"]
 
@@ -52,10 +52,9 @@ class Modulator(nn.Module):
     ) -> None:
         super().__init__()
         check_choice("mode", mode, ("simple", "retroactive"))
-        for name, value in (("source_size", source_size), ("out_features", out_features),
-                            ("channels", channels)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int("source_size", source_size)
+        check_int("out_features", out_features)
+        check_int("channels", channels)
         if not fanout and channels not in (1, out_features):
             raise ValueError(
                 f"without fanout, channels must be 1 or out_features={out_features}; got {channels}"

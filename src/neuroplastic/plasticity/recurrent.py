@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from neuroplastic._checks import check_choice, check_tensor
+from neuroplastic._checks import check_choice, check_int, check_optional_int, check_tensor
 from neuroplastic.plasticity.fused_scan import FusedCell, check_fused, fused_scan, supports_fused
 from neuroplastic.plasticity.synapses import PlasticState, PlasticSynapses, SynapseConfig
 
@@ -94,9 +94,8 @@ class _PlasticCellBase(nn.Module):
         bias: bool,
     ) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int("input_size", input_size)
+        check_int("hidden_size", hidden_size)
         width = self.gate_count * hidden_size
         if not input_projection and input_size != width:
             raise ValueError(
@@ -115,6 +114,7 @@ class _PlasticCellBase(nn.Module):
         return inputs if self.input_to_hidden is None else self.input_to_hidden(inputs)
 
     def _check_input(self, x: Tensor, sequence: bool) -> None:
+        """Inputs ``[B, I]`` (one step) or ``[B, T, I]`` (a sequence) of this cell, on its device and dtype."""
         shape = ("B", "T", self.input_size) if sequence else ("B", self.input_size)
         check_tensor("inputs", x, shape, like=next(self.parameters(), None))
 
@@ -329,10 +329,10 @@ def _scan(step: Callable, drives: Tensor, state):
 
 def _check_scan_options(cell: PlasticRNNCell | PlasticLSTMCell, backprop: str, chunk_size: int | None,
                         truncate_every: int | None) -> None:
+    """plastic_scan's options: a known backprop mode (fused only where the cell allows it), optional chunk sizes."""
     check_choice("backprop", backprop, BACKPROP_MODES)
-    for name, value in (("chunk_size", chunk_size), ("truncate_every", truncate_every)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be None or a positive int, got {value!r}")
+    check_optional_int("chunk_size", chunk_size)
+    check_optional_int("truncate_every", truncate_every)
     if backprop == "fused":
         check_fused(cell)  # raises the explanatory ValueError
 

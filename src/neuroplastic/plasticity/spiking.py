@@ -56,7 +56,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice, check_positive, check_tensor
+from neuroplastic._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_optional_int,
+    check_tensor,
+    check_values,
+)
 from neuroplastic.neurons.lif import RESETS, decay_from_tau
 from neuroplastic.neurons.spike_linear import spike_linear
 from neuroplastic.neurons.surrogates import Surrogate, get_surrogate
@@ -81,26 +89,13 @@ SPIKING_BACKPROP_MODES = ("autograd", "checkpoint")
 SPIKING_BACKENDS = ("auto", "dense", "lowrank", "fused")
 
 
-def _check_size(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def _check_tau(name: str, value: object, size: int) -> Tensor:
-    """A time constant (number or ``[size]`` tensor), > 0, as a float tensor."""
-    if isinstance(value, Tensor):
-        if value.dim() > 1 or (value.dim() == 1 and value.shape[0] not in (1, size)):
-            raise ValueError(f"{name} must be a number or a per-neuron [{size}] tensor, got shape "
-                             f"{list(value.shape)}")
-        tau = value.detach().clone().float()
-        if bool((tau <= 0).any()) or not bool(torch.isfinite(tau).all()):
-            raise ValueError(f"{name} must be > 0 and finite (a time constant), got {value!r}")
-        return tau
-    check_positive(name, value)  # type: ignore[arg-type]
-    if not math.isfinite(value):  # type: ignore[arg-type]
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return torch.tensor(float(value))  # type: ignore[arg-type]
+    """A time constant, finite and > 0: a number or a per-neuron ``[size]`` (or ``[1]``) tensor, as a float tensor."""
+    if isinstance(value, Tensor) and (value.dim() > 1 or (value.dim() == 1 and value.shape[0] not in (1, size))):
+        raise ValueError(f"{name} must be a number or a per-neuron [{size}] tensor, got shape {list(value.shape)}")
+    tau = value.detach().clone().float() if isinstance(value, Tensor) else value
+    check_values(f"{name} (a time constant)", tau, minimum=0, exclusive_minimum=True)
+    return tau if isinstance(tau, Tensor) else torch.tensor(float(tau))  # type: ignore[arg-type]
 
 
 class _PlasticSpikingLayer(nn.Module):
@@ -129,18 +124,16 @@ class _PlasticSpikingLayer(nn.Module):
         backend: str,
     ) -> None:
         super().__init__()
-        self._pre_size = _check_size("pre-synaptic size", pre_size)
-        self._post_size = _check_size("post-synaptic size", post_size)
+        self._pre_size = check_int("pre-synaptic size", pre_size)
+        self._post_size = check_int("post-synaptic size", post_size)
         check_choice("reset", reset, RESETS)
         check_choice("backprop", backprop, SPIKING_BACKPROP_MODES)
         check_choice("backend", backend, SPIKING_BACKENDS)
-        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
-                                       or chunk_size < 1):
-            raise ValueError(f"chunk_size must be None or a positive int, got {chunk_size!r}")
-        check_positive("threshold", threshold)
-        check_positive("dt", dt)
+        check_optional_int("chunk_size", chunk_size)
+        check_number("threshold", threshold, minimum=0, exclusive_minimum=True)
+        check_number("dt", dt, minimum=0, exclusive_minimum=True)
         if modulator_input_size is not None:
-            _check_size("modulator_input_size", modulator_input_size)
+            check_int("modulator_input_size", modulator_input_size)
         self.synapses = PlasticSynapses(pre_size, post_size, config=config,
                                         modulator_source=modulator_input_size or post_size)
         if modulator_input_size is not None and self.synapses.modulator is None:
@@ -277,6 +270,7 @@ class _PlasticSpikingLayer(nn.Module):
 
     def _check_inputs(self, inputs: Tensor, state: PlasticSpikingState | None,
                       modulator_inputs: Tensor | None) -> None:
+        """Inputs ``[B, T, I]``, a state this layer can continue from and the modulator inputs it was built for."""
         size = self.input_size
         check_tensor("inputs", inputs, ("B", "T", size), like=self.weight)
         if state is not None:
@@ -315,8 +309,7 @@ class _PlasticSpikingLayer(nn.Module):
         ``"lowrank"`` and ``"fused"`` backends then never build the ``[B, I, O]`` tensor, which at large sizes is
         most of the memory they write (268 MB at B=16, I=O=2048 in float32). Such a state cannot be passed back in.
         """
-        if not isinstance(need_trace, bool):
-            raise TypeError(f"need_trace must be a bool, got {type(need_trace).__name__}")
+        check_bool("need_trace", need_trace)
         self._check_inputs(inputs, state, modulator_inputs)
         fresh = state is None
         if self.resolved_backend == "fused":  # a fresh state is not materialised (its [B, I, O] zero trace)
@@ -396,8 +389,8 @@ class PlasticLIF(_PlasticSpikingLayer):
         backend: str = "auto",
         **overrides: Any,
     ) -> None:
-        _check_size("in_features", in_features)
-        _check_size("out_features", out_features)
+        check_int("in_features", in_features)
+        check_int("out_features", out_features)
         super().__init__(
             in_features, out_features,
             config=SynapseConfig.resolve(config, **overrides), modulator_input_size=modulator_input_size,
@@ -497,8 +490,8 @@ class PlasticRecurrentLIF(_PlasticSpikingLayer):
         backend: str = "auto",
         **overrides: Any,
     ) -> None:
-        _check_size("input_size", input_size)
-        _check_size("hidden_size", hidden_size)
+        check_int("input_size", input_size)
+        check_int("hidden_size", hidden_size)
         super().__init__(
             hidden_size, hidden_size,
             config=SynapseConfig.resolve(config, **overrides), modulator_input_size=modulator_input_size,

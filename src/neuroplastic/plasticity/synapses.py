@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice, check_int, check_positive
+from neuroplastic._checks import check_bool, check_choice, check_int, check_positive
 from neuroplastic.plasticity.modulation import MODULATIONS, Modulator, make_modulator
 from neuroplastic.plasticity.rules import RULES, PlasticityRule, make_rule
 
@@ -83,8 +83,7 @@ class SynapseConfig:
                                 f"None, got {type(self.modulation).__name__}")
             check_choice("modulation", self.modulation, MODULATIONS)
         check_int("modulator_channels", self.modulator_channels)
-        if not isinstance(self.fanout, bool):
-            raise TypeError(f"fanout must be a bool, got {type(self.fanout).__name__} {self.fanout!r}")
+        check_bool("fanout", self.fanout)
         check_positive("clip", self.clip)
         check_positive("alpha_init", self.alpha_init, allow_zero=True)
         check_positive("eta_init", self.eta_init, allow_zero=True)
@@ -157,9 +156,8 @@ class PlasticSynapses(nn.Module):
     ) -> None:
         super().__init__()
         config = SynapseConfig.resolve(config, **overrides)
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int("in_features", in_features)
+        check_int("out_features", out_features)
         self.config = config
         self.in_features = in_features
         self.out_features = out_features
@@ -197,8 +195,7 @@ class PlasticSynapses(nn.Module):
         self, batch_size: int, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> PlasticState:
         """Zero traces for ``batch_size`` episodes, on the parameters' device and dtype by default."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_int("batch_size", batch_size)
         device = self.alpha.device if device is None else device
         dtype = self.alpha.dtype if dtype is None else dtype
         shape = (batch_size, self.in_features, self.out_features)

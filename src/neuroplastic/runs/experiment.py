@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, is_dataclass
 from typing import Any
 
+from .._checks import check_bool, check_int
 from .config import config_to_dict
 
 BUDGETS = ("quick", "full")
@@ -96,10 +97,8 @@ class Experiment:
     def __post_init__(self) -> None:
         if not is_dataclass(self.config_class):
             raise TypeError(f"{self.name}: config_class must be a dataclass")
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise ValueError(f"{self.name}: threads must be a positive int, got {self.threads!r}")
-        if not isinstance(self.auto_plot, bool):
-            raise TypeError(f"{self.name}: auto_plot must be a bool, got {self.auto_plot!r}")
+        check_int(f"{self.name}: threads", self.threads)
+        check_bool(f"{self.name}: auto_plot", self.auto_plot)
         missing = [b for b in BUDGETS if b not in self.budgets]
         if missing:
             raise ValueError(f"{self.name}: budgets must define {BUDGETS}, missing {missing}")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .._checks import check_int
 from .experiment import Experiment
 from .rundir import CheckpointMismatch, RunInterrupted
 from .runner import run_experiment
@@ -150,8 +151,7 @@ def run_jobs(
     their current step and end INTERRUPTED); the second sends it again (they stop at once, ABORTED); the
     third terminates them.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    check_int("workers", workers)
     names = [job.name for job in jobs]
     if len(set(names)) != len(names):
         raise ValueError(f"job names must be unique, got {names}")

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .._checks import check_int, check_optional_int
 from ._io import atomic_write, write_json_atomic
 from .config import config_to_dict
 
@@ -124,10 +125,6 @@ def _scalar(name: str, value: Any) -> int | float:
     raise TypeError(f"metric {name!r} must be a number or a 0-d tensor, got {type(value).__name__}")
 
 
-def _is_positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
 def _format_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -176,8 +173,7 @@ class RunDirectory:
         main_metric: str | None = None,
         on_progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
-        if stop_after_steps is not None and not _is_positive_int(stop_after_steps):
-            raise ValueError(f"stop_after_steps must be a positive int or None, got {stop_after_steps!r}")
+        check_optional_int("stop_after_steps", stop_after_steps)
         self.path = Path(path)
         self.seed = seed
         self.device = torch.device(device)
@@ -270,14 +266,11 @@ class RunDirectory:
         random generators, ``state``, ``metrics``); the phase that was in progress restores the same from
         the checkpoint and continues from the checkpointed step.
         """
-        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-            raise ValueError(f"total must be a non-negative int, got {total!r}")
+        check_int("total", total, minimum=0)
         if not isinstance(phase, str) or not phase:
             raise ValueError(f"phase must be a non-empty string, got {phase!r}")
-        if checkpoint_every is None:
+        if check_optional_int("checkpoint_every", checkpoint_every) is None:
             checkpoint_every = max(1, round(total / 20))
-        elif not _is_positive_int(checkpoint_every):
-            raise ValueError(f"checkpoint_every must be a positive int or None, got {checkpoint_every!r}")
         if self._active_phase is not None:
             raise RuntimeError(f"steps(phase={phase!r}) started inside phase {self._active_phase!r}")
         if phase in self._visited:
@@ -508,6 +501,7 @@ class RunDirectory:
         self._rewrite_csv(self._checkpoint_metrics)
 
     def _check_compatible(self, checkpoint: Any) -> None:
+        """A checkpoint resumes only the run that wrote it: same format version, experiment, seed and budget."""
         where = f"the checkpoint in {self.path}"
         if not isinstance(checkpoint, dict) or checkpoint.get("format_version") != FORMAT_VERSION:
             version = checkpoint.get("format_version") if isinstance(checkpoint, dict) else None
@@ -556,6 +550,7 @@ class RunDirectory:
 
     @staticmethod
     def _check_name(name: str) -> None:
+        """A file name inside the run directory (no directories, not hidden)."""
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise ValueError(f"name must be a plain file name without directories, got {name!r}")
 

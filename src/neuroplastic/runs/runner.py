@@ -17,7 +17,7 @@ import torch
 
 import neuroplastic
 
-from .._checks import check_choice
+from .._checks import check_choice, check_int, check_optional_int
 from ._io import to_jsonable
 from .config import apply_overrides, config_to_dict
 from .experiment import Claim, ClaimResult, Experiment
@@ -36,11 +36,6 @@ def check_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _check_threads(threads: Any) -> None:
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
-
-
 def _has_field(config: Any, name: str) -> bool:
     return any(f.name == name for f in dataclasses.fields(config))
 
@@ -56,7 +51,7 @@ def prepare_config(
     ``threads``, if given, also sets the config's own ``threads`` field where it has one (experiments that
     still set their thread count themselves then use it too); it cannot be combined with an override of it.
     """
-    _check_threads(threads)
+    check_optional_int("threads", threads)
     config = apply_overrides(experiment.config(budget), overrides)
     if threads is not None and _has_field(config, "threads"):
         if "threads" in (overrides or {}):
@@ -71,7 +66,7 @@ def resolve_threads(experiment: Experiment, config: Any, threads: int | None = N
     In order: ``threads`` if given; else the config's ``threads`` field if it has one (0 or None there means
     "leave the setting alone"); else ``experiment.threads``.
     """
-    _check_threads(threads)
+    check_optional_int("threads", threads)
     if threads is not None:
         return threads
     if _has_field(config, "threads"):
@@ -157,8 +152,7 @@ def run_experiment(
     config = prepare_config(experiment, budget, overrides, threads)
     thread_count = resolve_threads(experiment, config, threads)
     torch_device = check_device(device)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_int("seed", seed, minimum=0)
     path = Path(out) / experiment.name
     if resume and not (path / CHECKPOINT).exists():
         print(f"note: no checkpoint in {path}; starting {experiment.name} from the beginning",

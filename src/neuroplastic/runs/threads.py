@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 import torch
 
+from .._checks import check_int
+
 
 @contextmanager
 def torch_threads(count: int) -> Iterator[None]:
@@ -15,8 +17,7 @@ def torch_threads(count: int) -> Iterator[None]:
     Small models (tens to hundreds of neurons) run faster on one thread than on several, and on a busy
     machine several threads can be an order of magnitude slower (measured here: 0.05 s vs 0.7 s per step).
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive int, got {count!r}")
+    check_int("count", count)
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:

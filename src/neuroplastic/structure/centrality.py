@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from neuroplastic._checks import check_tensor
+from neuroplastic._checks import check_int, check_tensor
 
 __all__ = ["betweenness_centrality", "prune_low_centrality"]
 
@@ -74,10 +74,8 @@ def prune_low_centrality(weight: Tensor, keep: int, *, rounds: int = 4,
     """
     check_tensor("weight", weight, ("N", "N"))
     n = weight.shape[0]
-    if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= n:
-        raise ValueError(f"keep must be an int in 1..{n}, got {keep!r}")
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
+    check_int("keep", keep, minimum=1, maximum=n)
+    check_int("rounds", rounds)
     mask = torch.ones(n, dtype=torch.bool, device=weight.device) if alive is None else alive.clone()
     centrality = torch.zeros(n, dtype=torch.float64, device=weight.device)
     start = int(mask.sum())

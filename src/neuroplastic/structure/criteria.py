@@ -20,18 +20,14 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from neuroplastic._checks import check_tensor
+
 __all__ = ["magnitude", "gradient_magnitude", "momentum", "random_scores"]
-
-
-def _check_tensor(name: str, value: object) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    return value
 
 
 def magnitude(weight: Tensor) -> Tensor:
     """Magnitude score ``|w|``. Shapes: ``weight [*]`` -> ``[*]``."""
-    return _check_tensor("weight", weight).detach().abs()
+    return check_tensor("weight", weight, None, floating=False).detach().abs()
 
 
 def gradient_magnitude(grad: Tensor | None) -> Tensor:
@@ -42,7 +38,7 @@ def gradient_magnitude(grad: Tensor | None) -> Tensor:
     if grad is None:
         raise ValueError("grad is None: gradient-based regrowth needs the gradient of the current step; call "
                          "loss.backward() before optimizer.step() and do not set the gradients to None in between")
-    return _check_tensor("grad", grad).detach().abs()
+    return check_tensor("grad", grad, None, floating=False).detach().abs()
 
 
 def momentum(state: Mapping[str, Tensor], eps: float = 1e-8) -> Tensor:

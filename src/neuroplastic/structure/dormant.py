@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
+
+from neuroplastic._checks import check_fraction, check_int, check_number
 
 from .surgery import reset_state
 
@@ -71,6 +72,7 @@ _LINEAR_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 # ------------------------------------------------------------------------------------------------ pure core
 def _check_activations(activations: object, unit_dim: int) -> Tensor:
+    """A layer's activations ``[B, N]`` or ``[B, C, *spatial]`` and a unit dimension other than the batch's."""
     if not isinstance(activations, Tensor):
         raise TypeError(f"activations must be a torch.Tensor, got {type(activations).__name__}")
     if activations.dim() < 2:
@@ -78,17 +80,11 @@ def _check_activations(activations: object, unit_dim: int) -> Tensor:
     if not activations.is_floating_point():
         raise ValueError(f"activations must be a floating-point tensor, got dtype {activations.dtype}")
     ndim = activations.dim()
-    if isinstance(unit_dim, bool) or not isinstance(unit_dim, int) or unit_dim in (0, -ndim) \
-            or not -ndim <= unit_dim < ndim:
+    check_int("unit_dim", unit_dim, minimum=None)
+    if unit_dim in (0, -ndim) or not -ndim <= unit_dim < ndim:
         raise ValueError(f"unit_dim must index a non-batch dimension of activations {list(activations.shape)}, "
                          f"got {unit_dim!r}")
     return activations
-
-
-def _check_tau(tau: object) -> float:
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau < 0:
-        raise ValueError(f"tau must be a finite number >= 0, got {tau!r}")
-    return float(tau)
 
 
 def unit_activity(activations: Tensor, unit_dim: int = 1) -> Tensor:
@@ -124,7 +120,7 @@ def dormant_mask(activations: Tensor, tau: float = DEFAULT_TAU, unit_dim: int = 
 
     ``activations`` is the layer's output for a batch of inputs, ``[B, N]`` or ``[B, C, *spatial]``.
     """
-    return _mask_from_activity(unit_activity(activations, unit_dim), _check_tau(tau))
+    return _mask_from_activity(unit_activity(activations, unit_dim), float(check_number("tau", tau, minimum=0)))
 
 
 # ------------------------------------------------------------------------------------------------ hooks
@@ -189,7 +185,7 @@ def dormant_ratio(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    tau = _check_tau(tau)
+    tau = float(check_number("tau", tau, minimum=0))
     if layers is None:
         targets = {name: module for name, module in model.named_modules() if isinstance(module, ACTIVATION_MODULES)}
         if not targets:
@@ -383,6 +379,7 @@ def _fresh(layer: nn.Module, init: Callable[[nn.Module], Any] | None,
 
 # ------------------------------------------------------------------------------------------------ ReDo
 def _check_layer(model: nn.Module, name: str) -> nn.Module:
+    """A layer ReDo can reset units of: an ``nn.Linear`` or ungrouped ``nn.Conv1d/2d/3d`` of ``model``."""
     module = _get_module(model, name, "pairs")
     if not _is_layer(module):
         raise TypeError(f"layer {name!r} is a {type(module).__name__}; ReDo resets units of nn.Linear and "
@@ -524,15 +521,11 @@ def drm_perturb_factor(dormant_ratio: float, *, rate: float = 2.0, min_factor: f
     The more dormant units, the more of a fresh initialisation :func:`drm_perturb` mixes in. Defaults are
     the authors' (perturb rate 2, minimum 0.2, maximum 0.9).
     """
-    for name, value in (("dormant_ratio", dormant_ratio), ("rate", rate), ("min_factor", min_factor),
-                        ("max_factor", max_factor)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if not 0.0 <= dormant_ratio <= 1.0:
-        raise ValueError(f"dormant_ratio must be in [0, 1], got {dormant_ratio!r}")
-    if rate < 0:
-        raise ValueError(f"rate must be >= 0, got {rate!r}")
-    if not 0.0 <= min_factor <= max_factor <= 1.0:
+    check_fraction("dormant_ratio", dormant_ratio)
+    check_number("rate", rate, minimum=0)
+    check_fraction("min_factor", min_factor)
+    check_fraction("max_factor", max_factor)
+    if min_factor > max_factor:
         raise ValueError(f"need 0 <= min_factor <= max_factor <= 1, got min_factor={min_factor!r}, "
                          f"max_factor={max_factor!r}")
     return float(min(max(1.0 - rate * dormant_ratio, min_factor), max_factor))
@@ -557,8 +550,7 @@ def drm_perturb(
     parameters is dropped: they restart like new parameters (DrM clears its optimizers' state).
     Returns the names of the perturbed parameters.
     """
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0.0 <= factor <= 1.0:
-        raise ValueError(f"factor must be a number in [0, 1], got {factor!r}")
+    check_fraction("factor", factor)
     if layers is None:
         targets = [(name, module) for name, module in model.named_modules() if _is_layer(module)]
         if not targets:

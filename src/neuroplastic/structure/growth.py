@@ -260,6 +260,7 @@ def _signs(shape: Sequence[int], magnitude: float, generator: torch.Generator | 
 
 
 def _check_keep(keep: Any, size: int) -> Tensor:
+    """Unit indices to keep: a non-empty 1-d integer tensor of distinct indices below ``size``."""
     if not isinstance(keep, Tensor) or keep.dim() != 1 or keep.dtype in (torch.bool,) or keep.is_floating_point():
         raise TypeError(f"keep must be a 1-d integer tensor of unit indices, got {keep!r}")
     if keep.numel() == 0:
@@ -462,10 +463,8 @@ class GrowableMLP(_Growable):
         return self.layers[-1](hidden)
 
     def _check_layer(self, layer: int) -> int:
-        check_int("layer", layer, minimum=0)
-        if layer >= len(self.layers) - 1:
-            raise ValueError(f"layer must be a hidden layer index in [0, {len(self.layers) - 1}), got {layer}")
-        return layer
+        """``layer`` if it indexes a hidden layer (the valid indices depend on the network's depth)."""
+        return check_int("layer (a hidden layer index)", layer, minimum=0, maximum=len(self.layers) - 2)
 
     def idle_steps(self, layer: int) -> Tensor:
         """The idle counters of hidden layer ``layer``, ``[H_layer]`` long."""

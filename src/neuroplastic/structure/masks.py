@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .schedules import check_density
+from neuroplastic._checks import check_fraction, check_int
 
 __all__ = [
     "DEFAULT_MODULE_TYPES", "DISTRIBUTIONS", "MASK_SUFFIX", "select_parameters", "uniform_densities",
@@ -58,6 +58,7 @@ def _model_names(model: nn.Module) -> str:
 
 
 def _check_patterns(name: str, patterns: object) -> list[str]:
+    """Parameter-name patterns: one string or a sequence of strings, as a list."""
     if isinstance(patterns, str):
         return [patterns]
     if not isinstance(patterns, Iterable) or not all(isinstance(p, str) for p in patterns):
@@ -116,6 +117,7 @@ def select_parameters(
 
 # -------------------------------------------------------------------------------------- distributions
 def _check_shapes(shapes: Mapping[str, Sequence[int]]) -> dict[str, tuple[int, ...]]:
+    """Layer shapes: a non-empty mapping from name to a non-empty shape of positive sizes."""
     if not isinstance(shapes, Mapping) or not shapes:
         raise ValueError(f"shapes must be a non-empty mapping of name -> shape, got {shapes!r}")
     out = {}
@@ -129,7 +131,7 @@ def _check_shapes(shapes: Mapping[str, Sequence[int]]) -> dict[str, tuple[int, .
 
 def uniform_densities(shapes: Mapping[str, Sequence[int]], density: float) -> dict[str, float]:
     """Every layer at ``density`` (in (0, 1])."""
-    density = check_density("density", density)
+    density = check_fraction("density", density, low_open=True)
     return dict.fromkeys(_check_shapes(shapes), density)
 
 
@@ -140,7 +142,7 @@ def erk_densities(shapes: Mapping[str, Sequence[int]], density: float, power_sca
     ``sum_l d_l * n_l = density * sum_l n_l``; layers whose d_l would exceed 1 are set dense (the one with
     the largest raw score first) and eps is solved again over the others. ``power_scale = 0`` gives uniform.
     """
-    density = check_density("density", density)
+    density = check_fraction("density", density, low_open=True)
     shapes = _check_shapes(shapes)
     sizes = {name: math.prod(shape) for name, shape in shapes.items()}
     if density == 1.0:
@@ -175,7 +177,7 @@ def layer_counts(shapes: Mapping[str, Sequence[int]], densities: Mapping[str, fl
         raise ValueError(f"densities must have the keys of shapes {sorted(shapes)}, got {sorted(densities)}")
     targets = {}
     for name, shape in shapes.items():
-        targets[name] = check_density(f"densities[{name!r}]", densities[name]) * math.prod(shape)
+        targets[name] = check_fraction(f"densities[{name!r}]", densities[name], low_open=True) * math.prod(shape)
     total = int(math.floor(sum(targets.values()) + 0.5))
     counts = {name: min(int(math.floor(t + 1e-9)), math.prod(shapes[name])) for name, t in targets.items()}
     order = sorted(shapes, key=lambda n: -(targets[n] - math.floor(targets[n] + 1e-9)))
@@ -190,15 +192,8 @@ def layer_counts(shapes: Mapping[str, Sequence[int]], densities: Mapping[str, fl
 
 
 # ------------------------------------------------------------------------------------ mask selection
-def _check_count(name: str, count: object, available: int, what: str) -> int:
-    if isinstance(count, bool) or not isinstance(count, int):
-        raise TypeError(f"{name} must be an int, got {type(count).__name__}")
-    if not 0 <= count <= available:
-        raise ValueError(f"{name} must be in [0, {available}] ({what}), got {count}")
-    return count
-
-
 def _check_mask_scores(mask: Tensor, scores: Tensor) -> None:
+    """A boolean mask and a score tensor of the same shape."""
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         raise TypeError(f"mask must be a boolean tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
     if not isinstance(scores, Tensor) or scores.shape != mask.shape:
@@ -210,7 +205,7 @@ def random_mask(shape: Sequence[int] | torch.Size, count: int, generator: torch.
                 device: torch.device | str | None = None) -> Tensor:
     """A boolean mask of ``shape`` with exactly ``count`` True entries at uniformly random positions."""
     numel = math.prod(shape)
-    _check_count("count", count, numel, "the number of entries")
+    check_int("count (the number of entries)", count, minimum=0, maximum=numel)
     mask = torch.zeros(numel, dtype=torch.bool, device=device)
     if count == numel:
         mask.fill_(True)
@@ -228,7 +223,7 @@ def prune_lowest(mask: Tensor, scores: Tensor, count: int) -> Tensor:
     _check_mask_scores(mask, scores)
     flat = mask.reshape(-1)
     candidates = flat.nonzero().squeeze(1)
-    _check_count("count", count, candidates.numel(), "the number of active entries")
+    check_int("count (the number of active entries)", count, minimum=0, maximum=candidates.numel())
     new = flat.clone()
     if count:
         chosen = torch.topk(scores.reshape(-1)[candidates], count, largest=False, sorted=False).indices
@@ -245,7 +240,7 @@ def grow_highest(mask: Tensor, scores: Tensor, count: int) -> Tensor:
     _check_mask_scores(mask, scores)
     flat = mask.reshape(-1)
     candidates = (~flat).nonzero().squeeze(1)
-    _check_count("count", count, candidates.numel(), "the number of inactive entries")
+    check_int("count (the number of inactive entries)", count, minimum=0, maximum=candidates.numel())
     new = flat.clone()
     if count:
         chosen = torch.topk(scores.reshape(-1)[candidates], count, largest=True, sorted=False).indices
@@ -257,7 +252,7 @@ def keep_highest(mask: Tensor, scores: Tensor, count: int) -> Tensor:
     """A new mask keeping only the ``count`` active entries of highest ``scores`` (``0 <= count <= active``)."""
     _check_mask_scores(mask, scores)
     active = int(mask.sum())
-    _check_count("count", count, active, "the number of active entries")
+    check_int("count (the number of active entries)", count, minimum=0, maximum=active)
     return prune_lowest(mask, scores, active - count)
 
 
@@ -273,7 +268,7 @@ def keep_highest_global(masks: Mapping[str, Tensor], scores: Mapping[str, Tensor
         flats.append(scores[name].reshape(-1)[candidates].float())
         offsets[name] = (start, candidates)
         start += candidates.numel()
-    _check_count("count", count, start, "the number of active entries over all masks")
+    check_int("count (the number of active entries over all masks)", count, minimum=0, maximum=start)
     everything = torch.cat([f.to(flats[0].device) for f in flats]) if flats else torch.zeros(0)
     keep = torch.zeros(start, dtype=torch.bool, device=everything.device)
     if count:

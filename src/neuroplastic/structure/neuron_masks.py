@@ -40,6 +40,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from neuroplastic._checks import check_choice, check_int, check_number
+
 __all__ = ["MASKABLE_TYPES", "NORM_MODES", "mask_units", "unit_dim", "num_units", "default_mask_layers", "NeuronMasks",
            "prune_units", "zeroed_units"]
 
@@ -74,13 +76,8 @@ def _along(vector: Tensor, dim: int, ndim: int) -> Tensor:
     return vector.view(shape)
 
 
-def _check_norm_mode(norm_mode: object) -> str:
-    if norm_mode not in NORM_MODES:
-        raise ValueError(f"norm_mode must be one of {', '.join(map(repr, NORM_MODES))}; got {norm_mode!r}")
-    return norm_mode  # type: ignore[return-value]
-
-
 def _check_maskable(name: str, module: nn.Module) -> None:
+    """A layer whose units can be masked (one of :data:`MASKABLE_TYPES`)."""
     if not isinstance(module, MASKABLE_TYPES):
         accepted = ", ".join(t.__name__ for t in MASKABLE_TYPES)
         raise TypeError(f"layer {name!r} is a {type(module).__name__}; masks go on {accepted}")
@@ -150,7 +147,7 @@ class NeuronMasks(nn.Module):
     def __init__(self, model: nn.Module, layers: Sequence[str] | None = None, *, init: float = 1.0,
                  attach: bool = True, norm_mode: str = "weight") -> None:
         super().__init__()
-        self.norm_mode = _check_norm_mode(norm_mode)
+        self.norm_mode = check_choice("norm_mode", norm_mode, NORM_MODES)
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if layers is None:
@@ -161,8 +158,7 @@ class NeuronMasks(nn.Module):
             raise ValueError("layers is empty: give at least one Linear, Conv or BatchNorm layer to mask")
         if len(set(layers)) != len(layers):
             raise ValueError(f"layers must not repeat a name, got {list(layers)}")
-        if isinstance(init, bool) or not isinstance(init, (int, float)):
-            raise TypeError(f"init must be a number, got {type(init).__name__}")
+        check_number("init", init)
         masks = []
         for name in layers:
             module = _get_layer(model, name)
@@ -251,15 +247,13 @@ class NeuronMasks(nn.Module):
 
     def below(self, threshold: float) -> dict[str, Tensor]:
         """Per layer, the (sorted) indices of the units whose mask is <= ``threshold``."""
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-            raise TypeError(f"threshold must be a number, got {type(threshold).__name__}")
+        check_number("threshold", threshold, finite=False)
         return {name: torch.nonzero(mask.detach() <= threshold).flatten().cpu() for name, mask in self.items()}
 
     def lowest(self, count: int) -> dict[str, Tensor]:
         """Per layer, the (sorted) indices of the ``count`` units with the smallest masks over all layers
         (ties broken by layer order, then unit index)."""
-        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= self.num_units:
-            raise ValueError(f"count must be an int in [0, {self.num_units}], got {count!r}")
+        check_int("count", count, minimum=0, maximum=self.num_units)
         values = torch.cat([mask.detach().float().cpu() for mask in self.masks])
         order = torch.sort(values, stable=True).indices[:count]
         chosen = torch.zeros(values.numel(), dtype=torch.bool)
@@ -321,7 +315,7 @@ def prune_units(model: nn.Module, units: Mapping[str, Sequence[int] | Tensor], *
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if not isinstance(units, Mapping):
         raise TypeError(f"units must be a mapping from layer name to unit indices, got {type(units).__name__}")
-    _check_norm_mode(norm_mode)
+    check_choice("norm_mode", norm_mode, NORM_MODES)
     plan = []
     for name, chosen in units.items():
         module = _get_layer(model, name)
@@ -350,7 +344,7 @@ def prune_units(model: nn.Module, units: Mapping[str, Sequence[int] | Tensor], *
 def zeroed_units(model: nn.Module, layer: str, *, norm_mode: str = "weight") -> Tensor:
     """The indices of the units of ``layer`` that :func:`prune_units` pruned: incoming weights and bias all
     exactly zero (for a BatchNorm layer with ``norm_mode="weight"``, its weight only)."""
-    _check_norm_mode(norm_mode)
+    check_choice("norm_mode", norm_mode, NORM_MODES)
     module = _get_layer(model, layer)
     dead = torch.ones(num_units(module), dtype=torch.bool)
     checked = ("weight",) if isinstance(module, _NORM) and norm_mode == "weight" else ("weight", "bias")

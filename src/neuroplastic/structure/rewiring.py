@@ -73,6 +73,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from neuroplastic._checks import check_bool, check_fraction, check_int, check_number
+
 __all__ = ["rewired_weight", "laplace_location", "prior_sparsity", "laplace_prior_grad", "prior_update",
            "connectivity_fraction", "RewiredWeight", "Connectivity", "GradRewiring", "GradREpoch", "grad_r_epoch"]
 
@@ -112,20 +114,13 @@ def rewired_weight(theta: Tensor, sign: Tensor) -> Tensor:
     return _RectifyWithRedefinedGrad.apply(theta, sign)
 
 
+_ALPHA = "alpha (the Laplace prior's inverse scale 1/b)"
+_SPARSITY = "target_sparsity (the prior's mass below 0)"
+
+
 def _check_alpha(alpha: object) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise TypeError(f"alpha must be a number (the Laplace prior's inverse scale), got {type(alpha).__name__}")
-    if not math.isfinite(alpha) or alpha <= 0:
-        raise ValueError(f"alpha (the Laplace prior's inverse scale 1/b) must be a finite number > 0, got {alpha!r}")
-    return float(alpha)
-
-
-def _check_sparsity(target_sparsity: object) -> float:
-    if isinstance(target_sparsity, bool) or not isinstance(target_sparsity, (int, float)):
-        raise TypeError(f"target_sparsity must be a number in (0, 1), got {type(target_sparsity).__name__}")
-    if not 0 < target_sparsity < 1:
-        raise ValueError(f"target_sparsity must be in (0, 1) (the prior's mass below 0), got {target_sparsity!r}")
-    return float(target_sparsity)
+    """The Laplace prior's inverse scale, which five functions take: a finite number > 0, as a float."""
+    return float(check_number(_ALPHA, alpha, minimum=0, exclusive_minimum=True))
 
 
 def laplace_location(alpha: float, target_sparsity: float) -> float:
@@ -136,15 +131,14 @@ def laplace_location(alpha: float, target_sparsity: float) -> float:
     ``s >= 1/2`` (the paper's case); for ``s < 1/2``, ``P(theta < 0) = exp(-alpha * mu) / 2`` and
     ``mu = -ln(2 * s) / alpha``.
     """
-    alpha, s = _check_alpha(alpha), _check_sparsity(target_sparsity)
+    alpha, s = _check_alpha(alpha), check_fraction(_SPARSITY, target_sparsity, low_open=True, high_open=True)
     return math.log(2 * (1 - s)) / alpha if s >= 0.5 else -math.log(2 * s) / alpha
 
 
 def prior_sparsity(alpha: float, location: float) -> float:
     """The fraction of a Laplace(``location``, ``1/alpha``) prior's mass below 0 (inverse of laplace_location)."""
     alpha = _check_alpha(alpha)
-    if isinstance(location, bool) or not isinstance(location, (int, float)) or not math.isfinite(location):
-        raise ValueError(f"location must be a finite number, got {location!r}")
+    check_number("location", location)
     if location <= 0:
         return 1 - math.exp(alpha * location) / 2
     return math.exp(-alpha * location) / 2
@@ -164,8 +158,7 @@ def prior_update(theta: Tensor, alpha: float, location: float, lr: float) -> Ten
 
     Chen et al. 2021 (the authors add this after Adam's step). Shape: that of ``theta``.
     """
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+    check_number("lr", lr, minimum=0)
     step = torch.sub(theta, location).sign_()
     return theta.sub_(step, alpha=lr * _check_alpha(alpha))
 
@@ -291,11 +284,9 @@ class GradRewiring:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         self.alpha = _check_alpha(alpha)
-        self.target_sparsity = _check_sparsity(target_sparsity)
+        self.target_sparsity = check_fraction(_SPARSITY, target_sparsity, low_open=True, high_open=True)
         self.location = laplace_location(self.alpha, self.target_sparsity)
-        if not isinstance(prior, bool):
-            raise TypeError(f"prior must be a bool, got {type(prior).__name__}")
-        self.prior = prior
+        self.prior = check_bool("prior", prior)
         self.model = model
         self._modules: dict[str, tuple[nn.Module, str]] = {}
         for name, (module, local) in _select(model, targets).items():
@@ -367,8 +358,7 @@ class GradRewiring:
                                      "after attaching GradRewiring")
                 rates[name] = float(group["lr"])
             return rates
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"lr must be a finite number >= 0 or an optimizer, got {lr!r}")
+        check_number("lr (a number or a torch.optim.Optimizer)", lr, minimum=0)
         return dict.fromkeys(self._modules, float(lr))
 
     def __repr__(self) -> str:
@@ -401,8 +391,7 @@ def grad_r_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Ca
     ``rewiring.prior_step(optimizer)`` (``rewiring`` None: a dense network, no prior, nothing counted). The
     optimizer must have been built after ``rewiring`` was attached. Predictions are ``outputs.argmax(1)``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     if order.dim() != 1 or order.numel() == 0:
         raise ValueError(f"order must be a non-empty [n] tensor of indices, got shape {list(order.shape)}")
     thetas = list(rewiring.thetas().values()) if rewiring is not None else []

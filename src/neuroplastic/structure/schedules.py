@@ -30,36 +30,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["CubicDensitySchedule", "CosineFractionSchedule", "check_density", "check_fraction"]
+from neuroplastic._checks import check_fraction, check_int
 
-
-def _check_step(name: str, value: object, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
-def check_density(name: str, value: object) -> float:
-    """Return ``value`` as a float if it is a density in (0, 1]; ``ValueError``/``TypeError`` naming it otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in (0, 1], got {type(value).__name__}")
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"{name} must be a density in (0, 1], got {value!r}")
-    return float(value)
-
-
-def check_fraction(name: str, value: object) -> float:
-    """Return ``value`` as a float if it is a fraction in [0, 1]; ``ValueError``/``TypeError`` naming it otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
-    return float(value)
+__all__ = ["CubicDensitySchedule", "CosineFractionSchedule"]
 
 
 def _check_window(start: int, end: int) -> None:
+    """A schedule's window: it ends at or after it starts."""
     if end < start:
         raise ValueError(f"the schedule ends before it starts: end={end} < start={start}")
 
@@ -97,7 +74,7 @@ class _Schedule:
             raise ValueError(f"{type(self).__name__} state is missing {missing}; got keys {sorted(state)}")
         restored = type(self)(**{name: state[name] for name in self._settings})
         self.__dict__.update(restored.__dict__)
-        self.t = _check_step("t", state["t"])
+        self.t = check_int("t", state["t"], minimum=0)
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._settings)
@@ -122,20 +99,20 @@ class CubicDensitySchedule(_Schedule):
     _settings = ("initial_density", "final_density", "start", "end", "every")
 
     def __init__(self, initial_density: float, final_density: float, start: int, end: int, every: int = 1) -> None:
-        self.initial_density = check_density("initial_density", initial_density)
-        self.final_density = check_density("final_density", final_density)
+        self.initial_density = check_fraction("initial_density", initial_density, low_open=True)
+        self.final_density = check_fraction("final_density", final_density, low_open=True)
         if self.final_density > self.initial_density:
             raise ValueError(f"final_density ({final_density!r}) must not exceed initial_density "
                              f"({initial_density!r}): this schedule only prunes")
-        self.start = _check_step("start", start)
-        self.end = _check_step("end", end)
+        self.start = check_int("start", start, minimum=0)
+        self.end = check_int("end", end, minimum=0)
         _check_window(self.start, self.end)
-        self.every = _check_step("every", every, minimum=1)
+        self.every = check_int("every", every, minimum=1)
         self.t = 0
 
     def progress(self, t: int) -> float:
         """Fraction of the pruning window done at the last update step at or before ``t``, in [0, 1]."""
-        _check_step("t", t)
+        check_int("t", t, minimum=0)
         if t < self.start:
             return 0.0
         if t >= self.end:
@@ -161,7 +138,7 @@ class CubicDensitySchedule(_Schedule):
 
     def is_update_step(self, t: int) -> bool:
         """True at the pruning steps ``start, start + every, ...`` up to and including ``end``."""
-        _check_step("t", t)
+        check_int("t", t, minimum=0)
         return self.start <= t <= self.end and ((t - self.start) % self.every == 0 or t == self.end)
 
 
@@ -185,10 +162,10 @@ class CosineFractionSchedule(_Schedule):
     def __init__(self, initial_fraction: float, end: int, start: int = 0, every: int = 1,
                  minimum: float = 0.0) -> None:
         self.initial_fraction = check_fraction("initial_fraction", initial_fraction)
-        self.end = _check_step("end", end)
-        self.start = _check_step("start", start)
+        self.end = check_int("end", end, minimum=0)
+        self.start = check_int("start", start, minimum=0)
         _check_window(self.start, self.end)
-        self.every = _check_step("every", every, minimum=1)
+        self.every = check_int("every", every, minimum=1)
         self.minimum = check_fraction("minimum", minimum)
         if self.minimum > self.initial_fraction:
             raise ValueError(f"minimum ({minimum!r}) must not exceed initial_fraction ({initial_fraction!r})")
@@ -196,7 +173,7 @@ class CosineFractionSchedule(_Schedule):
 
     def value(self, t: int) -> float:
         """The fraction at step ``t``."""
-        _check_step("t", t)
+        check_int("t", t, minimum=0)
         if t < self.start:
             return self.initial_fraction
         if t > self.end:
@@ -208,5 +185,5 @@ class CosineFractionSchedule(_Schedule):
 
     def is_update_step(self, t: int) -> bool:
         """True at steps ``start + every, start + 2 * every, ...`` up to ``end`` (exclusive of ``start``)."""
-        _check_step("t", t)
+        check_int("t", t, minimum=0)
         return self.start < t <= self.end and (t - self.start) % self.every == 0

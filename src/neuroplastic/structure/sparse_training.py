@@ -49,7 +49,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice, check_int
+from neuroplastic._checks import check_choice, check_fraction, check_int
 
 from .criteria import gradient_magnitude, magnitude, momentum, random_scores
 from .masks import (
@@ -61,7 +61,7 @@ from .masks import (
     prune_lowest,
     uniform_densities,
 )
-from .schedules import CosineFractionSchedule, CubicDensitySchedule, check_density
+from .schedules import CosineFractionSchedule, CubicDensitySchedule
 from .sparsity_manager import SparsityManager
 
 __all__ = ["GMP", "SET", "RigL", "GraNet", "PRUNING_MODES", "GROWTH_MODES"]
@@ -136,7 +136,7 @@ class GMP(_ScheduledPruning, SparsityManager):
                  end: int, initial_density: float = 1.0, start: int = 0, delta_t: int = 100,
                  distribution: str | Mapping[str, float] = "uniform", pruning: str = "layerwise",
                  **kwargs: Any) -> None:
-        check_density("final_density", final_density)
+        check_fraction("final_density", final_density, low_open=True)
         self.pruning = check_choice("pruning", pruning, PRUNING_MODES)
         self.schedule = CubicDensitySchedule(initial_density, final_density, start, end, delta_t)
         super().__init__(model, optimizer, initial_density, distribution=distribution, **kwargs)
@@ -282,7 +282,7 @@ class GraNet(_ScheduledPruning, SparsityManager):
                  regrowth_fraction: float = 0.5, regrowth_end: int | None = None, regrowth_minimum: float = 0.0,
                  distribution: str | Mapping[str, float] = "erk", pruning: str = "global",
                  growth: str = "gradient", **kwargs: Any) -> None:
-        check_density("final_density", final_density)
+        check_fraction("final_density", final_density, low_open=True)
         self.pruning = check_choice("pruning", pruning, PRUNING_MODES)
         self.growth = check_choice("growth", growth, GROWTH_MODES)
         self.schedule = CubicDensitySchedule(initial_density, final_density, start, end, delta_t)

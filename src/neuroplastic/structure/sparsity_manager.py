@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from neuroplastic._checks import check_fraction
+
 from .masks import (
     DEFAULT_MODULE_TYPES,
     DISTRIBUTIONS,
@@ -42,7 +44,6 @@ from .masks import (
     select_parameters,
     uniform_densities,
 )
-from .schedules import check_density
 from .surgery import reset_state
 
 __all__ = ["SparsityManager"]
@@ -131,7 +132,7 @@ class SparsityManager:
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
-        density = check_density("density", density)
+        density = check_fraction("density", density, low_open=True)
         if isinstance(seed, torch.Generator):
             self.generator = seed
         elif isinstance(seed, int) and not isinstance(seed, bool):
@@ -190,7 +191,7 @@ class SparsityManager:
             if unknown or missing:
                 raise ValueError(f"distribution: a dict must give a density for exactly the selected weights "
                                  f"{self.names}; unknown {unknown}, missing {missing}")
-            return {n: check_density(f"distribution[{n!r}]", distribution[n]) for n in self.names}
+            return {n: check_fraction(f"distribution[{n!r}]", distribution[n], low_open=True) for n in self.names}
         if distribution == "uniform":
             return uniform_densities(self.shapes, density)
         if distribution == "erk":

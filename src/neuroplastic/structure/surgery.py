@@ -48,6 +48,7 @@ def per_element_state(optimizer: torch.optim.Optimizer | None, parameter: Tensor
 
 
 def _check_in_optimizer(optimizer: torch.optim.Optimizer, parameter: Tensor, name: str) -> None:
+    """``parameter`` must be one the optimizer trains (else model and optimizer do not match)."""
     if not any(p is parameter for group in optimizer.param_groups for p in group["params"]):
         raise ValueError(f"parameter {name!r} is not among the optimizer's parameters: the model and the "
                          "optimizer do not match")

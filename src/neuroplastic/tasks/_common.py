@@ -9,21 +9,6 @@ import torch
 DeviceLike = torch.device | str | None
 
 
-def check_fraction(name: str, value: object, *, low_open: bool = False, high_open: bool = False) -> float:
-    """Return ``value`` as a float if it lies in the interval [0, 1] (ends open as requested)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__} {value!r}")
-    value = float(value)
-    interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
-    if (
-        not 0.0 <= value <= 1.0
-        or (low_open and value == 0.0)
-        or (high_open and value == 1.0)
-    ):
-        raise ValueError(f"{name} must be in {interval}, got {value!r}")
-    return value
-
-
 def check_generator(generator: object) -> torch.Generator:
     """Return ``generator`` if it is a CPU ``torch.Generator``."""
     if not isinstance(generator, torch.Generator):

@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 import torch
 
-from neuroplastic._checks import check_int, check_tensor
-from neuroplastic.tasks._common import DeviceLike, check_fraction, check_generator, resolve_device
+from neuroplastic._checks import check_fraction, check_int, check_tensor
+from neuroplastic.tasks._common import DeviceLike, check_generator, resolve_device
 
 __all__ = ["PatternCompletionBatch", "pattern_completion_batch", "bits_wrong", "bit_error_rate"]
 

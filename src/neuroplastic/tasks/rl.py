@@ -30,6 +30,7 @@ RETURN_METHODS = ("loop", "matrix")
 
 
 def _check_time_dim(time_dim: int) -> int:
+    """The layout code of these functions' tensors: 1 for batch-first ``[B, T]``, 0 for time-major ``[T, B]``."""
     if time_dim not in (0, 1):
         raise ValueError(f"time_dim must be 1 ([B, T], batch-first) or 0 ([T, B], time-major); got {time_dim!r}")
     return time_dim

@@ -28,7 +28,7 @@ import math
 import torch
 from torch import Tensor
 
-from neuroplastic._checks import check_choice
+from neuroplastic._checks import check_choice, check_int
 
 __all__ = ["ALPHABET", "TASKS", "GROUP", "HARD_FLOOR", "COUNTING_LOSS", "easy_batch", "hard_batch", "task_batch"]
 
@@ -42,15 +42,10 @@ COUNTING_LOSS = GROUP * math.log(2) / (GROUP + 2)
 """The hard task's cross-entropy for a predictor that counts but remembers no letter, nats per character."""
 
 
-def _check_sizes(batch: int, length: int) -> None:
-    for name, value in (("batch", batch), ("length", length)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def easy_batch(batch: int, length: int, generator: torch.Generator | None = None) -> Tensor:
     """``[batch, length]`` windows of ``abab...`` (character indices into ``ALPHABET``), each at a random phase."""
-    _check_sizes(batch, length)
+    check_int("batch", batch)
+    check_int("length", length)
     phase = torch.randint(0, 2, (batch, 1), generator=generator)
     return (phase + torch.arange(length)) % 2
 
@@ -61,9 +56,9 @@ def hard_batch(batch: int, length: int, generator: torch.Generator | None = None
     A stream is ``(g_1)(g_2)...`` with ``g_1`` random letters from {a, b} and ``g_{i+1}`` the reverse of ``g_i``
     with the letter at one uniformly random position changed (a <-> b). Character indices into ``ALPHABET``.
     """
-    _check_sizes(batch, length)
-    if isinstance(group, bool) or not isinstance(group, int) or group < 1:
-        raise ValueError(f"group must be a positive int, got {group!r}")
+    check_int("batch", batch)
+    check_int("length", length)
+    check_int("group", group)
     width = group + 2
     count = length // width + 2
     first = torch.randint(0, 2, (batch, 1, group), generator=generator)

@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 import torch
 
-from neuroplastic._checks import check_int
-from neuroplastic.tasks._common import DeviceLike, check_fraction, check_generator, resolve_device
+from neuroplastic._checks import check_fraction, check_int
+from neuroplastic.tasks._common import DeviceLike, check_generator, resolve_device
 
 __all__ = ["SpikingAssociationBatch", "spiking_association_batch", "association_length"]
 

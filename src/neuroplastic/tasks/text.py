@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuroplastic._checks import check_int
-from neuroplastic.tasks._common import check_fraction, check_generator
+from neuroplastic._checks import check_fraction, check_int, check_number, check_values
+from neuroplastic.tasks._common import check_generator
 
 __all__ = [
     "stdlib_corpus",
@@ -185,14 +185,13 @@ class CharVocabulary:
                 raise ValueError(f"ids must be a 1-D tensor, got shape {list(ids.shape)}")
             ids = ids.tolist()
         out = []
-        for i in ids:
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.size:
-                raise ValueError(f"ids must be ints in 0..{self.size - 1}, got {i!r}")
-            out.append(self.chars[i])
+        for k, i in enumerate(ids):
+            out.append(self.chars[check_int(f"ids[{k}]", i, minimum=0, maximum=self.size - 1)])
         return "".join(out)
 
 
 def _check_encoded(encoded: object, min_length: int) -> torch.Tensor:
+    """An encoded text: a 1-d long tensor of character ids with at least ``min_length`` entries."""
     if not isinstance(encoded, torch.Tensor):
         raise TypeError(f"encoded must be a torch.Tensor of character ids, got {type(encoded).__name__}")
     if encoded.dim() != 1 or encoded.dtype != torch.long:
@@ -290,12 +289,8 @@ def bits_per_character(mean_cross_entropy_nats: float | torch.Tensor) -> float:
                 "mean_cross_entropy_nats must be a number or a one-element tensor, "
                 f"got shape {list(mean_cross_entropy_nats.shape)}"
             )
-        value = float(mean_cross_entropy_nats.detach().item())
-    elif isinstance(mean_cross_entropy_nats, (int, float)) and not isinstance(mean_cross_entropy_nats, bool):
-        value = float(mean_cross_entropy_nats)
+        value = float(check_number("mean_cross_entropy_nats", float(mean_cross_entropy_nats.detach().item()),
+                                   minimum=0))
     else:
-        kind = type(mean_cross_entropy_nats).__name__
-        raise TypeError(f"mean_cross_entropy_nats must be a number or a tensor, got {kind}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"mean_cross_entropy_nats must be finite and >= 0, got {value!r}")
+        value = float(check_values("mean_cross_entropy_nats", mean_cross_entropy_nats, minimum=0))
     return value / math.log(2)
