@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuroplastic.data import load_mnist_sample
+from neuroplastic.data import load_mnist_sample_splits
 from neuroplastic.evaluation import correct_mask
 from neuroplastic.models.spiking import ENCODINGS, SURROGATES, SpikingMLP
 from neuroplastic.neurons import LIF, lif_step, membrane_rectifier
@@ -66,7 +66,6 @@ __all__ = ["Config", "VARIANTS", "make_network", "paired_difference", "membrane_
 PAPER = "Guo et al. 2022, Reducing Information Loss for Spiking Neural Networks (ECCV)"
 VARIANTS = {"hard": ("hard", False), "soft": ("soft", False), "soft_mpr": ("soft", True)}
 """Variant name -> (reset, rectifier)."""
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
 @dataclass
@@ -115,13 +114,8 @@ def make_network(variant: str, config: Config, seed: int) -> SpikingMLP:
 
 def load_data(config: Config, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Train and test digits ``[n, 784]`` (normalised for direct encoding, in [0, 1] for rate), labels ``[n]``."""
-    x_train, y_train = load_mnist_sample("train", test_fraction=config.test_fraction, seed=config.split_seed)
-    x_test, y_test = load_mnist_sample("test", test_fraction=config.test_fraction, seed=config.split_seed)
-
-    def prepare(x: Tensor) -> Tensor:
-        return ((x - MNIST_MEAN) / MNIST_STD if config.encoding == "direct" else x).to(device)
-
-    return prepare(x_train), y_train.to(device), prepare(x_test), y_test.to(device)
+    return load_mnist_sample_splits(test_fraction=config.test_fraction, seed=config.split_seed,
+                                    normalise=config.encoding == "direct", device=device)
 
 
 def predictions_correct(model: SpikingMLP, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
