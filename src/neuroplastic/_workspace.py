@@ -2,8 +2,8 @@
 
 A fused plastic sequence needs tens of megabytes of ``[B, N, N]`` buffers per call (chunk boundaries,
 recomputed traces, gradients). Fresh CPU memory is expensive: each new page is faulted in and zeroed by
-the kernel, which on the machines we measured costs as much as all the arithmetic of the backward pass
-(a kept 4.8 MB tensor took 9.5 ms to allocate and fill, against 0.15 ms for an elementwise pass over it).
+the kernel, which can cost as much as all the arithmetic of the backward pass (figures in
+``docs/benchmarks.md``, "Native kernels and fused paths").
 CUDA has a caching allocator; CPU PyTorch does not, so the fused scan takes its buffers from here.
 
 Safety: a pooled buffer is handed out as a new tensor that aliases its storage (not a view, so autograd

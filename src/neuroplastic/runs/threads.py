@@ -15,7 +15,7 @@ def torch_threads(count: int) -> Iterator[None]:
     """Run a block with ``count`` intra-op threads, then restore the previous number.
 
     Small models (tens to hundreds of neurons) run faster on one thread than on several, and on a busy
-    machine several threads can be an order of magnitude slower (measured here: 0.05 s vs 0.7 s per step).
+    machine several threads can be an order of magnitude slower (figures in ``docs/benchmarks.md``).
     """
     check_int("count", count)
     previous = torch.get_num_threads()
