@@ -85,7 +85,10 @@ SPIKING_BACKENDS = ("auto", "dense", "lowrank", "fused")
 
 
 class _PlasticSpikingLayer(nn.Module):
-    """What both plastic spiking layers share: neurons, spike traces, plastic synapses, the backends."""
+    """What both plastic spiking layers share: neurons, spike traces, plastic synapses, the backends.
+
+    ``config`` and ``neuron`` arrive resolved; the layer keeps them as ``synapses.config`` and ``neuron_config``.
+    """
 
     def __init__(
         self,
