@@ -36,6 +36,7 @@ from neuroplastic.plasticity.spiking import (
     PlasticLIF,
     PlasticRecurrentLIF,
     PlasticSpikingState,
+    SpikingNeuronConfig,
     spike_trace,
     trace_step,
 )
@@ -55,6 +56,6 @@ __all__ = [
     "bcm_threshold_update", "bcm_update", "clipped_hebbian_update", "hebbian_update", "make_modulator",
     "make_rule", "oja_update", "outer", "soft_bounded_update",
     "SPIKING_BACKENDS", "SPIKING_BACKPROP_MODES", "PlasticLIF", "PlasticRecurrentLIF", "PlasticSpikingState",
-    "spike_trace", "trace_step",
+    "SpikingNeuronConfig", "spike_trace", "trace_step",
     "SynapseConfig", "FusedCell", "plastic_scan", "supports_fused",
 ]

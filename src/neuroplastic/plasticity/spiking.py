@@ -21,7 +21,8 @@ the rule's rate; *retroactive* modulation records the rule's updates in an eligi
 commits ``Hebb <- clip(Hebb + M(t) E, ±clip)``. All of this is :class:`~neuroplastic.plasticity.synapses.
 PlasticSynapses` (settings: :class:`~neuroplastic.plasticity.synapses.SynapseConfig`, given as ``config=``
 or keyword overrides); this module adds the spike traces (:mod:`neuroplastic.plasticity.spiking_state`) and
-the LIF neurons around it.
+the LIF neurons around it (settings: :class:`~neuroplastic.plasticity.spiking_config.SpikingNeuronConfig`,
+given as ``neuron=`` or keyword overrides, which go by name to the config that has the field).
 
 Layers: :class:`PlasticLIF` (feed-forward: ``pre_t`` is the input spike vector at ``t``) and
 :class:`PlasticRecurrentLIF` (fixed input weights, plastic recurrent weights: ``pre_t`` is the layer's own
@@ -56,19 +57,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import (
-    check_bool,
-    check_choice,
-    check_int,
-    check_number,
-    check_optional_int,
-    check_tensor,
-    check_values,
-)
-from neuroplastic.neurons.lif import RESETS, decay_from_tau
+from neuroplastic._checks import check_bool, check_choice, check_int, check_optional_int, check_tensor
+from neuroplastic.neurons.lif import decay_from_tau
 from neuroplastic.neurons.spike_linear import spike_linear
-from neuroplastic.neurons.surrogates import Surrogate, get_surrogate
+from neuroplastic.neurons.surrogates import get_surrogate
 from neuroplastic.plasticity.rules import DecayingHebbianRule
+from neuroplastic.plasticity.spiking_config import SpikingNeuronConfig, resolve_spiking_configs, tau_tensor
 from neuroplastic.plasticity.spiking_dense import dense_scan
 from neuroplastic.plasticity.spiking_fused import fused_hebbian_scan
 from neuroplastic.plasticity.spiking_lowrank import lowrank_scan
@@ -81,6 +75,7 @@ __all__ = [
     "trace_step",
     "spike_trace",
     "PlasticSpikingState",
+    "SpikingNeuronConfig",
     "PlasticLIF",
     "PlasticRecurrentLIF",
 ]
@@ -89,36 +84,20 @@ SPIKING_BACKPROP_MODES = ("autograd", "checkpoint")
 SPIKING_BACKENDS = ("auto", "dense", "lowrank", "fused")
 
 
-def _check_tau(name: str, value: object, size: int) -> Tensor:
-    """A time constant, finite and > 0: a number or a per-neuron ``[size]`` (or ``[1]``) tensor, as a float tensor."""
-    if isinstance(value, Tensor) and (value.dim() > 1 or (value.dim() == 1 and value.shape[0] not in (1, size))):
-        raise ValueError(f"{name} must be a number or a per-neuron [{size}] tensor, got shape {list(value.shape)}")
-    tau = value.detach().clone().float() if isinstance(value, Tensor) else value
-    check_values(f"{name} (a time constant)", tau, minimum=0, exclusive_minimum=True)
-    return tau if isinstance(tau, Tensor) else torch.tensor(float(tau))  # type: ignore[arg-type]
-
-
 class _PlasticSpikingLayer(nn.Module):
-    """What both plastic spiking layers share: neurons, spike traces, plastic synapses, the backends."""
+    """What both plastic spiking layers share: neurons, spike traces, plastic synapses, the backends.
+
+    ``config`` and ``neuron`` arrive resolved; the layer keeps them as ``synapses.config`` and ``neuron_config``.
+    """
 
     def __init__(
         self,
         pre_size: int,
         post_size: int,
-        *,
         config: SynapseConfig,
+        neuron: SpikingNeuronConfig,
+        *,
         modulator_input_size: int | None,
-        tau_mem: float | Tensor,
-        learn_tau_mem: bool,
-        threshold: float,
-        reset: str,
-        detach_reset: bool,
-        rectifier: bool,
-        surrogate: str | Surrogate,
-        tau_pre: float,
-        tau_post: float,
-        learn_trace_tau: bool,
-        dt: float,
         backprop: str,
         chunk_size: int | None,
         backend: str,
@@ -126,12 +105,9 @@ class _PlasticSpikingLayer(nn.Module):
         super().__init__()
         self._pre_size = check_int("pre-synaptic size", pre_size)
         self._post_size = check_int("post-synaptic size", post_size)
-        check_choice("reset", reset, RESETS)
         check_choice("backprop", backprop, SPIKING_BACKPROP_MODES)
         check_choice("backend", backend, SPIKING_BACKENDS)
         check_optional_int("chunk_size", chunk_size)
-        check_number("threshold", threshold, minimum=0, exclusive_minimum=True)
-        check_number("dt", dt, minimum=0, exclusive_minimum=True)
         if modulator_input_size is not None:
             check_int("modulator_input_size", modulator_input_size)
         self.synapses = PlasticSynapses(pre_size, post_size, config=config,
@@ -139,12 +115,13 @@ class _PlasticSpikingLayer(nn.Module):
         if modulator_input_size is not None and self.synapses.modulator is None:
             raise ValueError("modulator_input_size is only used with modulation 'simple' or 'retroactive'")
         self.modulator_input_size = modulator_input_size
-        self.surrogate = get_surrogate(surrogate)
-        self.threshold = float(threshold)
-        self.reset = reset
-        self.detach_reset = bool(detach_reset)
-        self.rectifier = bool(rectifier)
-        self.dt = float(dt)
+        self.neuron_config = neuron
+        self.surrogate = get_surrogate(neuron.surrogate)
+        self.threshold = float(neuron.threshold)
+        self.reset = neuron.reset
+        self.detach_reset = neuron.detach_reset
+        self.rectifier = neuron.rectifier
+        self.dt = float(neuron.dt)
         self.backprop = backprop
         self.chunk_size = chunk_size
         self.backend = backend
@@ -154,14 +131,15 @@ class _PlasticSpikingLayer(nn.Module):
                 f"modulation 'none' or 'simple'; this layer has rule {type(self.synapses.rule).__name__}, alpha "
                 f"{self.synapses.alpha_granularity!r}, modulation {self.synapses.modulation!r}: use backend='dense'"
             )
-        tau = _check_tau("tau_mem", tau_mem, post_size)
-        if learn_tau_mem:
+        tau = tau_tensor("tau_mem", neuron.tau_mem, post_size)
+        if neuron.learn_tau_mem:
             self.tau_mem = nn.Parameter(tau)
         else:
             self.register_buffer("tau_mem", tau)
         # Trace time constants are learned through their logarithm, so that they stay positive.
-        log_taus = torch.stack([_check_tau("tau_pre", tau_pre, 1).log(), _check_tau("tau_post", tau_post, 1).log()])
-        if learn_trace_tau:
+        log_taus = torch.stack([tau_tensor("tau_pre", neuron.tau_pre, 1).log(),
+                                tau_tensor("tau_post", neuron.tau_post, 1).log()])
+        if neuron.learn_trace_tau:
             self.trace_log_tau = nn.Parameter(log_taus)
         else:
             self.register_buffer("trace_log_tau", log_taus)
@@ -346,22 +324,17 @@ class PlasticLIF(_PlasticSpikingLayer):
         in_features, out_features: I and O.
         bias: learn the bias ``b``.
         recurrent: add fixed recurrent weights ``W_rec``.
-        config: the synapse settings (:class:`~neuroplastic.plasticity.synapses.SynapseConfig`: rule, alpha,
-            eta, modulation, modulator_channels, fanout, clip, alpha_init, eta_init, eligibility_rate; None:
-            its defaults, where the rule is ``"clip"`` under simple modulation, else ``"hebbian"``).
+        config: the synapse settings (:class:`~neuroplastic.plasticity.synapses.SynapseConfig`; None: its
+            defaults, where the rule is ``"clip"`` under simple modulation, else ``"hebbian"``).
+        neuron: the neuron and spike-trace settings
+            (:class:`~neuroplastic.plasticity.spiking_config.SpikingNeuronConfig`; None: its defaults).
         modulator_input_size: if given, the modulator reads ``modulator_inputs [B, T, S]`` passed to
             ``forward`` instead of the layer's post-synaptic trace.
-        tau_mem: membrane time constant (number or per-neuron tensor), in units of ``dt``.
-        learn_tau_mem: learn ``tau_mem`` (per neuron if given per neuron).
-        threshold, reset, detach_reset, rectifier, surrogate: the LIF neuron
-            (:func:`neuroplastic.neurons.lif.lif_step`).
-        tau_pre, tau_post: time constants of the pre- and post-synaptic spike traces.
-        learn_trace_tau: learn ``tau_pre`` and ``tau_post`` (through their logarithms).
-        dt: the time step.
         backprop: ``"autograd"`` or ``"checkpoint"`` for the dense backend (see the module docstring);
             ``chunk_size`` for the latter (default ``round(sqrt(T))``).
         backend: ``"auto"``, ``"dense"``, ``"lowrank"`` or ``"fused"`` (see the module docstring).
-        **overrides: fields of ``SynapseConfig`` replacing those of ``config`` (e.g. ``rule="oja"``).
+        **overrides: fields of ``SynapseConfig`` or ``SpikingNeuronConfig`` replacing those of ``config`` or
+            ``neuron`` (e.g. ``rule="oja"``, ``tau_mem=5.0``).
     """
 
     def __init__(
@@ -372,18 +345,8 @@ class PlasticLIF(_PlasticSpikingLayer):
         bias: bool = True,
         recurrent: bool = False,
         config: SynapseConfig | None = None,
+        neuron: SpikingNeuronConfig | None = None,
         modulator_input_size: int | None = None,
-        tau_mem: float | Tensor = 10.0,
-        learn_tau_mem: bool = False,
-        threshold: float = 1.0,
-        reset: str = "soft",
-        detach_reset: bool = False,
-        rectifier: bool = False,
-        surrogate: str | Surrogate = "fast_sigmoid",
-        tau_pre: float = 5.0,
-        tau_post: float = 5.0,
-        learn_trace_tau: bool = True,
-        dt: float = 1.0,
         backprop: str = "autograd",
         chunk_size: int | None = None,
         backend: str = "auto",
@@ -393,10 +356,8 @@ class PlasticLIF(_PlasticSpikingLayer):
         check_int("out_features", out_features)
         super().__init__(
             in_features, out_features,
-            config=SynapseConfig.resolve(config, **overrides), modulator_input_size=modulator_input_size,
-            tau_mem=tau_mem, learn_tau_mem=learn_tau_mem, threshold=threshold, reset=reset, detach_reset=detach_reset,
-            rectifier=rectifier, surrogate=surrogate, tau_pre=tau_pre, tau_post=tau_post,
-            learn_trace_tau=learn_trace_tau, dt=dt, backprop=backprop, chunk_size=chunk_size, backend=backend,
+            *resolve_spiking_configs(config, neuron, overrides), modulator_input_size=modulator_input_size,
+            backprop=backprop, chunk_size=chunk_size, backend=backend,
         )
         self.in_features = in_features
         self.out_features = out_features
@@ -448,22 +409,17 @@ class PlasticRecurrentLIF(_PlasticSpikingLayer):
     Args:
         input_size, hidden_size: I and N.
         bias: learn the bias ``b``.
-        config: the synapse settings (:class:`~neuroplastic.plasticity.synapses.SynapseConfig`: rule, alpha,
-            eta, modulation, modulator_channels, fanout, clip, alpha_init, eta_init, eligibility_rate; None:
-            its defaults, where the rule is ``"clip"`` under simple modulation, else ``"hebbian"``).
+        config: the synapse settings (:class:`~neuroplastic.plasticity.synapses.SynapseConfig`; None: its
+            defaults, where the rule is ``"clip"`` under simple modulation, else ``"hebbian"``).
+        neuron: the neuron and spike-trace settings
+            (:class:`~neuroplastic.plasticity.spiking_config.SpikingNeuronConfig`; None: its defaults).
         modulator_input_size: if given, the modulator reads ``modulator_inputs [B, T, S]`` passed to
             ``forward`` instead of the layer's post-synaptic trace.
-        tau_mem: membrane time constant (number or per-neuron tensor), in units of ``dt``.
-        learn_tau_mem: learn ``tau_mem`` (per neuron if given per neuron).
-        threshold, reset, detach_reset, rectifier, surrogate: the LIF neuron
-            (:func:`neuroplastic.neurons.lif.lif_step`).
-        tau_pre, tau_post: time constants of the pre- and post-synaptic spike traces.
-        learn_trace_tau: learn ``tau_pre`` and ``tau_post`` (through their logarithms).
-        dt: the time step.
         backprop: ``"autograd"`` or ``"checkpoint"`` for the dense backend (see the module docstring);
             ``chunk_size`` for the latter (default ``round(sqrt(T))``).
         backend: ``"auto"``, ``"dense"``, ``"lowrank"`` or ``"fused"`` (see the module docstring).
-        **overrides: fields of ``SynapseConfig`` replacing those of ``config`` (e.g. ``rule="oja"``).
+        **overrides: fields of ``SynapseConfig`` or ``SpikingNeuronConfig`` replacing those of ``config`` or
+            ``neuron`` (e.g. ``rule="oja"``, ``tau_mem=5.0``).
     """
 
     def __init__(
@@ -473,18 +429,8 @@ class PlasticRecurrentLIF(_PlasticSpikingLayer):
         *,
         bias: bool = True,
         config: SynapseConfig | None = None,
+        neuron: SpikingNeuronConfig | None = None,
         modulator_input_size: int | None = None,
-        tau_mem: float | Tensor = 10.0,
-        learn_tau_mem: bool = False,
-        threshold: float = 1.0,
-        reset: str = "soft",
-        detach_reset: bool = False,
-        rectifier: bool = False,
-        surrogate: str | Surrogate = "fast_sigmoid",
-        tau_pre: float = 5.0,
-        tau_post: float = 5.0,
-        learn_trace_tau: bool = True,
-        dt: float = 1.0,
         backprop: str = "autograd",
         chunk_size: int | None = None,
         backend: str = "auto",
@@ -494,10 +440,8 @@ class PlasticRecurrentLIF(_PlasticSpikingLayer):
         check_int("hidden_size", hidden_size)
         super().__init__(
             hidden_size, hidden_size,
-            config=SynapseConfig.resolve(config, **overrides), modulator_input_size=modulator_input_size,
-            tau_mem=tau_mem, learn_tau_mem=learn_tau_mem, threshold=threshold, reset=reset, detach_reset=detach_reset,
-            rectifier=rectifier, surrogate=surrogate, tau_pre=tau_pre, tau_post=tau_post,
-            learn_trace_tau=learn_trace_tau, dt=dt, backprop=backprop, chunk_size=chunk_size, backend=backend,
+            *resolve_spiking_configs(config, neuron, overrides), modulator_input_size=modulator_input_size,
+            backprop=backprop, chunk_size=chunk_size, backend=backend,
         )
         self._input_size = input_size
         self.hidden_size = hidden_size
