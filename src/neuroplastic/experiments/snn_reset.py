@@ -54,7 +54,7 @@ from torch import Tensor
 
 from neuroplastic.data import load_mnist_sample_splits
 from neuroplastic.evaluation import correct_mask
-from neuroplastic.models.spiking import ENCODINGS, SURROGATES, SpikingMLP
+from neuroplastic.models.spiking_mlp import ENCODINGS, SURROGATES, SpikingMLP
 from neuroplastic.neurons import LIF, lif_step, membrane_rectifier
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.config import param

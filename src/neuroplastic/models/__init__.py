@@ -6,17 +6,19 @@
 - :mod:`~neuroplastic.models.agents`: recurrent actor-critic agents (Backpropamine's cue-reward and grid maze)
   and a player of grid-maze episodes.
 - :mod:`~neuroplastic.models.language`: character-level language models and the parameter-matched LSTM.
-- :mod:`~neuroplastic.models.snn`: a non-plastic recurrent LIF layer and a spiking network with a leaky readout.
+- :mod:`~neuroplastic.models.association_snn`: SNNs of the cue-target association task (SpikePropamine): a
+  non-plastic recurrent LIF layer and a spiking network with a leaky readout.
 - :mod:`~neuroplastic.models.mlp`: ReLU multilayer perceptrons (:func:`relu_mlp`).
 - :mod:`~neuroplastic.models.lenet`: LeNet-300-100 and LeNet-5, He-initialised (:class:`LeNet300100`,
   :class:`LeNet5`; the sparse-training experiment).
-- :mod:`~neuroplastic.models.spiking`: spiking MLPs of LIF neurons (:class:`SpikingMLP`,
+- :mod:`~neuroplastic.models.spiking_mlp`: spiking MLPs of LIF neurons (:class:`SpikingMLP`,
   :class:`SpikingRateMLP`, :func:`spiking_activity`).
 
 Layer: above ``neurons`` and ``plasticity`` (whose layers these networks combine); uses ``tasks``.
 """
 
 from neuroplastic.models.agents import ActorCritic, MazeAgent, run_maze_episodes
+from neuroplastic.models.association_snn import AssociationSNN, PlainRecurrentLIF
 from neuroplastic.models.builder import IMAGE_ARCHITECTURES, build_image_classifier
 from neuroplastic.models.cnn import ConvBlock, SmallCNN
 from neuroplastic.models.language import (
@@ -32,8 +34,7 @@ from neuroplastic.models.lenet import LeNet5, LeNet300100
 from neuroplastic.models.mlp import relu_mlp
 from neuroplastic.models.resnet import BasicBlock, ResNet
 from neuroplastic.models.rnn import RNN, RNNCell, RNNState
-from neuroplastic.models.snn import AssociationSNN, PlainRecurrentLIF
-from neuroplastic.models.spiking import SpikingMLP, SpikingRateMLP, spiking_activity
+from neuroplastic.models.spiking_mlp import SpikingMLP, SpikingRateMLP, spiking_activity
 
 __all__ = [
     "ConvBlock", "SmallCNN", "BasicBlock", "ResNet", "IMAGE_ARCHITECTURES", "build_image_classifier",
