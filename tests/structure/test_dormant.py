@@ -253,3 +253,24 @@ def test_drm_perturb_interpolates_toward_a_fresh_init_and_drops_state():
     state = torch.get_rng_state()
     drm_perturb(model, 0.5, generator=torch.Generator().manual_seed(0))
     assert torch.equal(state, torch.get_rng_state())
+
+
+def test_resets_keep_pruned_weights_of_a_sparsity_manager_at_zero():
+    from neuroplastic.structure import SparsityManager
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    manager = SparsityManager(model, optimizer, density=0.4, distribution="uniform")
+    masks = {name: mask.clone() for name, mask in manager.masks.items()}
+    with torch.no_grad():
+        model[0].weight[:4].zero_()  # units 0-3 are dead: all of them are dormant
+        model[0].bias[:4] = -1.0
+    redo(model, torch.randn(16, 6), optimizer, pairs=[("0", "2", "1")])
+    assert model[0].weight[4:].ne(0).any()
+    for name, mask in masks.items():
+        assert manager.parameter(name)[~mask].eq(0).all()  # exactly zero, before any optimizer step
+    assert model[0].weight[:4][masks["0.weight"][:4]].ne(0).any()  # the reset did write the kept positions
+    drm_perturb(model, 0.5, optimizer)
+    for name, mask in masks.items():
+        assert manager.parameter(name)[~mask].eq(0).all()

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from neuroplastic._checks import check_fraction, check_int, check_number
 
+from .masks import MASK_SUFFIX
 from .surgery import reset_state
 
 __all__ = [
@@ -377,6 +378,15 @@ def _fresh(layer: nn.Module, init: Callable[[nn.Module], Any] | None,
     return fresh
 
 
+@torch.no_grad()
+def _respect_mask(module: nn.Module, local: str) -> None:
+    """Zero ``module.<local>`` where a sparsity mask (buffer ``<local>_mask``) is False, if it has one."""
+    mask = module._buffers.get(local + MASK_SUFFIX)
+    parameter = module._parameters.get(local)
+    if mask is not None and parameter is not None and mask.shape == parameter.shape:
+        parameter.mul_(mask.to(device=parameter.device, dtype=parameter.dtype))
+
+
 # ------------------------------------------------------------------------------------------------ ReDo
 def _check_layer(model: nn.Module, name: str) -> nn.Module:
     """A layer ReDo can reset units of: an ``nn.Linear`` or ungrouped ``nn.Conv1d/2d/3d`` of ``model``."""
@@ -427,7 +437,9 @@ def redo_reset(
         W_L[i, :], b_L[i]  <- a fresh initialisation of L (``init``, default ``L.reset_parameters()``)
         W_L'[:, i]         <- 0            (for a conv -> flatten -> linear chain, the block of channel i)
 
-    and the optimizer's per-element state (momentum, Adam moments) of these entries is zeroed. The recycled
+    and the optimizer's per-element state (momentum, Adam moments) of these entries is zeroed. Under a
+    sparsity manager (a boolean buffer ``weight_mask`` / ``bias_mask`` next to the parameter), fresh values
+    at masked positions are zeroed at once: pruned weights stay exactly zero. The recycled
     units contribute nothing until their outgoing weights grow again, so for truly dormant units (output
     near 0) the network's output hardly changes at the reset.
 
@@ -478,6 +490,7 @@ def redo_reset(
                 continue
             where = _row_mask(mask, parameter)
             parameter.copy_(torch.where(where, getattr(fresh, local).to(parameter), parameter))
+            _respect_mask(layer, local)
             reset_state(optimizer, parameter, where.expand_as(parameter))
         if pair.next_layer is not None:
             next_layer = _check_layer(model, pair.next_layer)
@@ -547,7 +560,8 @@ def drm_perturb(
     phi is a fresh initialisation of each layer (``init(copy)`` or ``reset_parameters()``). By default every
     ``nn.Linear`` and ``nn.Conv1d/2d/3d`` is perturbed (other parameters, e.g. normalisation, are kept, as
     in the authors' code), or the modules named in ``layers``. The optimizer state of the perturbed
-    parameters is dropped: they restart like new parameters (DrM clears its optimizers' state).
+    parameters is dropped: they restart like new parameters (DrM clears its optimizers' state). Weights
+    under a sparsity mask (buffer ``<name>_mask``) stay exactly zero at masked positions.
     Returns the names of the perturbed parameters.
     """
     check_fraction("factor", factor)
@@ -564,6 +578,7 @@ def drm_perturb(
         fresh = _fresh(module, init, generator)
         for local, parameter in module.named_parameters(recurse=False):
             parameter.mul_(factor).add_(getattr(fresh, local).to(parameter), alpha=1.0 - factor)
+            _respect_mask(module, local)
             if optimizer is not None:
                 optimizer.state.pop(parameter, None)
             perturbed.append(f"{name}.{local}" if name else local)
