@@ -254,3 +254,196 @@ def test_per_unit_prelu_is_cut_and_used_for_the_constant():
     assert report.layers["0"].folded == (2,)
     torch.testing.assert_close(model[3].bias, bias + shift)
     assert model[1].weight.tolist() == pytest.approx([0.1, 0.2, 0.4]) and model[1].num_parameters == 3
+
+
+# ------------------------------------------------------------------------------------------------ refusals
+def _state(model, optimizer):
+    """Parameter objects and values, optimizer groups and state: what a refused compaction must leave as it was."""
+    parameters = {n: (p, p.detach().clone()) for n, p in model.named_parameters(remove_duplicate=False)}
+    groups = [list(group["params"]) for group in optimizer.param_groups]
+    state = {id(p): {k: v.clone() for k, v in s.items()} for p, s in optimizer.state.items()}
+    return parameters, groups, state
+
+
+def _assert_unchanged(model, optimizer, saved, x, output):
+    parameters, groups, state = saved
+    now = dict(model.named_parameters(remove_duplicate=False))
+    assert now.keys() == parameters.keys()
+    for name, (parameter, value) in parameters.items():
+        assert now[name] is parameter
+        assert torch.equal(parameter, value)
+    assert [list(group["params"]) for group in optimizer.param_groups] == groups
+    assert {id(p) for p in optimizer.state} == state.keys()
+    for p, s in optimizer.state.items():
+        assert s.keys() == state[id(p)].keys()
+        assert all(torch.equal(v, state[id(p)][k]) for k, v in s.items())
+    assert torch.equal(model(x), output)
+
+
+def _trained(model, x):
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    adam_steps(model, optimizer, x)
+    return optimizer
+
+
+def test_a_module_used_twice_is_refused_before_any_change():
+    torch.manual_seed(0)
+    shared = nn.Linear(5, 5)
+    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(5, 2))
+    x = torch.randn(8, 3)
+    optimizer = _trained(model, x)
+    with torch.no_grad():
+        model[0].weight[1] = 0
+        model[0].bias[1] = -1.0  # unit 1 is constant 0 after the ReLU: removable
+        shared.weight[:, 3] = 0  # unit 3 of the first use is unread: removable
+    saved, output = _state(model, optimizer), model(x)
+    with pytest.raises(ValueError, match="several places"):
+        compact(model, optimizer)
+    _assert_unchanged(model, optimizer, saved, x, output)
+
+
+def test_tied_weights_are_refused_before_any_change():
+    torch.manual_seed(0)
+    a, b = nn.Linear(4, 4), nn.Linear(4, 4)
+    b.weight = a.weight
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), a, nn.ReLU(), b, nn.ReLU(), nn.Linear(4, 2))
+    x = torch.randn(8, 3)
+    optimizer = _trained(model, x)
+    with torch.no_grad():
+        model[0].weight[2] = 0
+        model[0].bias[2] = -1.0
+    saved, output = _state(model, optimizer), model(x)
+    before = count_parameters(model)
+    with pytest.raises(ValueError, match="tied weights"):
+        compact(model, optimizer)
+    _assert_unchanged(model, optimizer, saved, x, output)
+    assert count_parameters(model) == before
+
+
+class _Residual(nn.Module):
+    """fc.2 reads fc.0's units plus the input: removing a unit of fc.0 changes the shape of the sum."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+
+    def forward(self, x):
+        return self.fc[2](self.fc[1](self.fc[0](x)) + x)
+
+
+class _SkipSum(nn.Module):
+    """The output also reads the sum of fc.0's units: removing an unread unit changes the values, not shapes."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+
+    def forward(self, x):
+        h = self.fc[1](self.fc[0](x))
+        return self.fc[2](h) + h.sum(-1, keepdim=True)
+
+
+@pytest.mark.parametrize("given_probe", [False, True])
+def test_a_residual_model_is_rolled_back_by_the_probe(given_probe):
+    torch.manual_seed(0)
+    model = _Residual()
+    x = torch.randn(8, 4)
+    optimizer = _trained(model, x)
+    with torch.no_grad():
+        model.fc[2].weight[:, 1] = 0  # fc.2 no longer reads unit 1 of fc.0, but the sum does
+    saved, output = _state(model, optimizer), model(x)
+    with pytest.raises(ValueError, match="restored unchanged"):
+        compact(model, optimizer, probe=x if given_probe else None)
+    _assert_unchanged(model, optimizer, saved, x, output)
+
+
+def test_an_output_change_on_the_probe_is_rolled_back():
+    torch.manual_seed(0)
+    model = _SkipSum()
+    x = torch.randn(8, 4)
+    optimizer = _trained(model, x)
+    with torch.no_grad():
+        model.fc[2].weight[:, 1] = 0
+        model.fc[0].bias[1] = 1.0
+    saved, output = _state(model, optimizer), model(x)
+    with pytest.raises(ValueError, match="changed the model's outputs"):
+        compact(model, optimizer, probe=x)
+    _assert_unchanged(model, optimizer, saved, x, output)
+    report = compact(model, optimizer, probe=False)  # the caller's choice: no check
+    assert report.removed_units == 1
+
+
+def test_training_under_granet_continues_after_compaction():
+    from neuroplastic.structure import GraNet
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    manager = GraNet(model, optimizer, 0.5, end=20, delta_t=5)
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+
+    def train(steps):
+        for _ in range(steps):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+
+    train(6)
+    masks = {name: mask.clone() for name, mask in manager.masks.items()}
+    masks["0.weight"][[2, 7]] = False  # units 2 and 7 lose their inputs (constant, folded)
+    masks["2.weight"][:, 4] = False  # unit 4 loses its readers
+    manager.commit(masks)
+    output = model(x)
+    report = compact(model, optimizer)
+    removed = report.layers["0"].removed
+    assert {2, 4, 7} <= set(removed)  # and any unit GraNet's pruning emptied
+    kept = torch.tensor([i for i in range(10) if i not in removed])
+    torch.testing.assert_close(model(x), output, atol=1e-5, rtol=1e-5)
+    assert tuple(manager.mask("0.weight").shape) == (len(kept), 6)
+    assert tuple(manager.mask("2.weight").shape) == (3, len(kept))
+    assert manager.shapes["0.weight"] == (len(kept), 6)
+    assert torch.equal(manager.mask("0.weight"), masks["0.weight"][kept])
+    train(15)  # through the mask updates at steps 10, 15 and 20
+    assert manager.step_count == 21 and manager.last_update["step"] == 20
+    for name in manager.names:
+        assert manager.parameter(name).shape == manager.mask(name).shape
+        assert manager.parameter(name)[~manager.mask(name)].eq(0).all()
+
+
+def test_a_shared_parameter_free_activation_is_allowed():
+    torch.manual_seed(0)
+    act = nn.ReLU()
+    model = nn.Sequential(nn.Linear(3, 5), act, nn.Linear(5, 4), act, nn.Linear(4, 2))
+    x = torch.randn(8, 3)
+    with torch.no_grad():
+        model[2].weight[:, 1] = 0
+    output = model(x)
+    assert compact(model).removed_units == 1
+    torch.testing.assert_close(model(x), output)
+
+
+class _RecurrentSkip(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 5, batch_first=True)
+        self.head = nn.Linear(5, 2)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.head(out) + out.sum(-1, keepdim=True)
+
+
+def test_a_recurrent_model_is_restored_after_a_rollback():
+    torch.manual_seed(0)
+    model = _RecurrentSkip()
+    x = torch.randn(4, 6, 3)
+    optimizer = _trained(model, x)
+    with torch.no_grad():
+        model.head.weight[:, 1] = 0
+        model.lstm.weight_hh_l0[:, 1] = 0  # no hidden unit reads unit 1: only the sum does
+    saved, output = _state(model, optimizer), model(x)
+    with pytest.raises(ValueError, match="changed the model's outputs"):
+        compact(model, optimizer, pairs=[("lstm", "head")], probe=x)
+    _assert_unchanged(model, optimizer, saved, x, output)
+    assert model.lstm.hidden_size == 5 and model.head.in_features == 5
+    adam_steps(model, optimizer, x)  # still trains

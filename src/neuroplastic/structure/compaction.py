@@ -28,10 +28,28 @@ borders). A recurrent unit with zero incoming weights is constant from the first
 assuming the default zero initial state; and it is folded only if no other hidden unit reads it (its value
 at t = 0 is the initial state, not the constant). A model that passes an explicit initial state must size
 it to the new ``hidden_size``.
+
+Safety. Compaction assumes that a pair's next layer is the only reader of the layer's units, and that each
+module and parameter it cuts is used in one place. :func:`compact` handles what it can prove and refuses
+the rest with a ValueError before changing anything: a module it would cut that is reached under two
+names (the same object used twice in a Sequential), and a parameter of such a module shared with another
+module (tied weights) are refused. What the module tree cannot show (a residual connection ``x + f(x)``
+that also reads the layer, a module called twice in a custom ``forward``) is caught by a probe: the model's
+outputs on a probe batch (given, or a random batch built for the model's first layer when it is a Linear or
+recurrent module) are compared before and after, in eval mode; if they differ, or the forward fails, every
+change is rolled back (the original parameter objects, their values, the layers' sizes, mask buffers, the
+optimizer's parameter groups and a deep copy of its state) and a ValueError is raised.
+
+Sparsity managers. A :class:`~neuroplastic.structure.sparsity_manager.SparsityManager` attached to the model
+(e.g. GraNet) stays attached and keeps working: the masks of the cut weights are cut with the same kept
+units (:meth:`~neuroplastic.structure.sparsity_manager.SparsityManager.select_mask_slices`), so training
+continues with pruned weights exactly zero. Its schedules' targets are absolute counts of active weights and
+are unchanged (active weights removed with a unit count as pruned).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +58,9 @@ import torch
 from torch import Tensor, nn
 
 from .dormant import LayerPair, resolve_pairs
-from .surgery import select_slices
+from .masks import MASK_SUFFIX
+from .sparsity_manager import SparsityManager, attached_managers
+from .surgery import find_parameter, select_slices
 
 __all__ = ["LayerCompaction", "CompactionReport", "compact", "dead_units", "count_parameters"]
 
@@ -273,26 +293,42 @@ def _fold(consumer: nn.Module, units: Tensor, values: Tensor, total: int, block:
         getattr(consumer, local.replace("weight", "bias")).add_(shift)
 
 
+def _cut(model: nn.Module, name: str, dim: int, index: Tensor, optimizer: torch.optim.Optimizer | None,
+         managers: Sequence[SparsityManager]) -> None:
+    """``select_slices`` on parameter ``name``, and on its sparsity mask (a manager's, or a bare mask buffer)."""
+    owner, local, _ = find_parameter(model, name)
+    select_slices(model, name, dim, index, optimizer)
+    handled = False
+    for manager in managers:
+        managed = manager.managed_name(owner, local)
+        if managed is not None:
+            manager.select_mask_slices(managed, dim, index)
+            handled = True
+    mask = owner._buffers.get(local + MASK_SUFFIX)
+    if not handled and mask is not None and mask.shape != owner._parameters[local].shape:
+        owner._buffers[local + MASK_SUFFIX] = mask.index_select(dim, index.to(mask.device))
+
+
 def _remove(model: nn.Module, pair: LayerPair, keep: Tensor, block: int,
-            optimizer: torch.optim.Optimizer | None) -> None:
+            optimizer: torch.optim.Optimizer | None, managers: Sequence[SparsityManager] = ()) -> None:
     producer = model.get_submodule(pair.layer)
     consumer = model.get_submodule(pair.next_layer)
     units = _units(producer)
     if isinstance(producer, _RECURRENT):
         gates = _GATES[type(producer)]
         rows = torch.cat([g * units + keep for g in range(gates)])
-        select_slices(model, f"{pair.layer}.weight_ih_l0", 0, rows, optimizer)
-        select_slices(model, f"{pair.layer}.weight_hh_l0", 0, rows, optimizer)
-        select_slices(model, f"{pair.layer}.weight_hh_l0", 1, keep, optimizer)
+        _cut(model, f"{pair.layer}.weight_ih_l0", 0, rows, optimizer, managers)
+        _cut(model, f"{pair.layer}.weight_hh_l0", 0, rows, optimizer, managers)
+        _cut(model, f"{pair.layer}.weight_hh_l0", 1, keep, optimizer, managers)
         if producer.bias:
-            select_slices(model, f"{pair.layer}.bias_ih_l0", 0, rows, optimizer)
-            select_slices(model, f"{pair.layer}.bias_hh_l0", 0, rows, optimizer)
+            _cut(model, f"{pair.layer}.bias_ih_l0", 0, rows, optimizer, managers)
+            _cut(model, f"{pair.layer}.bias_hh_l0", 0, rows, optimizer, managers)
         producer.hidden_size = len(keep)
         producer.flatten_parameters()
     else:
-        select_slices(model, f"{pair.layer}.weight", 0, keep, optimizer)
+        _cut(model, f"{pair.layer}.weight", 0, keep, optimizer, managers)
         if producer.bias is not None:
-            select_slices(model, f"{pair.layer}.bias", 0, keep, optimizer)
+            _cut(model, f"{pair.layer}.bias", 0, keep, optimizer, managers)
         if isinstance(producer, nn.Linear):
             producer.out_features = len(keep)
         else:
@@ -300,11 +336,11 @@ def _remove(model: nn.Module, pair: LayerPair, keep: Tensor, block: int,
     for name in pair.between:
         module = model.get_submodule(name)
         if isinstance(module, nn.PReLU) and module.num_parameters == units and units > 1:
-            select_slices(model, f"{name}.weight", 0, keep, optimizer)
+            _cut(model, f"{name}.weight", 0, keep, optimizer, managers)
             module.num_parameters = len(keep)
     columns = (keep.unsqueeze(1) * block + torch.arange(block, device=keep.device)).reshape(-1)
     for local, _ in _input_weights(consumer):
-        select_slices(model, f"{pair.next_layer}.{local}", 1, columns, optimizer)
+        _cut(model, f"{pair.next_layer}.{local}", 1, columns, optimizer, managers)
     if isinstance(consumer, nn.Linear):
         consumer.in_features = len(columns)
     elif isinstance(consumer, _CONV):
@@ -314,13 +350,153 @@ def _remove(model: nn.Module, pair: LayerPair, keep: Tensor, block: int,
         consumer.flatten_parameters()
 
 
+# ------------------------------------------------------------------------------------------------ safety
+_SIZES = ("in_features", "out_features", "in_channels", "out_channels", "input_size", "hidden_size",
+          "num_parameters")
+
+
+def _touched(model: nn.Module, pairs: Sequence[LayerPair]) -> dict[str, nn.Module]:
+    """The modules compaction may change, by name: each pair's layer, next layer and modules between."""
+    names = [name for pair in pairs for name in (pair.layer, pair.next_layer, *pair.between)]
+    return {name: model.get_submodule(name) for name in dict.fromkeys(names)}
+
+
+def _check_unshared(model: nn.Module, touched: dict[str, nn.Module]) -> None:
+    """Refuse (ValueError) a cut module reached under two names or owning a parameter shared with another."""
+    places: dict[int, list[str]] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        places.setdefault(id(module), []).append(name)
+    owners: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        owners.setdefault(id(parameter), []).append(name)
+    for name, module in touched.items():
+        own = list(module.named_parameters(recurse=False))
+        if own and len(places[id(module)]) > 1:
+            raise ValueError(f"cannot compact: module {name!r} is used in several places "
+                             f"({', '.join(places[id(module)])}); removing its units would change every use. "
+                             "Give each place its own module, or compact other layers with pairs=[...]")
+        for local, parameter in own:
+            shared = owners[id(parameter)]
+            if len(shared) > 1:
+                raise ValueError(f"cannot compact: parameter {name}.{local} is shared ({', '.join(shared)}: tied "
+                                 "weights); cutting it in one module would untie it")
+
+
+def _default_probe(model: nn.Module) -> Tensor | None:
+    """A random batch for the model's first module with parameters, if it is a Linear or recurrent one."""
+    first = next((m for m in model.modules() if any(True for _ in m.parameters(recurse=False))), None)
+    if first is None:
+        return None
+    weight = next(first.parameters(recurse=False))
+    generator = torch.Generator().manual_seed(0)
+    if isinstance(first, nn.Linear):
+        shape: tuple[int, ...] = (8, first.in_features)
+    elif isinstance(first, _RECURRENT):
+        shape = (3, 4, first.input_size)
+    else:
+        return None
+    return torch.randn(shape, generator=generator).to(device=weight.device, dtype=weight.dtype)
+
+
+def _outputs(value: Any) -> list[Tensor]:
+    if isinstance(value, Tensor):
+        return [value.detach().clone()]
+    if isinstance(value, (tuple, list)):
+        return [t for item in value for t in _outputs(item)]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in _outputs(item)]
+    return []
+
+
+@torch.no_grad()
+def _run_probe(model: nn.Module, probe: Any) -> list[Tensor]:
+    """The model's output tensors on ``probe`` in eval mode (every module's training flag restored)."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        return _outputs(model(probe))
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
+def _difference(before: list[Tensor], after: list[Tensor]) -> float | None:
+    """The largest relative output change, or None if the outputs do not even have the same shapes."""
+    if len(before) != len(after) or any(a.shape != b.shape for a, b in zip(before, after, strict=True)):
+        return None
+    worst = 0.0
+    for a, b in zip(before, after, strict=True):
+        if a.numel():
+            scale = max(1.0, float(a.abs().max()))
+            worst = max(worst, float((a.double() - b.double()).abs().max()) / scale)
+    return worst
+
+
+@dataclass
+class _Snapshot:
+    """What compaction may change, to restore it: parameter objects and values, sizes, buffers, optimizer."""
+
+    modules: list[tuple[nn.Module, dict[str, Any], dict[str, Tensor], dict[str, Any], dict[str, Any]]]
+    groups: list[list[Tensor]]
+    state: dict[Any, Any]
+    shapes: list[tuple[SparsityManager, dict[str, tuple[int, ...]]]]
+
+
+def _snapshot(modules: Sequence[nn.Module], optimizer: torch.optim.Optimizer | None,
+              managers: Sequence[SparsityManager]) -> _Snapshot:
+    saved = []
+    touched_parameters = set()
+    for module in modules:
+        parameters = dict(module._parameters)
+        values = {k: p.detach().clone() for k, p in parameters.items() if p is not None}
+        touched_parameters |= {id(p) for p in parameters.values() if p is not None}
+        sizes = {k: getattr(module, k) for k in _SIZES if hasattr(module, k)}
+        saved.append((module, parameters, values, dict(module._buffers), sizes))
+    groups, state = [], {}
+    if optimizer is not None:
+        groups = [list(group["params"]) for group in optimizer.param_groups]
+        state = {p: copy.deepcopy(v) if id(p) in touched_parameters else v for p, v in optimizer.state.items()}
+    return _Snapshot(saved, groups, state, [(m, dict(m.shapes)) for m in managers])
+
+
+@torch.no_grad()
+def _restore(snapshot: _Snapshot, optimizer: torch.optim.Optimizer | None) -> None:
+    for module, parameters, values, buffers, sizes in snapshot.modules:
+        for key, value in sizes.items():
+            setattr(module, key, value)
+        for key in [k for k in module._parameters if k not in parameters]:
+            del module._parameters[key]
+        for key, parameter in parameters.items():
+            if parameter is not None:
+                parameter.copy_(values[key])
+            setattr(module, key, parameter)  # through __setattr__: an RNN's flat weight list follows
+        module._buffers.clear()
+        module._buffers.update(buffers)
+        if isinstance(module, _RECURRENT):
+            module.flatten_parameters()
+    if optimizer is not None:
+        for group, params in zip(optimizer.param_groups, snapshot.groups, strict=True):
+            group["params"] = params
+        optimizer.state.clear()
+        optimizer.state.update(snapshot.state)
+    for manager, shapes in snapshot.shapes:
+        manager.shapes = shapes
+
+
 def compact(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
     *,
     pairs: Sequence[Any] | None = None,
+    probe: Any = None,
 ) -> CompactionReport:
     """Remove every dead unit of ``model`` in place (and from ``optimizer``'s state); report what went.
+
+    The model is either compacted exactly or left unchanged with a ValueError (see "Safety" in the module
+    docstring): modules and parameters used in several places are refused before any change, and the
+    outputs on a probe batch are compared before and after, with a rollback if they differ by more than
+    ``1e-4 * max(1, max|output|)``. A sparsity manager attached to the model keeps working (its masks are
+    cut too).
 
     Args:
         model: the model; its layers are replaced by smaller ones in place.
@@ -329,6 +505,11 @@ def compact(
         pairs: (layer, next_layer) or (layer, next_layer, activation) pairs, see
             :func:`neuroplastic.structure.dormant.resolve_pairs`; default: every pair of the model's
             ``nn.Sequential`` chains. Recurrent layers always need explicit pairs.
+        probe: the input of the output check (anything ``model(probe)`` accepts); default None: a random
+            batch (fixed seed, the global generator untouched) when the model's first module with parameters
+            is a Linear or recurrent layer, else no check; False: no check. The probe runs in eval mode
+            without gradients; a model that keeps state across forward calls should get ``probe=False``
+            or a probe whose forward leaves no trace.
 
     Returns:
         A :class:`CompactionReport` with one entry per pair's layer and the parameter counts.
@@ -347,6 +528,47 @@ def compact(
         seen.add(pair.layer)
         _producer(model, pair.layer)
         _consumer(model, pair.next_layer)
+    touched = _touched(model, resolved)
+    _check_unshared(model, touched)
+    before = None
+    if probe is None:
+        probe = _default_probe(model)
+        if probe is not None:
+            try:
+                before = _run_probe(model, probe)
+            except Exception:  # the guessed input does not fit the model: no check
+                before = None
+    elif probe is not False:
+        try:
+            before = _run_probe(model, probe)
+        except Exception as error:
+            raise ValueError(f"compact: the model fails on the given probe ({error}); nothing was changed") from error
+    managers = attached_managers(model)
+    snapshot = _snapshot(list(touched.values()), optimizer, managers)
+    try:
+        report = _compact(model, optimizer, resolved, managers)
+        if before is not None:
+            try:
+                after = _run_probe(model, probe)
+            except Exception as error:
+                raise ValueError(f"cannot compact: the compacted model fails on the probe batch ({error}); it "
+                                 "reads a layer's output somewhere else than in the next layer (a residual "
+                                 "connection?). The model and optimizer were restored unchanged") from error
+            change = _difference(before, after)
+            if change is None or change > 1e-4:
+                what = "output shapes" if change is None else f"outputs (by {change:.3g}, relative)"
+                raise ValueError(f"cannot compact: compaction changed the model's {what} on the probe batch; the "
+                                 "model uses a layer's units elsewhere than in the next layer (a residual "
+                                 "connection, a module called twice in forward?). The model and optimizer were "
+                                 "restored unchanged")
+    except BaseException:
+        _restore(snapshot, optimizer)
+        raise
+    return report
+
+
+def _compact(model: nn.Module, optimizer: torch.optim.Optimizer | None, resolved: Sequence[LayerPair],
+             managers: Sequence[SparsityManager]) -> CompactionReport:
     report = CompactionReport(parameters_before=count_parameters(model))
     original = {pair.layer: torch.arange(_units(model.get_submodule(pair.layer))) for pair in resolved}
     removed: dict[str, list[int]] = {pair.layer: [] for pair in resolved}
@@ -368,7 +590,7 @@ def compact(
             removed[pair.layer] += ids[removable.cpu()].tolist()
             folded_ids[pair.layer] += ids[folded.cpu()].tolist()
             original[pair.layer] = ids[keep]
-            _remove(model, pair, keep.to(_input_weights(consumer)[0][1].device), block, optimizer)
+            _remove(model, pair, keep.to(_input_weights(consumer)[0][1].device), block, optimizer, managers)
             changed = True
     for pair in resolved:
         before = len(original[pair.layer]) + len(removed[pair.layer])

@@ -13,6 +13,9 @@ and its optimizer:
   only calls ``optimizer.step()``.
 - **Optimizer state.** Per-element state (SGD momentum, Adam's moments, ...) is zeroed for pruned and for
   grown entries (:func:`neuroplastic.structure.surgery.reset_state`).
+- **Structural surgery.** :func:`attached_managers` finds the managers attached to a model;
+  :meth:`SparsityManager.select_mask_slices` cuts a mask like its weight (used by
+  :func:`neuroplastic.structure.compaction.compact`, so that training goes on after removing units).
 - **Distributed.** Under ``torch.distributed`` (DDP) every rank computes the same decision from the same
   inputs: identical weights, DDP's all-reduced gradients, and a generator seeded identically on every rank
   (the manager's ``seed``); then rank 0's new masks are broadcast (``sync_distributed=True``), so that ties
@@ -25,6 +28,7 @@ Subclasses (:mod:`neuroplastic.structure.sparse_training`: GMP, SET, RigL, GraNe
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +50,9 @@ from .masks import (
 )
 from .surgery import reset_state
 
-__all__ = ["SparsityManager"]
+__all__ = ["SparsityManager", "attached_managers"]
+
+_ATTACHED: weakref.WeakSet[SparsityManager] = weakref.WeakSet()
 
 
 @dataclass
@@ -70,6 +76,12 @@ class _Entry:
 
 def _optimizer_parameters(optimizer: torch.optim.Optimizer) -> set[int]:
     return {id(p) for group in optimizer.param_groups for p in group["params"]}
+
+
+def attached_managers(model: nn.Module) -> list[SparsityManager]:
+    """The sparsity managers (hooks attached, not removed) that manage a weight of a module of ``model``."""
+    modules = {id(module) for module in model.modules()}
+    return [manager for manager in list(_ATTACHED) if any(id(e.owner) in modules for e in manager._entries)]
 
 
 class SparsityManager:
@@ -177,6 +189,7 @@ class SparsityManager:
                     parameter.mul_(math.sqrt(mask.numel() / int(mask.sum())))
                 reset_state(optimizer, parameter, ~mask)
         self._attach_hooks()
+        _ATTACHED.add(self)
 
     # ---------------------------------------------------------------------------------- setup
     def _entry(self, name: str) -> _Entry:
@@ -229,6 +242,7 @@ class SparsityManager:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        _ATTACHED.discard(self)
         if not keep_masks:
             for entry in self._entries:
                 entry.owner._buffers.pop(entry.mask_name, None)
@@ -253,6 +267,30 @@ class SparsityManager:
             if entry.name == name:
                 return entry
         raise ValueError(f"{name!r} is not a managed weight; the managed weights are: {', '.join(self.names)}")
+
+    def managed_name(self, module: nn.Module, local: str) -> str | None:
+        """The managed name of parameter ``local`` of ``module`` (the module object itself), or None."""
+        for entry in self._entries:
+            if entry.owner is module and entry.local == local:
+                return entry.name
+        return None
+
+    @torch.no_grad()
+    def select_mask_slices(self, name: str, dim: int, index: Tensor) -> None:
+        """Keep only the slices ``index`` (1-d integer tensor) of the mask of ``name`` along ``dim``.
+
+        For structural surgery that cut the weight the same way (e.g. units removed by
+        :func:`neuroplastic.structure.compaction.compact`): the mask buffer is replaced by the selection and the
+        recorded shape updated. The schedules' target counts are absolute numbers of active weights and are
+        not changed: active weights removed with a unit count as pruned ones.
+        """
+        entry = self._entry_named(name)
+        mask = entry.mask.index_select(dim, index.to(device=entry.mask.device, dtype=torch.long))
+        entry.owner._buffers[entry.mask_name] = mask
+        self.shapes[name] = tuple(mask.shape)
+        if mask.shape != entry.parameter.shape:
+            raise ValueError(f"the mask of {name!r} now has shape {list(mask.shape)} but the weight has "
+                             f"{list(entry.parameter.shape)}: cut the weight the same way first")
 
     def counts(self) -> dict[str, int]:
         """Active weights per layer."""
