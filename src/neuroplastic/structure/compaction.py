@@ -351,8 +351,7 @@ def _remove(model: nn.Module, pair: LayerPair, keep: Tensor, block: int,
 
 
 # ------------------------------------------------------------------------------------------------ safety
-_SIZES = ("in_features", "out_features", "in_channels", "out_channels", "input_size", "hidden_size",
-          "num_parameters")
+_SIZES = ("in_features", "out_features", "in_channels", "out_channels", "input_size", "hidden_size", "num_parameters")
 
 
 def _touched(model: nn.Module, pairs: Sequence[LayerPair]) -> dict[str, nn.Module]:
