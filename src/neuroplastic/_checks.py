@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -227,3 +228,83 @@ def _autocast_enabled(device_type: str) -> bool:
         return torch.is_autocast_enabled(device_type)
     except RuntimeError:
         return False
+
+
+class StateField(NamedTuple):
+    """One tensor of a recurrent state, as :func:`check_state` checks it.
+
+    ``path``: where it is in the state (``"hidden"``, ``"plastic.trace"``); ``shape``: the sizes it must have, or
+    None when the module keeps no such tensor (it must then be None); ``dims``: what the sizes are, in words
+    (``"batch of the input, hidden, hidden"``); ``why``: why the tensor is required or absent (for the error).
+    """
+
+    path: str
+    shape: tuple[int, ...] | None
+    dims: str = ""
+    why: str = ""
+
+
+def check_state(
+    state: object,
+    types: Sequence[tuple[str, type]],
+    fields: Iterable[StateField],
+    *,
+    batch: int,
+    like: torch.Tensor,
+    like_name: str = "the layer's parameters",
+    batch_note: str = "",
+) -> None:
+    """Check a recurrent state a module was given, before it computes anything with it.
+
+    ``types``: ``(path, type)`` pairs the state and its parts must be instances of (``""`` is the state
+    itself), e.g. ``[("", PlasticRNNState), ("plastic", PlasticState)]``. ``fields``: the tensors and the shapes
+    they must have (:class:`StateField`). ``batch``: the input's batch size; ``like``: a parameter whose device
+    and floating dtype every tensor must share (:func:`check_same_placement`). ``batch_note`` is added to the
+    error of a tensor whose first size is not ``batch``.
+
+    Raises:
+        TypeError: the state or a part of it has another type, or a field is not a tensor:
+            "state must be a PlasticLSTMState or None, got PlasticRNNState".
+        ValueError: a field with other sizes ("state.plastic.trace must have shape [3, 64, 64] (batch of the
+            input, hidden, hidden), got [1, 64, 64]: the state is for batch size 1 but the inputs have batch
+            size 3"), missing or present where the module keeps none, on the meta device, not floating-point,
+            or on another device or dtype than ``like``.
+    """
+    for path, kind in types:
+        part = _state_part(state, path)
+        if not isinstance(part, kind):
+            name = "state" + (f".{path}" if path else "")
+            raise TypeError(f"{name} must be a {kind.__name__}{' or None' if not path else ''}, "
+                            f"got {type(part).__name__}")
+    for field in fields:
+        name = f"state.{field.path}"
+        tensor = _state_part(state, field.path)
+        why = f" ({field.why})" if field.why else ""
+        if field.shape is None:
+            if tensor is not None:
+                raise ValueError(f"{name} must be None{why}, got a tensor of shape {list(tensor.shape)}")
+            continue
+        expected = f"shape {list(field.shape)}" + (f" ({field.dims})" if field.dims else "")
+        if tensor is None:
+            raise ValueError(f"{name} is None but must be a tensor of {expected}{why}")
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of {expected}, got {type(tensor).__name__}")
+        if tensor.device.type == "meta" and like.device.type != "meta":
+            raise ValueError(f"{name} is on the meta device (a tensor without values) but {like_name} are on "
+                             f"{like.device}: build the state with the module's initial_state()")
+        if tuple(tensor.shape) != tuple(field.shape):
+            message = f"{name} must have {expected}, got {list(tensor.shape)}"
+            if tensor.dim() >= 1 and tensor.shape[0] != batch:
+                message += (f": the state is for batch size {tensor.shape[0]} but the inputs have batch size "
+                            f"{batch}{batch_note}")
+            raise ValueError(message)
+        if not tensor.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {tensor.dtype}")
+        check_same_placement(name, tensor, like, like_name)
+
+
+def _state_part(state: object, path: str) -> object:
+    """The part of ``state`` at the dotted attribute ``path`` (``""``: the state itself)."""
+    for attribute in filter(None, path.split(".")):
+        state = getattr(state, attribute)
+    return state

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_tensor
+from neuroplastic._checks import check_state, check_tensor
 from neuroplastic.plasticity.synapses import PlasticState, PlasticSynapses, SynapseConfig
 
 __all__ = ["PlasticLinear"]
@@ -62,6 +62,11 @@ class PlasticLinear(nn.Module):
         """Zero traces for ``batch_size`` episodes."""
         return self.synapses.initial_state(batch_size, device=device, dtype=dtype)
 
+    def check_state(self, state: object, batch: int) -> None:
+        """Raise unless ``state`` is a :class:`PlasticState` this layer can continue from with ``batch`` inputs
+        (:meth:`PlasticSynapses.state_fields`, :func:`~neuroplastic._checks.check_state`)."""
+        check_state(state, [("", PlasticState)], self.synapses.state_fields(batch), batch=batch, like=self.weight)
+
     def forward(
         self, x: Tensor, state: PlasticState | None = None, *, target: Tensor | None = None
     ) -> tuple[Tensor, PlasticState]:
@@ -69,8 +74,8 @@ class PlasticLinear(nn.Module):
         check_tensor("x", x, ("B", self.in_features), like=self.weight)
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        elif state.trace.shape[0] != x.shape[0]:
-            raise ValueError(f"state is for batch size {state.trace.shape[0]}, x has {x.shape[0]}")
+        else:
+            self.check_state(state, x.shape[0])
         y = self.synapses(x, self.weight, state)
         if self.bias is not None:
             y = y + self.bias

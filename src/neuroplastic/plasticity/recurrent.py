@@ -36,7 +36,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from neuroplastic._checks import check_choice, check_int, check_optional_int, check_tensor
+from neuroplastic._checks import (
+    StateField,
+    check_choice,
+    check_int,
+    check_optional_int,
+    check_state,
+    check_tensor,
+)
 from neuroplastic.plasticity.fused_scan import FusedCell, check_fused, fused_scan, supports_fused
 from neuroplastic.plasticity.synapses import PlasticState, PlasticSynapses, SynapseConfig
 
@@ -83,6 +90,7 @@ class _PlasticCellBase(nn.Module):
     """Shared set-up of the plastic cells: input projection, fixed recurrent weight, plastic synapses."""
 
     gate_count = 1
+    state_type: type = tuple
 
     def __init__(
         self,
@@ -117,6 +125,18 @@ class _PlasticCellBase(nn.Module):
         """Inputs ``[B, I]`` (one step) or ``[B, T, I]`` (a sequence) of this cell, on its device and dtype."""
         shape = ("B", "T", self.input_size) if sequence else ("B", self.input_size)
         check_tensor("inputs", x, shape, like=next(self.parameters(), None))
+
+    def check_state(self, state: object, batch: int) -> None:
+        """Raise unless ``state`` is one this cell can continue from with ``batch`` inputs: its type
+        (``state_type``), every tensor's shape (hidden and cell ``[B, N]``, the plastic state as
+        :meth:`PlasticSynapses.state_fields` describes it), device and dtype (:func:`~neuroplastic._checks.
+        check_state`), before anything is computed with it."""
+        n = self.hidden_size
+        fields = [StateField(name, (batch, n), "batch of the input, hidden")
+                  for name in self.state_type._fields if name != "plastic"]
+        fields += self.synapses.state_fields(batch, prefix="plastic.", pre="hidden", post="hidden")
+        check_state(state, [("", self.state_type), ("plastic", PlasticState)], fields, batch=batch,
+                    like=self.weight)
 
     def fused_cell(self) -> FusedCell:
         """This cell as :func:`~neuroplastic.plasticity.fused_scan.fused_scan` runs it (its small step and VJP)."""
@@ -165,6 +185,8 @@ class PlasticRNNCell(_PlasticCellBase):
         self.activation_name = activation
         self.activation = ACTIVATIONS[activation]
 
+    state_type = PlasticRNNState
+
     def initial_state(
         self, batch_size: int, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> PlasticRNNState:
@@ -185,6 +207,8 @@ class PlasticRNNCell(_PlasticCellBase):
         self._check_input(x, sequence=False)
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+        else:
+            self.check_state(state, x.shape[0])
         return self.step(self.drive(x), state)
 
     def fused_cell(self) -> FusedCell:
@@ -238,6 +262,7 @@ class PlasticLSTMCell(_PlasticCellBase):
     """
 
     gate_count = 4
+    state_type = PlasticLSTMState
 
     def __init__(
         self,
@@ -280,6 +305,8 @@ class PlasticLSTMCell(_PlasticCellBase):
         self._check_input(x, sequence=False)
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+        else:
+            self.check_state(state, x.shape[0])
         return self.step(self.drive(x), state)
 
     def fused_cell(self) -> FusedCell:
@@ -386,10 +413,8 @@ def plastic_scan(
     cell._check_input(inputs, sequence=True)
     if state is None:
         state = cell.initial_state(inputs.shape[0], device=inputs.device, dtype=inputs.dtype)
-    elif state.hidden.shape[0] != inputs.shape[0]:
-        raise ValueError(
-            f"state is for batch size {state.hidden.shape[0]} but inputs have batch size {inputs.shape[0]}"
-        )
+    else:
+        cell.check_state(state, inputs.shape[0])
     drives = cell.drive(inputs)
     steps = drives.shape[1]
     segment = truncate_every or steps

@@ -57,7 +57,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_bool, check_choice, check_int, check_optional_int, check_tensor
+from neuroplastic._checks import (
+    StateField,
+    check_bool,
+    check_choice,
+    check_int,
+    check_optional_int,
+    check_state,
+    check_tensor,
+)
 from neuroplastic.neurons.lif import decay_from_tau
 from neuroplastic.neurons.spike_linear import spike_linear
 from neuroplastic.neurons.surrogates import get_surrogate
@@ -252,16 +260,7 @@ class _PlasticSpikingLayer(nn.Module):
         size = self.input_size
         check_tensor("inputs", inputs, ("B", "T", size), like=self.weight)
         if state is not None:
-            if not isinstance(state, PlasticSpikingState):
-                raise TypeError(f"state must be a PlasticSpikingState or None, got {type(state).__name__}")
-            if state.plastic.trace is None:
-                raise ValueError("state has no Hebbian trace (it was returned by forward(..., need_trace=False)); "
-                                 "pass need_trace=True to continue from a state")
-            if state.membrane.shape[0] != inputs.shape[0]:
-                raise ValueError(
-                    f"state is for batch size {state.membrane.shape[0]} but inputs have batch size "
-                    f"{inputs.shape[0]} (inputs must be batch-first [B, T, {size}])"
-                )
+            self.check_state(state, inputs.shape[0])
         if modulator_inputs is not None:
             if self.modulator_input_size is None:
                 raise ValueError("modulator_inputs given, but the layer's modulator reads its own post-synaptic "
@@ -271,6 +270,25 @@ class _PlasticSpikingLayer(nn.Module):
         elif self.modulator_input_size is not None:
             raise ValueError(f"modulator_inputs [B, T, {self.modulator_input_size}] is required: the layer was "
                              f"built with modulator_input_size={self.modulator_input_size}")
+
+    def check_state(self, state: object, batch: int) -> None:
+        """Raise unless ``state`` is a :class:`PlasticSpikingState` this layer can continue from with ``batch``
+        inputs: membrane, spikes and post-synaptic trace ``[B, O]``, pre-synaptic trace ``[B, I]``, the plastic
+        state as :meth:`PlasticSynapses.state_fields` describes it, all on the layer's device and dtype
+        (:func:`~neuroplastic._checks.check_state`), before anything is computed with it."""
+        if isinstance(state, PlasticSpikingState) and isinstance(state.plastic, PlasticState) \
+                and state.plastic.trace is None:
+            raise ValueError("state has no Hebbian trace (it was returned by forward(..., need_trace=False)); "
+                             "pass need_trace=True to continue from a state")
+        post, pre = (batch, self._post_size), (batch, self._pre_size)
+        fields = [StateField("membrane", post, "batch of the input, post-synaptic size"),
+                  StateField("spikes", post, "batch of the input, post-synaptic size"),
+                  StateField("pre_trace", pre, "batch of the input, pre-synaptic size"),
+                  StateField("post_trace", post, "batch of the input, post-synaptic size")]
+        fields += self.synapses.state_fields(batch, prefix="plastic.", pre="pre-synaptic size",
+                                             post="post-synaptic size")
+        check_state(state, [("", PlasticSpikingState), ("plastic", PlasticState)], fields, batch=batch,
+                    like=self.weight, batch_note=f" (inputs must be batch-first [B, T, {self.input_size}])")
 
     def forward(
         self, inputs: Tensor, state: PlasticSpikingState | None = None, modulator_inputs: Tensor | None = None,

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_bool, check_choice, check_int, check_positive
+from neuroplastic._checks import StateField, check_bool, check_choice, check_int, check_positive
 from neuroplastic.plasticity.modulation import MODULATIONS, Modulator, make_modulator
 from neuroplastic.plasticity.rules import RULES, PlasticityRule, make_rule
 
@@ -204,6 +204,27 @@ class PlasticSynapses(nn.Module):
         threshold = (torch.zeros(batch_size, self.out_features, device=device, dtype=dtype)
                      if self.rule.uses_threshold else None)
         return PlasticState(trace, eligibility, threshold)
+
+    def state_fields(self, batch: int, *, prefix: str = "", pre: str = "in_features",
+                     post: str = "out_features") -> list[StateField]:
+        """What a :class:`PlasticState` for ``batch`` episodes holds, for :func:`~neuroplastic._checks.check_state`:
+        the trace ``[B, I, O]``, the eligibility trace ``[B, I, O]`` under retroactive modulation (else None) and
+        the sliding threshold ``[B, O]`` of a rule that keeps one (else None). ``prefix``: the state's path in the
+        module's state (``"plastic."``); ``pre``, ``post``: the names of I and O in the error messages."""
+        square = (batch, self.in_features, self.out_features)
+        dims = f"batch of the input, {pre}, {post}"
+        modulation = self.modulation
+        eligibility = (StateField(prefix + "eligibility", square, dims, "retroactive modulation keeps an "
+                                  "eligibility trace; use initial_state() of this layer")
+                       if modulation == "retroactive" else
+                       StateField(prefix + "eligibility", None, why=f"modulation is {modulation!r}: only "
+                                  "retroactive modulation keeps an eligibility trace"))
+        rule = type(self.rule).__name__
+        threshold = (StateField(prefix + "threshold", (batch, self.out_features), f"batch of the input, {post}",
+                                f"the rule {rule} keeps a sliding threshold")
+                     if self.rule.uses_threshold else
+                     StateField(prefix + "threshold", None, why=f"the rule {rule} keeps no sliding threshold"))
+        return [StateField(prefix + "trace", square, dims), eligibility, threshold]
 
     def plastic_input(self, pre: Tensor, state: PlasticState) -> Tensor:
         """The plastic part of the input to the receiving neurons: ``pre @ (alpha * H)`` ``[B, O]``."""
