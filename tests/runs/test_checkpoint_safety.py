@@ -11,7 +11,7 @@ import torch
 import neuroplastic.experiments as experiments
 from neuroplastic.cli import main
 from neuroplastic.runs import CheckpointMismatch, CheckpointUnreadable, RunDirectory, RunInterrupted, run_experiment
-from neuroplastic.runs.rundir import read_checkpoint
+from neuroplastic.runs.checkpoint import read_checkpoint
 
 
 def _train(run_dir, total=6, every=2):
