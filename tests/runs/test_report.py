@@ -118,7 +118,8 @@ def test_markdown_has_the_claims_table_and_a_section_per_experiment(results, tmp
 
 def test_json_has_the_same_data(results, tmp_path):
     data = json.loads(write_report(results, tmp_path / "r.json", format="json").read_text())
-    assert data["totals"] == {"runs": 3, "experiments": 1, "unfinished": 1, "claims": 8, "held": 3}
+    assert data["totals"] == {"runs": 3, "experiments": 1, "unfinished": 1, "corrupt": 0, "claims": 8,
+                              "held": 3}
     assert data["provenance"] is None  # the runs differ
     full = next(run for run in data["runs"] if run["budget"] == "full")
     assert (full["seed"], full["runtime_seconds"], full["claims_held"]) == (1, 4000.0, 2)
@@ -170,3 +171,56 @@ def test_the_report_command_writes_each_format(results, tmp_path, capsys):
     assert main(["report", str(results / "toy"), "--format", "json", "--output", "-"]) == 0
     assert json.loads(capsys.readouterr().out)["totals"]["runs"] == 1
     assert main(["report", str(results), "--format", "pdf"]) == 2
+
+
+@pytest.fixture
+def damaged(runs, tmp_path):
+    """A sound finished run and three damaged copies of it: truncated summary.json, a summary.json with fields
+    of the wrong types, and an unfinished run whose metrics.csv is not UTF-8."""
+    out = tmp_path / "damaged"
+    shutil.copytree(runs / "toy", out / "sound")
+    text = (runs / "toy" / "summary.json").read_text()
+    shutil.copytree(runs / "toy", out / "truncated")
+    (out / "truncated" / "summary.json").write_text(text[: len(text) // 2])
+    shutil.copytree(runs / "toy", out / "wrong-types")
+    summary = json.loads(text)
+    summary.update(metrics=[1, 2], claims="all held", runtime_seconds="long", seed="zero")
+    (out / "wrong-types" / "summary.json").write_text(json.dumps(summary))
+    shutil.copytree(runs / "unfinished" / "toy", out / "latin1")
+    (out / "latin1" / "metrics.csv").write_bytes(b"phase,step,loss\npretrain,0,0.5\ncaf\xe9,1,\xff\n")
+    return out
+
+
+def test_corrupt_runs_are_marked_corrupt_and_the_others_still_render(damaged, tmp_path):
+    data = json.loads(render_report(damaged, "json"))
+    by_dir = {run["directory"].rsplit("/", 1)[-1]: run for run in data["runs"]}
+    assert set(by_dir) == {"sound", "truncated", "wrong-types", "latin1"}
+    assert by_dir["sound"]["status"] == "finished" and by_dir["sound"]["problems"] == []
+    assert by_dir["sound"]["claims_held"] == data["totals"]["held"] > 0
+    assert data["totals"]["corrupt"] == 3 and data["totals"]["unfinished"] == 0
+    assert by_dir["truncated"]["status"] == "corrupt"
+    assert by_dir["truncated"]["problems"][0].startswith("summary.json is not valid JSON")
+    wrong = " ".join(by_dir["wrong-types"]["problems"])
+    for field in ("metrics", "claims", "runtime_seconds", "seed"):
+        assert f"summary.json: field {field!r}" in wrong
+    assert by_dir["latin1"]["status"] == "corrupt"
+    assert by_dir["latin1"]["problems"] == ["metrics.csv is not UTF-8 text"]
+
+    html = render_report(damaged, "html")
+    assert html.count("CORRUPT") >= 6  # the claims table and the section of each corrupt run
+    assert "summary.json is not valid JSON" in html and "metrics.csv is not UTF-8 text" in html
+    assert "interrupted or is still running" not in html and "UNFINISHED" not in html
+    assert "claims held" in html and "PASS" in html  # the sound run is still there
+
+    markdown = render_report(damaged, "markdown")
+    assert "; 3 corrupt" in markdown and "unfinished" not in markdown
+    assert "summary.json is not valid JSON" in markdown and "field 'metrics' is \\[1, 2\\]" in markdown
+    assert "| held |" in markdown or "held" in markdown.split("## toy")[0]
+    assert "interrupted or is still running" not in markdown
+
+
+def test_the_report_command_renders_corrupt_runs(damaged, tmp_path, capsys):
+    for fmt in ("html", "markdown", "json"):
+        output = tmp_path / f"report.{fmt}"
+        assert main(["report", str(damaged), "--format", fmt, "--output", str(output)]) == 0
+        assert "corrupt" in output.read_text().lower()

@@ -7,13 +7,14 @@ from .config import apply_overrides, config_error, config_to_dict, param, valida
 from .experiment import BUDGETS, Claim, ClaimResult, Experiment
 from .parallel import Job, JobResult, run_jobs
 from .report import write_report
-from .rundir import CheckpointMismatch, RunDirectory, RunInterrupted
+from .rundir import CheckpointMismatch, CheckpointUnreadable, RunDirectory, RunInterrupted
 from .runner import check_device, provenance, resolve_threads, run_experiment
 from .tuning import grid_search
 
 __all__ = [
     "BUDGETS",
     "CheckpointMismatch",
+    "CheckpointUnreadable",
     "Claim",
     "ClaimResult",
     "Experiment",

@@ -89,12 +89,48 @@ def short_statement(statement: str, width: int = 120) -> str:
     return shorten(first, width)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_json(path: Path) -> tuple[dict[str, Any], str | None]:
+    """A run's JSON file as a dict ({} when absent), and what is wrong with it (None when nothing is)."""
+    if not path.exists():
+        return {}, None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    except UnicodeDecodeError:
+        return {}, f"{path.name} is not UTF-8 text"
+    except ValueError as error:
+        return {}, f"{path.name} is not valid JSON (truncated or damaged: {error})"
+    except OSError as error:
+        return {}, f"{path.name} cannot be read ({error.strerror or error})"
+    if not isinstance(data, dict):
+        return {}, f"{path.name} holds a {type(data).__name__}, not an object"
+    return data, None
+
+
+# The types of the fields the reports read; any other type marks the file corrupt.
+_TEXT = (str, type(None))
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "experiment": _TEXT, "paper": _TEXT, "budget": _TEXT, "device": _TEXT, "finished_at": _TEXT,
+    "neuroplastic_version": _TEXT, "git_commit": _TEXT, "seed": (int, type(None)),
+    "git_dirty": (bool, type(None)), "finished": (bool,), "runtime_seconds": (int, float, type(None)),
+    "claims": (list,), "metrics": (dict,), "config": (dict,), "overrides": (dict,),
+}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list",
+               dict: "an object", type(None): "null"}
+
+
+def _field_problems(name: str, data: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the fields of a run's JSON file ``name``: each field of the wrong type, named."""
+    problems = []
+    for key, kinds in _FIELD_TYPES.items():
+        value = data.get(key)
+        if key not in data or (isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)):
+            continue
+        expected = " or ".join(dict.fromkeys(_TYPE_NAMES[kind] for kind in kinds))
+        problems.append(f"{name}: field {key!r} is {json.dumps(value)[:40]}, expected {expected}")
+    claims = data.get("claims")
+    if isinstance(claims, list) and not all(isinstance(claim, dict) for claim in claims):
+        problems.append(f"{name}: field 'claims' holds entries that are not objects")
+    return problems
 
 
 def _number(text: str) -> Any:
@@ -108,7 +144,11 @@ def _number(text: str) -> Any:
 
 
 def last_logged(path: Path) -> dict[str, Any]:
-    """The last non-empty value of each column of metrics.csv (phase and step included), numbers parsed."""
+    """The last non-empty value of each column of metrics.csv (phase and step included), numbers parsed.
+
+    Raises:
+        ValueError: the file is not UTF-8 text or not CSV (a missing or unreadable file gives {}).
+    """
     last: dict[str, Any] = {}
     try:
         with open(path, newline="", encoding="utf-8") as f:
@@ -116,6 +156,10 @@ def last_logged(path: Path) -> dict[str, Any]:
                 last.update({key: value for key, value in row.items() if key and value not in (None, "")})
     except OSError:
         pass
+    except UnicodeDecodeError:
+        raise ValueError(f"{path.name} is not UTF-8 text") from None
+    except csv.Error as error:
+        raise ValueError(f"{path.name} is not valid CSV ({error})") from None
     return {key: value if key == "phase" else _number(value) for key, value in last.items()}
 
 
@@ -142,18 +186,31 @@ class RunRecord:
     git_dirty: bool | None = None
     plots: list[Path] = field(default_factory=list)
     has_checkpoint: bool = False
+    problems: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | Path) -> RunRecord:
         """Read a run directory: summary.json (finished runs), config.json, metrics.csv, the PNGs."""
         path = Path(path)
-        summary = _read_json(path / "summary.json") or {}
-        written = _read_json(path / "config.json") or {}
+        problems: list[str] = []
+        files = {}
+        for name in ("summary.json", "config.json"):
+            data, problem = _read_json(path / name)
+            wrong = [problem] if problem else _field_problems(name, data)
+            problems += wrong
+            files[name] = {} if wrong else data  # a corrupt file is not read at all
+        summary, written = files["summary.json"], files["config.json"]
+        finished = bool(summary.get("finished"))
+        logged: dict[str, Any] = {}
+        if not finished:
+            try:
+                logged = last_logged(path / "metrics.csv")
+            except ValueError as error:
+                problems.append(str(error))
 
         def pick(key: str) -> Any:  # summary.json first, then config.json
             return summary.get(key, written.get(key))
 
-        finished = bool(summary.get("finished"))
         pngs = sorted(path.glob("*.png"))
         config = written.get("config")
         overrides = written.get("overrides")
@@ -170,7 +227,7 @@ class RunRecord:
             runtime_seconds=summary.get("runtime_seconds"),
             claims=[c for c in summary.get("claims", []) if isinstance(c, dict)] if finished else [],
             metrics=dict(summary.get("metrics") or {}) if finished else {},
-            last_logged={} if finished else last_logged(path / "metrics.csv"),
+            last_logged=logged,
             config=dict(config) if isinstance(config, Mapping) else {},
             overrides=dict(overrides) if isinstance(overrides, Mapping) else {},
             neuroplastic_version=None if pick("neuroplastic_version") is None else str(pick("neuroplastic_version")),
@@ -178,7 +235,18 @@ class RunRecord:
             git_dirty=dirty if isinstance(dirty, bool) else None,
             plots=[p for p in pngs if p.name != "metrics.png"] + [p for p in pngs if p.name == "metrics.png"],
             has_checkpoint=(path / "checkpoint.pt").exists(),
+            problems=problems,
         )
+
+    @property
+    def corrupt(self) -> bool:
+        """Whether a file of the run could not be read or holds fields of the wrong type (see ``problems``)."""
+        return bool(self.problems)
+
+    @property
+    def status(self) -> str:
+        """"corrupt", "unfinished" or "finished"."""
+        return "corrupt" if self.corrupt else "finished" if self.finished else "unfinished"
 
     @property
     def held(self) -> int:
@@ -212,7 +280,8 @@ class RunRecord:
                    "passed": bool(claim.get("passed")), "measured": claim.get("measured")} for claim in self.claims]
         return {
             "experiment": self.experiment, "paper": self.paper, "budget": self.budget, "seed": self.seed,
-            "device": self.device, "finished": self.finished, "finished_at": self.finished_at,
+            "device": self.device, "finished": self.finished, "status": self.status, "problems": self.problems,
+            "finished_at": self.finished_at,
             "runtime_seconds": self.runtime_seconds, "directory": str(self.path),
             "neuroplastic_version": self.neuroplastic_version, "git_commit": self.git_commit,
             "git_dirty": self.git_dirty, "claims_held": self.held, "claims": claims, "metrics": self.metrics,

@@ -40,7 +40,8 @@ def report_data(runs: Iterable[RunRecord], generated: str | None = None) -> dict
         "generated": generated or time.strftime("%Y-%m-%d %H:%M"),
         "provenance": common_provenance(runs) or None,
         "totals": {"runs": len(runs), "experiments": len(by_experiment(runs)),
-                   "unfinished": sum(not run.finished for run in runs),
+                   "unfinished": sum(not run.finished and not run.corrupt for run in runs),
+                   "corrupt": sum(run.corrupt for run in runs),
                    "claims": sum(len(run.claims) for run in runs), "held": sum(run.held for run in runs)},
         "runs": [run.to_dict() for run in runs],
     })

@@ -48,8 +48,17 @@ details summary { cursor: pointer; color: var(--muted); }
 
 
 def _badge(kind: str) -> str:
-    label = {"pass": "PASS", "fail": "FAIL", "wait": "UNFINISHED"}[kind]
-    return f'<span class="badge {kind}">{label}</span>'
+    label = {"pass": "PASS", "fail": "FAIL", "wait": "UNFINISHED", "corrupt": "CORRUPT"}[kind]
+    return f'<span class="badge {"fail" if kind == "corrupt" else kind}">{label}</span>'
+
+
+def _problems(run: RunRecord) -> str:
+    """The files of a corrupt run and what is wrong with each ("" for a sound run)."""
+    if not run.problems:
+        return ""
+    items = "".join(f"<li>{escape(problem)}</li>" for problem in run.problems)
+    where = escape(str(run.path))
+    return f'<p class="meta">Corrupt run: what is wrong with its files (in {where}):</p><ul>{items}</ul>'
 
 
 def _kv_table(items: Mapping[str, Any]) -> str:
@@ -74,8 +83,10 @@ def _claims_table(runs: Sequence[tuple[str, RunRecord]]) -> str:
         link = f'<a href="#{anchor}">{escape(run.experiment)}</a>'
         where = f"<td>{escape(run.budget or '?')}</td><td>{'?' if run.seed is None else run.seed}</td>"
         if not run.finished:
+            note, badge = ("corrupt: " + "; ".join(run.problems), "corrupt") if run.corrupt else \
+                ("run not finished", "wait")
             rows.append(f'<tr><td>{link}</td>{where}<td>{escape(run.paper)}</td>'
-                        f'<td class="meta">run not finished</td><td></td><td>{_badge("wait")}</td></tr>')
+                        f'<td class="meta">{escape(note)}</td><td></td><td>{_badge(badge)}</td></tr>')
             continue
         if not run.claims:
             rows.append(f'<tr><td>{link}</td>{where}<td>{escape(run.paper)}</td><td class="meta">no claims</td>'
@@ -103,18 +114,23 @@ def _run_section(anchor: str, run: RunRecord) -> str:
         kind = "pass" if run.held == len(run.claims) else "fail"
         status = f'<span class="badge {kind}">{run.held}/{len(run.claims)} claims held</span>'
     else:
-        status = _badge("wait")
+        status = _badge("corrupt" if run.corrupt else "wait")
+    if run.finished and run.corrupt:
+        status += " " + _badge("corrupt")
     parts = [
         f'<section id="{escape(anchor)}"><h2>{escape(run.experiment)} {status}</h2>',
         '<p class="meta">' + "".join(f"<span>{escape(item)}</span>" for item in meta) + "</p>",
         f'<p class="meta">directory: {escape(str(run.path))}</p>',
     ]
+    if run.corrupt:
+        parts.append(_problems(run))
     if run.overrides:
         parts.append(f'<p class="meta">overrides: {escape(format_value(run.overrides))}</p>')
     if run.finished:
         parts.append("<h3>Final metrics</h3>" + _kv_table(run.metrics))
     else:
-        note = "This run has no summary.json: it was interrupted or is still running"
+        note = ("This run has no readable summary.json" if run.corrupt else
+                "This run has no summary.json: it was interrupted or is still running")
         if run.has_checkpoint:
             note += " (a checkpoint exists; continue it with --resume)"
         parts.append(f'<p class="meta">{escape(note)}.</p>')
@@ -137,10 +153,13 @@ def render_html(runs: Sequence[RunRecord], generated: str) -> str:
         anchored.append((f"run-{index}-{slug}", run))
     claims = sum(len(run.claims) for run in runs)
     held = sum(run.held for run in runs)
-    unfinished = sum(not run.finished for run in runs)
+    unfinished = sum(not run.finished and not run.corrupt for run in runs)
+    corrupt = sum(run.corrupt for run in runs)
     overview = f"{len(runs)} run{'s' if len(runs) != 1 else ''}; {held} of {claims} claims held"
     if unfinished:
         overview += f"; {unfinished} unfinished"
+    if corrupt:
+        overview += f"; {corrupt} corrupt"
     provenance = common_provenance(runs)
     if provenance:
         overview += f" · {provenance}"

@@ -51,7 +51,8 @@ def claims_table(runs: Sequence[RunRecord]) -> list[str]:
             first = [md_text(run.experiment), md_text(run.budget or "?"), "?" if run.seed is None else str(run.seed)]
             runtime = format_seconds(run.runtime_seconds) if run.finished else ""
             if not run.finished:
-                rows.append([*first, "run not finished", "unfinished", "", ""])
+                rows.append([*first, md_text("corrupt: " + "; ".join(run.problems)), "corrupt", "", ""]
+                            if run.corrupt else [*first, "run not finished", "unfinished", "", ""])
             elif not run.claims:
                 rows.append([*first, "no claims", "", "", runtime])
             for index, claim in enumerate(run.claims):
@@ -106,13 +107,15 @@ def experiment_section(name: str, runs: Sequence[RunRecord], base: Path | None =
             cells = []
             for run in runs:
                 claim = next((c for c in run.claims if str(c.get("statement", "")) == statement), None)
-                cells.append("unfinished" if not run.finished else "—" if claim is None
+                cells.append(("corrupt" if run.corrupt else "unfinished") if not run.finished
+                             else "—" if claim is None
                              else _verdict(claim.get("passed")))
             rows.append([f"{number}. {md_text(statement)}", *cells])
         lines += [*_table(["Claim", *labels], rows), ""]
     for run, label in zip(runs, labels, strict=True):
         lines += [f"{head}# {label.replace(',', ' budget,', 1)}", ""]
-        facts = [f"runtime {format_seconds(run.runtime_seconds)}" if run.finished else "not finished",
+        facts = [f"runtime {format_seconds(run.runtime_seconds)}" if run.finished
+                 else "corrupt" if run.corrupt else "not finished",
                  f"device {run.device or '?'}"]
         if run.provenance():
             facts.append(run.provenance())
@@ -120,8 +123,11 @@ def experiment_section(name: str, runs: Sequence[RunRecord], base: Path | None =
         lines += ["; ".join(md_text(f) if not f.startswith("directory") else f for f in facts) + ".", ""]
         if run.overrides:
             lines += ["Overrides: " + ", ".join(md_code(f"{k}={v}") for k, v in run.overrides.items()) + ".", ""]
+        if run.corrupt:
+            lines += ["Corrupt run: " + "; ".join(md_text(problem) for problem in run.problems) + ".", ""]
         if not run.finished:
-            note = "No summary.json: the run was interrupted or is still running"
+            note = "No readable summary.json" if run.corrupt else \
+                "No summary.json: the run was interrupted or is still running"
             note += " (a checkpoint exists; continue it with --resume)." if run.has_checkpoint else "."
             lines += [md_text(note), ""]
             lines += _details(f"Last logged metrics ({len(run.last_logged)})",
@@ -149,9 +155,12 @@ def render_markdown(runs: Sequence[RunRecord], generated: str, base: Path | None
     groups = by_experiment(runs)
     overview = (f"{len(runs)} run{'s' if len(runs) != 1 else ''} of {len(groups)} "
                 f"experiment{'s' if len(groups) != 1 else ''}; {held} of {claims} claims held")
-    unfinished = sum(not run.finished for run in runs)
+    unfinished = sum(not run.finished and not run.corrupt for run in runs)
     if unfinished:
         overview += f"; {unfinished} unfinished"
+    corrupt = sum(run.corrupt for run in runs)
+    if corrupt:
+        overview += f"; {corrupt} corrupt"
     provenance = common_provenance(runs)
     overview += f"; {provenance}" if provenance else ""
     lines = ["# neuroplastic: reproduced claims", "", f"{md_text(overview)}. Generated {generated}.", ""]

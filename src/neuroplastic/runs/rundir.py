@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from .._checks import check_int, check_optional_int
 from ._io import atomic_write, write_json_atomic
+from .checkpoint import CheckpointMismatch, CheckpointUnreadable, read_checkpoint
 from .config import config_to_dict
 
 FORMAT_VERSION = 1
@@ -54,10 +55,6 @@ class RunInterrupted(Exception):
     def __init__(self, path: Path | str, message: str | None = None) -> None:
         self.path = Path(path)
         super().__init__(message or f"run interrupted; checkpoint saved in {self.path}")
-
-
-class CheckpointMismatch(ValueError):
-    """A checkpoint that cannot resume this run: another experiment, config, seed or phase sequence."""
 
 
 def _rng_states() -> dict[str, Any]:
@@ -474,7 +471,7 @@ class RunDirectory:
             "state": self.state,
             "metrics": self.metrics,
             "elapsed_seconds": self.elapsed_seconds,
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),  # a str: TorchVersion is not plain data
         }
         atomic_write(self.checkpoint_path, lambda f: torch.save(payload, f))
 
@@ -486,9 +483,9 @@ class RunDirectory:
         """
         if not self.checkpoint_path.exists():
             raise FileNotFoundError(f"cannot resume: no {CHECKPOINT} in {self.path}")
-        # Our own file: it holds RNG states and arbitrary picklable results, so it is not weights-only.
-        checkpoint = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        checkpoint = read_checkpoint(self.checkpoint_path)
         self._check_compatible(checkpoint)
+        self._check_structure(checkpoint)
         self._phases = dict(checkpoint["phases"])
         self._replay = list(self._phases)
         self._checkpoint_phase = checkpoint["current_phase"]
@@ -499,6 +496,18 @@ class RunDirectory:
         for row in self._checkpoint_metrics:
             self._columns.extend(name for name in row if name not in self._columns)
         self._rewrite_csv(self._checkpoint_metrics)
+
+    def _check_structure(self, checkpoint: dict[str, Any]) -> None:
+        """The fields a resume reads exist and have the right types (else :class:`CheckpointUnreadable`)."""
+        expected = {"phases": dict, "current_phase": str, "rng": dict, "state": dict, "metrics": list}
+        for key, kind in expected.items():
+            if not isinstance(checkpoint.get(key), kind):
+                raise CheckpointUnreadable(
+                    f"{self.checkpoint_path} is unreadable: field {key!r} is missing or not a {kind.__name__}"
+                )
+        for name, entry in checkpoint["phases"].items():
+            if not isinstance(entry, dict) or not {"total", "step", "done"} <= set(entry):
+                raise CheckpointUnreadable(f"{self.checkpoint_path} is unreadable: phase {name!r} is malformed")
 
     def _check_compatible(self, checkpoint: Any) -> None:
         """A checkpoint resumes only the run that wrote it: same format version, experiment, seed and budget."""
