@@ -158,3 +158,12 @@ def test_states_are_named_tuples_batch_first():
     assert isinstance(state, LIFState) and state.v.shape == (3, 5)
     rec_state = RecurrentLIF(2, 5).initial_state(3)
     assert isinstance(rec_state, RecurrentLIFState) and rec_state.spike.shape == (3, 5) and rec_state.b is None
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), True, "0"])
+def test_v_reset_must_be_a_finite_number(value):
+    from neuroplastic.neurons import LIF
+
+    with pytest.raises((ValueError, TypeError), match="v_reset"):
+        LIF(4, v_reset=value)
+    assert LIF(4, v_reset=-0.5).v_reset == -0.5

@@ -53,8 +53,8 @@ def test_defaults_and_frozen():
     ("fanout", 1, TypeError, "fanout must be a bool"),
     ("clip", 0.0, ValueError, "clip must be > 0"),
     ("clip", "big", TypeError, "clip must be a number"),
-    ("alpha_init", -0.1, ValueError, "alpha_init must be >= 0"),
-    ("eta_init", -0.1, ValueError, "eta_init must be >= 0"),
+    ("alpha_init", -0.1, ValueError, "alpha_init must be a finite number >= 0"),
+    ("eta_init", -0.1, ValueError, "eta_init must be a finite number >= 0"),
     ("eligibility_rate", 0.0, ValueError, "eligibility_rate must be > 0"),
 ])
 def test_bad_values_raise_naming_the_field_and_what_it_accepts(field, value, error, match):
@@ -122,3 +122,12 @@ def test_rule_and_modulator_objects_are_accepted():
     synapses = PlasticSynapses(3, 4, config=SynapseConfig(rule=rule, modulation=modulator))
     assert synapses.rule is rule and synapses.modulator is modulator
     assert PlasticSynapses(3, 4, modulation=None).modulation == "none"
+
+
+@pytest.mark.parametrize("make", MODULES)
+@pytest.mark.parametrize("field, value", [("eta_init", float("inf")), ("eta_init", float("nan")),
+                                          ("alpha_init", float("inf")), ("alpha_init", float("nan")),
+                                          ("clip", float("nan"))])
+def test_non_finite_initial_values_are_refused_by_every_module(make, field, value):
+    with pytest.raises(ValueError, match=field):
+        make(**{field: value})

@@ -128,7 +128,7 @@ class _LIFBase(nn.Module):
         self.size = check_int_tuple("size", size, allow_int=True)
         self.dt = float(check_number("dt", dt, minimum=0, exclusive_minimum=True))
         self.reset = check_choice("reset", reset, RESETS)
-        self.v_reset = float(v_reset)
+        self.v_reset = float(check_number("v_reset", v_reset))
         self.rectifier = bool(rectifier)
         self.detach_reset = bool(detach_reset)
         self.surrogate = get_surrogate(surrogate)

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import StateField, check_bool, check_choice, check_int, check_positive
+from neuroplastic._checks import StateField, check_bool, check_choice, check_int, check_number, check_positive
 from neuroplastic.plasticity.modulation import MODULATIONS, Modulator, make_modulator
 from neuroplastic.plasticity.rules import RULES, PlasticityRule, make_rule
 
@@ -85,8 +85,8 @@ class SynapseConfig:
         check_int("modulator_channels", self.modulator_channels)
         check_bool("fanout", self.fanout)
         check_positive("clip", self.clip)
-        check_positive("alpha_init", self.alpha_init, allow_zero=True)
-        check_positive("eta_init", self.eta_init, allow_zero=True)
+        check_number("alpha_init", self.alpha_init, minimum=0)  # finite: inf or NaN would poison W_eff
+        check_number("eta_init", self.eta_init, minimum=0)
         check_positive("eligibility_rate", self.eligibility_rate)
 
     @classmethod
