@@ -147,3 +147,13 @@ def test_check_tensor_without_a_shape_checks_only_type_dtype_and_placement():
         check_tensor("x", x, None)
     with pytest.raises(TypeError, match="^x must be a torch.Tensor, got list$"):
         check_tensor("x", [1.0], None)
+
+
+def test_check_finite_counts_what_is_wrong():
+    from neuroplastic._checks import check_finite
+
+    x = torch.tensor([1.0, float("nan"), float("inf"), -float("inf")])
+    with pytest.raises(ValueError, match=r"x must be finite, got 1 NaN and 2 infinite entries \(of 4\)"):
+        check_finite("x", x)
+    ok = torch.ones(3)
+    assert check_finite("x", ok) is ok

@@ -180,6 +180,17 @@ def check_values(
     return value
 
 
+def check_finite(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """Return ``tensor`` if every entry is finite, else a ``ValueError`` that names it and counts the NaN and
+    infinite entries (a measure or an encoder would otherwise turn them into a silently wrong result)."""
+    bad = ~torch.isfinite(tensor.detach())
+    if bool(bad.any()):
+        nan = int(torch.isnan(tensor.detach()).sum())
+        raise ValueError(f"{name} must be finite, got {nan} NaN and {int(bad.sum()) - nan} infinite entries "
+                         f"(of {tensor.numel()})")
+    return tensor
+
+
 def check_tensor(
     name: str,
     tensor: object,

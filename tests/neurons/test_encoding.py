@@ -65,3 +65,16 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="reduce must be one of 'max', 'mean', 'last'"):
         membrane_readout(torch.zeros(1, 2, 3), "sum")
     assert math.isfinite(float(spike_count(torch.zeros(1, 2, 3)).sum()))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_encoders_refuse_non_finite_inputs(value):
+    from neuroplastic.neurons import latency_encode, rate_encode
+
+    x = torch.tensor([[0.2, value, 0.7]])
+    with pytest.raises(ValueError, match="x must be finite"):
+        rate_encode(x, steps=4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="x must be finite"):
+        rate_encode(x, steps=4, method="poisson")
+    with pytest.raises(ValueError, match="x must be finite"):
+        latency_encode(x, steps=4, normalize=True)

@@ -274,3 +274,16 @@ def test_resets_keep_pruned_weights_of_a_sparsity_manager_at_zero():
     drm_perturb(model, 0.5, optimizer)
     for name, mask in masks.items():
         assert manager.parameter(name)[~mask].eq(0).all()
+
+
+def test_non_finite_activations_and_an_empty_batch_are_errors_not_a_ratio_of_zero():
+    from torch import nn
+
+    from neuroplastic.structure import dormant_ratio
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="activations must be finite, got 4 NaN"):
+        dormant_ratio(model, torch.full((1, 3), float("nan")))
+    with pytest.raises(ValueError, match="empty batch"):
+        dormant_ratio(model, torch.zeros(0, 3))
+    assert 0.0 <= dormant_ratio(model, torch.randn(5, 3)).ratio <= 1.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from neuroplastic._checks import check_choice, check_int, check_number
+from neuroplastic._checks import check_choice, check_finite, check_int, check_number
 
 __all__ = ["rate_encode", "latency_encode", "spike_count", "membrane_readout"]
 
@@ -29,6 +29,7 @@ def rate_encode(x: Tensor, steps: int, generator: torch.Generator | None = None,
         raise TypeError("x must be a floating-point tensor")
     if x.dim() < 1:
         raise ValueError(f"x must have a batch dimension [B, ...], got shape {list(x.shape)}")
+    check_finite("x", x)
     check_number("max_rate", max_rate, minimum=0, exclusive_minimum=True)
     check_number("dt", dt, minimum=0, exclusive_minimum=True)
     if method == "bernoulli":
@@ -57,6 +58,7 @@ def latency_encode(x: Tensor, steps: int, *, threshold: float = 0.0, normalize: 
         raise TypeError("x must be a floating-point tensor")
     if x.dim() < 1:
         raise ValueError(f"x must have a batch dimension [B, ...], got shape {list(x.shape)}")
+    check_finite("x", x)
     if normalize:
         peak = x.reshape(x.shape[0], -1).amax(1).clamp_min(torch.finfo(x.dtype).tiny)
         x = x / peak.view(-1, *([1] * (x.dim() - 1)))

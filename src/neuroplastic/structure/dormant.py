@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_fraction, check_int, check_number
+from neuroplastic._checks import check_finite, check_fraction, check_int, check_number
 
 from .masks import MASK_SUFFIX
 from .surgery import reset_state
@@ -80,6 +80,9 @@ def _check_activations(activations: object, unit_dim: int) -> Tensor:
         raise ValueError(f"activations must have shape [B, N] or [B, C, *spatial], got {list(activations.shape)}")
     if not activations.is_floating_point():
         raise ValueError(f"activations must be a floating-point tensor, got dtype {activations.dtype}")
+    if activations.shape[0] == 0:
+        raise ValueError("activations has an empty batch: the dormant ratio of no inputs is undefined")
+    check_finite("activations", activations)
     ndim = activations.dim()
     check_int("unit_dim", unit_dim, minimum=None)
     if unit_dim in (0, -ndim) or not -ndim <= unit_dim < ndim:
