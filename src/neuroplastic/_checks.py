@@ -191,6 +191,16 @@ def check_finite(name: str, tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def check_nonempty_sequence(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Return ``x [B, T, ...]`` if it has at least one sample and one time step, else a ``ValueError``: every
+    sequence module of the library refuses an empty batch or an empty sequence at its boundary (as
+    ``torch.nn.RNN`` refuses T = 0), instead of failing inside a kernel or returning a state of another batch."""
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one sample and one time step ([B, T, ...] with B >= 1 and "
+                         f"T >= 1), got shape {list(x.shape)}")
+    return x
+
+
 def check_tensor(
     name: str,
     tensor: object,

@@ -269,3 +269,17 @@ def test_a_valid_state_is_accepted_and_the_check_changes_no_value():
     _, spiking_state = layer(spikes())
     layer(spikes(), spiking_state)
     assert isinstance(state.plastic, PlasticState)
+
+
+@pytest.mark.parametrize("shape", [(2, 0), (0, 5)])
+def test_every_sequence_module_refuses_an_empty_batch_or_sequence(shape):
+    from neuroplastic.neurons import ALIF, LIF, LeakyReadout, RecurrentLIF
+    from neuroplastic.plasticity import PlasticLIF, PlasticLSTM, PlasticRecurrentLIF, PlasticRNN
+
+    modules = [(LIF(4), 4), (LIF(4, backend="step"), 4), (ALIF(4), 4), (LeakyReadout(4), 4), (RecurrentLIF(3, 4), 3),
+               (PlasticRNN(3, 4), 3), (PlasticRNN(3, 4, backprop="autograd"), 3), (PlasticLSTM(3, 4), 3),
+               (PlasticLIF(3, 4), 3), (PlasticLIF(3, 4, backend="dense"), 3), (PlasticRecurrentLIF(3, 4), 3)]
+    for module, size in modules:
+        with pytest.raises(ValueError, match=r"at least one sample and one time step .* got shape \[" +
+                           f"{shape[0]}, {shape[1]}, {size}" + r"\]"):
+            module(torch.zeros(*shape, size))

@@ -22,6 +22,7 @@ from neuroplastic._checks import (
     check_choice,
     check_int,
     check_int_tuple,
+    check_nonempty_sequence,
     check_number,
     check_same_placement,
     check_values,
@@ -95,6 +96,7 @@ def _check_sequence(x: Tensor, size: tuple[int, ...], state_batch: int | None, w
                          f"got shape {list(x.shape)}{hint}")
     if not x.is_floating_point():
         raise ValueError(f"{who}: x must be a floating-point tensor, got dtype {x.dtype}")
+    check_nonempty_sequence(f"{who}: x", x)
     if state_batch is not None and state_batch != x.shape[0]:
         if state_batch == x.shape[1]:
             raise ValueError(f"{who}: the layout must be [B, T, ...] (batch first): the state has batch size "

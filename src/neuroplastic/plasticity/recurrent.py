@@ -40,6 +40,7 @@ from neuroplastic._checks import (
     StateField,
     check_choice,
     check_int,
+    check_nonempty_sequence,
     check_optional_int,
     check_state,
     check_tensor,
@@ -125,6 +126,8 @@ class _PlasticCellBase(nn.Module):
         """Inputs ``[B, I]`` (one step) or ``[B, T, I]`` (a sequence) of this cell, on its device and dtype."""
         shape = ("B", "T", self.input_size) if sequence else ("B", self.input_size)
         check_tensor("inputs", x, shape, like=next(self.parameters(), None))
+        if sequence:
+            check_nonempty_sequence("inputs", x)
 
     def check_state(self, state: object, batch: int) -> None:
         """Raise unless ``state`` is one this cell can continue from with ``batch`` inputs: its type

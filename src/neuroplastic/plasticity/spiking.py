@@ -62,6 +62,7 @@ from neuroplastic._checks import (
     check_bool,
     check_choice,
     check_int,
+    check_nonempty_sequence,
     check_optional_int,
     check_state,
     check_tensor,
@@ -259,6 +260,7 @@ class _PlasticSpikingLayer(nn.Module):
         """Inputs ``[B, T, I]``, a state this layer can continue from and the modulator inputs it was built for."""
         size = self.input_size
         check_tensor("inputs", inputs, ("B", "T", size), like=self.weight)
+        check_nonempty_sequence("inputs", inputs)
         if state is not None:
             self.check_state(state, inputs.shape[0])
         if modulator_inputs is not None:
