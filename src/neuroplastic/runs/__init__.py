@@ -8,6 +8,7 @@ from .experiment import BUDGETS, Claim, ClaimResult, Experiment
 from .parallel import Job, JobResult, run_jobs
 from .report import write_report
 from .rundir import CheckpointMismatch, RunDirectory, RunInterrupted
+from .rundirs import ConfigRejected, RunDirectoryError, RunExists, RunLock, RunLocked, run_path
 from .runner import check_device, provenance, resolve_threads, run_experiment
 from .tuning import grid_search
 
@@ -16,11 +17,16 @@ __all__ = [
     "CheckpointMismatch",
     "Claim",
     "ClaimResult",
+    "ConfigRejected",
     "Experiment",
     "Job",
     "JobResult",
     "RunDirectory",
+    "RunDirectoryError",
+    "RunExists",
     "RunInterrupted",
+    "RunLock",
+    "RunLocked",
     "apply_overrides",
     "check_device",
     "config_error",
@@ -31,6 +37,7 @@ __all__ = [
     "resolve_threads",
     "run_experiment",
     "run_jobs",
+    "run_path",
     "validate_config",
     "write_report",
 ]
