@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/neuroplastic run --all --budget quick --out runs --jobs $(JOBS)
+	$(VENV)/bin/neuroplastic run --all --budget quick --out runs --jobs $(JOBS) --overwrite
 	$(VENV)/bin/neuroplastic report runs --output runs/report.html
 
 # in parallel worker processes (pytest-xdist, one per core); the 15 slowest tests are listed at the end

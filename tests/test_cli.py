@@ -8,14 +8,16 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
 
 import neuroplastic.experiments as experiments
 from neuroplastic.cli import main
-from neuroplastic.runs import Claim, Experiment
+from neuroplastic.runs import Claim, Experiment, RunInterrupted, run_experiment
 
 
 @dataclass
@@ -28,10 +30,13 @@ class TinyConfig:
 def tiny_run(config: TinyConfig, run_dir) -> dict:
     """Move a scalar towards ``target`` by gradient descent on a noisy loss."""
     model = torch.nn.Module()
+    first_step_check = config.target  # checked in the first step, as experiments check batch sizes
     model.x = x = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD(model.parameters(), lr=0.3)
     run_dir.track(model=model, opt=opt)
     for step in run_dir.steps(config.steps, checkpoint_every=2):
+        if first_step_check < 0:
+            raise ValueError(f"target must be >= 0, got {first_step_check}")
         loss = (x - config.target - 0.01 * torch.randn(1)).pow(2).sum()
         opt.zero_grad()
         loss.backward()
@@ -80,10 +85,10 @@ def test_run_prints_verdicts_and_exits_0_even_when_a_claim_fails(tiny, tmp_path,
     out = capsys.readouterr().out
     assert code == 0
     assert "PASS" in out and "FAIL" in out and "x lands exactly on the target" in out
-    assert "measured:" in out and str(tmp_path / "tiny") in out and "1/2 claims held" in out
-    summary = json.loads((tmp_path / "tiny" / "summary.json").read_text())
+    assert "measured:" in out and str(tmp_path / "tiny" / "quick-seed2") in out and "1/2 claims held" in out
+    summary = json.loads((tmp_path / "tiny" / "quick-seed2" / "summary.json").read_text())
     assert summary["seed"] == 2 and [c["passed"] for c in summary["claims"]] == [True, False]
-    assert json.loads((tmp_path / "tiny" / "config.json").read_text())["config"]["steps"] == 8
+    assert json.loads((tmp_path / "tiny" / "quick-seed2" / "config.json").read_text())["config"]["steps"] == 8
 
 
 @pytest.mark.parametrize(
@@ -121,12 +126,12 @@ def test_ctrl_c_interrupts_and_the_printed_command_resumes(tiny, tmp_path, capsy
     assert resume_argv[:3] == ["neuroplastic", "run", "tiny"] and "--resume" in resume_argv
     assert resume_argv[resume_argv.index("--out") + 1] == out
     assert resume_argv[resume_argv.index("--set") + 1] == "interrupt_at=2"
-    assert not (tmp_path / "out dir" / "tiny" / "summary.json").exists()
+    assert not (tmp_path / "out dir" / "tiny" / "quick-seed1" / "summary.json").exists()
     # The resumed run starts after the interrupted step, so it does not interrupt itself again.
     assert main([*resume_argv[1:], "--no-progress"]) == 0
-    resumed = json.loads((tmp_path / "out dir" / "tiny" / "summary.json").read_text())
+    resumed = json.loads((tmp_path / "out dir" / "tiny" / "quick-seed1" / "summary.json").read_text())
     assert main(["run", "tiny", "--out", str(tmp_path / "ref"), "--seed", "1", "--no-progress"]) == 0
-    reference = json.loads((tmp_path / "ref" / "tiny" / "summary.json").read_text())
+    reference = json.loads((tmp_path / "ref" / "tiny" / "quick-seed1" / "summary.json").read_text())
     assert resumed["metrics"] == reference["metrics"]
 
 
@@ -187,8 +192,8 @@ def test_set_with_several_experiments_applies_where_the_field_exists(two, tmp_pa
     assert main([*argv, "--set", "steps=3", "--set", "rounds=4"]) == 0
     captured = capsys.readouterr()
     assert "note: --set steps applies to 1 of 2 experiments: tiny" in captured.err
-    tiny_config = json.loads((tmp_path / "tiny" / "config.json").read_text())
-    other_config = json.loads((tmp_path / "other" / "config.json").read_text())
+    tiny_config = json.loads((tmp_path / "tiny" / "quick-seed0" / "config.json").read_text())
+    other_config = json.loads((tmp_path / "other" / "quick-seed0" / "config.json").read_text())
     assert tiny_config["overrides"] == {"steps": "3"} and tiny_config["config"]["steps"] == 3
     assert other_config["overrides"] == {"rounds": "4"} and other_config["config"]["rounds"] == 4
     assert "3 of 3 claims held across 2 experiments" not in captured.out  # tiny's exact claim fails
@@ -217,7 +222,7 @@ def test_strict_exits_1_when_a_claim_does_not_hold(tiny, tmp_path, capsys):
 
 def test_threads_option_is_used_and_recorded(tiny, tmp_path, capsys):
     assert main(["run", "tiny", "--out", str(tmp_path), "--threads", "2", "--no-progress"]) == 0
-    assert json.loads((tmp_path / "tiny" / "config.json").read_text())["threads"] == 2
+    assert json.loads((tmp_path / "tiny" / "quick-seed0" / "config.json").read_text())["threads"] == 2
     assert main(["run", "tiny", "--threads", "0"]) == 2
     assert "--threads: expected a positive integer, got '0'" in capsys.readouterr().err
 
@@ -301,7 +306,124 @@ def test_parallel_runs_start_with_the_longest_by_the_last_runtime(tiny, tmp_path
     from neuroplastic.runs.parallel import expected_seconds as _expected_seconds
 
     assert _expected_seconds(tmp_path, TINY, "quick") == pytest.approx(3.0)  # quick_minutes: 0.05
-    (tmp_path / "tiny").mkdir()
-    (tmp_path / "tiny" / "summary.json").write_text(json.dumps({"budget": "quick", "runtime_seconds": 99.5}))
+    (tmp_path / "tiny" / "quick-seed4").mkdir(parents=True)
+    summary = {"budget": "quick", "runtime_seconds": 99.5}
+    (tmp_path / "tiny" / "quick-seed4" / "summary.json").write_text(json.dumps(summary))
     assert _expected_seconds(tmp_path, TINY, "quick") == 99.5
     assert _expected_seconds(tmp_path, TINY, "full") == pytest.approx(3.0)
+
+
+def _files(directory):
+    return {p.name: p.read_bytes() for p in directory.iterdir()}
+
+
+def test_a_finished_run_is_kept_unless_overwrite(tiny, tmp_path, capsys):
+    argv = ["run", "tiny", "--out", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0
+    run_dir = tmp_path / "tiny" / "quick-seed0"
+    (run_dir / "notes.json").write_text("{}")
+    (run_dir / "best_model.pt").write_bytes(b"weights")
+    before = _files(run_dir)
+    capsys.readouterr()
+    assert main([*argv, "--set", "steps=3"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {run_dir} holds a finished run; use --overwrite to replace it (or another --out)\n"
+    assert _files(run_dir) == before
+    assert main([*argv, "--seed", "1"]) == 0  # another seed is another directory
+    assert _files(run_dir) == before
+    assert main([*argv, "--set", "steps=3", "--overwrite"]) == 0
+    assert json.loads((run_dir / "config.json").read_text())["config"]["steps"] == 3
+    assert (run_dir / "notes.json").read_text() == "{}" and (run_dir / "best_model.pt").read_bytes() == b"weights"
+
+
+@pytest.mark.parametrize("value", ["steps=-5", "target=nan", "target=-1"])
+def test_a_bad_set_value_leaves_the_previous_run_intact(tiny, tmp_path, capsys, value):
+    argv = ["run", "tiny", "--out", str(tmp_path), "--no-progress"]
+    with pytest.raises(RunInterrupted):  # an unfinished previous run: no --overwrite needed to replace it
+        run_experiment(TINY, out=tmp_path, progress=False, stop_after_steps=2)
+    run_dir = tmp_path / "tiny" / "quick-seed0"
+    (run_dir / "notes.json").write_text("{}")
+    before = _files(run_dir)
+    capsys.readouterr()
+    assert main([*argv, "--set", value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: tiny") and err.count("\n") == 1 and "Traceback" not in err
+    assert _files(run_dir) == before
+
+
+@pytest.mark.parametrize("value", ["steps=-5", "lr=nan", "batch_size=0"])
+def test_pattern_completion_with_a_bad_value_is_one_line_and_keeps_the_previous_run(tmp_path, capsys, value):
+    run_dir = tmp_path / "pattern-completion" / "quick-seed0"
+    run_dir.mkdir(parents=True)
+    for name in ("metrics.csv", "config.json", "checkpoint.pt", "notes.json"):
+        (run_dir / name).write_text("previous")
+    before = _files(run_dir)
+    argv = ["run", "pattern-completion", "--out", str(tmp_path), "--no-progress", "--set", value]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: pattern-completion") and err.count("\n") == 1 and "Traceback" not in err
+    assert _files(run_dir) == before
+
+
+def test_a_second_run_into_a_locked_directory_is_refused(tiny, tmp_path, capsys):
+    from neuroplastic.runs import RunLock
+
+    run_dir = tmp_path / "tiny" / "quick-seed0"
+    with RunLock(run_dir):  # a run in progress in this directory
+        assert main(["run", "tiny", "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: tiny: {run_dir} is in use by another run (pid ") and err.count("\n") == 1
+    assert not run_dir.exists()  # the lock holder's directory, removed as it released the lock empty
+
+
+def test_concurrent_runs_into_one_directory_one_is_refused(tiny, tmp_path):
+    """The first run holds the directory until the second has given up; the second is refused in one line."""
+    release = tmp_path / "release"
+    code = (
+        "import dataclasses, sys, time\n"
+        "sys.path.insert(0, {tests!r})\n"
+        "import neuroplastic.experiments as experiments\n"
+        "from pathlib import Path\n"
+        "from test_cli import TINY\n"
+        "from neuroplastic.cli import main\n"
+        "def held(config, run_dir):\n"
+        "    result = TINY.run(config, run_dir)\n"
+        "    while not Path({release!r}).exists():\n"
+        "        time.sleep(0.05)\n"
+        "    return result\n"
+        "with experiments.registered(dataclasses.replace(TINY, run=held)):\n"
+        "    sys.exit(main(['run', 'tiny', '--out', {out!r}, '--no-progress']))\n"
+    ).format(tests=str(Path(__file__).parent), out=str(tmp_path / "runs"), release=str(release))
+    lock = tmp_path / "runs" / "tiny" / "quick-seed0" / ".run-lock"
+    first = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):
+            if lock.exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        second = subprocess.run([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        release.write_text("")
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert second.returncode == 2, second.stderr
+    assert "is in use by another run" in second.stderr and second.stderr.count("\n") == 1
+    summary = json.loads((tmp_path / "runs" / "tiny" / "quick-seed0" / "summary.json").read_text())
+    assert summary["finished"] and not lock.exists()
+
+
+def test_file_system_errors_are_one_line(tiny, tmp_path, capsys, monkeypatch):
+    (tmp_path / "file").write_text("not a directory")
+    assert main(["run", "tiny", "--out", str(tmp_path / "file"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: cannot create the output directory {tmp_path / 'file'}: it is a file\n"
+    from neuroplastic.runs import _io
+
+    def read_only(path, write):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(_io, "atomic_write", read_only)
+    monkeypatch.setattr("neuroplastic.runs.rundir.atomic_write", read_only)
+    assert main(["run", "tiny", "--out", str(tmp_path / "runs"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.splitlines()[0].startswith(
+        "error: tiny failed: PermissionError: Permission denied: ")

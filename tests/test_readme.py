@@ -65,8 +65,8 @@ def test_python_block_runs_as_written(index, tmp_path, monkeypatch):
         assert summary["experiment"] == "my-result" and summary["finished"]
         assert summary["claims"][0]["passed"], summary["claims"]
         assert summary["metrics"]["final_loss"] < 0.01
-        assert (tmp_path / "runs" / "my-result" / "summary.json").exists()
-        assert (tmp_path / "runs" / "my-result" / "checkpoint.pt").exists()
+        assert (tmp_path / "runs" / "my-result" / "quick-seed0" / "summary.json").exists()
+        assert (tmp_path / "runs" / "my-result" / "quick-seed0" / "checkpoint.pt").exists()
         assert "my-result" not in registry()
 
 

@@ -34,7 +34,8 @@ exit codes:
   0    done (a claim that does not hold is reported, not an error, unless --strict)
   1    an experiment crashed; with --strict, a claim did not hold; `report`: no runs found
   2    usage error: bad arguments, an unknown experiment or config key, a bad value, an output
-       directory that cannot be created, a checkpoint that does not match (--resume)
+       directory that cannot be created or written, a finished run in the way (use --overwrite), a run
+       directory in use by another run, a checkpoint that does not match (--resume)
   130  interrupted (Ctrl-C); `run` prints the command that resumes
 """
 
@@ -156,6 +157,8 @@ def _resume_command(
     """The command that resumes (or, with ``resume=False``, runs) ``names`` as ``args`` ran them."""
     parts = ["neuroplastic", "run", *names, *(["--resume"] if resume else []), "--seed", str(args.seed),
              "--out", args.out, "--budget", args.budget]
+    if not resume and getattr(args, "overwrite", False):
+        parts.append("--overwrite")
     if args.device != "cpu":
         parts += ["--device", args.device]
     if args.threads is not None:
@@ -204,18 +207,15 @@ def _select(args: argparse.Namespace) -> list[Experiment]:
         raise UsageError(str(error)) from None
 
 
-def _prepare_out(out: Path, experiments: Sequence[Experiment]) -> None:
-    """Create the output directory, or a usage error saying why it cannot be."""
+def _prepare_out(args: argparse.Namespace, experiments: Sequence[Experiment]) -> None:
+    """Create --out and check every run directory, or a usage error saying why not (nothing is deleted)."""
+    from .runs.rundirs import RunDirectoryError, prepare_out, run_path
+
+    paths = [run_path(args.out, e.name, args.budget, args.seed) for e in experiments]
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"cannot create the output directory {out}: {error.strerror or error}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write to the output directory {out}: permission denied")
-    for experiment in experiments:
-        path = out / experiment.name
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"cannot create the run directory {path}: a file of that name exists")
+        prepare_out(Path(args.out), paths, resume=args.resume, overwrite=args.overwrite)
+    except RunDirectoryError as error:
+        raise UsageError(str(error)) from None
 
 
 def _job_experiment(experiment: Experiment) -> Any:
@@ -276,7 +276,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"{experiment.name}: {error}") from None
         threads[experiment.name] = resolve_threads(experiment, config, args.threads)
     workers = _workers(args, experiments, threads)
-    _prepare_out(Path(args.out), experiments)
+    _prepare_out(args, experiments)
     if workers > 1:
         return _run_parallel(args, experiments, own, workers)
     return _run_sequential(args, experiments, own)
@@ -301,16 +301,18 @@ def _run_sequential(
     args: argparse.Namespace, experiments: Sequence[Experiment], own: Mapping[str, Mapping[str, str]]
 ) -> int:
     """Run the experiments one after another in this process, with progress bars."""
-    from .runs import CheckpointMismatch, RunInterrupted, run_experiment
+    from .runs import CheckpointMismatch, ConfigRejected, RunDirectoryError, RunInterrupted, run_experiment, run_path
+    from .runs.rundirs import describe_os_error
 
     failed: list[str] = []
     summaries: list[dict[str, Any]] = []
     for index, experiment in enumerate(experiments):
-        run_dir = Path(args.out) / experiment.name
+        run_dir = run_path(args.out, experiment.name, args.budget, args.seed)
         try:
             summary = run_experiment(
                 experiment, budget=args.budget, seed=args.seed, out=args.out, overrides=own[experiment.name],
-                device=args.device, resume=args.resume, progress=not args.no_progress, threads=args.threads,
+                device=args.device, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                threads=args.threads,
             )
         except RunInterrupted:
             remaining = [e.name for e in experiments[index + 1:]]
@@ -326,6 +328,12 @@ def _run_sequential(
             return EXIT_INTERRUPTED
         except CheckpointMismatch as error:
             raise UsageError(f"{experiment.name}: {error} (run without --resume to start over)") from None
+        except (RunDirectoryError, ConfigRejected) as error:
+            raise UsageError(f"{experiment.name}: {error}") from None
+        except OSError as error:  # the file system failed (e.g. the directory became read-only): one line
+            print(f"error: {experiment.name} failed: {describe_os_error(error)}", file=sys.stderr)
+            failed.append(experiment.name)
+            continue
         except Exception as error:
             traceback.print_exc()
             print(f"error: {experiment.name} failed: {type(error).__name__}: {error}", file=sys.stderr)
@@ -349,14 +357,14 @@ def _run_parallel(
 ) -> int:
     """Run the experiments in ``workers`` processes, the longest first (so that the last to finish is short),
     with a status line for each running one and its claims as each finishes."""
-    from .runs import parallel
+    from .runs import parallel, run_path
 
     by_name = {e.name: e for e in experiments}
     ordered = sorted(experiments, key=lambda e: -parallel.expected_seconds(Path(args.out), e, args.budget))
     jobs = [
         parallel.Job(e.name, _job_experiment(e), {
             "budget": args.budget, "seed": args.seed, "out": args.out, "overrides": own[e.name],
-            "device": args.device, "resume": args.resume, "threads": args.threads,
+            "device": args.device, "resume": args.resume, "overwrite": args.overwrite, "threads": args.threads,
         })
         for e in ordered
     ]
@@ -372,7 +380,8 @@ def _run_parallel(
         board.clear()
         if result.status == parallel.FINISHED:
             assert result.summary is not None
-            _print_summary(by_name[result.name], result.summary, Path(args.out) / result.name)
+            _print_summary(by_name[result.name], result.summary,
+                           run_path(args.out, result.name, args.budget, args.seed))
             summaries.append(result.summary)
         elif result.status == parallel.FAILED:
             if result.details:
@@ -381,6 +390,9 @@ def _run_parallel(
             failed.append(result.name)
         elif result.status == parallel.MISMATCH:
             print(f"error: {result.name}: {result.error} (run without --resume to start over)", file=sys.stderr)
+            mismatched.append(result.name)
+        elif result.status == parallel.REFUSED:
+            print(f"error: {result.name}: {result.error}", file=sys.stderr)
             mismatched.append(result.name)
         sys.stdout.flush()
         board.draw()
@@ -527,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", choices=BUDGETS, default="quick",
                      help="quick: minutes on a laptop CPU; full: the paper's scale (default: quick)")
     run.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
-    run.add_argument("--out", default="runs", help="parent directory of the run directories (default: runs)")
+    run.add_argument("--out", default="runs", help="runs go in OUT/NAME/BUDGET-seedSEED (default: runs)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a config field, e.g. --set steps=100 (repeatable; with several "
                           "experiments, applied where the field exists)")
@@ -538,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="experiments run at once in separate processes (default: auto, i.e. cores "
                           "divided by threads; 1 runs them one after another in this process)")
     run.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
+    run.add_argument("--overwrite", action="store_true", help="replace finished runs (else a finished run is an error)")
     run.add_argument("--strict", action="store_true", help="exit with code 1 if a claim does not hold")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars and status lines")
     run.set_defaults(handler=cmd_run)

@@ -19,7 +19,7 @@ from neuroplastic.experiments.backdoor_pruning import (
     rnp_epochs,
 )
 from neuroplastic.models import ResNet
-from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment
+from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment, run_path
 
 TINY = {
     "channels": "4,8", "strides": "2,2", "epochs": 1, "batch_size": 200, "max_unlearning_updates": 3,
@@ -29,7 +29,7 @@ TINY = {
 
 def test_tiny_run_writes_files_metrics_and_claims(tmp_path):
     summary = run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=TINY)
-    run_dir = tmp_path / "backdoor-pruning"
+    run_dir = run_path(tmp_path, "backdoor-pruning", "quick", 0)
     for name in ("config.json", "summary.json", "metrics.csv", "metrics.png", "defence.png", "masks.png",
                  "procedure.png", "channel_costs.png", "rnp.json", "checkpoint.pt"):
         assert (run_dir / name).is_file(), name
@@ -102,7 +102,7 @@ def test_cifar10_option_trains_a_three_channel_network_on_the_users_files(tmp_pa
     summary = run_experiment(EXPERIMENT, out=tmp_path / "run", seed=0, progress=False, overrides=overrides)
     m = summary["metrics"]
     assert m["poisoned_train_images"] == 20 and m["defense_samples"] == 2  # 10% and 1% of 200 images
-    state = torch.load(tmp_path / "run" / "backdoor-pruning" / "checkpoint.pt", weights_only=False)
+    state = torch.load(run_path(tmp_path / "run", "backdoor-pruning", "quick", 0) / "checkpoint.pt", weights_only=False)
     weights = [v for k, v in _flatten(state).items() if k.endswith("blocks.0.conv.weight")]
     assert weights and all(w.shape[1] == 3 for w in weights)  # RGB input
     with pytest.raises(ValueError, match="Config.data_dir must be "):
@@ -207,7 +207,7 @@ def test_tiny_resnet_run_masks_every_batchnorm_layer(tmp_path):
     assert names == ["stem.bn", "stages.0.0.bn1", "stages.0.0.bn2", "stages.1.0.bn1", "stages.1.0.bn2",
                      "stages.1.0.shortcut_bn"]
     assert m["total_units"] == 4 + 2 * 4 + 3 * 8 == 36
-    rnp = json.loads((tmp_path / "backdoor-pruning" / "rnp.json").read_text())
+    rnp = json.loads((run_path(tmp_path, "backdoor-pruning", "quick", 0) / "rnp.json").read_text())
     assert list(rnp["masks"]) == names and [len(v) for v in rnp["masks"].values()] == [4, 4, 4, 8, 8, 8]
     assert sum(len(v) for v in rnp["pruned"].values()) == m["pruned_units"]
     assert all(0.0 <= v <= 1.0 for values in rnp["masks"].values() for v in values)

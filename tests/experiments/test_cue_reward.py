@@ -15,7 +15,7 @@ from neuroplastic.experiments.cue_reward import (
 )
 from neuroplastic.models import RNNCell
 from neuroplastic.plasticity import PlasticRNNCell
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 from neuroplastic.tasks import discounted_returns
 
 TINY = {
@@ -26,7 +26,7 @@ TINY = {
 
 def test_tiny_run_writes_files_and_metrics(tmp_path):
     summary = run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=TINY)
-    run_dir = tmp_path / "cue-reward"
+    run_dir = run_path(tmp_path, "cue-reward", "quick", 0)
     for name in ("config.json", "summary.json", "metrics.csv", "metrics.png", "learning_curves.png",
                  "reward_per_trial.png", "checkpoint.pt"):
         assert (run_dir / name).is_file(), name

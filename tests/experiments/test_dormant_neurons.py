@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from neuroplastic.experiments.dormant_neurons import EXPERIMENT, phase_permutations
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 
 TINY = {
     "dataset": "digits", "train_size": 200, "hidden": 16, "depth": 2, "batch_size": 16, "phases": 3,
@@ -18,7 +18,7 @@ TINY = {
 
 def test_tiny_run_writes_files_metrics_and_claims(tmp_path):
     summary = run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=TINY)
-    run_dir = tmp_path / "dormant-neurons"
+    run_dir = run_path(tmp_path, "dormant-neurons", "quick", 0)
     for name in ("config.json", "summary.json", "metrics.csv", "metrics.png", "dormant_and_accuracy.png",
                  "per_phase.png", "checkpoint.pt"):
         assert (run_dir / name).is_file(), name

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from neuroplastic.experiments import grid_maze
-from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment
+from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment, run_path
 
 TINY = {"updates": 3, "maze_size": 5, "episode_length": 12, "hidden_size": 8, "batch_size": 4,
         "eval_episodes": 6, "eval_batch": 4, "time_windows": 3, "log_every": 1, "checkpoint_every": 1}
@@ -16,7 +16,7 @@ TINY = {"updates": 3, "maze_size": 5, "episode_length": 12, "hidden_size": 8, "b
 def test_tiny_run_writes_files_and_metrics(tmp_path):
     summary = run_experiment(grid_maze.EXPERIMENT, budget="quick", seed=0, out=tmp_path, overrides=TINY,
                              progress=False)
-    path = tmp_path / "grid-maze"
+    path = run_path(tmp_path, "grid-maze", "quick", 0)
     for name in ("config.json", "metrics.csv", "summary.json", "metrics.png", "evaluation.json",
                  "learning_curves.png", "reward_within_episode.png", "trajectories.png"):
         assert (path / name).is_file(), name
@@ -69,6 +69,6 @@ def test_bad_variants_are_rejected_before_the_run(variants, accepted, tmp_path):
         apply_overrides(grid_maze.EXPERIMENT.config("quick"), {"variants": variants})
     with pytest.raises(ValueError, match="Config.variants must be"):
         run_experiment(grid_maze.EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={"variants": variants})
-    assert not (tmp_path / "grid-maze").exists()
+    assert not (run_path(tmp_path, "grid-maze", "quick", 0)).exists()
     assert apply_overrides(grid_maze.EXPERIMENT.config("quick"), {"variants": "rnn,plastic"}).variants == (
         "rnn", "plastic")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from neuroplastic.experiments.growing_rnn import EXPERIMENT
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 
 TINY = {"seeds": 2, "steps": 12, "switch_steps": 8, "batch_size": 4, "seq_len": 12, "patience": 3, "eval_sequences": 3,
         "eval_length": 30, "log_every": 2, "checkpoint_every": 3}
@@ -16,7 +16,7 @@ TINY = {"seeds": 2, "steps": 12, "switch_steps": 8, "batch_size": 4, "seq_len": 
 
 def test_tiny_run_writes_files_metrics_and_claims(tmp_path):
     summary = run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=TINY)
-    run_dir = tmp_path / "growing-rnn"
+    run_dir = run_path(tmp_path, "growing-rnn", "quick", 0)
     for name in ("config.json", "summary.json", "metrics.csv", "network_size.png", "losses.png",
                  "grown_vs_fixed.png", "checkpoint.pt"):
         assert (run_dir / name).is_file(), name
@@ -45,8 +45,8 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path):
     resumed = run_experiment(EXPERIMENT, out=tmp_path / "b", seed=3, progress=False, overrides=overrides,
                              resume=True)
     assert resumed["metrics"] == reference["metrics"]
-    rows = (tmp_path / "a" / "growing-rnn" / "metrics.csv").read_text()
-    assert (tmp_path / "b" / "growing-rnn" / "metrics.csv").read_text() == rows
+    rows = (run_path(tmp_path / "a", "growing-rnn", "quick", 3) / "metrics.csv").read_text()
+    assert (run_path(tmp_path / "b", "growing-rnn", "quick", 3) / "metrics.csv").read_text() == rows
     # the networks had grown before the interruption: restoring them means resizing fresh one-neuron networks
     header = rows.splitlines()[0].split(",")
     logged = [dict(zip(header, line.split(","), strict=True)) for line in rows.splitlines()[1:]]

@@ -15,7 +15,7 @@ from neuroplastic.experiments.pattern_completion import (
 )
 from neuroplastic.models import RNN
 from neuroplastic.plasticity import PlasticRNN
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 from neuroplastic.tasks import pattern_completion_batch
 
 TINY = {
@@ -26,7 +26,7 @@ TINY = {
 
 def test_tiny_run_writes_files_and_metrics(tmp_path):
     summary = run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=TINY)
-    run_dir = tmp_path / "pattern-completion"
+    run_dir = run_path(tmp_path, "pattern-completion", "quick", 0)
     for name in ("config.json", "summary.json", "metrics.csv", "metrics.png", "learning_curves.png",
                  "example_episode.png", "checkpoint.pt"):
         assert (run_dir / name).is_file(), name

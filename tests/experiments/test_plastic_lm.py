@@ -13,7 +13,7 @@ from neuroplastic.evaluation import count_parameters
 from neuroplastic.experiments.plastic_lm import EXPERIMENT, Config, build_models
 from neuroplastic.models import lstm_parameter_count, matched_lstm_hidden_size
 from neuroplastic.plasticity import PlasticLSTM
-from neuroplastic.runs import RunInterrupted, run_experiment, validate_config
+from neuroplastic.runs import RunInterrupted, run_experiment, run_path, validate_config
 
 TINY = {
     "max_chars": "12000", "embedding_dim": "8", "hidden_size": "12", "batch_size": "4", "seq_len": "16",
@@ -34,7 +34,7 @@ def one_thread():
 def tiny_run(tmp_path_factory, one_thread):
     out = tmp_path_factory.mktemp("plastic_lm")
     summary = run_experiment(EXPERIMENT, out=out, seed=0, overrides=TINY, progress=False)
-    return summary, out / EXPERIMENT.name
+    return summary, run_path(out, "plastic-lm", "quick", 0)
 
 
 def test_tiny_run_writes_files_and_metrics(tiny_run):

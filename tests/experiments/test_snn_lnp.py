@@ -18,7 +18,7 @@ from neuroplastic.experiments.snn_lnp import (
     task_data,
     tune_dense,
 )
-from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment
+from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment, run_path
 
 TINY = {
     "neurons": 24, "train_steps": 160, "test_steps": 80, "test_series": 2, "washout": 20, "noise_steps": 120,
@@ -36,7 +36,7 @@ def reference(tmp_path_factory):
 
 def test_tiny_run_writes_files_metrics_and_claims(reference):
     out, summary = reference
-    run_dir = out / "snn-lnp"
+    run_dir = run_path(out, "snn-lnp", "quick", 1)  # the reference run has seed 1
     for name in ("config.json", "summary.json", "metrics.csv", "predictions.png", "error_vs_synapses.png",
                  "lyapunov_spectra.png", "timescales.png", "error_vs_lyapunov.png", "checkpoint.pt"):
         assert (run_dir / name).is_file(), name

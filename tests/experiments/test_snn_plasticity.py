@@ -21,7 +21,7 @@ from neuroplastic.experiments.snn_plasticity import (
 )
 from neuroplastic.models import PlainRecurrentLIF
 from neuroplastic.plasticity.spiking import PlasticLIF
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 from neuroplastic.tasks.spiking_association import SpikingAssociationBatch, spiking_association_batch
 
 TINY = {
@@ -33,7 +33,7 @@ TINY = {
 
 def test_tiny_run_writes_files_and_metrics(tmp_path):
     summary = run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=TINY)
-    run_dir = tmp_path / "snn-plasticity"
+    run_dir = run_path(tmp_path, "snn-plasticity", "quick", 0)
     for name in ("config.json", "summary.json", "metrics.csv", "learning_curves.png", "accuracy_vs_noise.png",
                  "noise_sweep.json", "checkpoint.pt"):
         assert (run_dir / name).is_file(), name
@@ -152,5 +152,5 @@ def test_bad_variant_name_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="Config.variants must be"):
         run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False,
                        overrides={**TINY, "variants": "hebbian,stdp"})
-    assert not (tmp_path / "snn-plasticity").exists()  # rejected before anything is written
+    assert not (run_path(tmp_path, "snn-plasticity", "quick", 0)).exists()  # rejected before anything is written
     assert math.isclose(EXPERIMENT.config("quick").noise_high, 2 * EXPERIMENT.config("quick").noise)

@@ -17,7 +17,7 @@ from neuroplastic.experiments.snn_reset import (
     paired_difference,
 )
 from neuroplastic.neurons import LIF, Rectangle
-from neuroplastic.runs import RunInterrupted, run_experiment, validate_config
+from neuroplastic.runs import RunInterrupted, run_experiment, run_path, validate_config
 
 TINY = {"hidden": 16, "time_steps": 3, "repeats": 2, "epochs": 2, "batch_size": 1000, "lr": 0.02,
         "surrogate": "triangle"}
@@ -27,7 +27,8 @@ TINY = {"hidden": 16, "time_steps": 3, "repeats": 2, "epochs": 2, "batch_size": 
 def reference(tmp_path_factory):
     """One uninterrupted tiny run (seed 1), shared by the tests below."""
     out = tmp_path_factory.mktemp("reference")
-    return out / "snn-reset", run_experiment(EXPERIMENT, out=out, seed=1, progress=False, overrides=TINY)
+    summary = run_experiment(EXPERIMENT, out=out, seed=1, progress=False, overrides=TINY)
+    return run_path(out, "snn-reset", "quick", 1), summary
 
 
 def test_tiny_run_writes_files_and_consistent_metrics(reference):
@@ -60,7 +61,8 @@ def test_interrupted_run_resumes_to_the_same_metrics(reference, tmp_path):
         run_experiment(EXPERIMENT, out=tmp_path / "b", seed=1, progress=False, overrides=TINY, stop_after_steps=3)
     resumed = run_experiment(EXPERIMENT, out=tmp_path / "b", seed=1, progress=False, overrides=TINY, resume=True)
     assert resumed["metrics"] == summary["metrics"]
-    assert (tmp_path / "b" / "snn-reset" / "metrics.csv").read_text() == (run_dir / "metrics.csv").read_text()
+    resumed_dir = run_path(tmp_path / "b", "snn-reset", "quick", 1)
+    assert (resumed_dir / "metrics.csv").read_text() == (run_dir / "metrics.csv").read_text()
 
 
 def test_direct_encoding_with_batch_norm_and_rectangle_surrogate_runs(tmp_path):
@@ -70,7 +72,7 @@ def test_direct_encoding_with_batch_norm_and_rectangle_surrogate_runs(tmp_path):
     assert 0.1 < m["hard_accuracy"] <= 1.0 and 0.1 < m["soft_mpr_accuracy"] <= 1.0
     assert "soft_mpr_minus_hard" in m and "soft_minus_hard" not in m
     assert m["quantization_error_after_mpr"] < m["quantization_error_before_mpr"]
-    assert (tmp_path / "snn-reset" / "membrane_distribution.png").is_file()
+    assert (run_path(tmp_path, "snn-reset", "quick", 0) / "membrane_distribution.png").is_file()
 
 
 def test_paired_difference_by_hand():

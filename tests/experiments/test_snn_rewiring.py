@@ -7,7 +7,7 @@ import json
 import pytest
 
 from neuroplastic.experiments.snn_rewiring import CLAIMS, EXPERIMENT, Config
-from neuroplastic.runs import RunInterrupted, run_experiment, validate_config
+from neuroplastic.runs import RunInterrupted, run_experiment, run_path, validate_config
 
 TINY = {"hidden": 16, "time_steps": 4, "alphas": "0.3,3.0", "epochs": 2, "batch_size": 500, "lr": 0.01}
 
@@ -16,7 +16,8 @@ TINY = {"hidden": 16, "time_steps": 4, "alphas": "0.3,3.0", "epochs": 2, "batch_
 def reference(tmp_path_factory):
     """One uninterrupted tiny run (seed 1), shared by the tests below."""
     out = tmp_path_factory.mktemp("reference")
-    return out / "snn-rewiring", run_experiment(EXPERIMENT, out=out, seed=1, progress=False, overrides=TINY)
+    summary = run_experiment(EXPERIMENT, out=out, seed=1, progress=False, overrides=TINY)
+    return run_path(out, "snn-rewiring", "quick", 1), summary
 
 
 def test_tiny_run_writes_files_and_consistent_metrics(reference):
@@ -51,7 +52,8 @@ def test_interrupted_run_resumes_to_the_same_metrics(reference, tmp_path):
         run_experiment(EXPERIMENT, out=tmp_path / "b", seed=1, progress=False, overrides=TINY, stop_after_steps=3)
     resumed = run_experiment(EXPERIMENT, out=tmp_path / "b", seed=1, progress=False, overrides=TINY, resume=True)
     assert resumed["metrics"] == summary["metrics"]
-    assert (tmp_path / "b" / "snn-rewiring" / "metrics.csv").read_text() == (run_dir / "metrics.csv").read_text()
+    resumed_dir = run_path(tmp_path / "b", "snn-rewiring", "quick", 1)
+    assert (resumed_dir / "metrics.csv").read_text() == (run_dir / "metrics.csv").read_text()
 
 
 def test_bad_arguments():

@@ -17,7 +17,7 @@ from neuroplastic.experiments.sparse_training import (
     make_manager,
     warmup_steps,
 )
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 
 TINY = {"sparsities": [0.9, 0.98], "train_images": 96, "epochs": 2, "batch_size": 32, "delta_t": 2,
         "log_every": 2, "eval_batch_size": 200, "checkpoint_every": 1000}
@@ -25,7 +25,7 @@ TINY = {"sparsities": [0.9, 0.98], "train_images": 96, "epochs": 2, "batch_size"
 
 def test_tiny_run_writes_files_metrics_and_exact_densities(tmp_path):
     summary = run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides=TINY)
-    run_dir = tmp_path / "sparse-training"
+    run_dir = run_path(tmp_path, "sparse-training", "quick", 0)
     for name in ("config.json", "summary.json", "metrics.csv", "metrics.png", "accuracy_vs_sparsity.png",
                  "granet_layer_densities.json", "checkpoint.pt"):
         assert (run_dir / name).is_file(), name

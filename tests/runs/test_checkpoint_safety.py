@@ -10,7 +10,14 @@ import torch
 
 import neuroplastic.experiments as experiments
 from neuroplastic.cli import main
-from neuroplastic.runs import CheckpointMismatch, CheckpointUnreadable, RunDirectory, RunInterrupted, run_experiment
+from neuroplastic.runs import (
+    CheckpointMismatch,
+    CheckpointUnreadable,
+    RunDirectory,
+    RunInterrupted,
+    run_experiment,
+    run_path,
+)
 from neuroplastic.runs.checkpoint import read_checkpoint
 
 
@@ -88,17 +95,18 @@ def test_a_checkpoint_without_its_fields_is_unreadable(tmp_path):
 def test_run_experiment_resume_with_a_corrupt_checkpoint_touches_nothing(toy, tmp_path):
     with pytest.raises(RunInterrupted):
         run_experiment(toy, out=tmp_path, seed=3, progress=False, stop_after_steps=5)
-    (tmp_path / "toy" / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    before = _snapshot(tmp_path / "toy")
+    run_dir = run_path(tmp_path, "toy", "quick", 3)
+    (run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    before = _snapshot(run_dir)
     with pytest.raises(CheckpointUnreadable, match="unreadable"):
         run_experiment(toy, out=tmp_path, seed=3, progress=False, resume=True)
-    assert _snapshot(tmp_path / "toy") == before
+    assert _snapshot(run_dir) == before
 
 
 def test_cli_resume_with_a_corrupt_checkpoint_is_one_line_and_nonzero(toy, tmp_path, capsys):
     with pytest.raises(RunInterrupted):
         run_experiment(toy, out=tmp_path, seed=0, progress=False, stop_after_steps=5)
-    (tmp_path / "toy" / "checkpoint.pt").write_bytes(b"")
+    (run_path(tmp_path, "toy", "quick", 0) / "checkpoint.pt").write_bytes(b"")
     capsys.readouterr()
     with experiments.registered(toy):
         code = main(["run", "toy", "--out", str(tmp_path), "--resume", "--no-progress"])

@@ -88,7 +88,7 @@ def slow(tmp_path_factory):
 
 
 def _metrics(out, name):
-    return json.loads((out / name / "summary.json").read_text())["metrics"]
+    return json.loads((out / name / "quick-seed3" / "summary.json").read_text())["metrics"]
 
 
 def test_jobs_run_in_parallel_with_the_results_of_sequential_runs(slow, tmp_path, capsys):
@@ -96,14 +96,14 @@ def test_jobs_run_in_parallel_with_the_results_of_sequential_runs(slow, tmp_path
     assert main([*argv, "--out", str(tmp_path / "parallel"), "--jobs", "2"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("running 2 experiments, 2 at a time")
-    assert "1/2 claims held" in out and str(tmp_path / "parallel" / "slow-b") in out
+    assert "1/2 claims held" in out and str(tmp_path / "parallel" / "slow-b" / "quick-seed3") in out
     assert "2 of 4 claims held across 2 experiments" in out
     assert main([*argv, "--out", str(tmp_path / "sequential"), "--jobs", "1"]) == 0
     assert "at a time" not in capsys.readouterr().out
     for name in ("slow-a", "slow-b"):
         assert _metrics(tmp_path / "parallel", name) == _metrics(tmp_path / "sequential", name)
         for run in ("parallel", "sequential"):
-            config = json.loads((tmp_path / run / name / "config.json").read_text())
+            config = json.loads((tmp_path / run / name / "quick-seed3" / "config.json").read_text())
             assert config["config"]["steps"] == 5 and config["threads"] == 1
 
 
@@ -122,7 +122,7 @@ def test_ctrl_c_checkpoints_the_running_job_skips_the_others_and_resume_is_exact
     assert [(r.name, r.status) for r in results] == [("slow-a", parallel.INTERRUPTED),
                                                       ("slow-b", parallel.NOT_STARTED)]
     assert ("start", "slow-a") in [event[:2] for event in events]
-    assert (tmp_path / "slow-a" / "checkpoint.pt").exists() and not (tmp_path / "slow-b").exists()
+    assert (tmp_path / "slow-a" / "quick-seed1" / "checkpoint.pt").exists() and not (tmp_path / "slow-b").exists()
     resumed = run_experiment(slow.SLOW_A, resume=True, progress=False, **kwargs)
     reference = run_experiment(slow.SLOW_A, progress=False, **dict(kwargs, out=tmp_path / "reference"))
     assert resumed["metrics"] == reference["metrics"]
@@ -134,7 +134,10 @@ def test_run_job_turns_errors_into_statuses(slow, tmp_path):
     assert finished.status == parallel.FINISHED and finished.summary["experiment"] == "slow-b"
     mismatch = run_job(Job("slow-b", slow.SLOW_B, {"out": tmp_path, "resume": True, "overrides": {"steps": "9"}}))
     assert mismatch.status == parallel.MISMATCH and "was written with config steps = 4" in mismatch.error
-    crashed = run_job(Job("slow-b", slow.SLOW_B, {"out": tmp_path, "overrides": {"crash": "true"}}))
+    refused = run_job(Job("slow-b", slow.SLOW_B, {"out": tmp_path}))
+    assert refused.status == parallel.REFUSED and "holds a finished run; use --overwrite" in refused.error
+    crashed = run_job(Job("slow-b", slow.SLOW_B, {"out": tmp_path, "overrides": {"crash": "true"},
+                                                  "overwrite": True}))
     assert crashed.status == parallel.FAILED and crashed.error == "ArithmeticError: boom"
     assert "Traceback" in crashed.details
     assert signal.getsignal(signal.SIGINT) is handler

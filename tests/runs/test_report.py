@@ -37,7 +37,7 @@ def test_report_has_the_claim_table_and_embedded_plots(runs, tmp_path):
 
 
 def test_unfinished_runs_are_listed_with_their_last_metrics(runs, tmp_path):
-    html = write_report([runs / "toy", runs / "unfinished"], tmp_path / "report.html").read_text()
+    html = write_report([runs / "toy" / "quick-seed0", runs / "unfinished"], tmp_path / "report.html").read_text()
     assert "UNFINISHED" in html and "run not finished" in html
     section = html.split("Last logged metrics")[1]
     assert re.search(r"<td>step</td><td class=\"num\">4</td>", section)
@@ -69,8 +69,8 @@ def results(runs, tmp_path_factory):
     shutil.copytree(runs, out, dirs_exist_ok=True)
     full = out / "full-s1" / "toy"
     full.mkdir(parents=True)
-    (full / "loss.png").write_bytes((runs / "toy" / "metrics.png").read_bytes())
-    summary = json.loads((runs / "toy" / "summary.json").read_text())
+    (full / "loss.png").write_bytes((runs / "toy" / "quick-seed0" / "metrics.png").read_bytes())
+    summary = json.loads((runs / "toy" / "quick-seed0" / "summary.json").read_text())
     summary.update(budget="full", seed=1, runtime_seconds=4000.0, neuroplastic_version="9.9.9",
                    git_commit="0123456789abcdef0123", git_dirty=True)
     summary["claims"][1]["passed"] = True
@@ -83,7 +83,7 @@ def results(runs, tmp_path_factory):
 
 def test_run_directories_are_found_below_the_given_directory(results):
     assert [p.relative_to(results).as_posix() for p in find_run_dirs(results)] == [
-        "full-s1/toy", "toy", "unfinished/toy"]
+        "full-s1/toy", "toy/quick-seed0", "unfinished/toy/quick-seed0"]
 
 
 def test_markdown_has_the_claims_table_and_a_section_per_experiment(results, tmp_path):
@@ -104,11 +104,12 @@ def test_markdown_has_the_claims_table_and_a_section_per_experiment(results, tmp
     assert "| run not finished | unfinished |" in table
     section = text.split("\n## toy\n")[1]
     assert "Paper: Toy et al. 2024" in section
-    assert "| Claim | quick, seed 0 (toy) | quick, seed 0 (unfinished/toy) | full, seed 1 |" in section
+    assert ("| Claim | quick, seed 0 (toy/quick-seed0) | quick, seed 0 (unfinished/toy/quick-seed0) | full, seed 1 |"
+            in section)
     assert ("| 1. training fits the data (final evaluation loss below 1) | held | unfinished | held |"
             in section)
     assert "| 2. the loss becomes negative | not held | unfinished | held |" in section
-    assert section.index("### quick budget, seed 0 (toy)") < section.index("### full budget, seed 1")
+    assert section.index("### quick budget, seed 0 (toy/quick-seed0)") < section.index("### full budget, seed 1")
     assert "neuroplastic 9.9.9, commit 0123456789ab (uncommitted changes)" in section
     assert "Overrides: `steps=60`." in section
     assert "[loss.png](../../" in section and "full-s1/toy/loss.png)" in section  # relative to the output
@@ -144,8 +145,8 @@ def test_html_shows_version_commit_budget_and_seed(results, tmp_path):
 
 
 def test_a_single_provenance_is_shown_once_in_the_heading(runs, tmp_path):
-    text = render_report(runs / "toy", "markdown")
-    config = json.loads((runs / "toy" / "config.json").read_text())
+    text = render_report(runs / "toy" / "quick-seed0", "markdown")
+    config = json.loads((runs / "toy" / "quick-seed0" / "config.json").read_text())
     provenance = f"neuroplastic {config['neuroplastic_version']}"
     if config.get("git_commit"):  # the run platform records the commit when the package is a git checkout
         dirty = " (uncommitted changes)" if config["git_dirty"] else ""
@@ -178,15 +179,15 @@ def damaged(runs, tmp_path):
     """A sound finished run and three damaged copies of it: truncated summary.json, a summary.json with fields
     of the wrong types, and an unfinished run whose metrics.csv is not UTF-8."""
     out = tmp_path / "damaged"
-    shutil.copytree(runs / "toy", out / "sound")
-    text = (runs / "toy" / "summary.json").read_text()
-    shutil.copytree(runs / "toy", out / "truncated")
+    shutil.copytree(runs / "toy" / "quick-seed0", out / "sound")
+    text = (runs / "toy" / "quick-seed0" / "summary.json").read_text()
+    shutil.copytree(runs / "toy" / "quick-seed0", out / "truncated")
     (out / "truncated" / "summary.json").write_text(text[: len(text) // 2])
-    shutil.copytree(runs / "toy", out / "wrong-types")
+    shutil.copytree(runs / "toy" / "quick-seed0", out / "wrong-types")
     summary = json.loads(text)
     summary.update(metrics=[1, 2], claims="all held", runtime_seconds="long", seed="zero")
     (out / "wrong-types" / "summary.json").write_text(json.dumps(summary))
-    shutil.copytree(runs / "unfinished" / "toy", out / "latin1")
+    shutil.copytree(runs / "unfinished" / "toy" / "quick-seed0", out / "latin1")
     (out / "latin1" / "metrics.csv").write_bytes(b"phase,step,loss\npretrain,0,0.5\ncaf\xe9,1,\xff\n")
     return out
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from neuroplastic.runs import RunInterrupted, run_experiment
+from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 
 
 def _outputs(summary, out):
-    run_dir = out / summary["experiment"]
+    run_dir = run_path(out, summary["experiment"], summary["budget"], summary["seed"])
     return summary["metrics"], (run_dir / "metrics.csv").read_text()
 
 
@@ -24,8 +24,8 @@ def reference(toy, tmp_path_factory):
 def test_resume_after_one_interruption_is_exact(toy, tmp_path, reference, stop):
     with pytest.raises(RunInterrupted) as info:
         run_experiment(toy, out=tmp_path, seed=3, progress=False, stop_after_steps=stop)
-    assert info.value.path == tmp_path / "toy"
-    assert not (tmp_path / "toy" / "summary.json").exists()
+    assert info.value.path == tmp_path / "toy" / "quick-seed3"
+    assert not (tmp_path / "toy" / "quick-seed3" / "summary.json").exists()
     summary = run_experiment(toy, out=tmp_path, seed=3, progress=False, resume=True)
     assert _outputs(summary, tmp_path) == reference
 

@@ -202,13 +202,38 @@ def test_resume_needs_a_checkpoint(tmp_path):
         RunDirectory(tmp_path, seed=0, resume=True)
 
 
-def test_a_new_run_deletes_the_previous_runs_files(tmp_path):
-    for name in ("summary.json", "metrics.csv", "old.png", "checkpoint.pt", ".checkpoint.pt.1.tmp"):
+def test_a_new_run_deletes_the_previous_runs_files_when_it_starts(tmp_path):
+    for name in ("summary.json", "metrics.csv", "old.png", "checkpoint.pt", "notes.json", "best_model.pt"):
         (tmp_path / name).write_text("stale")
+    (tmp_path / ".run-files").write_text("old.png\n../outside.png\n")
+    (tmp_path.parent / "outside.png").write_text("keep")
     (tmp_path / "notes.txt").write_text("keep")
     (tmp_path / "sub").mkdir()
-    RunDirectory(tmp_path, seed=0)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "sub"]
+    run_dir = RunDirectory(tmp_path, seed=0, progress=False)
+    assert (tmp_path / "old.png").exists()  # nothing is deleted before the run starts
+    with pytest.raises(ValueError, match="total"):
+        run_dir.steps(-1)  # a bad argument is not a start
+    assert (tmp_path / "summary.json").exists()
+    with pytest.raises(ZeroDivisionError):
+        for _ in run_dir.steps(3, phase="broken"):
+            raise ZeroDivisionError  # the first step fails before the run wrote anything
+    assert (tmp_path / "old.png").exists() and (tmp_path / "summary.json").exists()
+    list(RunDirectory(tmp_path, seed=0, progress=False).steps(1))
+    # deleted: the run's own files and the manifest's; kept: the user's files and anything outside
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".run-files", "best_model.pt", "checkpoint.pt", "notes.json", "notes.txt", "sub"]
+    assert (tmp_path.parent / "outside.png").read_text() == "keep"
+    assert (tmp_path / "best_model.pt").read_text() == "stale" and (tmp_path / "notes.json").read_text() == "stale"
+
+
+def test_the_manifest_lists_the_files_the_run_wrote(tmp_path):
+    run_dir = RunDirectory(tmp_path, seed=0, progress=False)
+    run_dir.write_json_on_start("config", {"a": 1})
+    assert not (tmp_path / "config.json").exists()
+    run_dir.write_json("extra", {"b": 2})
+    assert (tmp_path / "config.json").exists()
+    assert (tmp_path / ".run-files").read_text().split() == [
+        "config.json", "summary.json", "metrics.csv", "metrics.png", "checkpoint.pt", "extra.json"]
 
 
 def test_phase_misuse_is_reported(tmp_path):

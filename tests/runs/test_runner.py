@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -12,13 +13,23 @@ import pytest
 import torch
 
 import neuroplastic
-from neuroplastic.runs import Experiment, provenance, run_experiment
+from neuroplastic.runs import (
+    Experiment,
+    RunDirectoryError,
+    RunExists,
+    RunLock,
+    RunLocked,
+    provenance,
+    run_experiment,
+    run_path,
+)
+from neuroplastic.runs.rundirs import is_finished
 from neuroplastic.runs.runner import git_revision
 
 
 def test_a_run_writes_its_directory(toy, tmp_path):
     summary = run_experiment(toy, out=tmp_path, seed=1, overrides={"steps": "12"}, progress=False)
-    run_dir = tmp_path / "toy"
+    run_dir = tmp_path / "toy" / "quick-seed1"
     for name in ("config.json", "metrics.csv", "summary.json", "metrics.png", "loss_curve.png", "checkpoint.pt"):
         assert (run_dir / name).is_file(), name
     assert not list(run_dir.glob(".*.tmp"))
@@ -40,8 +51,9 @@ def test_a_run_writes_its_directory(toy, tmp_path):
 def test_auto_plot_false_skips_the_default_metrics_plot(toy, tmp_path):
     quiet = dataclasses.replace(toy, auto_plot=False)
     run_experiment(quiet, out=tmp_path, overrides={"steps": "4"}, progress=False)
-    assert not (tmp_path / "toy" / "metrics.png").exists()
-    assert (tmp_path / "toy" / "loss_curve.png").is_file()  # the experiment's own figure is still written
+    assert not (tmp_path / "toy" / "quick-seed0" / "metrics.png").exists()
+    # the experiment's own figure is still written
+    assert (tmp_path / "toy" / "quick-seed0" / "loss_curve.png").is_file()
     with pytest.raises(TypeError, match="auto_plot must be a bool"):
         dataclasses.replace(toy, auto_plot="no")
 
@@ -56,12 +68,99 @@ def test_claims_that_fail_raise_or_miss_metrics_are_failed_results(toy, tmp_path
     assert claims[3]["measured"].startswith("not measured: KeyError")
 
 
-def test_a_new_run_replaces_the_old_one(toy, tmp_path):
+def test_a_finished_run_is_replaced_only_with_overwrite_and_only_its_own_files(toy, tmp_path):
     run_experiment(toy, out=tmp_path, progress=False)
-    (tmp_path / "toy" / "stale.png").write_bytes(b"old")
-    run_experiment(toy, out=tmp_path, progress=False, overrides={"steps": "3"})
-    assert not (tmp_path / "toy" / "stale.png").exists()
-    assert json.loads((tmp_path / "toy" / "config.json").read_text())["config"]["steps"] == 3
+    run_dir = tmp_path / "toy" / "quick-seed0"
+    assert (run_dir / ".run-files").read_text().split() == [
+        "config.json", "summary.json", "metrics.csv", "metrics.png", "checkpoint.pt", "loss_curve.png"]
+    (run_dir / "notes.json").write_text("{}")  # the user's own files, with the suffixes of a run's files
+    (run_dir / "best_model.pt").write_bytes(b"weights")
+    before = (run_dir / "summary.json").read_bytes()
+    with pytest.raises(RunExists, match="holds a finished run; use --overwrite"):
+        run_experiment(toy, out=tmp_path, progress=False, overrides={"steps": "3"})
+    assert (run_dir / "summary.json").read_bytes() == before
+    run_experiment(toy, out=tmp_path, progress=False, overrides={"steps": "3"}, overwrite=True)
+    assert json.loads((run_dir / "config.json").read_text())["config"]["steps"] == 3
+    assert (run_dir / "notes.json").read_text() == "{}" and (run_dir / "best_model.pt").read_bytes() == b"weights"
+
+
+def test_a_new_run_deletes_the_files_the_previous_one_wrote(toy, tmp_path):
+    def run(config, run_dir):
+        for step in run_dir.steps(2):
+            run_dir.log(step, loss=1.0)
+        if config.steps == 30:
+            run_dir.write_json("extra", {"a": 1})
+        return {"loss": 1.0}
+
+    experiment = dataclasses.replace(toy, name="extra", run=run)
+    run_experiment(experiment, out=tmp_path, progress=False)
+    run_dir = tmp_path / "extra" / "quick-seed0"
+    assert (run_dir / "extra.json").is_file()
+    run_experiment(experiment, out=tmp_path, progress=False, overwrite=True, overrides={"steps": "3"})
+    assert not (run_dir / "extra.json").exists()  # written by the previous run, not by this one
+    assert "extra.json" not in (run_dir / ".run-files").read_text().split()
+
+
+def test_a_run_that_fails_before_it_starts_leaves_the_previous_run_intact(toy, tmp_path):
+    run_experiment(toy, out=tmp_path, progress=False)
+    run_dir = tmp_path / "toy" / "quick-seed0"
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    # steps=-5 passes the config's declared rules but fails in the experiment, before its first phase
+    with pytest.raises(ValueError, match="total"):
+        run_experiment(toy, out=tmp_path, progress=False, overrides={"steps": "-5"}, overwrite=True)
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+    with pytest.raises(ValueError, match="total"):  # a new directory: removed again, as it stayed empty
+        run_experiment(toy, out=tmp_path / "new", progress=False, overrides={"steps": "-5"})
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(ValueError, match="lr"):
+        run_experiment(toy, out=tmp_path, progress=False, overrides={"lr": "nan"}, overwrite=True)
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+def test_each_budget_and_seed_has_its_own_directory(toy, tmp_path):
+    run_experiment(toy, out=tmp_path, progress=False, overrides={"steps": "2"})
+    run_experiment(toy, out=tmp_path, seed=1, progress=False, overrides={"steps": "2"})
+    assert run_path(tmp_path, "toy", "quick", 1) == tmp_path / "toy" / "quick-seed1"
+    assert sorted(p.name for p in (tmp_path / "toy").iterdir()) == ["quick-seed0", "quick-seed1"]
+    assert is_finished(tmp_path / "toy" / "quick-seed0") and is_finished(tmp_path / "toy" / "quick-seed1")
+
+
+def test_a_locked_run_directory_is_refused_and_a_stale_lock_taken_over(toy, tmp_path):
+    run_dir = tmp_path / "toy" / "quick-seed0"
+    with RunLock(run_dir):
+        assert (run_dir / ".run-lock").read_text().strip() == str(os.getpid())
+        with pytest.raises(RunLocked, match=f"in use by another run \\(pid {os.getpid()}\\)"):
+            run_experiment(toy, out=tmp_path, progress=False)
+    assert not run_dir.exists()  # created for the lock, empty at its release: removed
+    run_dir.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (run_dir / ".run-lock").write_text(f"{dead.pid}\n")  # a run that died without releasing its lock
+    assert run_experiment(toy, out=tmp_path, progress=False, overrides={"steps": "2"})["finished"]
+    assert not (run_dir / ".run-lock").exists()
+
+
+def test_a_read_only_run_directory_is_a_run_directory_error(toy, tmp_path, monkeypatch):
+    run_dir = tmp_path / "toy" / "quick-seed0"
+    run_dir.mkdir(parents=True)
+    run_dir.chmod(0o555)
+    real_access = os.access
+    # root may write to read-only directories; answer as the file system does for anyone else
+    monkeypatch.setattr(os, "access", lambda path, mode: (mode & os.W_OK == 0 and real_access(path, mode))
+                        if os.fspath(path) == os.fspath(run_dir) else real_access(path, mode))
+    try:
+        with pytest.raises(RunDirectoryError, match="cannot write to the run directory .*permission denied"):
+            run_experiment(toy, out=tmp_path, progress=False)
+    finally:
+        run_dir.chmod(0o755)
+    assert list(run_dir.iterdir()) == []
+
+
+def test_a_file_in_place_of_the_run_directory_is_a_run_directory_error(toy, tmp_path):
+    (tmp_path / "toy").write_text("a file")
+    with pytest.raises(RunDirectoryError, match="is a file"):
+        run_experiment(toy, out=tmp_path, progress=False)
+    assert (tmp_path / "toy").read_text() == "a file"
 
 
 def test_resume_without_a_checkpoint_starts_over(toy, tmp_path, capsys):
@@ -78,7 +177,7 @@ def test_non_finite_metrics_give_valid_json(toy, tmp_path):
 
     experiment = dataclasses.replace(toy, name="nan", run=run)
     summary = run_experiment(experiment, out=tmp_path, progress=False)
-    text = (tmp_path / "nan" / "summary.json").read_text()
+    text = (tmp_path / "nan" / "quick-seed0" / "summary.json").read_text()
     assert json.loads(text)["metrics"] == {"loss": "nan", "best": "-inf"} == summary["metrics"]
     assert "NaN" not in text and "Infinity" not in text
     assert not summary["claims"][0]["passed"]  # nan < 1 is false
@@ -115,7 +214,7 @@ def test_run_must_return_a_dict(toy, tmp_path):
 
 def test_config_and_summary_record_the_version_and_git_commit(toy, tmp_path):
     summary = run_experiment(toy, out=tmp_path, progress=False, overrides={"steps": "2"})
-    config = json.loads((tmp_path / "toy" / "config.json").read_text())
+    config = json.loads((tmp_path / "toy" / "quick-seed0" / "config.json").read_text())
     expected = provenance()
     assert expected["neuroplastic_version"] == neuroplastic.__version__
     for record in (config, summary):

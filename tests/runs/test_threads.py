@@ -64,7 +64,7 @@ def test_the_runner_runs_with_the_resolved_thread_count_and_records_it(
     experiment = _experiment(config_class, experiment_threads)
     summary = run_experiment(experiment, out=tmp_path, progress=False, threads=argument)
     assert summary["metrics"]["threads_seen"] == expected == summary["threads"]
-    config = json.loads((tmp_path / "threads" / "config.json").read_text())
+    config = json.loads((tmp_path / "threads" / "quick-seed0" / "config.json").read_text())
     assert config["threads"] == expected
     if config_class is ThreadsConfig:
         assert config["config"]["threads"] == expected

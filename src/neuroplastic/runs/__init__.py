@@ -8,6 +8,7 @@ from .experiment import BUDGETS, Claim, ClaimResult, Experiment
 from .parallel import Job, JobResult, run_jobs
 from .report import write_report
 from .rundir import CheckpointMismatch, CheckpointUnreadable, RunDirectory, RunInterrupted
+from .rundirs import ConfigRejected, RunDirectoryError, RunExists, RunLock, RunLocked, run_path
 from .runner import check_device, provenance, resolve_threads, run_experiment
 from .tuning import grid_search
 
@@ -17,11 +18,16 @@ __all__ = [
     "CheckpointUnreadable",
     "Claim",
     "ClaimResult",
+    "ConfigRejected",
     "Experiment",
     "Job",
     "JobResult",
     "RunDirectory",
+    "RunDirectoryError",
+    "RunExists",
     "RunInterrupted",
+    "RunLock",
+    "RunLocked",
     "apply_overrides",
     "check_device",
     "config_error",
@@ -32,6 +38,7 @@ __all__ = [
     "resolve_threads",
     "run_experiment",
     "run_jobs",
+    "run_path",
     "validate_config",
     "write_report",
 ]

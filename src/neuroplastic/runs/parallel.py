@@ -28,11 +28,12 @@ from typing import IO, Any
 from .._checks import check_int
 from .experiment import Experiment
 from .rundir import CheckpointMismatch, RunInterrupted
+from .rundirs import ConfigRejected, RunDirectoryError, describe_os_error
 from .runner import run_experiment
 
 # What became of a job.
-FINISHED, INTERRUPTED, ABORTED, FAILED, MISMATCH, NOT_STARTED = (
-    "finished", "interrupted", "aborted", "failed", "mismatch", "not started"
+FINISHED, INTERRUPTED, ABORTED, FAILED, MISMATCH, NOT_STARTED, REFUSED = (
+    "finished", "interrupted", "aborted", "failed", "mismatch", "not started", "refused"
 )
 # Seconds between progress reports from a worker (the first and last step of a phase are always reported).
 PROGRESS_INTERVAL = 0.5
@@ -45,7 +46,7 @@ class Job:
     ``experiment`` is an :class:`Experiment` that can be pickled (its functions defined at module level in
     an importable module), or a picklable function of no arguments returning one, such as
     ``functools.partial(neuroplastic.experiments.get_experiment, name)``. ``kwargs`` are the keyword
-    arguments of :func:`run_experiment` (budget, seed, out, overrides, device, resume, threads).
+    arguments of :func:`run_experiment` (budget, seed, out, overrides, device, resume, overwrite, threads).
     """
 
     name: str
@@ -116,6 +117,10 @@ def run_job(job: Job) -> JobResult:
         return JobResult(job.name, ABORTED)
     except CheckpointMismatch as error:
         return JobResult(job.name, MISMATCH, error=str(error))
+    except (RunDirectoryError, ConfigRejected) as error:  # finished, locked, not writable, a bad config: not run
+        return JobResult(job.name, REFUSED, error=str(error))
+    except OSError as error:  # the file system failed during the run: one line, no traceback
+        return JobResult(job.name, FAILED, error=describe_os_error(error))
     except Exception as error:
         return JobResult(job.name, FAILED, error=f"{type(error).__name__}: {error}",
                          details=traceback.format_exc())
@@ -245,12 +250,13 @@ def expected_seconds(out: str | Path, experiment: Experiment, budget: str) -> fl
 
     :func:`run_jobs` callers start the longest first, so that the last to finish is a short one.
     """
-    try:
-        summary = json.loads((Path(out) / experiment.name / "summary.json").read_text(encoding="utf-8"))
-        if summary.get("budget") == budget:
-            return float(summary["runtime_seconds"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
+    for path in sorted((Path(out) / experiment.name).glob(f"{budget}-seed*/summary.json")):
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+            if summary.get("budget") == budget:
+                return float(summary["runtime_seconds"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
     return 60.0 * experiment.quick_minutes
 
 

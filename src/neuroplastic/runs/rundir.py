@@ -10,10 +10,9 @@ An experiment's ``run(config, run_dir)`` trains in named phases::
 Resuming re-executes ``run`` from the start and replays up to the checkpoint. A phase finished before the
 checkpoint yields no steps: its tracked objects, the global random generators, ``state`` and ``metrics``
 are set to what they were when it ended. The phase that was in progress continues from its last
-checkpoint with all of these restored. Rows logged during the replay are already in metrics.csv and are
-not written twice. So the run ends exactly as an uninterrupted one with the same seed would, provided that
-all randomness comes from the global generators or tracked ones, and that whatever is carried from step
-to step lives in tracked objects or ``state`` (not in local variables).
+checkpoint with all of these restored; rows logged during the replay are not written twice. The run ends as
+an uninterrupted one with the same seed would if all randomness comes from the global or tracked generators
+and what is carried from step to step lives in tracked objects or ``state`` (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -39,14 +38,12 @@ from .._checks import check_int, check_optional_int
 from ._io import atomic_write, write_json_atomic
 from .checkpoint import CheckpointMismatch, CheckpointUnreadable, read_checkpoint
 from .config import config_to_dict
+from .rundirs import Manifest
 
 FORMAT_VERSION = 1
 CHECKPOINT = "checkpoint.pt"
 METRICS_CSV = "metrics.csv"
-# Config keys that may change between a run and its resumption.
-RESUMABLE_KEYS = frozenset({"device", "progress"})
-# Files of ours that a new run in an existing directory deletes first.
-_OWN_SUFFIXES = (".json", ".csv", ".png", ".pt")
+RESUMABLE_KEYS = frozenset({"device", "progress"})  # config keys that may change between a run and its resumption
 
 
 class RunInterrupted(Exception):
@@ -130,8 +127,12 @@ class RunDirectory:
     """A run's directory and bookkeeping: metrics.csv, figures, JSON files and resumable checkpoints.
 
     Args:
-        path: the directory (created if missing). A new run (``resume=False``) first deletes the files a
-            previous run left there (``*.json``, ``*.csv``, ``*.png``, ``*.pt``); subdirectories are kept.
+        path: the directory (created if missing). A new run (``resume=False``) deletes the files a previous
+            run wrote there (those its manifest ``.run-files`` lists, and the run's own config.json,
+            summary.json, metrics.csv, metrics.png and checkpoint.pt) when it starts, i.e. at its first
+            write or completed step, so that a run failing before then (on its config, or in the body of
+            its first step) leaves the previous one as it was.
+            Any other file is kept. Every file written through the directory is added to the manifest.
         seed: the run's seed, for the experiment to seed its own generators with.
         device: where the experiment should put its tensors ("cpu", "cuda", a ``torch.device``).
         budget: the budget name ("quick" or "full").
@@ -206,11 +207,12 @@ class RunDirectory:
         self._checkpoint_state: dict[str, Any] = {}
         self._checkpoint_metrics: list[dict[str, Any]] = []
 
+        self._resume, self.started, self._manifest = resume, False, Manifest(self.path)
+        self._start_json: dict[str, Any] = {}  # written when the run starts, e.g. the runner's config.json
+
         self.path.mkdir(parents=True, exist_ok=True)
         if resume:
             self._load_checkpoint()
-        else:
-            self._clear()
 
     # ----------------------------------------------------------------- public API
     @property
@@ -227,6 +229,22 @@ class RunDirectory:
     def resuming(self) -> bool:
         """True while a resumed run is replaying the part that the checkpoint already covers."""
         return self._replay is not None
+
+    def start(self) -> None:
+        """Start the run's files, once (every write and the first completed step call it): a new run deletes
+        the previous run's files (see ``path``), a resumed one its summary.json; then the manifest and the
+        JSON files of :meth:`write_json_on_start` are written. ``started`` says whether it has happened."""
+        if not self.started:
+            self.started = True
+            self._manifest.begin(resume=self._resume)
+            for name, obj in self._start_json.items():
+                self.write_json(name, obj)
+
+    def write_json_on_start(self, name: str, obj: Any) -> None:
+        """Write ``obj`` as ``name.json`` when the run starts (:meth:`start`), not before."""
+        self._start_json[name] = obj
+        if self.started:
+            self.write_json(name, obj)
 
     def track(self, **objects: Any) -> None:
         """Register the objects the next phase checkpoints and restores, replacing the previous set.
@@ -292,6 +310,7 @@ class RunDirectory:
         self.metrics.append(row)
         if self.resuming:
             return  # metrics.csv already holds this row: it was logged before the checkpoint
+        self.start()
         new_columns = [name for name in row if name not in self._columns]
         if new_columns:
             self._columns.extend(new_columns)
@@ -307,6 +326,8 @@ class RunDirectory:
         self._check_name(name)
         if name == "metrics":
             raise ValueError("'metrics' is reserved for the default metrics plot; choose another name")
+        self.start()
+        self._manifest.record(f"{name}.png")
         target = self.path / f"{name}.png"
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -319,6 +340,8 @@ class RunDirectory:
         """Write ``obj`` as ``name.json`` atomically; non-finite floats become strings, tensors numbers."""
         name = name[:-5] if name.endswith(".json") else name
         self._check_name(name)
+        self.start()
+        self._manifest.record(f"{name}.json")
         return write_json_atomic(self.path / f"{name}.json", obj)
 
     def finish(self) -> None:
@@ -352,6 +375,7 @@ class RunDirectory:
                 self.on_progress(desc, step, total)
             while step < total:
                 yield step
+                self.start()  # the first step completed: the run has started (a no-op afterwards)
                 step += 1
                 self._steps_this_process += 1
                 self._bar.update(1)
@@ -364,6 +388,7 @@ class RunDirectory:
                     self._save_checkpoint(phase, step)
                     if stop:
                         raise RunInterrupted(self.path)
+            self.start()
             self._finish_phase(phase, total)
             if stop:
                 raise RunInterrupted(self.path)
@@ -539,13 +564,6 @@ class RunDirectory:
                 )
 
     # ----------------------------------------------------------------- files
-    def _clear(self) -> None:
-        """Delete the files a previous run left in the directory (ours only: by suffix, top level)."""
-        for file in self.path.iterdir():
-            ours = file.suffix in _OWN_SUFFIXES or (file.name.startswith(".") and file.name.endswith(".tmp"))
-            if ours and file.is_file():
-                file.unlink()
-
     def _writer(self, f: Any) -> csv.DictWriter:
         return csv.DictWriter(f, fieldnames=self._columns, lineterminator="\n")
 

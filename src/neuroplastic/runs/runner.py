@@ -23,6 +23,7 @@ from .config import apply_overrides, config_to_dict
 from .experiment import Claim, ClaimResult, Experiment
 from .plots import plot_metrics
 from .rundir import CHECKPOINT, RunDirectory
+from .rundirs import ConfigRejected, RunLock, check_run_path, run_path
 from .threads import torch_threads
 
 DEVICES = ("cpu", "cuda")
@@ -127,24 +128,32 @@ def run_experiment(
     overrides: Mapping[str, Any] | None = None,
     device: str = "cpu",
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     stop_after_steps: int | None = None,
     threads: int | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Run ``experiment`` in ``out/<name>`` and return its summary (also written to summary.json).
+    """Run ``experiment`` in ``out/<name>/<budget>-seed<seed>`` and return its summary (also in summary.json).
 
     Seeds every global generator with ``seed``, writes config.json, calls ``experiment.run(config, run_dir)``
     with the PyTorch thread count of :func:`resolve_threads` (``threads``, else the config's ``threads``
     field, else ``experiment.threads``), checks each claim on the returned metrics, and writes summary.json
     and metrics.png. Both JSON files record the thread count, the package version and the git commit of its
-    source checkout (:func:`provenance`). A new run deletes the files of a previous run in the directory;
-    ``resume=True`` continues from its checkpoint (or starts from the beginning, with a note on stderr, if
-    there is none). ``on_progress(phase, step, total)`` is called as the run's phases advance (see
-    :class:`RunDirectory`).
+    source checkout (:func:`provenance`). The directory is locked while the run goes on (:class:`RunLock`).
+    A finished run in the directory is replaced only with ``overwrite=True``; a new run deletes only the files
+    a previous run wrote (its manifest), and only when it starts (the experiment's first write or completed
+    step), so that a run that fails on its config leaves the previous one intact. ``resume=True`` continues
+    from its checkpoint (or starts from the beginning, with a note on stderr, if there is none).
+    ``on_progress(phase, step, total)`` is called as the run's phases advance (see :class:`RunDirectory`).
 
     Raises:
         ValueError: a bad budget, seed, device or override; a checkpoint that belongs to another config.
+        ConfigRejected: a ValueError the experiment raised before its run started (its own config checks, or
+            an error in its first step before anything was written).
+        RunExists: a finished run in the directory and neither ``overwrite`` nor ``resume``.
+        RunLocked: another live process runs in the directory.
+        RunDirectoryError: the directory cannot be created or written.
         RunInterrupted: Ctrl-C or ``stop_after_steps``; the checkpoint is saved and ``resume=True`` continues.
     """
     if not isinstance(experiment, Experiment):
@@ -153,7 +162,18 @@ def run_experiment(
     thread_count = resolve_threads(experiment, config, threads)
     torch_device = check_device(device)
     check_int("seed", seed, minimum=0)
-    path = Path(out) / experiment.name
+    path = run_path(out, experiment.name, budget, seed)
+    check_run_path(path, resume=resume, overwrite=overwrite)
+    with RunLock(path):
+        return _run_locked(experiment, path, config, thread_count, torch_device, budget=budget, seed=seed,
+                           overrides=overrides, resume=resume, progress=progress,
+                           stop_after_steps=stop_after_steps, on_progress=on_progress)
+
+
+def _run_locked(experiment: Experiment, path: Path, config: Any, thread_count: int | None,
+                torch_device: torch.device, *, budget: str, seed: int, overrides: Mapping[str, Any] | None,
+                resume: bool, progress: bool, stop_after_steps: int | None,
+                on_progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
     if resume and not (path / CHECKPOINT).exists():
         print(f"note: no checkpoint in {path}; starting {experiment.name} from the beginning",
               file=sys.stderr)
@@ -171,12 +191,11 @@ def run_experiment(
         main_metric=experiment.main_metric,
         on_progress=on_progress,
     )
-    (path / "summary.json").unlink(missing_ok=True)
     with torch_threads(thread_count) if thread_count is not None else nullcontext():
         # what identifies the run, at the top of both config.json and summary.json
         header = {"experiment": experiment.name, "paper": experiment.paper, "budget": budget, "seed": seed,
                   "device": str(torch_device), "threads": torch.get_num_threads(), **provenance()}
-        run_dir.write_json("config", {
+        run_dir.write_json_on_start("config", {
             **header,
             "overrides": dict(overrides or {}),
             "config": config_to_dict(config),
@@ -184,8 +203,15 @@ def run_experiment(
             "python_version": platform.python_version(),
         })
         neuroplastic.seed_everything(seed)
-        metrics = experiment.run(config, run_dir)
+        try:
+            metrics = experiment.run(config, run_dir)
+        except ValueError as error:
+            if run_dir.started or isinstance(error, ConfigRejected):
+                raise
+            raise ConfigRejected(f"the config was rejected before the run started (nothing was written): "
+                                 f"{error}") from error
     run_dir.finish()
+    run_dir.start()  # an experiment that wrote nothing still replaces the previous run's files
     if not isinstance(metrics, Mapping):
         raise TypeError(
             f"{experiment.name}: run() must return a dict of final metrics, got {type(metrics).__name__}"
