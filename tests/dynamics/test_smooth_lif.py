@@ -27,18 +27,10 @@ def one_thread():
         yield
 
 
-def small_network(n=12, gain=1.5, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    weight = torch.randn(n, n, generator=gen, dtype=F64) * gain / math.sqrt(n)
-    weight.fill_diagonal_(0.0)
-    decay = torch.exp(-1.0 / (2.0 + 10.0 * torch.rand(n, generator=gen, dtype=F64)))
-    currents = 0.6 * torch.randn(400, n, generator=gen, dtype=F64) + 0.4
-    return weight, decay, currents
-
 
 @pytest.mark.parametrize("reset", ["soft", "hard", "none"])
-def test_smooth_lif_tangent_is_the_jacobian(reset):
-    weight, decay, currents = small_network()
+def test_smooth_lif_tangent_is_the_jacobian(small_lif_network, reset):
+    weight, decay, currents = small_lif_network()
     h = 1.0 + 0.3 * torch.randn(12, generator=torch.Generator().manual_seed(1), dtype=F64)
     kw = dict(threshold=1.0, slope=6.0, reset=reset, v_reset=0.2)
     jac = torch.func.jacrev(lambda x: smooth_lif_step(x, currents[0], weight, decay, **kw))(h)
@@ -46,8 +38,8 @@ def test_smooth_lif_tangent_is_the_jacobian(reset):
     torch.testing.assert_close(smooth_lif_tangent(h, weight, decay, q, **kw), jac @ q)
 
 
-def test_smooth_map_with_a_steep_sigmoid_is_the_spiking_network():
-    weight, decay, currents = small_network()
+def test_smooth_map_with_a_steep_sigmoid_is_the_spiking_network(small_lif_network):
+    weight, decay, currents = small_lif_network()
     h_smooth = torch.zeros(12, dtype=F64)
     v, s = torch.zeros(12, dtype=F64), torch.zeros(12, dtype=F64)
     closest = math.inf
@@ -61,16 +53,16 @@ def test_smooth_map_with_a_steep_sigmoid_is_the_spiking_network():
     assert closest > 1e-3  # no state sat on the threshold, where the two would legitimately differ
 
 
-def test_network_exponent_qr_matches_two_trajectories():
-    weight, decay, currents = small_network(gain=3.0)
+def test_network_exponent_qr_matches_two_trajectories(small_lif_network):
+    weight, decay, currents = small_lif_network(gain=3.0)
     qr = float(network_lyapunov_spectrum(weight, decay, currents, 3, warmup=50, slope=6.0).exponents[0])
     two = perturbation_lyapunov_exponent(lambda h, u: smooth_lif_step(h, u, weight, decay, slope=6.0),
                                          torch.zeros(12, dtype=F64), 350, inputs=currents, warmup=50)
     assert abs(qr - two) < 0.02
 
 
-def test_linearization_averages_the_jacobian_along_the_run():
-    weight, decay, currents = small_network()
+def test_linearization_averages_the_jacobian_along_the_run(small_lif_network):
+    weight, decay, currents = small_lif_network()
     a, gain = lif_linearization(weight, decay, currents[:30], warmup=10, slope=6.0)
     h = torch.zeros(12, dtype=F64)
     jacobians = []
@@ -83,8 +75,8 @@ def test_linearization_averages_the_jacobian_along_the_run():
     assert gain.shape == (12,) and bool((gain >= 0).all())
 
 
-def test_bad_arguments_name_themselves():
-    weight, decay, currents = small_network()
+def test_bad_arguments_name_themselves(small_lif_network):
+    weight, decay, currents = small_lif_network()
     with pytest.raises(ValueError, match="decay must lie in"):
         network_lyapunov_spectrum(weight, decay * 0 + 1.0, currents)
     with pytest.raises(ValueError, match="reset"):

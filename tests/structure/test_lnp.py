@@ -35,14 +35,6 @@ def one_thread():
         yield
 
 
-def small_network(n=12, gain=1.5, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    weight = torch.randn(n, n, generator=gen, dtype=F64) * gain / math.sqrt(n)
-    weight.fill_diagonal_(0.0)
-    decay = torch.exp(-1.0 / (2.0 + 10.0 * torch.rand(n, generator=gen, dtype=F64)))
-    currents = 0.6 * torch.randn(400, n, generator=gen, dtype=F64) + 0.4
-    return weight, decay, currents
-
 
 # --------------------------------------------------------------------------------- noise-aware sparsification
 def test_discrete_lyapunov_covariance_solves_the_equation():
@@ -124,8 +116,8 @@ def test_importance_weights_are_unbiased():
 
 
 # ------------------------------------------------------------------------------------------- stability, LNP
-def test_stabilize_brings_the_exponent_under_the_target():
-    weight, decay, currents = small_network(gain=4.0)
+def test_stabilize_brings_the_exponent_under_the_target(small_lif_network):
+    weight, decay, currents = small_lif_network(gain=4.0)
     before = float(network_lyapunov_spectrum(weight, decay, currents, 1, slope=6.0).exponents[0])
     assert before > 0
     scaled, scale, after = stabilize(weight, decay, currents, 0.0, slope=6.0)
@@ -135,8 +127,8 @@ def test_stabilize_brings_the_exponent_under_the_target():
     assert one == 1.0 and torch.equal(same, scaled)
 
 
-def test_scale_to_lyapunov_hits_the_target():
-    weight, decay, currents = small_network(gain=2.0)
+def test_scale_to_lyapunov_hits_the_target(small_lif_network):
+    weight, decay, currents = small_lif_network(gain=2.0)
     _, scale, value = scale_to_lyapunov(weight, decay, currents, -0.02, tol=0.003, slope=6.0)
     assert abs(value + 0.02) <= 0.003 and scale > 0
 
@@ -176,8 +168,8 @@ def test_scale_to_lyapunov_stops_at_the_floor_instead_of_removing_the_recurrence
     assert calls == [1.0, 2.0, 4.0] and scale == 2.0 and value == 0.0
 
 
-def test_lyapunov_noise_prune_counts_zeros_and_stability():
-    weight, decay, currents = small_network(n=30, gain=3.0)
+def test_lyapunov_noise_prune_counts_zeros_and_stability(small_lif_network):
+    weight, decay, currents = small_lif_network(n=30, gain=3.0)
     config = LNPConfig(synapse_fraction=0.3, neuron_fraction=0.5, slope=6.0, warmup=50)
     result = lyapunov_noise_prune(weight, decay, currents, config, generator=torch.Generator().manual_seed(0))
     assert int(result.neuron_mask.sum()) == 15
@@ -220,9 +212,9 @@ def _fake_spectrum(dense_exponent: float, floor: float, dense_size: int):
 
 # -0.03: the dense exponent equals the uncoupled limit, which stabilize's smallest factor cannot quite reach
 @pytest.mark.parametrize("dense_exponent, expected_target", [(-0.05, 0.0), (-0.03, 0.0), (-0.01, -0.01)])
-def test_lnp_bound_falls_back_to_zero_only_below_the_uncoupled_floor(monkeypatch, dense_exponent,
+def test_lnp_bound_falls_back_to_zero_only_below_the_uncoupled_floor(small_lif_network, monkeypatch, dense_exponent,
                                                                      expected_target):
-    weight, decay, currents = small_network(n=20, gain=3.0)
+    weight, decay, currents = small_lif_network(n=20, gain=3.0)
     monkeypatch.setattr(lnp_module, "network_lyapunov_spectrum", _fake_spectrum(dense_exponent, -0.03, 20))
     config = LNPConfig(synapse_fraction=0.5, neuron_fraction=0.5, slope=6.0, warmup=20)
     result = lyapunov_noise_prune(weight, decay, currents, config, generator=torch.Generator().manual_seed(0))
@@ -258,8 +250,8 @@ def test_activity_and_random_pruning_hit_exact_counts():
 
 
 
-def test_bad_arguments_name_themselves():
-    weight, decay, currents = small_network()
+def test_bad_arguments_name_themselves(small_lif_network):
+    weight, decay, currents = small_lif_network()
     with pytest.raises(ValueError, match="synapse_fraction"):
         lyapunov_noise_prune(weight, decay, currents, LNPConfig(synapse_fraction=0.0),
                              generator=torch.Generator())
