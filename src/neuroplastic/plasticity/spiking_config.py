@@ -19,7 +19,7 @@ from torch import Tensor
 from neuroplastic._checks import check_bool, check_choice, check_number, check_values
 from neuroplastic.neurons.lif import RESETS
 from neuroplastic.neurons.surrogates import Surrogate, surrogate_names
-from neuroplastic.plasticity.synapses import SynapseConfig
+from neuroplastic.plasticity.synapses import SynapseConfig, resolve_config
 
 __all__ = ["SpikingNeuronConfig", "resolve_spiking_configs", "tau_tensor"]
 
@@ -91,16 +91,7 @@ class SpikingNeuronConfig:
     @classmethod
     def resolve(cls, neuron: SpikingNeuronConfig | None = None, **overrides: Any) -> SpikingNeuronConfig:
         """``neuron`` (None: the defaults) with the fields in ``overrides`` replaced, validated."""
-        if neuron is not None and not isinstance(neuron, cls):
-            raise TypeError(f"neuron must be a {cls.__name__} or None, got {type(neuron).__name__}")
-        unknown = [name for name in overrides if name not in _field_names(cls)]
-        if unknown:
-            raise TypeError(f"unknown keyword argument{'s' if len(unknown) > 1 else ''} "
-                            f"{', '.join(map(repr, unknown))}; the neuron settings are "
-                            f"{', '.join(_field_names(cls))} (see {cls.__name__})")
-        if neuron is None:
-            return cls(**overrides)
-        return dataclasses.replace(neuron, **overrides) if overrides else neuron
+        return resolve_config(cls, neuron, overrides, argument="neuron", settings="neuron")
 
 
 def _field_names(cls: type) -> tuple[str, ...]:

@@ -95,17 +95,27 @@ class SynapseConfig:
 
         A keyword that is not a field raises a ``TypeError`` that lists the fields.
         """
-        if config is not None and not isinstance(config, cls):
-            raise TypeError(f"config must be a {cls.__name__} or None, got {type(config).__name__}")
-        fields = [field.name for field in dataclasses.fields(cls)]
-        unknown = [name for name in overrides if name not in fields]
-        if unknown:
-            raise TypeError(f"unknown keyword argument{'s' if len(unknown) > 1 else ''} "
-                            f"{', '.join(map(repr, unknown))}; the synapse settings are {', '.join(fields)} "
-                            f"(see {cls.__name__})")
-        if config is None:
-            return cls(**overrides)
-        return dataclasses.replace(config, **overrides) if overrides else config
+        return resolve_config(cls, config, overrides, argument="config", settings="synapse")
+
+
+def resolve_config(cls: type, config: Any, overrides: dict[str, Any], *, argument: str, settings: str) -> Any:
+    """``config`` (an instance of the frozen dataclass ``cls``, or None: its defaults) with the fields in
+    ``overrides`` replaced, validated by ``cls``; shared by :class:`SynapseConfig` and the spiking neuron config.
+
+    A ``config`` of another type, or a keyword that is not a field, raises a ``TypeError`` (the latter lists the
+    ``settings`` fields).
+    """
+    if config is not None and not isinstance(config, cls):
+        raise TypeError(f"{argument} must be a {cls.__name__} or None, got {type(config).__name__}")
+    fields = [field.name for field in dataclasses.fields(cls)]
+    unknown = [name for name in overrides if name not in fields]
+    if unknown:
+        raise TypeError(f"unknown keyword argument{'s' if len(unknown) > 1 else ''} "
+                        f"{', '.join(map(repr, unknown))}; the {settings} settings are {', '.join(fields)} "
+                        f"(see {cls.__name__})")
+    if config is None:
+        return cls(**overrides)
+    return dataclasses.replace(config, **overrides) if overrides else config
 
 
 class PlasticState(NamedTuple):
