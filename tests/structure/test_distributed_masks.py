@@ -55,6 +55,8 @@ def _worker(rank: int, directory: str) -> None:
             results[name] = {"masks": {n: m.clone() for n, m in manager.masks.items()},
                              "counts": manager.counts(), "weights": [p.detach().clone() for p in model.parameters()]}
         torch.save(results, Path(directory) / f"rank{rank}.pt")
+        dist.barrier()  # both ranks leave their last collective before either tears gloo down (a lone rank's
+        # teardown while its peer is still in DDP's last all-reduce aborted a worker once on a loaded machine)
     finally:
         dist.destroy_process_group()
 
