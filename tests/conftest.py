@@ -1,11 +1,43 @@
-"""Fixtures shared across test packages."""
+"""Fixtures shared across test packages, and the hypothesis profiles of the property-based tests."""
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# "ci" (the default, used by `make test`): a fixed sequence of examples, so that a run is reproducible and its
+# time predictable. "explore": random examples, many more of them; run it by hand to look for new failures:
+# NEUROPLASTIC_HYPOTHESIS=explore pytest tests -k property
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, max_examples=25,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", deadline=None, max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("NEUROPLASTIC_HYPOTHESIS", "ci"))
+
+SOURCE = Path(__file__).resolve().parents[1] / "src" / "neuroplastic"
+
+
+@contextmanager
+def _library_error() -> Iterator[pytest.ExceptionInfo]:
+    with pytest.raises((ValueError, TypeError)) as info:
+        yield info
+    origin = Path(str(info.traceback[-1].path)).resolve()
+    assert SOURCE in origin.parents, (
+        f"{type(info.value).__name__} came from {origin}, not from the library's own checks: {info.value}"
+    )
+
+
+@pytest.fixture(scope="session")
+def library_error() -> Callable[[], AbstractContextManager[pytest.ExceptionInfo]]:
+    """``with library_error() as info:`` expects a ``ValueError`` or ``TypeError`` raised by neuroplastic's own
+    code (the innermost frame of the traceback is under ``src/neuroplastic``), never one from inside torch."""
+    return _library_error
 
 
 @pytest.fixture
