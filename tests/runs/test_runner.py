@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -248,3 +251,53 @@ def test_on_progress_reports_each_phase_from_start_to_end(toy, tmp_path):
     run_experiment(toy, out=tmp_path, progress=False, overrides={"steps": "3"},
                    on_progress=lambda *args: calls.append(args))
     assert calls == [(f"toy {phase}", step, 3) for phase in ("pretrain", "finetune") for step in range(4)]
+
+
+def _contend_for_lock(run_dir: str, barrier, acquired) -> None:
+    barrier.wait()
+    try:
+        with RunLock(run_dir):
+            acquired.put(os.getpid())
+            time.sleep(0.5)  # hold it while the others try
+    except RunLocked:
+        pass
+
+
+def test_runs_that_find_the_same_stale_lock_at_once_take_it_over_one_at_a_time(tmp_path):
+    """Eight processes released together at a directory whose lock a killed run left behind: one gets it."""
+    run_dir = tmp_path / "toy" / "quick-seed0"
+    run_dir.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    context = multiprocessing.get_context("fork")
+    for _ in range(3):
+        (run_dir / ".run-lock").write_text(f"{dead.pid}\n")
+        barrier, acquired = context.Barrier(8), context.Queue()
+        workers = [context.Process(target=_contend_for_lock, args=(str(run_dir), barrier, acquired))
+                   for _ in range(8)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        holders = []
+        while not acquired.empty():
+            holders.append(acquired.get())
+        assert len(holders) == 1, f"{len(holders)} processes held the lock at once"
+        assert not (run_dir / ".run-lock").exists()
+
+
+def test_a_lock_is_released_when_its_process_is_killed(tmp_path):
+    run_dir = tmp_path / "toy" / "quick-seed0"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom neuroplastic.runs import RunLock\n"
+         f"lock = RunLock({str(run_dir)!r}); lock.acquire(); print('held', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLocked, match=f"in use by another run \\(pid {holder.pid}\\)"):
+            RunLock(run_dir).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(run_dir):  # the file is still there, naming a pid that is gone: taken over
+        assert (run_dir / ".run-lock").read_text().strip() == str(os.getpid())

@@ -1,7 +1,7 @@
 """Run directories on disk: where a run goes, whether it finished, its lock, and the manifest of its files.
 
 A run's directory is ``<out>/<experiment>/<budget>-seed<seed>``. While a run goes on it holds ``.run-lock``
-(the owner's pid, created with ``O_CREAT | O_EXCL``; a lock whose process is gone is taken over), and
+(the kernel's lock on that file, which ends with its process; the file names the owner's pid), and
 ``.run-files`` lists the files the run wrote, so that a new run deletes those and no others.
 """
 
@@ -11,6 +11,11 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: an exclusive-create lock file with the owner's pid
+    fcntl = None  # type: ignore[assignment]
 
 from ._io import atomic_write
 
@@ -64,17 +69,21 @@ def _pid_alive(pid: int) -> bool:
 
 
 class RunLock:
-    """An exclusive lock on a run directory: ``path/.run-lock`` holding the owner's pid.
+    """An exclusive lock on a run directory: ``path/.run-lock``, which holds the owner's pid.
 
-    Created atomically (``O_CREAT | O_EXCL``); a lock whose pid is not alive is stale and taken over.
-    Use as a context manager; :class:`RunLocked` if a live process holds it, :class:`RunDirectoryError` if
-    the directory cannot be created or written.
+    Where the operating system offers ``flock`` (Linux, macOS), the lock is the kernel's lock on that file: it
+    ends with its process, however the process ends, so a lock left by a killed run is never mistaken for a live
+    one and two runs that find the same stale lock cannot both take it over. The pid in the file only names the
+    owner in the error. Elsewhere the file is created with ``O_CREAT | O_EXCL`` and a lock whose pid is not
+    alive is stale and taken over. Use as a context manager; :class:`RunLocked` if another run holds it,
+    :class:`RunDirectoryError` if the directory cannot be created or written.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.file = self.path / LOCK
         self.held = False
+        self._fd: int | None = None
         self._created: list[Path] = []  # directories acquire() created, removed on release if still empty
 
     def acquire(self) -> None:
@@ -84,14 +93,52 @@ class RunLock:
         except OSError as error:
             raise RunDirectoryError(
                 f"cannot create the run directory {self.path}: {error.strerror or error}") from None
+        if fcntl is None:
+            self._acquire_exclusive_file()
+        else:
+            self._acquire_flock()
+        self.held = True
+
+    def _locked_error(self) -> RunLocked:
+        owner = self._owner()
+        who = f"pid {owner}" if owner is not None else "pid unknown"
+        return RunLocked(f"{self.path} is in use by another run ({who}); wait for it to end "
+                         f"or delete {self.file} if that process is not a run")
+
+    def _acquire_flock(self) -> None:
+        for _ in range(10):
+            try:
+                fd = os.open(self.file, os.O_CREAT | os.O_RDWR, 0o644)
+            except OSError as error:
+                raise RunDirectoryError(
+                    f"cannot write to the run directory {self.path}: {error.strerror or error}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise self._locked_error() from None
+            # the holder may have released (and removed) the file between our open and our lock: then we hold
+            # a lock on a file nobody else can see, and must lock the one now at the path instead
+            try:
+                current = os.stat(self.file).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                self._fd = fd
+                return
+            os.close(fd)
+        raise RunLocked(f"{self.path} is in use by another run (its lock {self.file} keeps changing)")
+
+    def _acquire_exclusive_file(self) -> None:
         for _ in range(2):
             try:
                 fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = self._owner()
                 if owner is not None and _pid_alive(owner):
-                    raise RunLocked(f"{self.path} is in use by another run (pid {owner}); wait for it to end "
-                                    f"or delete {self.file} if that process is not a run") from None
+                    raise self._locked_error() from None
                 self.file.unlink(missing_ok=True)  # stale: its owner is gone
                 continue
             except OSError as error:
@@ -99,7 +146,6 @@ class RunLock:
                     f"cannot write to the run directory {self.path}: {error.strerror or error}") from None
             with os.fdopen(fd, "w") as f:
                 f.write(f"{os.getpid()}\n")
-            self.held = True
             return
         raise RunLocked(f"{self.path} is in use by another run (its lock {self.file} keeps reappearing)")
 
@@ -111,7 +157,11 @@ class RunLock:
 
     def release(self) -> None:
         if self.held:
-            if self._owner() == os.getpid():
+            if self._fd is not None:
+                self.file.unlink(missing_ok=True)  # removed while still locked, then unlocked by closing
+                os.close(self._fd)
+                self._fd = None
+            elif self._owner() == os.getpid():
                 self.file.unlink(missing_ok=True)
             self.held = False
             for directory in self._created:  # a run that never started leaves no empty directories
