@@ -14,6 +14,7 @@ from neuroplastic.runs import (
     CheckpointMismatch,
     CheckpointUnreadable,
     RunDirectory,
+    RunDirectoryError,
     RunInterrupted,
     run_experiment,
     run_path,
@@ -130,3 +131,28 @@ def test_named_tuples_of_the_package_are_restored_and_other_classes_refused(tmp_
     torch.save(checkpoint, tmp_path / "checkpoint.pt")
     with pytest.raises(CheckpointUnreadable, match="was refused"):
         read_checkpoint(tmp_path / "checkpoint.pt")
+
+
+def test_a_run_checkpointed_before_the_safe_loader_and_the_run_directories_resumes(toy, tmp_path):
+    """Before the safe loader, checkpoint.pt held ``torch.__version__`` as a TorchVersion, and a run lived in
+    ``<out>/<experiment>/`` itself: --resume names where the files must go, and then continues exactly."""
+    reference = run_experiment(toy, out=tmp_path / "reference", seed=2, progress=False)["metrics"]
+    with pytest.raises(RunInterrupted):
+        run_experiment(toy, out=tmp_path, seed=2, progress=False, stop_after_steps=9)
+    path = run_path(tmp_path, "toy", "quick", 2)
+    payload = torch.load(path / "checkpoint.pt", weights_only=False)
+    payload["torch_version"] = torch.__version__
+    assert type(payload["torch_version"]) is torch.torch_version.TorchVersion
+    torch.save(payload, path / "checkpoint.pt")
+    for file in path.iterdir():  # the earlier layout: the run's files in out/toy/
+        file.rename(path.parent / file.name)
+    path.rmdir()
+    before = _snapshot(path.parent)
+    with pytest.raises(RunDirectoryError, match=r"this run's checkpoint is .*toy/checkpoint.pt.*move the files"):
+        run_experiment(toy, out=tmp_path, seed=2, progress=False, resume=True)
+    assert _snapshot(path.parent) == before and not path.exists()
+    assert run_experiment(toy, out=tmp_path, seed=3, progress=False, resume=True)["finished"]  # another seed
+    path.mkdir()
+    for name in ("config.json", "metrics.csv", "checkpoint.pt"):
+        (path.parent / name).rename(path / name)
+    assert run_experiment(toy, out=tmp_path, seed=2, progress=False, resume=True)["metrics"] == reference

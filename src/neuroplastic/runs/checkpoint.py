@@ -38,6 +38,11 @@ def _numpy_safe_globals() -> list[Any]:
     return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype, *dtype_classes]
 
 
+# Checkpoints written before the loader became weights-only stored ``torch.__version__`` as it is, a
+# ``TorchVersion``: a ``str`` subclass that only compares versions, rebuilt from its text.
+_OLDER_CHECKPOINT_TYPES = [torch.torch_version.TorchVersion]
+
+
 def _package_named_tuples(path: Path) -> list[type]:
     """The NamedTuple classes of this package that the checkpoint at ``path`` holds (e.g. a recurrent state).
 
@@ -71,7 +76,8 @@ def read_checkpoint(path: str | Path) -> Any:
     """
     path = Path(path)
     try:
-        with torch.serialization.safe_globals([*_numpy_safe_globals(), *_package_named_tuples(path)]):
+        allowed = [*_numpy_safe_globals(), *_package_named_tuples(path), *_OLDER_CHECKPOINT_TYPES]
+        with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         unsupported = re.search(r"GLOBAL (\S+)", str(error))  # a class or function the safe loader refused

@@ -178,6 +178,21 @@ class RunLock:
         self.release()
 
 
+def earlier_layout_checkpoint(path: Path, budget: str, seed: int) -> Path | None:
+    """The checkpoint of this run where runs were kept before the ``<budget>-seed<seed>`` directories: in
+    ``<out>/<experiment>/`` itself, when the config.json beside it names this budget and seed; else None."""
+    old = path.parent / "checkpoint.pt"
+    if not old.is_file():
+        return None
+    try:
+        config = json.loads((path.parent / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict) or config.get("budget") != budget or config.get("seed") != seed:
+        return None
+    return old
+
+
 def read_manifest(path: Path) -> list[str]:
     """The file names ``path/.run-files`` lists (plain names only; nothing outside the directory)."""
     try:

@@ -23,7 +23,14 @@ from .config import apply_overrides, config_to_dict
 from .experiment import Claim, ClaimResult, Experiment
 from .plots import plot_metrics
 from .rundir import CHECKPOINT, RunDirectory
-from .rundirs import ConfigRejected, RunLock, check_run_path, run_path
+from .rundirs import (
+    ConfigRejected,
+    RunDirectoryError,
+    RunLock,
+    check_run_path,
+    earlier_layout_checkpoint,
+    run_path,
+)
 from .threads import torch_threads
 
 DEVICES = ("cpu", "cuda")
@@ -174,6 +181,11 @@ def _run_locked(experiment: Experiment, path: Path, config: Any, thread_count: i
                 torch_device: torch.device, *, budget: str, seed: int, overrides: Mapping[str, Any] | None,
                 resume: bool, progress: bool, stop_after_steps: int | None,
                 on_progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
+    if resume and not (path / CHECKPOINT).exists() and (earlier := earlier_layout_checkpoint(path, budget, seed)):
+        raise RunDirectoryError(
+            f"cannot resume from {path}: this run's checkpoint is {earlier}, where runs were kept before each "
+            f"budget and seed had its own directory; move the files of {earlier.parent} (config.json, "
+            f"metrics.csv, checkpoint.pt) into {path} and resume again, or run without --resume to start afresh")
     if resume and not (path / CHECKPOINT).exists():
         print(f"note: no checkpoint in {path}; starting {experiment.name} from the beginning",
               file=sys.stderr)
