@@ -1,8 +1,11 @@
-"""Timescale 3: networks that change across generations (planned).
+"""Timescale 3: networks that change across generations.
 
-Genetic algorithms with safe mutations, Lamarckian evolution and self-replication will live here, on top of
-``neuroplastic.structure`` and below the experiments (see the package layers in ``docs/architecture.md``).
-The package exists so that the layering is in place; it has no public names yet.
+Genomes are flat parameter vectors of a template model (:class:`ParameterLayout`). Genetic algorithms with
+safe mutations, evaluators from one process to a Ray cluster, Lamarckian evolution and self-replication are
+being built here, on top of ``neuroplastic.structure`` and below the experiments (see the package layers in
+``docs/architecture.md``).
 """
 
-__all__: list[str] = []
+from .genome import ParameterLayout, ParameterSlot
+
+__all__ = ["ParameterLayout", "ParameterSlot"]
