@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from neuroplastic.data import augment_images
 from neuroplastic.data.backdoor import clean_sample_indices, poison_dataset, stamp_trigger, triggered_test_set
 
 
@@ -70,3 +71,27 @@ def test_clean_sample_indices_are_clean_and_seeded():
     assert clean_sample_indices(poisoned, 100, 50, torch.Generator()).tolist() == list(range(1, 100, 2))  # all
     with pytest.raises(ValueError, match="only 50"):
         clean_sample_indices(poisoned, 100, 60, torch.Generator())
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: clean_sample_indices(torch.tensor([1, 2]), 10, -1, torch.Generator()), "count"),  # was accepted
+    (lambda: clean_sample_indices(torch.zeros(10, dtype=torch.bool), 5, 2, torch.Generator()),
+     r"bool mask must have shape \[5\]"),  # was an IndexError from torch
+    (lambda: clean_sample_indices(torch.tensor([3, 12]), 10, 2, torch.Generator()), r"indices in \[0, 10\)"),
+    (lambda: stamp_trigger(torch.zeros(2, 1, 8, 8), value=float("nan")), "value"),  # was a NaN patch
+    (lambda: augment_images(torch.zeros(2, 1, 8, 8), torch.Generator(), flip=1), "flip must be a bool"),
+])
+def test_bad_arguments_are_refused_by_the_library(library_error, call, message):
+    with library_error() as info:
+        call()
+    assert info.match(message)
+
+
+def test_clean_sample_indices_takes_indices_or_a_mask():
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    mask = torch.zeros(10, dtype=torch.bool)
+    mask[[1, 4]] = True
+    by_index = clean_sample_indices(torch.tensor([1, 4]), 10, 8, gen())
+    assert by_index.tolist() == [0, 2, 3, 5, 6, 7, 8, 9]
+    assert torch.equal(clean_sample_indices(mask, 10, 5, gen()), clean_sample_indices(torch.tensor([1, 4]), 10, 5,
+                                                                                     gen()))

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from neuroplastic._checks import check_int
+from neuroplastic._checks import check_bool, check_int
 
 __all__ = ["random_shift", "random_flip", "augment_images"]
 
@@ -54,5 +54,6 @@ def augment_images(images: Tensor, generator: torch.Generator, *, shift: int = 0
 
     Draws nothing from ``generator`` for a disabled step. Shapes: ``[B, C, H, W]`` -> same.
     """
+    check_bool("flip", flip)
     images = random_shift(images, generator, shift)
     return random_flip(images, generator) if flip else images

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from neuroplastic._checks import check_choice, check_fraction, check_int
+from neuroplastic._checks import check_choice, check_fraction, check_int, check_number, check_tensor
 
 __all__ = ["CORNERS", "PATTERNS", "stamp_trigger", "poison_dataset", "triggered_test_set", "PoisonedData",
            "clean_sample_indices"]
@@ -55,6 +55,7 @@ def stamp_trigger(images: Tensor, *, size: int = 3, value: float = 1.0, corner: 
     check_choice("pattern", pattern, PATTERNS)
     check_int("size", size)
     check_int("margin", margin, minimum=0)
+    check_number("value", value)
     height, width = images.shape[-2], images.shape[-1]
     if size + margin > min(height, width):
         raise ValueError(f"a {size}x{size} patch with margin {margin} does not fit in {height}x{width} images")
@@ -118,8 +119,18 @@ def triggered_test_set(images: Tensor, labels: Tensor, *, target: int, **trigger
 def clean_sample_indices(poisoned: Tensor, size: int, count: int, generator: torch.Generator) -> Tensor:
     """``count`` random indices in ``range(size)`` that are not in ``poisoned`` (a defender's clean data), sorted.
 
-    ValueError if fewer than ``count`` indices are clean.
+    ``poisoned`` holds indices in ``range(size)`` (int) or is a ``[size]`` bool mask. ValueError if fewer than
+    ``count`` indices are clean.
     """
+    check_int("size", size)
+    check_int("count", count, minimum=0)
+    check_tensor("poisoned", poisoned, None, floating=False)
+    if poisoned.dtype == torch.bool:
+        if poisoned.shape != (size,):
+            raise ValueError(f"poisoned as a bool mask must have shape [{size}] (size), got {tuple(poisoned.shape)}")
+    elif poisoned.dim() != 1 or (poisoned.numel() and (int(poisoned.min()) < 0 or int(poisoned.max()) >= size)):
+        raise ValueError(f"poisoned must be a 1-d tensor of indices in [0, {size}) or a [{size}] bool mask, got "
+                         f"shape {tuple(poisoned.shape)}")
     clean = torch.ones(size, dtype=torch.bool)
     clean[poisoned] = False
     pool = torch.nonzero(clean).flatten()

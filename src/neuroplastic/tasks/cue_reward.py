@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from neuroplastic._checks import check_choice, check_int, check_positive
+from neuroplastic._checks import check_choice, check_int, check_number
 from neuroplastic.tasks._common import (
     DeviceLike,
     ObservationLayout,
@@ -139,7 +139,7 @@ class CueRewardTask:
         self.display = check_choice("display", display, DISPLAYS)
         self.trial_steps = check_int("trial_steps", trial_steps, minimum=5 if display == "sequential" else 4)
         self.num_trials = check_int("num_trials", num_trials)
-        self.reward_value = float(check_positive("reward_value", reward_value))
+        self.reward_value = float(check_number("reward_value", reward_value, minimum=0, exclusive_minimum=True))
         if cue_size < 63 and num_cues > 2**cue_size:
             raise ValueError(f"num_cues must be <= 2 ** cue_size = {2**cue_size}; got {num_cues}")
         self.generator = check_generator(generator)

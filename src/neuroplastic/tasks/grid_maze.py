@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from neuroplastic._checks import check_choice, check_int, check_positive
+from neuroplastic._checks import check_choice, check_int, check_number, check_tensor
 from neuroplastic.tasks._common import (
     DeviceLike,
     ObservationLayout,
@@ -128,8 +128,8 @@ class GridMazeTask:
         self.batch_size = check_int("batch_size", batch_size)
         self.size = check_int("size", size, minimum=5)
         self.episode_length = check_int("episode_length", episode_length)
-        self.reward_value = float(check_positive("reward_value", reward_value))
-        self.wall_penalty = float(check_positive("wall_penalty", wall_penalty, allow_zero=True))
+        self.reward_value = float(check_number("reward_value", reward_value, minimum=0, exclusive_minimum=True))
+        self.wall_penalty = float(check_number("wall_penalty", wall_penalty, minimum=0))
         self.start = check_choice("start", start, STARTS)
         self.generator = check_generator(generator)
         self.device = resolve_device(device)
@@ -250,7 +250,7 @@ def episode_statistics(found: torch.Tensor, windows: int, max_hits: int = 8) -> 
 
     Args:
         found: ``[E, T]`` bool, True on the steps where the agent entered the reward cell.
-        windows: number of equal time windows for the within-episode reward profile.
+        windows: number of equal time windows for the within-episode reward profile, 1 to ``T``.
         max_hits: number of hits for which ``hit_intervals`` is reported.
 
     Returns:
@@ -260,8 +260,11 @@ def episode_statistics(found: torch.Tensor, windows: int, max_hits: int = 8) -> 
         ``hit_intervals [E, max_hits]`` steps taken to reach the k-th hit: from the start for the first,
         from the previous hit (the teleport) for the others; NaN where the episode has fewer hits.
     """
-    found = found.bool().cpu()
+    check_tensor("found", found, ("E", "T"), floating=False)
     episodes, steps = found.shape
+    check_int("windows", windows, maximum=max(steps, 1))
+    check_int("max_hits", max_hits, minimum=0)
+    found = found.bool().cpu()
     f = found.float().numpy()
     edges = np.linspace(0, steps, windows + 1).round().astype(int)
     window_hits = np.stack([f[:, a:b].sum(1) for a, b in zip(edges[:-1], edges[1:], strict=True)], 1)

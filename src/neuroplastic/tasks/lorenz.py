@@ -139,13 +139,16 @@ def normalize_series(series: Tensor, mean: Tensor | None = None,
     series' statistics to normalise a test series the same way. Returns ``(normalised, mean, std)``.
     """
     check_tensor("series", series, ("T", "D"))
+    if series.shape[0] == 0 and (mean is None or std is None):
+        raise ValueError("series must hold at least one time step to compute its statistics, got shape "
+                         f"{tuple(series.shape)}")
     if mean is None:
         mean = series.mean(dim=0)
     if std is None:
         std = series.std(dim=0, unbiased=False)
     check_tensor("mean", mean, (series.shape[1],))
     check_tensor("std", std, (series.shape[1],))
-    if bool((std <= 0).any()):
+    if not bool((std > 0).all()):
         raise ValueError(f"std must be > 0 in every component, got {std.tolist()}")
     return (series - mean) / std, mean, std
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-from neuroplastic._checks import check_fraction, check_int, check_tensor
+from neuroplastic._checks import check_bool, check_fraction, check_int, check_tensor
 from neuroplastic.tasks._common import DeviceLike, check_generator, resolve_device
 
 __all__ = ["PatternCompletionBatch", "pattern_completion_batch", "bits_wrong", "bit_error_rate"]
@@ -102,6 +102,7 @@ def pattern_completion_batch(
     check_int("gap_steps", gap_steps, minimum=0)
     check_int("test_steps", test_steps)
     erase_fraction = check_fraction("erase_fraction", erase_fraction)
+    check_bool("balanced", balanced)
     generator = check_generator(generator)
     device = resolve_device(device)
     b, p, n = batch_size, num_patterns, pattern_size

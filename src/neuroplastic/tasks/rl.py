@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from neuroplastic._checks import check_choice, check_tensor
+from neuroplastic._checks import check_choice, check_number, check_tensor
 
 __all__ = ["RETURN_METHODS", "discounted_returns", "policy_log_probs", "a2c_loss"]
 
@@ -41,7 +41,7 @@ def discounted_returns(rewards: Tensor, gamma: float, *, method: str = "loop", t
 
     Args:
         rewards: ``[B, T]`` rewards of ``B`` whole episodes (``[T, B]`` with ``time_dim=0``).
-        gamma: discount per step.
+        gamma: discount per step, in [0, 1].
         method: ``"loop"`` runs the recursion backwards in time, one elementwise step per time step;
             ``"matrix"`` computes ``G = r @ D^T`` with ``D[t, k] = gamma^(k - t)`` for ``k >= t`` (else 0),
             one matrix product, ``O(B T^2)``. Both compute the same returns; they differ only in rounding.
@@ -53,7 +53,11 @@ def discounted_returns(rewards: Tensor, gamma: float, *, method: str = "loop", t
     _check_time_dim(time_dim)
     check_tensor("rewards", rewards, ("B", "T") if time_dim == 1 else ("T", "B"))
     check_choice("method", method, RETURN_METHODS)
+    check_number("gamma", gamma, minimum=0, maximum=1)
     steps = rewards.shape[time_dim]
+    if steps == 0:
+        raise ValueError(f"rewards must hold at least one time step, got shape {tuple(rewards.shape)} "
+                         f"(time_dim={time_dim})")
     if method == "matrix":
         t = torch.arange(steps, device=rewards.device, dtype=rewards.dtype)
         lag = t.unsqueeze(0) - t.unsqueeze(1)  # [t, k] -> k - t
@@ -71,8 +75,22 @@ def policy_log_probs(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
     """Log-probability of the actions taken and the policy's entropy, from action logits.
 
     ``pi = softmax(logits)``; returns ``(log pi(a), H(pi))`` with ``H(pi) = -sum_a pi_a log pi_a``.
-    Shapes: ``logits [..., A]``, ``actions [...]`` long -> ``([...], [...])``.
+    Shapes: ``logits [..., A]`` (``A >= 1``), ``actions [...]`` integer in ``[0, A)`` -> ``([...], [...])``.
     """
+    check_tensor("logits", logits, None)
+    if logits.dim() == 0 or logits.shape[-1] == 0:
+        raise ValueError(f"logits must have shape [..., A] with A >= 1 actions, got {tuple(logits.shape)}")
+    if not isinstance(actions, Tensor) or actions.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8,
+                                                                 torch.int8):
+        raise TypeError(f"actions must be an integer tensor, got "
+                        f"{actions.dtype if isinstance(actions, Tensor) else type(actions).__name__}")
+    if actions.shape != logits.shape[:-1]:
+        raise ValueError(f"actions must have shape {tuple(logits.shape[:-1])} (the logits' shape without the "
+                         f"action dimension), got {tuple(actions.shape)}")
+    if actions.numel() and (int(actions.min()) < 0 or int(actions.max()) >= logits.shape[-1]):
+        raise ValueError(f"actions must be in [0, {logits.shape[-1]}), got values from {int(actions.min())} "
+                         f"to {int(actions.max())}")
+    actions = actions.long()
     log_probs = torch.log_softmax(logits, dim=-1)
     chosen = log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     entropy = -(log_probs.exp() * log_probs).sum(-1)
