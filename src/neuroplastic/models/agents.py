@@ -18,11 +18,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from neuroplastic._checks import check_int
 from neuroplastic.plasticity import PlasticRNNCell, plastic_scan
 from neuroplastic.tasks import GridMazeTask
 
 __all__ = ["ActorCritic", "MazeAgent", "run_maze_episodes"]
 
+
+
+def _check_core(name: str, core: object) -> None:
+    if not isinstance(core, nn.Module) or not isinstance(getattr(core, "hidden_size", None), int):
+        raise TypeError(f"{name} must be a recurrent cell (an nn.Module with an int hidden_size and "
+                        f"initial_state), got {type(core).__name__}")
 
 class ActorCritic(nn.Module):
     """A recurrent cell with a policy head (action logits) and a value head, both reading the hidden state.
@@ -33,6 +40,8 @@ class ActorCritic(nn.Module):
 
     def __init__(self, cell: nn.Module, num_actions: int = 2) -> None:
         super().__init__()
+        _check_core("cell", cell)
+        check_int("num_actions", num_actions)
         self.cell = cell
         self.policy = nn.Linear(cell.hidden_size, num_actions)
         self.value = nn.Linear(cell.hidden_size, 1)
@@ -55,6 +64,8 @@ class MazeAgent(nn.Module):
 
     def __init__(self, core: nn.Module, num_actions: int = 4) -> None:
         super().__init__()
+        _check_core("core", core)
+        check_int("num_actions", num_actions)
         self.core = core
         self.num_actions = num_actions
         self.head = nn.Linear(core.hidden_size, num_actions + 1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from neuroplastic._checks import check_fraction, check_int, check_number
 from neuroplastic.neurons.lif import decay_from_tau, lif_step
 from neuroplastic.neurons.surrogates import FastSigmoid
 from neuroplastic.plasticity.spiking import spike_trace
@@ -32,6 +33,10 @@ class PlainRecurrentLIF(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, *, tau_mem: float, surrogate_slope: float) -> None:
         super().__init__()
+        check_int("in_features", in_features)
+        check_int("out_features", out_features)
+        check_number("tau_mem", tau_mem, minimum=0, exclusive_minimum=True)
+        check_number("surrogate_slope", surrogate_slope, minimum=0, exclusive_minimum=True)
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.empty(in_features, out_features))
         self.bias = nn.Parameter(torch.zeros(out_features))
@@ -64,6 +69,12 @@ class AssociationSNN(nn.Module):
 
     def __init__(self, layer: nn.Module, hidden_size: int, classes: int, readout_decay: float) -> None:
         super().__init__()
+        check_int("hidden_size", hidden_size)
+        check_int("classes", classes)
+        check_fraction("readout_decay", readout_decay)
+        width = getattr(layer, "out_features", getattr(layer, "hidden_size", hidden_size))
+        if width != hidden_size:
+            raise ValueError(f"hidden_size must be the layer's output size {width}, got {hidden_size}")
         self.layer = layer
         self.readout = nn.Linear(hidden_size, classes)
         self.readout_decay = float(readout_decay)

@@ -45,6 +45,7 @@ class SmallCNN(nn.Module):
         check_int_tuple("channels", channels)
         check_int_tuple("strides", strides)
         check_int("in_channels", in_channels)
+        check_int("num_classes", num_classes)
         sizes = (in_channels, *channels)
         self.blocks = nn.ModuleList(ConvBlock(sizes[i], sizes[i + 1], strides[i]) for i in range(len(channels)))
         self.head = nn.Linear(channels[-1], num_classes)

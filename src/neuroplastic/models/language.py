@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neuroplastic._checks import check_int
 from neuroplastic.plasticity import PlasticLSTM
 from neuroplastic.tasks.text import CharVocabulary, bits_per_character, sequential_batches
 
@@ -45,6 +46,11 @@ class CharLanguageModel(nn.Module):
 
     def __init__(self, vocab_size: int, embedding_dim: int, core: nn.Module) -> None:
         super().__init__()
+        check_int("vocab_size", vocab_size)
+        check_int("embedding_dim", embedding_dim)
+        if not isinstance(core, nn.Module) or not isinstance(getattr(core, "hidden_size", None), int):
+            raise TypeError(f"core must be a recurrent nn.Module with an int hidden_size (a PlasticLSTM or an "
+                            f"nn.LSTM), got {type(core).__name__}")
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.core = core
         self.decoder = nn.Linear(core.hidden_size, vocab_size)
@@ -71,7 +77,8 @@ def lstm_parameter_count(vocab_size: int, embedding_dim: int, hidden_size: int) 
 
     ``V E + 4 H (E + H) + 8 H + H V + V``.
     """
-    v, e, h = vocab_size, embedding_dim, hidden_size
+    v, e, h = (check_int(name, value) for name, value in
+               (("vocab_size", vocab_size), ("embedding_dim", embedding_dim), ("hidden_size", hidden_size)))
     return v * e + 4 * h * (e + h) + 8 * h + h * v + v
 
 
@@ -80,6 +87,9 @@ def matched_lstm_hidden_size(target: int, vocab_size: int, embedding_dim: int) -
 
     Solves ``4 H^2 + (4 E + 8 + V) H + V E + V = target`` and picks the better of the integers around the root.
     """
+    check_int("target", target)
+    check_int("vocab_size", vocab_size)
+    check_int("embedding_dim", embedding_dim)
     a, b, c = 4.0, 4.0 * embedding_dim + 8 + vocab_size, float(vocab_size * embedding_dim + vocab_size - target)
     root = (-b + math.sqrt(max(b * b - 4 * a * c, 0.0))) / (2 * a)
     candidates = {max(1, math.floor(root) + k) for k in (-1, 0, 1, 2)}

@@ -19,7 +19,14 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_int
+from neuroplastic._checks import (
+    StateField,
+    check_bool,
+    check_int,
+    check_nonempty_sequence,
+    check_state,
+    check_tensor,
+)
 
 __all__ = ["RNNState", "RNNCell", "RNN"]
 
@@ -48,6 +55,7 @@ class RNNCell(nn.Module):
         super().__init__()
         self.input_size = check_int("input_size", input_size)
         self.hidden_size = check_int("hidden_size", hidden_size)
+        check_bool("input_projection", input_projection)
         if not input_projection and input_size != hidden_size:
             raise ValueError(f"without an input projection input_size must equal hidden_size; got {input_size} "
                              f"and {hidden_size}")
@@ -70,9 +78,19 @@ class RNNCell(nn.Module):
 
     def forward(self, x: Tensor, state: RNNState | None = None) -> tuple[Tensor, RNNState]:
         """``x [B, I]`` -> ``(h [B, N], state)``; ``state=None`` starts from zero activity."""
+        check_tensor("x", x, ("B", self.input_size), like=self.weight)
         if state is None:
-            state = self.initial_state(x.shape[0], device=x.device)
+            state = self.initial_state(x.shape[0], device=x.device).hidden.to(x.dtype)
+            state = RNNState(state)
+        else:
+            self.check_state(state, x.shape[0])
         return self.step(self.drive(x), state)
+
+    def check_state(self, state: object, batch: int) -> None:
+        """A ``ValueError``/``TypeError`` unless ``state`` is an :class:`RNNState` with ``hidden [batch, N]`` on
+        the parameters' device and dtype."""
+        check_state(state, [("", RNNState)], [StateField("hidden", (batch, self.hidden_size), "batch of the input, "
+                    "hidden", "")], batch=batch, like=self.weight)
 
 
 class RNN(nn.Module):
@@ -89,10 +107,14 @@ class RNN(nn.Module):
 
     def forward(self, inputs: Tensor, state: RNNState | None = None) -> tuple[Tensor, RNNState]:
         """``inputs [B, T, I]`` -> ``(outputs [B, T, N], final state)``; ``state=None`` starts at zero."""
+        check_tensor("inputs", inputs, ("B", "T", self.cell.input_size), like=self.cell.weight)
+        check_nonempty_sequence("inputs", inputs)
         if state is None:
             state = RNNState(inputs.new_zeros(inputs.shape[0], self.hidden_size))
+        else:
+            self.cell.check_state(state, inputs.shape[0])
         outputs = []
         for t in range(inputs.shape[1]):
-            hidden, state = self.cell(inputs[:, t], state)
+            hidden, state = self.cell.step(self.cell.drive(inputs[:, t]), state)  # checked once, above
             outputs.append(hidden)
         return torch.stack(outputs, dim=1), state

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice, check_fraction, check_int, check_number
+from neuroplastic._checks import check_bool, check_choice, check_fraction, check_int, check_number
 from neuroplastic.neurons import LIF, get_surrogate, rate_encode
 
 __all__ = ["ENCODINGS", "SURROGATES", "SpikingMLP", "SpikingRateMLP", "spiking_activity"]
@@ -57,6 +57,8 @@ class SpikingMLP(nn.Module):
         check_fraction("decay", decay, low_open=True, high_open=True)  # the membrane's per-step decay
         check_choice("encoding", encoding, ENCODINGS)
         check_choice("surrogate", surrogate, SURROGATES)
+        check_bool("rectifier", rectifier)
+        check_bool("norm", norm)
         self.time_steps, self.encoding = time_steps, encoding
         kw = dict(tau=-1.0 / math.log(decay), threshold=threshold, reset=reset, rectifier=rectifier,
                   surrogate=get_surrogate(surrogate, width=threshold))
