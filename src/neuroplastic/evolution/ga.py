@@ -494,7 +494,8 @@ class SteadyStateGA(_Algorithm):
     tournaments of 5 for parents and for removal).
 
     Args: as :class:`GeneticAlgorithm`, with a :class:`SteadyStateConfig`; ``on_report`` is called once the
-    founders are evaluated and then every ``config.report_every`` evaluations (and when the run is done).
+    founders are evaluated, then at the first tell on or after each multiple of ``config.report_every``
+    evaluations past the founders', and when the run is done.
 
     The first :meth:`ask` returns the founders; each later one ``batch_size`` children (fewer at the end of the
     evaluation budget). A child's generation is one more than its latest parent's. Each told child replaces, in
@@ -533,7 +534,8 @@ class SteadyStateGA(_Algorithm):
             self._next_report = self.evaluations + self._report_every
             self._report()
         elif not members and (self.evaluations >= self._next_report or self.done):
-            self._next_report = self.evaluations + self._report_every
+            while self._next_report <= self.evaluations:  # rows on a fixed grid of evaluations
+                self._next_report += self._report_every
             self.generation += 1
             self._report()
 
