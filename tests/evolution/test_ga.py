@@ -184,11 +184,18 @@ def test_evaluators_get_the_genome_seeds_and_one_argument_callables_work():
     ga.step(recorder)
     ga.step(recorder)
     ga.step(sphere)  # one argument: called without seeds
+
+    class Sphere(torch.nn.Module):  # a module is called by its forward's arguments
+        def forward(self, genomes):
+            return sphere(genomes)
+
+    ga.step(Sphere())
     assert torch.equal(seen[0], genome_seeds(9, torch.zeros(20, dtype=torch.int64), torch.arange(20)))
     born = ga.population.record.generation[20:24]
     assert torch.all(born == 1)
     assert torch.equal(seen[1], genome_seeds(9, born, torch.arange(20, 24)))
     ga.ask()
+    assert ga.evaluations == 32
     assert torch.equal(ga.pending.seeds, genome_seeds(9, ga.population.record.generation[ga.pending.ids],
                                                       ga.pending.ids))
 
@@ -350,3 +357,19 @@ def test_bad_construction_and_mutations_are_refused(library_error):
     with library_error() as info:
         ga.ask()
     assert info.match("the mutation must return children of the parents' shape")
+
+
+def test_a_refused_tell_changes_nothing(library_error):
+    ga = _generational(nan_fitness="worst")
+    genomes = ga.ask()
+    fitness = sphere(genomes)
+    fitness[0] = float("nan")
+    before = ga.state_dict()
+    with library_error() as info:
+        ga.tell(fitness, experience=[None] * 29)
+    assert info.match("experience")
+    assert ga.nan_count == 0 and ga.evaluations == 0 and ga.pending is not None
+    assert torch.equal(ga.population.fitness.nan_to_num(), before["population"]["fitness"].nan_to_num())
+    with pytest.warns(RuntimeWarning, match="1 NaN"):
+        ga.tell(fitness, experience=[None] * 30)
+    assert ga.nan_count == 1

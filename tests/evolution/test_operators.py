@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from neuroplastic.evolution import (
     elite_indices,
@@ -215,3 +217,16 @@ def test_genome_seed_is_stable_distinct_and_fits_a_generator(library_error):
     with library_error() as info:
         genome_seed(0, 0, True)
     assert info.match("genome_id")
+
+
+@given(st.integers(1, 12), st.integers(0, 20), st.data())
+def test_property_a_tournament_winner_beats_at_least_k_minus_1_members(size, count, data):
+    k = data.draw(st.integers(1, size))
+    largest = data.draw(st.booleans())
+    fitness = torch.tensor(data.draw(st.lists(st.integers(-3, 3), min_size=size, max_size=size)),
+                           dtype=torch.float64)
+    winners = tournament_selection(fitness, count, k, _gen(data.draw(st.integers(0, 100))), largest=largest)
+    assert winners.shape == (count,) and bool(((winners >= 0) & (winners < size)).all())
+    for w in winners.tolist():
+        beaten = (fitness > fitness[w]) if largest else (fitness < fitness[w])
+        assert int(beaten.sum()) <= size - k  # at most the members that were not in its tournament

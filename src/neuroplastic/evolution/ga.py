@@ -15,8 +15,9 @@ Use either as ask/tell::
 
 or let ``ga.step(evaluate)`` / ``ga.run(evaluate)`` call an :class:`Evaluator`: any callable
 ``evaluate(genomes [N, D], seeds [N]) -> fitness [N]`` (a callable of one argument, ``evaluate(genomes)``, is
-called without the seeds). It may return an :class:`Evaluation` instead of a tensor (any object with a
-``fitness`` attribute and optionally ``experience``), so that a safe mutation receives what each parent saw.
+called without the seeds; an ``nn.Module`` is judged by its ``forward``). It may return an :class:`Evaluation`
+instead of a tensor (any object with a ``fitness`` attribute and optionally ``experience``), so that a safe
+mutation receives what each parent saw.
 
 Fitness is float64 and maximised. A NaN or infinite fitness, or one of another shape, is refused with a
 ``ValueError`` (``nan_fitness="raise"``, the default); with ``nan_fitness="worst"`` a NaN counts as ``-inf``
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .._checks import check_choice, check_fraction, check_int, check_number
 from .operators import (
@@ -153,9 +154,11 @@ class SteadyStateConfig:
 
 # ---------------------------------------------------------------------- the shared shell
 def _takes_seeds(evaluate: Callable[..., Any]) -> bool:
-    """Whether ``evaluate`` accepts two positional arguments (genomes, seeds); True when unknown."""
+    """Whether ``evaluate`` accepts two positional arguments (genomes, seeds); True when unknown. An
+    ``nn.Module`` is judged by its ``forward``."""
+    target = evaluate.forward if isinstance(evaluate, nn.Module) else evaluate
     try:
-        inspect.signature(evaluate).bind(None, None)
+        inspect.signature(target).bind(None, None)
     except TypeError:
         return False
     except ValueError:
@@ -279,6 +282,12 @@ class _Algorithm:
         n = self._pending.ids.shape[0]
         fitness = self._check_fitness(fitness, n)
         entries = _split_experience(experience, n)
+        nan = torch.isnan(fitness)
+        if bool(nan.any()):  # nan_fitness="worst" (the check refused NaN otherwise); counted once all is valid
+            self.nan_count += int(nan.sum())
+            warnings.warn(f"{int(nan.sum())} NaN fitness of {n} counted as the worst (-inf); "
+                          f"{self.nan_count} so far in this run", RuntimeWarning, stacklevel=2)
+            fitness = fitness.masked_fill(nan, float("-inf"))
         ids = self._pending.ids
         self.population.set_fitness(ids, fitness)
         if self._pending_members:
@@ -323,8 +332,8 @@ class _Algorithm:
 
     # ------------------------------------------------------------------ shared machinery
     def _done_reason(self) -> str:
-        if self.solved:
-            return f"best fitness {self._best.fitness} >= target_fitness {self.config.target_fitness}"  # type: ignore[union-attr]
+        if self.solved and self._best is not None:
+            return f"best fitness {self._best.fitness} >= target_fitness {self.config.target_fitness}"
         return f"{self.evaluations} evaluations >= max_evaluations {self.config.max_evaluations}"
 
     def _check_fitness(self, fitness: Any, n: int) -> Tensor:
@@ -348,10 +357,6 @@ class _Algorithm:
             if self.config.nan_fitness == "raise":
                 raise ValueError(f"fitness must be finite, got {int(nan.sum())} NaN of {n} (set nan_fitness='worst' "
                                  f"in the config to count NaN as the worst fitness instead)")
-            self.nan_count += int(nan.sum())
-            warnings.warn(f"{int(nan.sum())} NaN fitness of {n} counted as the worst (-inf); "
-                          f"{self.nan_count} so far in this run", RuntimeWarning, stacklevel=3)
-            fitness = fitness.masked_fill(nan, float("-inf"))
         return fitness
 
     def _select(self, count: int) -> Tensor:
