@@ -349,6 +349,9 @@ def test_bad_construction_and_mutations_are_refused(library_error):
         GeneticAlgorithm(_founders(10), GAConfig(population_size=10), seed=-1)
     assert info.match("seed")
     with library_error() as info:
+        GaussianMutation(-0.5)
+    assert info.match("std")
+    with library_error() as info:
         _generational().run(sphere)
     assert info.match("run\\(\\) needs an end")
     ga = GeneticAlgorithm(torch.zeros(10, 5, dtype=torch.float64), GAConfig(population_size=10), seed=0,
@@ -373,3 +376,22 @@ def test_a_refused_tell_changes_nothing(library_error):
     with pytest.warns(RuntimeWarning, match="1 NaN"):
         ga.tell(fitness, experience=[None] * 30)
     assert ga.nan_count == 1
+
+
+def test_evolving_a_model_from_its_template_with_a_vectorised_fitness():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(1))
+    y = x @ torch.tensor([[1.0], [-1.0]]) + 0.5
+    population = Population.from_model(model, 24, torch.Generator().manual_seed(2), std=0.5, keep_template=True)
+    layout = population.layout
+
+    def fitness(genomes):  # the whole population's forward pass in one call
+        return -((layout.batched_call(model, genomes, x) - y) ** 2).mean(dim=(1, 2))
+
+    ga = GeneticAlgorithm(population, GAConfig(population_size=24, elite=2, mutation_std=0.05,
+                                               target_fitness=-1e-3, max_evaluations=24 * 200), seed=0)
+    best = ga.run(fitness)
+    assert ga.solved and best.fitness >= -1e-3
+    layout.load(model, best.genome)
+    assert torch.allclose(model.weight, torch.tensor([[1.0, -1.0]]), atol=0.1)

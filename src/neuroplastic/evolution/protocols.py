@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from .._checks import check_values
 from .operators import gaussian_mutation
 
 __all__ = ["Best", "Evaluation", "Evaluator", "GaussianMutation", "Mutation", "MutationContext", "Pending"]
@@ -68,7 +69,7 @@ class GaussianMutation:
     (:func:`~neuroplastic.evolution.operators.gaussian_mutation`); ``std`` a number or a per-weight ``[D]``."""
 
     def __init__(self, std: float | Tensor) -> None:
-        self.std = std
+        self.std = check_values("std", std, minimum=0)
 
     def __call__(self, parents: Tensor, generator: torch.Generator, context: MutationContext) -> Tensor:
         return gaussian_mutation(parents, self.std, generator)
