@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 from neuroplastic.evolution import ROOT, ParameterLayout, buffer_outputs, divergence_line_search, output_divergence
@@ -71,17 +73,19 @@ def test_the_line_search_hits_the_target_divergence(target):
     assert float(total) == pytest.approx(result.divergence, rel=1e-12)
 
 
-def test_on_a_linear_model_the_step_is_the_square_root_of_the_divergence_ratio():
+@given(log_target=st.floats(min_value=-25.0, max_value=8.0), seed=st.integers(0, 2**16))
+def test_on_a_linear_model_the_step_is_the_square_root_of_the_divergence_ratio(log_target, seed):
     model = nn.Linear(3, 2).double()  # the divergence of a step lambda is lambda^2 times that of a unit step
     layout = ParameterLayout(model)
-    genome = torch.randn(layout.size, generator=torch.Generator().manual_seed(0), dtype=F64)
-    direction = torch.randn(layout.size, generator=torch.Generator().manual_seed(1), dtype=F64)
-    inputs = torch.randn(7, 3, generator=torch.Generator().manual_seed(2), dtype=F64)
+    gen = torch.Generator().manual_seed(seed)
+    genome, direction = torch.randn(2, layout.size, generator=gen, dtype=F64)
+    inputs = torch.randn(7, 3, generator=gen, dtype=F64)
     unit = float(output_divergence(layout, model, genome, genome + direction, inputs)[0])
-    for target in (1e-8, 3e-2, 50.0):
-        result = divergence_line_search(layout, model, genome, direction, inputs, target, rtol=1e-3)
-        assert result.status == "hit"
-        assert result.step == pytest.approx(math.sqrt(target / unit), rel=1e-3)
+    target = math.exp(log_target)
+    result = divergence_line_search(layout, model, genome, direction, inputs, target, rtol=1e-3,
+                                    step_range=(1e-9, 1e9))
+    assert result.status == "hit" and result.evaluations <= 40
+    assert result.step == pytest.approx(math.sqrt(target / unit), rel=1e-3)
 
 
 def test_a_target_out_of_reach_returns_the_closest_end_of_the_range():

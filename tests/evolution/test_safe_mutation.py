@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from neuroplastic.evolution import (
+    ExperienceBuffer,
     ParameterLayout,
     SafeMutation,
     SafeMutationConfig,
@@ -171,8 +172,10 @@ def test_the_operator_is_deterministic_per_generator_and_records_each_child():
         assert set(first_records[i].as_dict()) == {"method", "perturbation_norm", "step", "status", "divergence",
                                                    "divergence/0", "divergence/2"}
     # one tensor [N, S, ...] for equal buffers; a generator per call, the same draws for the same seed
+    buffer = ExperienceBuffer(capacity=10)
+    buffer.add(inputs, torch.Generator())
     stacked = op(parents[:2], torch.Generator().manual_seed(8), inputs.expand(2, *inputs.shape))
-    listed = op(parents[:2], torch.Generator().manual_seed(8), [inputs, inputs])
+    listed = op(parents[:2], torch.Generator().manual_seed(8), [inputs, buffer])
     assert torch.equal(stacked, listed)
 
 

@@ -209,9 +209,16 @@ def divergence_line_search(
     Written here, in ``x = log(lambda)``: from ``lambda = 1`` (clamped to the range), steps outwards guided by the
     small-step law ``f ~ lambda^2`` (each step a factor in [2, 100]) until a ``lambda`` on each side of the
     target brackets it, then safeguarded secant steps on ``log f - log target`` against ``x``, bisection when a
-    secant step leaves the middle 80% of the bracket. A non-finite divergence counts as above the target. Unlike
-    the reference, the objective is never NaN (its ``sqrt(change - threshold)**2`` is NaN below the threshold,
-    so its minimiser could not see which side it was on) and no SciPy is needed.
+    secant step leaves the middle 80% of the bracket. A non-finite divergence counts as above the target.
+
+    Differences from the reference: the objective is never NaN (its ``sqrt(change - threshold)**2`` is NaN below
+    the threshold, so its minimiser could not see which side it was on) and no SciPy is needed (its bounded
+    ``minimize_scalar`` call fails on modern SciPy); the divergence is the mean squared output change of
+    :func:`output_divergence` (the reference's recurrent domain; its ``sm_simple.py`` used the mean over entries
+    of the output change's Euclidean norm); the step range is an argument (the reference: ``(0, 3)`` or
+    unbounded) and the direction is not normalised (the reference's recurrent SM-R used a unit direction: only
+    the starting point ``lambda = 1`` differs). Where the target is out of reach the result says so
+    (``status``) instead of returning a minimiser's last point.
 
     Args:
         layout, model, inputs ``[S, ...]``: as :func:`buffer_outputs`.

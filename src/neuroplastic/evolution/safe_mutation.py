@@ -36,6 +36,7 @@ from .divergence import (
     divergence_line_search,
     output_divergence,
 )
+from .experience import ExperienceBuffer
 from .genome import ParameterLayout
 
 __all__ = [
@@ -376,8 +377,9 @@ class SafeMutation:
     - ``parents``: ``[N, D]`` genomes of ``model``'s layout.
     - ``generator``: every random draw: first ``delta = std * randn(N, D)`` (on the generator's device, in the
       parents' dtype), then, parent by parent, the subsample of an experience larger than ``buffer_size``.
-    - ``experience``: each parent's buffer of input states: a sequence of ``N`` tensors ``[S_i, ...]``, or one
-      tensor ``[N, S, ...]``; None only for ``"gaussian"`` with ``record="none"``.
+    - ``experience``: each parent's buffer of input states: a sequence of ``N`` tensors ``[S_i, ...]`` (or
+      :class:`~neuroplastic.evolution.ExperienceBuffer` objects), or one tensor ``[N, S, ...]``; None only for
+      ``"gaussian"`` with ``record="none"``.
 
     Returns the children ``[N, D]`` (the parents' dtype and device) and keeps one :class:`MutationRecord` per
     child in :attr:`records` (replaced at each call; :meth:`MutationRecord.as_dict` for a metrics row). The
@@ -405,7 +407,7 @@ class SafeMutation:
         return f"SafeMutation(method={self.config.method!r}, std={self.config.std}, size={self.layout.size})"
 
     def __call__(self, parents: Tensor, generator: torch.Generator,
-                 experience: Sequence[Tensor] | Tensor | None = None) -> Tensor:
+                 experience: Sequence[Tensor | ExperienceBuffer] | Tensor | None = None) -> Tensor:
         if not isinstance(parents, Tensor) or parents.dim() != 2 or parents.shape[1] != self.layout.size:
             shape = list(parents.shape) if isinstance(parents, Tensor) else type(parents).__name__
             raise ValueError(f"parents must be a tensor [N, {self.layout.size}], got {shape}")
@@ -431,7 +433,8 @@ class SafeMutation:
         return torch.stack(children) if children else parents.detach().clone()
 
     @staticmethod
-    def _experiences(experience: Sequence[Tensor] | Tensor | None, n: int) -> list[Tensor | None]:
+    def _experiences(experience: Sequence[Tensor | ExperienceBuffer] | Tensor | None,
+                     n: int) -> list[Tensor | None]:
         if experience is None:
             return [None] * n
         if isinstance(experience, Tensor):
@@ -444,7 +447,9 @@ class SafeMutation:
                             f"{type(experience).__name__}")
         if len(experience) != n:
             raise ValueError(f"experience must hold one buffer per parent, {n}, got {len(experience)}")
-        bad = [i for i, e in enumerate(experience) if not isinstance(e, Tensor)]
+        buffers = [e.states if isinstance(e, ExperienceBuffer) else e for e in experience]
+        bad = [i for i, e in enumerate(buffers) if not isinstance(e, Tensor)]
         if bad:
-            raise TypeError(f"experience[{bad[0]}] must be a tensor [S, ...], got {type(experience[bad[0]]).__name__}")
-        return list(experience)
+            raise TypeError(f"experience[{bad[0]}] must be a tensor [S, ...] or an ExperienceBuffer, got "
+                            f"{type(experience[bad[0]]).__name__}")
+        return buffers
