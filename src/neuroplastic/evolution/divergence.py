@@ -87,7 +87,12 @@ def _chunks(inputs: Tensor, chunk_size: int | None) -> list[Tensor]:
 
 
 def _outputs(layout: ParameterLayout, model: nn.Module, genome: Tensor, inputs: Tensor) -> Tensor:
-    out = layout.call(model, genome, inputs)
+    return _outputs_of(model, layout.unflatten(genome), inputs)
+
+
+def _outputs_of(model: nn.Module, params: dict[str, Tensor], inputs: Tensor) -> Tensor:
+    """``[S, O]``: the model run with ``params`` (name -> tensor, the rest its own) on ``inputs [S, ...]``."""
+    out = torch.func.functional_call(model, params, (inputs,))
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):
         out = out[0]
     if not isinstance(out, Tensor):

@@ -31,7 +31,7 @@ from .divergence import (
     _check_inputs,
     _check_setup,
     _chunks,
-    _outputs,
+    _outputs_of,
     check_step_range,
     divergence_line_search,
     output_divergence,
@@ -82,22 +82,33 @@ def sensitivity_sum(layout: ParameterLayout, model: nn.Module, genome: Tensor, i
     _check_setup(layout, model)
     genome = _check_genome("genome", genome, layout)
     inputs = _check_inputs(inputs, genome)
-    total = torch.zeros((), dtype=genome.dtype, device=genome.device)
+    params = layout.unflatten(genome)
+    total: dict[str, Tensor] = {}
     for chunk in _chunks(inputs, chunk_size):
-        total = total + jacrev(lambda g, c=chunk: _outputs(layout, model, g, c).sum(0))(genome)
-    return total.square().sum(0).sqrt()
+        jac = jacrev(lambda p, c=chunk: _outputs_of(model, p, c).sum(0))(params)  # name -> [O, *shape]
+        total = {name: total.get(name, 0) + value for name, value in jac.items()}
+    return _flat(layout, total, 1).square().sum(0).sqrt()
 
 
-def _per_entry_jacobians(layout: ParameterLayout, model: nn.Module, genome: Tensor, chunk: Tensor,
-                         vectorize: str) -> Tensor:
-    """``[C, O, D]``: the Jacobian of each entry's output vector with respect to the genome."""
+def _flat(layout: ParameterLayout, tree: dict[str, Tensor], lead: int) -> Tensor:
+    """``[*lead dims, D]`` from per-parameter tensors ``{name: [*lead dims, *shape]}`` in genome order.
+
+    The derivatives are taken with respect to the parameters (``layout.unflatten``), not the flat genome: the
+    backward of slicing a flat vector would fill a zero tensor ``[..., D]`` per parameter and output.
+    """
+    return torch.cat([tree[slot.name].reshape(*tree[slot.name].shape[:lead], -1) for slot in layout], dim=-1)
+
+
+def _per_entry_jacobians(model: nn.Module, params: dict[str, Tensor], chunk: Tensor,
+                         vectorize: str) -> dict[str, Tensor]:
+    """``{name: [C, O, *shape]}``: the Jacobian of each entry's output vector with respect to the parameters."""
     if vectorize == "samples":
-        def one(g: Tensor, x: Tensor) -> Tensor:
-            return _outputs(layout, model, g, x.unsqueeze(0))[0]
+        def one(p: dict[str, Tensor], x: Tensor) -> Tensor:
+            return _outputs_of(model, p, x.unsqueeze(0))[0]
 
-        return vmap(jacrev(one), in_dims=(None, 0))(genome, chunk)
+        return vmap(jacrev(one), in_dims=(None, 0))(params, chunk)
     # entries do not interact, so the Jacobian of the batch's outputs [C, O] holds each entry's own
-    return jacrev(lambda g: _outputs(layout, model, g, chunk))(genome)
+    return jacrev(lambda p: _outputs_of(model, p, chunk))(params)
 
 
 def sensitivity_abs(layout: ParameterLayout, model: nn.Module, genome: Tensor, inputs: Tensor, *,
@@ -125,19 +136,20 @@ def sensitivity_abs(layout: ParameterLayout, model: nn.Module, genome: Tensor, i
     genome = _check_genome("genome", genome, layout)
     inputs = _check_inputs(inputs, genome)
     vectorize = check_choice("vectorize", vectorize, ("auto", "samples", "outputs"))
-    total = torch.zeros((), dtype=genome.dtype, device=genome.device)
+    params = layout.unflatten(genome)
+    total: dict[str, Tensor] = {}
     for chunk in _chunks(inputs, chunk_size):
         if vectorize == "auto":
             try:
-                jac = _per_entry_jacobians(layout, model, genome, chunk, "samples")
+                jac = _per_entry_jacobians(model, params, chunk, "samples")
                 vectorize = "samples"
             except RuntimeError:
-                jac = _per_entry_jacobians(layout, model, genome, chunk, "outputs")
+                jac = _per_entry_jacobians(model, params, chunk, "outputs")
                 vectorize = "outputs"
         else:
-            jac = _per_entry_jacobians(layout, model, genome, chunk, vectorize)
-        total = total + jac.abs().sum(0)
-    return (total / inputs.shape[0]).square().sum(0).sqrt()
+            jac = _per_entry_jacobians(model, params, chunk, vectorize)
+        total = {name: total.get(name, 0) + value.abs().sum(0) for name, value in jac.items()}
+    return (_flat(layout, total, 1) / inputs.shape[0]).square().sum(0).sqrt()
 
 
 def sensitivity_so(layout: ParameterLayout, model: nn.Module, genome: Tensor, inputs: Tensor, direction: Tensor,
@@ -167,16 +179,17 @@ def sensitivity_so(layout: ParameterLayout, model: nn.Module, genome: Tensor, in
     norm = direction.norm()
     if not bool(torch.isfinite(norm)) or float(norm) == 0.0:
         raise ValueError(f"direction must be finite and not zero, got a norm of {float(norm)}")
-    v = direction / norm
-    hv = torch.zeros_like(genome)
+    params = layout.unflatten(genome)
+    tangent = layout.unflatten(direction / norm)
+    hv: dict[str, Tensor] = {}
     for chunk in _chunks(inputs, chunk_size):
-        def f(g: Tensor, c: Tensor = chunk) -> Tensor:
-            return _outputs(layout, model, g, c)
+        def f(p: dict[str, Tensor], c: Tensor = chunk) -> Tensor:
+            return _outputs_of(model, p, c)
 
-        _, jv = jvp(f, (genome,), (v,))
-        _, pullback = vjp(f, genome)
-        hv = hv + pullback(jv)[0]
-    return (hv * (2.0 / inputs.shape[0])).abs().sqrt()
+        _, jv = jvp(f, (params,), (tangent,))
+        _, pullback = vjp(f, params)
+        hv = {name: hv.get(name, 0) + value for name, value in pullback(jv)[0].items()}
+    return (_flat(layout, hv, 0) * (2.0 / inputs.shape[0])).abs().sqrt()
 
 
 def scale_perturbation(delta: Tensor, sensitivity: Tensor, floor: float = 0.01) -> Tensor:
