@@ -3,11 +3,15 @@
 Genomes are flat parameter vectors of a template model (:class:`ParameterLayout`), held with their ids, parents,
 generations and fitness in a :class:`Population`. Genetic operators are pure functions (``operators``); the
 generational :class:`GeneticAlgorithm` and the steady-state :class:`SteadyStateGA` of Lehman et al. 2018 share
-an ask/tell interface. Safe mutations, evaluators from one process to a Ray cluster, Lamarckian evolution and
-self-replication are being built here, on top of ``neuroplastic.structure`` and below the experiments (see the
-package layers in ``docs/architecture.md``).
+an ask/tell interface. Safe mutations (Lehman et al. 2018: SM-G-SUM, SM-G-ABS, SM-G-SO, SM-R) scale a Gaussian
+perturbation by how much each weight moves the outputs on a buffer of the parent's experience
+(:class:`SafeMutation`, :class:`ExperienceBuffer`). Evaluators from one process to a Ray cluster, Lamarckian
+evolution and self-replication are being built here, on top of ``neuroplastic.structure`` and below the
+experiments (see the package layers in ``docs/architecture.md``).
 """
 
+from .divergence import ROOT, StepSearch, buffer_outputs, divergence_line_search, output_divergence
+from .experience import ExperienceBuffer, reservoir_update
 from .ga import GAConfig, GeneticAlgorithm, SteadyStateConfig, SteadyStateGA
 from .genome import ParameterLayout, ParameterSlot
 from .operators import (
@@ -22,28 +26,57 @@ from .operators import (
 )
 from .population import LineageRecord, Population
 from .protocols import Best, Evaluation, Evaluator, GaussianMutation, Mutation, MutationContext, Pending
+from .safe_mutation import (
+    METHODS,
+    MutationRecord,
+    SafeMutation,
+    SafeMutationConfig,
+    safe_mutate,
+    scale_perturbation,
+    scaled_perturbation,
+    sensitivity_abs,
+    sensitivity_so,
+    sensitivity_sum,
+)
 
 __all__ = [
+    "METHODS",
+    "ROOT",
     "Best",
     "Evaluation",
     "Evaluator",
+    "ExperienceBuffer",
     "GAConfig",
     "GaussianMutation",
     "GeneticAlgorithm",
     "LineageRecord",
     "Mutation",
     "MutationContext",
+    "MutationRecord",
     "ParameterLayout",
     "ParameterSlot",
     "Pending",
     "Population",
+    "SafeMutation",
+    "SafeMutationConfig",
     "SteadyStateConfig",
     "SteadyStateGA",
+    "StepSearch",
+    "buffer_outputs",
+    "divergence_line_search",
     "elite_indices",
     "gaussian_mutation",
     "genome_seed",
     "genome_seeds",
     "one_point_crossover",
+    "output_divergence",
+    "reservoir_update",
+    "safe_mutate",
+    "scale_perturbation",
+    "scaled_perturbation",
+    "sensitivity_abs",
+    "sensitivity_so",
+    "sensitivity_sum",
     "tournament_selection",
     "truncation_selection",
     "uniform_crossover",

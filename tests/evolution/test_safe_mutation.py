@@ -1,0 +1,232 @@
+"""Safe mutations: SM-G-SUM / ABS / SO sensitivities against slow references, the scaling, and the operator."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from neuroplastic.evolution import (
+    ExperienceBuffer,
+    ParameterLayout,
+    SafeMutation,
+    SafeMutationConfig,
+    output_divergence,
+    safe_mutate,
+    scale_perturbation,
+    sensitivity_abs,
+    sensitivity_so,
+    sensitivity_sum,
+)
+
+F64 = torch.float64
+
+
+class _Recurrent(nn.Module):
+    """A small recurrent net whose output for a sequence is its output at every step ``[T, 2]``."""
+
+    def __init__(self, cell: type[nn.Module]) -> None:
+        super().__init__()
+        self.rnn = cell(2, 3, batch_first=True)
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(x)[0])
+
+
+def _case(kind: str) -> tuple[nn.Module, ParameterLayout, torch.Tensor, torch.Tensor]:
+    """(model, layout, genome [D], buffer [S, ...]) in float64."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    if kind == "mlp":
+        model = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2)).double()
+        inputs = torch.randn(5, 3, generator=gen, dtype=F64)
+    else:
+        model = _Recurrent(nn.LSTM if kind == "lstm" else nn.GRU).double()
+        inputs = torch.randn(4, 3, 2, generator=gen, dtype=F64)  # 4 sequences of 3 steps
+    layout = ParameterLayout(model)
+    return model, layout, layout.flatten(model), inputs
+
+
+def _loaded(model: nn.Module, layout: ParameterLayout, genome: torch.Tensor) -> tuple[nn.Module, list]:
+    clone = layout.load(copy.deepcopy(model), genome)
+    return clone, [dict(clone.named_parameters())[slot.name] for slot in layout]
+
+
+def _slow_jacobians(model, layout, genome, inputs) -> torch.Tensor:
+    """[S, O, D]: one torch.autograd.grad per entry and output, on a copy of the model holding the genome."""
+    clone, params = _loaded(model, layout, genome)
+    rows = []
+    for t in range(inputs.shape[0]):
+        y = clone(inputs[t : t + 1]).reshape(-1)
+        per_output = []
+        for o in range(y.numel()):
+            grads = torch.autograd.grad(y[o], params, retain_graph=True, allow_unused=True)
+            per_output.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                                         for g, p in zip(grads, params, strict=True)]))
+        rows.append(torch.stack(per_output))
+    return torch.stack(rows)
+
+
+def _slow_so(model, layout, genome, inputs, direction) -> torch.Tensor:
+    """The reference's SM-G-SO: double backward of mean_t sum_o (y - y_parent)^2 along the unit direction."""
+    clone, params = _loaded(model, layout, genome)
+    out = clone(inputs).reshape(inputs.shape[0], -1)
+    loss = (out - out.detach()).square().sum(1).mean(0)
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    hv = torch.autograd.grad((flat * (direction / direction.norm())).sum(), params)
+    return torch.cat([h.reshape(-1) for h in hv]).abs().sqrt()
+
+
+@pytest.mark.parametrize("kind", ["mlp", "lstm", "gru"])
+def test_sum_and_abs_sensitivities_equal_loops_over_entries_and_outputs(kind):
+    model, layout, genome, inputs = _case(kind)
+    jac = _slow_jacobians(model, layout, genome, inputs)  # [S, O, D]
+    expected_sum = jac.sum(0).square().sum(0).sqrt()
+    expected_abs = jac.abs().mean(0).square().sum(0).sqrt()
+    assert torch.allclose(sensitivity_sum(layout, model, genome, inputs), expected_sum, atol=1e-12)
+    assert torch.allclose(sensitivity_sum(layout, model, genome, inputs, chunk_size=3), expected_sum, atol=1e-12)
+    modes = ["auto", "samples", "outputs"] if kind == "mlp" else ["auto", "outputs"]
+    for vectorize in modes:
+        for chunk_size in (None, 3):
+            s = sensitivity_abs(layout, model, genome, inputs, chunk_size=chunk_size, vectorize=vectorize)
+            assert s.dtype == F64 and torch.allclose(s, expected_abs, atol=1e-12), (vectorize, chunk_size)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "lstm", "gru"])
+def test_second_order_sensitivity_equals_the_double_backward_of_the_divergence(kind):
+    model, layout, genome, inputs = _case(kind)
+    direction = 0.3 * torch.randn(layout.size, generator=torch.Generator().manual_seed(4), dtype=F64)
+    expected = _slow_so(model, layout, genome, inputs, direction)
+    assert torch.allclose(sensitivity_so(layout, model, genome, inputs, direction), expected, atol=1e-12)
+    chunked = sensitivity_so(layout, model, genome, inputs, 5 * direction, chunk_size=3)  # only the direction
+    assert torch.allclose(chunked, expected, atol=1e-12)
+
+
+def test_sum_cancels_opposite_gradients_and_abs_does_not():
+    model = nn.Linear(2, 1, bias=False).double()  # y = w . x, so dy/dw = x
+    layout = ParameterLayout(model)
+    genome = torch.tensor([0.3, -0.7], dtype=F64)
+    inputs = torch.tensor([[1.0, 2.0], [-1.0, 2.0]], dtype=F64)
+    assert torch.allclose(sensitivity_sum(layout, model, genome, inputs), torch.tensor([0.0, 4.0], dtype=F64))
+    assert torch.allclose(sensitivity_abs(layout, model, genome, inputs), torch.tensor([1.0, 2.0], dtype=F64))
+    # the cancelled weight falls back to plain mutation (s == 0 -> 1), though it matters as much as ABS says
+    delta = torch.tensor([0.1, 0.1], dtype=F64)
+    assert torch.allclose(scale_perturbation(delta, sensitivity_sum(layout, model, genome, inputs)),
+                          torch.tensor([0.1, 0.025], dtype=F64))
+
+
+def test_scaling_divides_by_the_sensitivity_with_a_floor_and_zero_as_one():
+    delta = torch.tensor([1.0, 1.0, 1.0, 1.0, -3.0], dtype=F64)
+    s = torch.tensor([0.0, 1e-4, 0.5, 2.0, 3.0], dtype=F64)
+    assert torch.equal(scale_perturbation(delta, s), torch.tensor([1.0, 100.0, 2.0, 0.5, -1.0], dtype=F64))
+    assert torch.equal(scale_perturbation(delta, s, floor=2.0), torch.tensor([0.5, 0.5, 0.5, 0.5, -1.0],
+                                                                             dtype=F64))
+    assert torch.equal(scale_perturbation(delta, s, floor=0), torch.tensor([1.0, 1e4, 2.0, 0.5, -1.0], dtype=F64))
+
+
+def _deep_mlp(depth: int = 12, width: int = 6) -> nn.Module:
+    torch.manual_seed(0)
+    layers: list[nn.Module] = [nn.Linear(4, width), nn.Tanh()]
+    for _ in range(depth - 2):
+        layers += [nn.Linear(width, width), nn.Tanh()]
+    layers.append(nn.Linear(width, 2))
+    return nn.Sequential(*layers).double()
+
+
+def test_at_equal_norm_abs_moves_the_outputs_of_a_deep_network_less_than_gaussian():
+    model = _deep_mlp()
+    layout = ParameterLayout(model)
+    parent = layout.flatten(model)[None]
+    inputs = [torch.randn(10, 4, generator=torch.Generator().manual_seed(5), dtype=F64)]
+    records = {}
+    for method in ("gaussian", "abs"):
+        op = SafeMutation(model, SafeMutationConfig(method=method, std=0.05, equal_norm=True))
+        child = op(parent, torch.Generator().manual_seed(6), inputs)
+        records[method] = op.records[0]
+        assert torch.allclose((child - parent).norm(), torch.tensor(records[method].perturbation_norm, dtype=F64))
+    assert records["abs"].perturbation_norm == pytest.approx(records["gaussian"].perturbation_norm, rel=1e-9)
+    assert len(records["abs"].layer_divergence) == 12
+    assert records["abs"].divergence < 0.5 * records["gaussian"].divergence
+
+
+def test_the_operator_is_deterministic_per_generator_and_records_each_child():
+    model, layout, genome, inputs = _case("mlp")
+    parents = genome + 0.1 * torch.randn(3, layout.size, generator=torch.Generator().manual_seed(7), dtype=F64)
+    experience = [inputs, inputs[:2], torch.cat([inputs, -inputs])]  # the last longer than buffer_size
+    op = SafeMutation(model, SafeMutationConfig(method="sum", std=0.1, buffer_size=6))
+    first = op(parents, torch.Generator().manual_seed(8), experience)
+    first_records = op.records
+    again = op(parents, torch.Generator().manual_seed(8), experience)
+    assert op.records == first_records
+    other = op(parents, torch.Generator().manual_seed(9), experience)
+    assert first.shape == (3, layout.size) and first.dtype == F64
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    for i in range(2):  # buffers not subsampled: the record is the divergence on the parent's experience
+        total, parts = output_divergence(layout, model, parents[i], first[i], experience[i])
+        assert first_records[i].divergence == pytest.approx(float(total), rel=1e-12)
+        assert first_records[i].layer_divergence == pytest.approx({k: float(v) for k, v in parts.items()})
+        assert set(first_records[i].as_dict()) == {"method", "perturbation_norm", "step", "status", "divergence",
+                                                   "divergence/0", "divergence/2"}
+    # one tensor [N, S, ...] for equal buffers; a generator per call, the same draws for the same seed
+    buffer = ExperienceBuffer(capacity=10)
+    buffer.add(inputs, torch.Generator())
+    stacked = op(parents[:2], torch.Generator().manual_seed(8), inputs.expand(2, *inputs.shape))
+    listed = op(parents[:2], torch.Generator().manual_seed(8), [inputs, buffer])
+    assert torch.equal(stacked, listed)
+
+
+def test_plain_gaussian_needs_no_experience_and_sm_g_can_be_line_searched():
+    model, layout, genome, inputs = _case("mlp")
+    op = SafeMutation(model, SafeMutationConfig(method="gaussian", std=0.2, record="none"))
+    child = op(genome[None], torch.Generator().manual_seed(1))
+    expected = genome + 0.2 * torch.randn(1, layout.size, generator=torch.Generator().manual_seed(1), dtype=F64)
+    assert torch.equal(child, expected) and op.records[0].divergence is None
+    config = SafeMutationConfig(method="abs", std=0.2, target=1e-3, rtol=0.01)
+    child, record = safe_mutate(layout, model, genome, 0.2 * torch.ones(layout.size, dtype=F64), inputs, config)
+    assert record.status == "hit" and record.divergence == pytest.approx(1e-3, rel=0.01)
+    assert float(output_divergence(layout, model, genome, child, inputs)[0]) == pytest.approx(1e-3, rel=0.01)
+
+
+def test_bad_arguments(library_error):
+    model, layout, genome, inputs = _case("mlp")
+    for kwargs, message in [({"method": "plain"}, "method"), ({"method": "r"}, "target"),
+                            ({"method": "gaussian", "target": 0.1}, "'r'"), ({"std": 0.0}, "std"),
+                            ({"std": float("nan")}, "std"), ({"buffer_size": True}, "buffer_size"),
+                            ({"floor": -1.0}, "floor"), ({"target": 0.1, "equal_norm": True}, "equal_norm"),
+                            ({"step_range": (1.0, 0.1)}, "step_range"), ({"vectorize": "loop"}, "vectorize")]:
+        with library_error() as info:
+            SafeMutationConfig(**kwargs)
+        assert info.match(message)
+    op = SafeMutation(model, SafeMutationConfig(method="abs"))
+    gen = torch.Generator()
+    with library_error() as info:
+        op(genome, gen, [inputs])
+    assert info.match("parents")
+    with library_error() as info:
+        op(genome[None], 0, [inputs])
+    assert info.match("generator")
+    with library_error() as info:
+        op(genome[None], gen, [inputs, inputs])
+    assert info.match("one buffer per parent")
+    with library_error() as info:
+        op(genome[None], gen)
+    assert info.match("experience")
+    with library_error() as info:
+        sensitivity_abs(layout, model, genome[:-1], inputs)
+    assert info.match("genome")
+    with library_error() as info:
+        sensitivity_sum(layout, model, genome, inputs.float())
+    assert info.match("dtype")
+    with library_error() as info:
+        sensitivity_sum(layout, model, genome, inputs[:0])
+    assert info.match("at least one entry")
+    with library_error() as info:
+        sensitivity_so(layout, model, genome, inputs, torch.zeros_like(genome))
+    assert info.match("not zero")
+    with library_error() as info:
+        scale_perturbation(genome, -genome.abs())
+    assert info.match("non-negative")
