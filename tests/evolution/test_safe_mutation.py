@@ -230,3 +230,38 @@ def test_bad_arguments(library_error):
     with library_error() as info:
         scale_perturbation(genome, -genome.abs())
     assert info.match("non-negative")
+
+
+def test_a_steady_state_ga_with_safe_mutation_passes_each_parent_its_experience():
+    """The GA hands the mutation a MutationContext; SafeMutation measures each child on its parent's buffer."""
+    from neuroplastic.evolution import SteadyStateConfig, SteadyStateGA, output_divergence
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))
+    layout = ParameterLayout(model)
+    target = torch.tensor([0.5, -0.5])
+    safe = SafeMutation(model, SafeMutationConfig(method="abs", std=0.05))
+    calls = []
+
+    def mutation(parents, generator, context):
+        children = safe(parents, generator, context)
+        calls.append((parents, children, context.parent_ids.tolist(), list(safe.records)))
+        return children
+
+    ga = SteadyStateGA(torch.randn(8, layout.size) * 0.3,
+                       SteadyStateConfig(population_size=8, tournament_size=3, removal_tournament_size=3,
+                                         batch_size=2, max_evaluations=40),
+                       seed=1, mutation=mutation)
+    seen = {}
+    while not ga.done:
+        genomes = ga.ask()
+        inputs = torch.randn(genomes.shape[0], 5, 2, generator=torch.Generator().manual_seed(ga.evaluations))
+        outputs = torch.stack([layout.call(model, g, x) for g, x in zip(genomes, inputs, strict=True)])
+        for i, genome_id in enumerate(ga.pending.ids.tolist()):
+            seen[genome_id] = inputs[i]
+        ga.tell(-(outputs.squeeze(-1) - inputs @ target).pow(2).mean(1), experience=inputs)
+    assert ga.evaluations == 40 and len(calls) == 16
+    for parents, children, parent_ids, records in calls:
+        for parent, child, parent_id, record in zip(parents, children, parent_ids, records, strict=True):
+            expected, _ = output_divergence(layout, model, parent, child, seen[parent_id])
+            assert record.divergence == pytest.approx(float(expected), rel=1e-5)

@@ -38,6 +38,7 @@ from .divergence import (
 )
 from .experience import ExperienceBuffer
 from .genome import ParameterLayout
+from .protocols import MutationContext
 
 __all__ = [
     "METHODS",
@@ -392,7 +393,9 @@ class SafeMutation:
       parents' dtype), then, parent by parent, the subsample of an experience larger than ``buffer_size``.
     - ``experience``: each parent's buffer of input states: a sequence of ``N`` tensors ``[S_i, ...]`` (or
       :class:`~neuroplastic.evolution.ExperienceBuffer` objects), or one tensor ``[N, S, ...]``; None only for
-      ``"gaussian"`` with ``record="none"``.
+      ``"gaussian"`` with ``record="none"``. A genetic algorithm passes a
+      :class:`~neuroplastic.evolution.MutationContext` instead: its ``experience`` is used (what each parent's
+      evaluation reported through ``tell(..., experience=...)``).
 
     Returns the children ``[N, D]`` (the parents' dtype and device) and keeps one :class:`MutationRecord` per
     child in :attr:`records` (replaced at each call; :meth:`MutationRecord.as_dict` for a metrics row). The
@@ -420,7 +423,9 @@ class SafeMutation:
         return f"SafeMutation(method={self.config.method!r}, std={self.config.std}, size={self.layout.size})"
 
     def __call__(self, parents: Tensor, generator: torch.Generator,
-                 experience: Sequence[Tensor | ExperienceBuffer] | Tensor | None = None) -> Tensor:
+                 experience: Sequence[Tensor | ExperienceBuffer] | Tensor | MutationContext | None = None) -> Tensor:
+        if isinstance(experience, MutationContext):  # called by a genetic algorithm: what each parent saw
+            experience = experience.experience
         if not isinstance(parents, Tensor) or parents.dim() != 2 or parents.shape[1] != self.layout.size:
             shape = list(parents.shape) if isinstance(parents, Tensor) else type(parents).__name__
             raise ValueError(f"parents must be a tensor [N, {self.layout.size}], got {shape}")
