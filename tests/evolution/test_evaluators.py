@@ -18,8 +18,8 @@ from neuroplastic.evolution import (
     GymProblem,
     LocalEvaluator,
     ParameterLayout,
-    ProcessPoolEvaluator,
     Problem,
+    ProcessPoolEvaluator,
     genome_seeds,
     merge_evaluations,
 )

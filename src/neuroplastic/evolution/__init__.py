@@ -6,8 +6,8 @@ generational :class:`GeneticAlgorithm` and the steady-state :class:`SteadyStateG
 an ask/tell interface. Evaluators run a problem in one process (vectorised over the population:
 :class:`LocalEvaluator`; :class:`GymProblem` steps all genomes' episodes in one gymnasium vector environment), in
 a process pool (:class:`ProcessPoolEvaluator`) or on Ray actors (:class:`RayEvaluator`, ``neuroplastic[ray]``).
-Safe mutations, Lamarckian evolution and self-replication are being built here, on top of ``neuroplastic.structure`` and below the experiments (see the
-package layers in ``docs/architecture.md``).
+Safe mutations, Lamarckian evolution and self-replication are being built here, on top of
+``neuroplastic.structure`` and below the experiments (see the package layers in ``docs/architecture.md``).
 """
 
 from .evaluators import LocalEvaluator, Problem, ProcessPoolEvaluator, check_evaluation, merge_evaluations
