@@ -4,6 +4,8 @@ a GA improving a CartPole policy end to end."""
 
 from __future__ import annotations
 
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -181,6 +183,17 @@ def test_bad_genomes_and_seeds_are_refused(library_error):
     with library_error() as info:
         LocalEvaluator(noisy_sphere, nan_fitness="ignore")
     assert info.match("nan_fitness")
+
+
+def test_optional_dependencies_missing_name_their_extra(monkeypatch):
+    from neuroplastic.evolution import RayEvaluator
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'neuroplastic\[ray\]'"):
+        RayEvaluator(noisy_sphere)
+    monkeypatch.setitem(sys.modules, "gymnasium", None)
+    with pytest.raises(ImportError, match=r"pip install 'neuroplastic\[rl\]'"):
+        GymProblem("CartPole-v1", _cartpole_policy())
 
 
 # ---------------------------------------------------------------------- process pool

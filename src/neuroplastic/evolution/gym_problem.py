@@ -58,7 +58,7 @@ def import_gymnasium() -> Any:
     """``gymnasium``, or an ``ImportError`` saying which extra installs it."""
     try:
         import gymnasium
-    except ImportError as error:  # pragma: no cover - gymnasium is installed in the test environment
+    except ImportError as error:
         raise ImportError("GymProblem needs gymnasium: pip install 'neuroplastic[rl]' (or pip install "
                           "'gymnasium>=1.0')") from error
     return gymnasium
