@@ -10,6 +10,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 from neuroplastic.evolution import (
@@ -19,9 +21,12 @@ from neuroplastic.evolution import (
     GeneticAlgorithm,
     GymProblem,
     LocalEvaluator,
+    MutationContext,
     ParameterLayout,
     Problem,
     ProcessPoolEvaluator,
+    SteadyStateConfig,
+    SteadyStateGA,
     genome_seeds,
     merge_evaluations,
 )
@@ -126,6 +131,15 @@ def test_local_evaluator_passes_experience_through_chunks():
     assert isinstance(whole, Evaluation) and torch.equal(whole.fitness, chunked.fitness)
     assert torch.equal(chunked.experience["genome"], genomes)
     assert LocalEvaluator(noisy_sphere)(genomes[:0], seeds[:0]).shape == (0,)
+
+
+@given(n=st.integers(1, 12), chunk=st.integers(1, 13))
+def test_property_chunking_never_changes_fitness_or_experience(n, chunk):
+    genomes, seeds = _genomes(n, 3, seed=n), _seeds(n)
+    whole = LocalEvaluator(noisy_sphere)(genomes, seeds)
+    chunked = LocalEvaluator(noisy_sphere, chunk_size=chunk)(genomes, seeds)
+    assert torch.equal(whole.fitness, chunked.fitness)
+    assert torch.equal(whole.experience["genome"], chunked.experience["genome"])
 
 
 def test_merge_evaluations_concatenates_each_kind_of_experience():
@@ -345,3 +359,23 @@ def test_a_ga_with_the_local_gym_evaluator_improves_cartpole_deterministically()
     best = run()
     assert best[-1] > best[0] and best[-1] >= 100
     assert run() == best
+
+
+def test_the_steady_state_ga_hands_each_parents_states_to_the_mutation():
+    """Experience recorded by the gym problem reaches the mutation of the parent's children (safe mutations)."""
+    problem = GymProblem("CartPole-v1", _cartpole_policy(), max_episode_steps=50, experience_size=5)
+    contexts: list[MutationContext] = []
+
+    def mutation(parents, generator, context):
+        contexts.append(context)
+        return parents + 0.1 * torch.randn(parents.shape, generator=generator, dtype=parents.dtype)
+
+    config = SteadyStateConfig(population_size=8, tournament_size=2, removal_tournament_size=2, batch_size=4)
+    ga = SteadyStateGA(_genomes(8, problem.genome_size, seed=2), config, seed=0, mutation=mutation)
+    evaluator = LocalEvaluator(problem)
+    for _ in range(3):
+        ga.step(evaluator)
+    assert len(contexts) == 2
+    for context in contexts:
+        for experience in context.experience:
+            assert isinstance(experience, torch.Tensor) and experience.shape[1] == 4 and 1 <= experience.shape[0] <= 5
