@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._checks import check_int
+from .._checks import check_int, check_number
 from .evaluators import (
     Problem,
     _Evaluator,
@@ -101,8 +101,7 @@ class RayEvaluator(_Evaluator):
         self.num_actors = check_int("actors", actors)
         self.threads = check_int("threads", threads)
         self.max_restarts = check_int("max_restarts", max_restarts, minimum=0)
-        if isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float)) or not num_cpus >= 0:
-            raise ValueError(f"num_cpus must be a number >= 0, got {num_cpus!r}")
+        self.num_cpus = check_number("num_cpus", num_cpus, minimum=0)
         if address is not None and not isinstance(address, str):
             raise TypeError(f"address must be a str (e.g. 'auto' or '<head-ip>:6379') or None, got "
                             f"{type(address).__name__}")
@@ -112,7 +111,7 @@ class RayEvaluator(_Evaluator):
         self._ray = ray
         if not ray.is_initialized():
             ray.init(address=address, **dict(init_kwargs or {}))
-        self._actor_class = ray.remote(num_cpus=num_cpus)(ProblemActor)
+        self._actor_class = ray.remote(num_cpus=self.num_cpus)(ProblemActor)
         self._problem_ref = ray.put(problem)
         self.actors: list[Any] = [self._start_actor() for _ in range(self.num_actors)]
         self.restarts = 0
