@@ -262,6 +262,16 @@ def test_gym_problem_matches_a_single_environment_reference(env_id, policy, vect
     assert torch.allclose(problem.evaluate(genomes, seeds), rollout.returns.mean(1))
 
 
+def test_clipped_continuous_actions_match_the_reference():
+    policy = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    problem = GymProblem("Pendulum-v1", policy, max_episode_steps=20, continuous="clip")
+    genomes, seeds = _genomes(3, problem.genome_size, seed=8, scale=3.0, dtype=torch.float64), _seeds(3)
+    fitness = problem.evaluate(genomes, seeds)
+    for i in range(3):
+        expected, _ = reference_returns("Pendulum-v1", policy, genomes[i], int(seeds[i]), 1, 20, continuous="clip")
+        assert abs(float(fitness[i]) - expected[0]) < 1e-6
+
+
 def test_cartpole_returns_count_only_the_first_episode():
     """Short episodes end long before the longest one: the autoreset episodes after them add nothing."""
     problem = GymProblem("CartPole-v1", _cartpole_policy(), vectorization="sync", max_episode_steps=500)

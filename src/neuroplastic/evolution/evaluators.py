@@ -19,6 +19,22 @@ the fitness ``[N]`` float64 on the genomes' device, or an ``Evaluation`` when th
 Optional attributes of a problem: ``genome_size`` (an int: genomes of another size are refused with a
 ``ValueError`` before any work) and ``name`` (used in error messages).
 
+A supervised problem, the population's forward pass as one vectorised call::
+
+    class Regression:
+        def __init__(self, model, x, y):
+            self.model, self.x, self.y = model, x, y
+            self.layout = ParameterLayout(model)
+            self.genome_size = self.layout.size
+
+        def evaluate(self, genomes, seeds):                                   # [N, D], [N]
+            out = self.layout.batched_call(self.model, genomes, self.x)       # [N, B, out]
+            return -((out - self.y) ** 2).mean(dim=(1, 2))                    # [N]
+
+    ga.step(LocalEvaluator(Regression(model, x, y)))
+    with ProcessPoolEvaluator(GymProblem("CartPole-v1", policy), workers=4) as evaluator:
+        ga.run(evaluator)
+
 Bad fitness is refused with a ``ValueError`` naming the problem: another shape than ``[N]``, an infinite value,
 or NaN with ``nan_fitness="raise"`` (the default, as in the GA's configs); with ``nan_fitness="worst"`` a NaN
 is passed on for the GA to count as the worst fitness (``GAConfig(nan_fitness="worst")``, which warns).
