@@ -362,8 +362,10 @@ def test_a_ga_with_the_local_gym_evaluator_improves_cartpole_deterministically()
         config = GAConfig(population_size=16, elite=2, tournament_size=3, mutation_std=0.3)
         ga = GeneticAlgorithm(_genomes(16, problem.genome_size, seed=9, scale=0.3), config, seed=1)
         evaluator = LocalEvaluator(problem)
-        for _ in range(6):
-            ga.step(evaluator)
+        with evaluator:
+            for _ in range(6):
+                ga.step(evaluator)
+        assert not problem._envs  # closed with the evaluator
         return ga.history["best"]
 
     best = run()

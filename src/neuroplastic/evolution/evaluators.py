@@ -249,6 +249,13 @@ class LocalEvaluator(_Evaluator):
                  for a, b in chunk_bounds(genomes.shape[0], size)]
         return parts[0] if len(parts) == 1 else merge_evaluations(parts)
 
+    def close(self) -> None:
+        """Close the problem's resources if it has a ``close`` method (a ``GymProblem``'s environments; they
+        are made again when needed)."""
+        close = getattr(self.problem, "close", None)
+        if callable(close):
+            close()
+
     def __repr__(self) -> str:
         return f"LocalEvaluator({problem_name(self.problem)}, chunk_size={self.chunk_size})"
 
