@@ -5,15 +5,19 @@ generations and fitness in a :class:`Population`. Genetic operators are pure fun
 generational :class:`GeneticAlgorithm` and the steady-state :class:`SteadyStateGA` of Lehman et al. 2018 share
 an ask/tell interface. Safe mutations (Lehman et al. 2018: SM-G-SUM, SM-G-ABS, SM-G-SO, SM-R) scale a Gaussian
 perturbation by how much each weight moves the outputs on a buffer of the parent's experience
-(:class:`SafeMutation`, :class:`ExperienceBuffer`). Evaluators from one process to a Ray cluster, Lamarckian
-evolution and self-replication are being built here, on top of ``neuroplastic.structure`` and below the
-experiments (see the package layers in ``docs/architecture.md``).
+(:class:`SafeMutation`, :class:`ExperienceBuffer`). Evaluators run a problem in one process (vectorised over the
+population: :class:`LocalEvaluator`; :class:`GymProblem` steps all genomes' episodes in one gymnasium vector
+environment), in a process pool (:class:`ProcessPoolEvaluator`) or on Ray actors (:class:`RayEvaluator`,
+``neuroplastic[ray]``). Lamarckian evolution and self-replication are to come. The package sits on top of
+``neuroplastic.structure`` and below the experiments (see the package layers in ``docs/architecture.md``).
 """
 
 from .divergence import ROOT, StepSearch, buffer_outputs, divergence_line_search, output_divergence
+from .evaluators import LocalEvaluator, Problem, ProcessPoolEvaluator, check_evaluation, merge_evaluations
 from .experience import ExperienceBuffer, reservoir_update
 from .ga import GAConfig, GeneticAlgorithm, SteadyStateConfig, SteadyStateGA
 from .genome import ParameterLayout, ParameterSlot
+from .gym_problem import GymProblem, Rollout
 from .operators import (
     elite_indices,
     gaussian_mutation,
@@ -26,6 +30,7 @@ from .operators import (
 )
 from .population import LineageRecord, Population
 from .protocols import Best, Evaluation, Evaluator, GaussianMutation, Mutation, MutationContext, Pending
+from .ray_evaluator import RayEvaluator
 from .safe_mutation import (
     METHODS,
     MutationRecord,
@@ -49,7 +54,9 @@ __all__ = [
     "GAConfig",
     "GaussianMutation",
     "GeneticAlgorithm",
+    "GymProblem",
     "LineageRecord",
+    "LocalEvaluator",
     "Mutation",
     "MutationContext",
     "MutationRecord",
@@ -57,17 +64,23 @@ __all__ = [
     "ParameterSlot",
     "Pending",
     "Population",
+    "Problem",
+    "ProcessPoolEvaluator",
+    "RayEvaluator",
+    "Rollout",
     "SafeMutation",
     "SafeMutationConfig",
     "SteadyStateConfig",
     "SteadyStateGA",
     "StepSearch",
     "buffer_outputs",
+    "check_evaluation",
     "divergence_line_search",
     "elite_indices",
     "gaussian_mutation",
     "genome_seed",
     "genome_seeds",
+    "merge_evaluations",
     "one_point_crossover",
     "output_divergence",
     "reservoir_update",
