@@ -59,7 +59,8 @@ def check_population(genomes: Any, seeds: Any, size: int) -> Tensor:
     if not genomes.is_floating_point():
         raise TypeError(f"genomes must be floating point, got {genomes.dtype}")
     if seeds is not None:
-        if not isinstance(seeds, Tensor) or seeds.is_floating_point() or seeds.is_complex() or seeds.dtype == torch.bool:
+        if (not isinstance(seeds, Tensor) or seeds.is_floating_point() or seeds.is_complex()
+                or seeds.dtype == torch.bool):
             raise TypeError(f"seeds must be None or an integer tensor [N], got {getattr(seeds, 'dtype', type(seeds))}")
         if tuple(seeds.shape) != (genomes.shape[0],):
             raise ValueError(f"seeds must have shape [{genomes.shape[0]}] (one per genome), got {list(seeds.shape)}")
@@ -103,8 +104,8 @@ class SupervisedProblem:
         self.model = model
         self._runner = unroll_recurrent(model)
         if not isinstance(inputs, Tensor) or not isinstance(targets, Tensor):
-            bad = "inputs" if not isinstance(inputs, Tensor) else "targets"
-            raise TypeError(f"{bad} must be a tensor [B, ...], got {type(inputs if bad == 'inputs' else targets).__name__}")
+            bad, value = ("inputs", inputs) if not isinstance(inputs, Tensor) else ("targets", targets)
+            raise TypeError(f"{bad} must be a tensor [B, ...], got {type(value).__name__}")
         if inputs.dim() == 0 or targets.dim() == 0 or inputs.shape[0] != targets.shape[0] or inputs.shape[0] == 0:
             raise ValueError(f"inputs and targets must be [B, ...] with the same B >= 1, got {list(inputs.shape)} "
                              f"and {list(targets.shape)}")

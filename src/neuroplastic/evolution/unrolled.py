@@ -2,12 +2,12 @@
 genomes runs in one ``torch.func.vmap`` call.
 
 ``torch.func.vmap`` has no batching rule for the fused recurrent kernels (``aten::lstm``, ``aten::gru``,
-``aten::rnn_tanh``: "Batching rule not implemented"), so :meth:`ParameterLayout.batched_call` fails on a model
-that contains one. :class:`UnrolledRecurrent` computes the same outputs as the module it replaces with one
-matrix product for the input projection of every step and a Python loop over time for the recurrence (the
-equations of the PyTorch documentation, below), and :class:`UnrolledCell` does one step of an ``nn.LSTMCell`` /
-``nn.GRUCell`` / ``nn.RNNCell`` (``aten::lstm_cell`` has no batching rule either). :func:`unroll_recurrent`
-returns a copy of any model with each recurrent module or cell so replaced. The copy keeps the parameter names and shapes, hence the same
+``aten::rnn_tanh``: "Batching rule not implemented"), so :meth:`ParameterLayout.batched_call` fails on a model that
+contains one. :class:`UnrolledRecurrent` computes the same outputs as the module it replaces with one matrix
+product for the input projection of every step and a Python loop over time for the recurrence (the equations of the
+PyTorch documentation, below), and :class:`UnrolledCell` does one step of an ``nn.LSTMCell`` / ``nn.GRUCell`` /
+``nn.RNNCell`` (``aten::lstm_cell`` has no batching rule either). :func:`unroll_recurrent` returns a copy of any
+model with each recurrent module or cell so replaced. The copy keeps the parameter names and shapes, hence the same
 :class:`~neuroplastic.evolution.genome.ParameterLayout`: a genome of the original model runs unchanged on it.
 
 Per layer, with input ``x_t`` and state ``h_{t-1}`` (and ``c_{t-1}``), gates in PyTorch's order:
@@ -73,7 +73,7 @@ class UnrolledRecurrent(nn.Module):
         return (f"{self.mode}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
                 f"bias={self.bias}, batch_first={self.batch_first}")
 
-    def _initial(self, hx: Any, batch: int, like: Tensor, unbatched: bool) -> list[Tensor] | list[tuple[Tensor, Tensor]]:
+    def _initial(self, hx: Any, batch: int, like: Tensor, unbatched: bool) -> list[Any]:
         lstm = self.mode == "LSTM"
         if hx is None:
             zeros = like.new_zeros(self.num_layers, batch, self.hidden_size)

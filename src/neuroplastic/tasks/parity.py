@@ -1,9 +1,9 @@
 """The recurrent parity task: every bit sequence of a given length, labelled by its parity (Lehman et al. 2018).
 
 Lehman, Chen, Clune & Stanley 2018, "Safe mutations for deep and recurrent neural networks through output
-gradients" (recurrent parity experiment): a recurrent network reads the ``2**4 = 16`` sequences of 4 bits one bit per time step
-and must classify each by its parity, ``y = (b_1 + b_2 + b_3 + b_4) mod 2``; fitness is minus the NLL loss over
-the 16 sequences, and the task is solved when all 16 are classified correctly.
+gradients" (recurrent parity experiment): a recurrent network reads the ``2**4 = 16`` sequences of 4 bits one bit
+per time step and must classify each by its parity, ``y = (b_1 + b_2 + b_3 + b_4) mod 2``; fitness is minus the NLL
+loss over the 16 sequences, and the task is solved when all 16 are classified correctly.
 
 The paper's reference code (uber-research/safemutations, ``recurrent.py``: ``make_bitwise(4, parity)``) labels
 each sequence by its parity at the END only (one label per sequence, the network's output after the last bit);
