@@ -48,6 +48,7 @@ def test_a_hand_set_rnn_solves_parity_with_zero_loss(targets):
     assert result.fitness.dtype == torch.float64
     assert -1e-12 < float(result.fitness[0]) <= 0 and bool(result.solved[0])
     assert float(result.metrics["accuracy"][0]) == 1.0
+    assert float(result.fitness[0]) >= problem.target_fitness == -math.log(2) / (2 * problem.targets.numel())
     # all-zero weights: both classes at probability 1/2 everywhere, ties read as class 0 (half right)
     assert float(result.fitness[1]) == pytest.approx(-math.log(2))
     assert not bool(result.solved[1]) and float(result.metrics["accuracy"][1]) < 1
@@ -84,6 +85,8 @@ def test_supervised_losses_mse_tolerance_cross_entropy_and_callables():
     assert float(mse.fitness[1]) == pytest.approx(-float(((x @ (exact[:2] + 0.1) + 0.6 - y[:, 0]) ** 2).mean()))
     assert mse.experience.shape == (2, 8, 2)
     assert SupervisedProblem(model, x, y, "mse")(genomes).solved is None
+    assert SupervisedProblem(model, x, y, "mse", tolerance=0.25).target_fitness == -0.25
+    assert SupervisedProblem(model, x, y, "mse").target_fitness is None
 
     classes = torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])
     logits_model = nn.Linear(2, 2)

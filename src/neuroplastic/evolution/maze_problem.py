@@ -70,13 +70,15 @@ class HardMazeProblem:
         max_steps: simulator steps per episode (paper: 400).
         action_repeat: simulator steps per decision (paper: 3).
         experience: return the observations as experience.
+
+    Attributes: ``model``, ``layout``, ``runner`` (as :class:`~neuroplastic.evolution.problems.SupervisedProblem`).
     """
 
     def __init__(self, model: nn.Module, *, max_steps: int = HARD_MAZE_STEPS, action_repeat: int = ACTION_REPEAT,
                  experience: bool = True) -> None:
         self.layout = ParameterLayout(model)
         self.model = model
-        self._runner = unroll_recurrent(model)
+        self.runner = unroll_recurrent(model)
         self.max_steps = check_int("max_steps", max_steps)
         self.action_repeat = check_int("action_repeat", action_repeat)
         self.experience = check_bool("experience", experience)
@@ -92,7 +94,7 @@ class HardMazeProblem:
 
     def actions(self, genomes: Tensor, observations: Tensor) -> Tensor:
         """Genome ``i``'s network on observation ``i``: ``[N, D], [N, 11] -> [N, 2]`` (one vmap call)."""
-        layout, runner = self.layout, self._runner
+        layout, runner = self.layout, self.runner
 
         def one(genome: Tensor, observation: Tensor) -> Tensor:
             out = torch.func.functional_call(runner, layout.unflatten(genome), (observation.unsqueeze(0),))

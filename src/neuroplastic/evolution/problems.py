@@ -19,6 +19,7 @@ recurrent kernels; the genome layout is the template's own.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,10 @@ class SupervisedProblem:
         tolerance: the loss at or below which a genome solves the task ("mse" and callables only).
         experience: also return the inputs as every genome's experience, ``[N, B, ...]`` (for a safe mutation).
         chunk_size: evaluate at most this many genomes per vmap call (None: all at once), to bound memory.
+
+    Attributes: ``model`` (the template), ``layout``, ``runner`` (the template with its recurrent modules
+    unrolled, :func:`~neuroplastic.evolution.unrolled.unroll_recurrent`: same layout, vmap-compatible; give it to a
+    safe mutation that vmaps over samples).
     """
 
     def __init__(
@@ -102,7 +107,7 @@ class SupervisedProblem:
     ) -> None:
         self.layout = ParameterLayout(model)
         self.model = model
-        self._runner = unroll_recurrent(model)
+        self.runner = unroll_recurrent(model)
         if not isinstance(inputs, Tensor) or not isinstance(targets, Tensor):
             bad, value = ("inputs", inputs) if not isinstance(inputs, Tensor) else ("targets", targets)
             raise TypeError(f"{bad} must be a tensor [B, ...], got {type(value).__name__}")
@@ -139,6 +144,18 @@ class SupervisedProblem:
         """The template's own parameters as a genome ``[D]``."""
         return self.layout.flatten(self.model)
 
+    @property
+    def target_fitness(self) -> float | None:
+        """A fitness at or above which a genome solves the task, for a GA's ``target_fitness`` (None: none known).
+
+        "mse" / callable with a tolerance: ``-tolerance`` (exact). "nll" / "cross_entropy" over ``M`` labels:
+        ``-ln(2) / (2 M)``, sufficient but not necessary: the losses are >= 0, so each label's loss is below
+        ``ln 2``, its probability above 1/2, and its prediction correct.
+        """
+        if self.loss in ("nll", "cross_entropy"):
+            return -math.log(2) / (2 * self.targets.numel())
+        return None if self.tolerance is None else -float(self.tolerance)
+
     def outputs(self, genomes: Tensor) -> Tensor:
         """Every genome's outputs on the data set, ``[N, B, ...]``, in the genomes' dtype and device."""
         genomes = check_population(genomes, None, self.layout.size)
@@ -149,7 +166,7 @@ class SupervisedProblem:
         parts = []
         with torch.no_grad():
             for start in range(0, genomes.shape[0], step):
-                out = self.layout.batched_call(self._runner, genomes[start: start + step], inputs)
+                out = self.layout.batched_call(self.runner, genomes[start: start + step], inputs)
                 if not isinstance(out, Tensor):
                     raise TypeError(f"the model must return one tensor, got {type(out).__name__} (wrap it so that "
                                     f"forward returns the prediction only)")
