@@ -21,12 +21,16 @@ degrees from the heading, the distance to the nearest wall crossed by a 100-unit
 is hit); four radar pie slices, 1 for the slice holding the goal's direction relative to the heading, in the
 order [-45, 45), [45, 135), [135, 225), [225, 315) degrees.
 
-Breadcrumb distance (:func:`hard_maze_breadcrumb`): the shortest path from a position to the goal on a grid of
-unit spacing, 8-connected (steps 1 and sqrt 2), through the nodes at least ``clearance`` = 4 units from every
-wall (half the robot's radius: gaps narrower than the robot are sealed, every position the robot can occupy
-stays connected); a position reads the value of its nearest node. The reference uses a precomputed 4-connected
-BFS (``hard_maze.txt.npy``), whose steps overestimate diagonal distances by up to sqrt 2; ours is closer to
-the true geodesic.
+Breadcrumb distance (:func:`hard_maze_breadcrumb`): the shortest path from a position to the goal on a grid of unit
+spacing, 8-connected (steps 1 and sqrt 2), through the nodes at least ``clearance`` = 4 units from every wall (half
+the robot's radius: gaps narrower than the robot are sealed, every position the robot can occupy stays connected);
+a position reads the value of its nearest node (the reference truncates the coordinates). The reference uses a
+precomputed 4-connected BFS (``hard_maze.txt.npy``), whose steps overestimate diagonal distances by up to sqrt 2;
+ours is closer to the true geodesic.
+
+Why not the ``gymnasium-hardmaze`` package (PyPI, 0.1.1): it reimplements the SharpNEAT (C#) hard maze, another
+geometry (its XML walls) and robot (3 motor outputs, goal reached within 35 units, points of interest), imports
+pygame on load, and has neither the breadcrumb fitness nor a batched version.
 
 The network is queried every ``action_repeat`` = 3 steps (the reference's frameskip); :class:`BatchedHardMaze`
 steps ``N`` robots at once, and ``neuroplastic.tasks.hard_maze_env`` wraps one robot as a ``gymnasium.Env``.
