@@ -8,7 +8,9 @@ perturbation by how much each weight moves the outputs on a buffer of the parent
 (:class:`SafeMutation`, :class:`ExperienceBuffer`). Evaluators run a problem in one process (vectorised over the
 population: :class:`LocalEvaluator`; :class:`GymProblem` steps all genomes' episodes in one gymnasium vector
 environment), in a process pool (:class:`ProcessPoolEvaluator`) or on Ray actors (:class:`RayEvaluator`,
-``neuroplastic[ray]``). Lamarckian evolution and self-replication are to come. The package sits on top of
+``neuroplastic[ray]``). Problems: supervised fitness (:class:`SupervisedProblem`, the recurrent parity task
+:class:`ParityProblem`, with recurrent layers unrolled for ``vmap``) and the breadcrumb hard maze
+(:class:`HardMazeProblem`). Lamarckian evolution and self-replication are to come. The package sits on top of
 ``neuroplastic.structure`` and below the experiments (see the package layers in ``docs/architecture.md``).
 """
 
@@ -18,6 +20,7 @@ from .experience import ExperienceBuffer, reservoir_update
 from .ga import GAConfig, GeneticAlgorithm, SteadyStateConfig, SteadyStateGA
 from .genome import ParameterLayout, ParameterSlot
 from .gym_problem import GymProblem, Rollout
+from .maze_problem import HardMazeProblem, maze_controller
 from .operators import (
     elite_indices,
     gaussian_mutation,
@@ -29,6 +32,7 @@ from .operators import (
     uniform_crossover,
 )
 from .population import LineageRecord, Population
+from .problems import LOSSES, ParityProblem, ProblemEvaluation, SequenceClassifier, SupervisedProblem, check_population
 from .protocols import Best, Evaluation, Evaluator, GaussianMutation, Mutation, MutationContext, Pending
 from .ray_evaluator import RayEvaluator
 from .safe_mutation import (
@@ -43,8 +47,10 @@ from .safe_mutation import (
     sensitivity_so,
     sensitivity_sum,
 )
+from .unrolled import UnrolledCell, UnrolledRecurrent, unroll_recurrent
 
 __all__ = [
+    "LOSSES",
     "METHODS",
     "ROOT",
     "Best",
@@ -55,6 +61,7 @@ __all__ = [
     "GaussianMutation",
     "GeneticAlgorithm",
     "GymProblem",
+    "HardMazeProblem",
     "LineageRecord",
     "LocalEvaluator",
     "Mutation",
@@ -62,24 +69,32 @@ __all__ = [
     "MutationRecord",
     "ParameterLayout",
     "ParameterSlot",
+    "ParityProblem",
     "Pending",
     "Population",
     "Problem",
+    "ProblemEvaluation",
     "ProcessPoolEvaluator",
     "RayEvaluator",
     "Rollout",
     "SafeMutation",
     "SafeMutationConfig",
+    "SequenceClassifier",
     "SteadyStateConfig",
     "SteadyStateGA",
     "StepSearch",
+    "SupervisedProblem",
+    "UnrolledCell",
+    "UnrolledRecurrent",
     "buffer_outputs",
     "check_evaluation",
+    "check_population",
     "divergence_line_search",
     "elite_indices",
     "gaussian_mutation",
     "genome_seed",
     "genome_seeds",
+    "maze_controller",
     "merge_evaluations",
     "one_point_crossover",
     "output_divergence",
@@ -93,4 +108,5 @@ __all__ = [
     "tournament_selection",
     "truncation_selection",
     "uniform_crossover",
+    "unroll_recurrent",
 ]

@@ -7,6 +7,10 @@
 - :mod:`~neuroplastic.tasks.lorenz`: Lorenz time-series prediction, and the NRMSE metric (Chakraborty et al. 2024).
 - :mod:`~neuroplastic.tasks.rl`: discounted returns and the advantage actor-critic loss of the RL tasks.
 - :mod:`~neuroplastic.tasks.sequences`: an easy and a hard next-character sequence (Miconi 2016).
+- :mod:`~neuroplastic.tasks.parity`: the recurrent parity task (Lehman et al. 2018).
+- :mod:`~neuroplastic.tasks.hard_maze`: the breadcrumb hard maze, N robots stepped as tensors (Lehman et al.
+  2018); ``neuroplastic.tasks.hard_maze_env`` (needs gymnasium, not imported here) registers it as the
+  ``gymnasium`` environment ``neuroplastic/HardMaze-v0``.
 
 Every random draw takes a CPU ``torch.Generator``; tensors are drawn on the CPU then moved to ``device``.
 """
@@ -14,6 +18,13 @@ Every random draw takes a CPU ``torch.Generator``; tensors are drawn on the CPU 
 from neuroplastic.tasks._common import ObservationLayout
 from neuroplastic.tasks.cue_reward import CueRewardTask, draw_distinct_cues
 from neuroplastic.tasks.grid_maze import MAZE_ACTIONS, GridMazeTask, episode_statistics, grid_maze_layout
+from neuroplastic.tasks.hard_maze import (
+    BatchedHardMaze,
+    HardMazeState,
+    breadcrumb_distance,
+    breadcrumb_map,
+    hard_maze_breadcrumb,
+)
 from neuroplastic.tasks.lorenz import (
     LorenzData,
     lorenz_prediction_data,
@@ -23,6 +34,7 @@ from neuroplastic.tasks.lorenz import (
     observe_components,
     prediction_windows,
 )
+from neuroplastic.tasks.parity import ParityData, parity_data
 from neuroplastic.tasks.pattern_completion import (
     PatternCompletionBatch,
     bit_error_rate,
@@ -75,4 +87,11 @@ __all__ = [
     "easy_batch",
     "hard_batch",
     "task_batch",
+    "ParityData",
+    "parity_data",
+    "BatchedHardMaze",
+    "HardMazeState",
+    "breadcrumb_distance",
+    "breadcrumb_map",
+    "hard_maze_breadcrumb",
 ]
