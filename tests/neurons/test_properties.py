@@ -19,8 +19,10 @@ from neuroplastic._c_kernels import use_native
 from neuroplastic.neurons import (
     ALIF,
     LIF,
+    ALIFCell,
     ALIFState,
     LeakyReadout,
+    LIFCell,
     LIFConfig,
     LIFState,
     RecurrentLIF,
@@ -524,6 +526,48 @@ def test_regression_step_functions(library_error):
         decay_from_tau(torch.tensor([True, True]))
     # a 0-d float32 zero membrane still broadcasts against a float64 input (it does not widen the spikes)
     assert lif_step(torch.zeros(()), torch.rand(2, 3, dtype=torch.float64), 0.5)[0].dtype == torch.float64
+
+
+def test_regression_tau_range_must_be_finite_numbers(library_error):
+    for tau_range in ((True, 2.0), (1.0, float("inf"))):
+        with library_error():  # was: accepted (True as 1; an infinite time constant, so a decay of 1)
+            LIF(3, heterogeneous=True, tau_range=tau_range)
+
+
+@given(cell=st.sampled_from(["lif", "alif"]), n=sizes, batch=batches, dtype=dtypes,
+       state_kind=st.one_of(st.sampled_from(["none", "own"]), st.sampled_from(STATE_KINDS)))
+def test_cells(library_error, cell, n, batch, dtype, state_kind):
+    """One step ``[B, N]``: the same checks as the sequence modules (an empty batch is a valid step)."""
+    module = (LIFCell if cell == "lif" else ALIFCell)(n, tau=3.0, threshold=0.5)
+    x = make_input((batch, n), dtype)
+    like = x.dtype if x.is_floating_point() else torch.float32
+    kind = "alif" if cell == "alif" else "lif"
+    valid = x.is_floating_point()
+    state = None
+    if state_kind in ("own", "missing"):
+        state = own_state(module, kind, batch, n, like)
+        if state_kind == "missing" and cell == "alif":
+            state, valid = state._replace(b=None), False
+    elif state_kind == "wrong_batch":
+        state, valid = own_state(module, kind, batch + 1, n, torch.float32), False
+    elif state_kind in ("lif", "alif", "recurrent", "tuple"):
+        state = foreign_state(state_kind, batch, n, torch.zeros((), dtype=like))
+        valid = valid and state_kind == kind
+    elif state_kind == "float64":
+        state = own_state(module, kind, batch, n, torch.float64)
+        valid = valid and dtype == torch.float64
+    elif state_kind == "meta":
+        state, valid = own_state(module, kind, batch, n, torch.float32, device="meta"), False
+    event("valid" if valid else "invalid")
+    if not valid:
+        with library_error():
+            module(x, state)
+        return
+    spike, new_state = module(x, state)
+    assert spike.shape == (batch, n) and spike.dtype == x.dtype and new_state.v.shape == (batch, n)
+    sequence = (LIF(n, tau=3.0, threshold=0.5) if cell == "lif" else ALIF(n, tau=3.0, threshold=0.5))
+    if batch:
+        torch.testing.assert_close(sequence(x[:, None], state)[0][:, 0], spike)
 
 
 def test_regression_flags_must_be_bools(library_error):

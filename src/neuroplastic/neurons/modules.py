@@ -179,7 +179,8 @@ class _LIFBase(nn.Module):
                 base = float(check_number("tau", tau, minimum=0, exclusive_minimum=True))
                 tau_range = (base / 2.0, base * 2.0)
             if (not isinstance(tau_range, (tuple, list)) or len(tau_range) != 2
-                    or not all(isinstance(t, (int, float)) and t > 0 for t in tau_range)
+                    or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < math.inf
+                               for t in tau_range)
                     or tau_range[0] > tau_range[1]):
                 raise ValueError(f"tau_range must be (low, high) with 0 < low <= high, got {tau_range!r}")
             low, high = math.log(tau_range[0]), math.log(tau_range[1])
