@@ -136,6 +136,36 @@ def test_plastic_spiking_backends_agree_in_float64(recurrent, batch, t, rule, ba
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
+@given(recurrent=st.booleans(), backend=st.sampled_from(["auto", "dense", "lowrank"]), batch=st.integers(1, 3),
+       t=st.integers(1, 3), kind=st.one_of(st.just("ok"), st.sampled_from(["ok", "float64", "int64", "meta", "nan",
+                                                                           "shape", "missing", "unexpected"])))
+@settings(max_examples=20)
+def test_modulator_inputs(library_error, recurrent, backend, batch, t, kind):
+    """A layer built with ``modulator_input_size=S`` reads ``modulator_inputs [B, T, S]`` of its dtype and device."""
+    cls = PlasticRecurrentLIF if recurrent else PlasticLIF
+    torch.manual_seed(0)
+    layer = cls(2, 3, modulation="simple", rule="hebbian", alpha="neuron",
+                modulator_input_size=None if kind == "unexpected" else 2, backend=backend)
+    x = make_input((batch, t, 2), torch.float32)
+    m = {"ok": torch.rand(batch, t, 2), "float64": torch.rand(batch, t, 2, dtype=torch.float64),
+         "int64": torch.ones(batch, t, 2, dtype=torch.int64), "meta": torch.rand(batch, t, 2, device="meta"),
+         "nan": torch.full((batch, t, 2), float("nan")), "shape": torch.rand(batch, t + 1, 2), "missing": None,
+         "unexpected": torch.rand(batch, t, 2)}[kind]
+    event(kind)
+    if kind != "ok":
+        with library_error():
+            layer(x, None, m)
+        return
+    spikes, state = layer(x, None, m)
+    assert spikes.shape == (batch, t, 3)
+    reference = cls(2, 3, modulation="simple", rule="hebbian", alpha="neuron", modulator_input_size=2,
+                    backend="dense")
+    reference.load_state_dict(layer.state_dict())
+    ref_spikes, ref_state = reference(x, None, m)
+    torch.testing.assert_close(spikes, ref_spikes)
+    torch.testing.assert_close(state.plastic.trace, ref_state.plastic.trace, rtol=1e-5, atol=1e-5)
+
+
 BAD = [float("nan"), float("inf"), -1.0, 0.0, True, "1"]
 
 
@@ -205,6 +235,15 @@ def test_trace_step(library_error, batch, n, dtype, shape, decay):
 
 
 # -- regression tests: each failed before the fix it documents ------------------------------------------------
+
+def test_regression_modulator_inputs_of_another_dtype_or_device(library_error):
+    layer = PlasticLIF(2, 3, modulation="simple", modulator_input_size=2)
+    x = torch.rand(2, 3, 2)
+    with library_error():  # was: RuntimeError from torch (Double and Float)
+        layer(x, None, torch.rand(2, 3, 2, dtype=torch.float64))
+    with library_error():  # was: RuntimeError from torch (Tensor.item() on a meta tensor)
+        layer(x, None, torch.rand(2, 3, 2, device="meta"))
+
 
 def test_regression_plastic_lif_refuses_non_finite_inputs(library_error):
     x = torch.tensor([[[float("inf")]]])

@@ -271,7 +271,7 @@ class _PlasticSpikingLayer(nn.Module):
                 raise ValueError("modulator_inputs given, but the layer's modulator reads its own post-synaptic "
                                  "trace (set modulator_input_size to read an external signal)")
             check_tensor("modulator_inputs", modulator_inputs,
-                         (inputs.shape[0], inputs.shape[1], self.modulator_input_size))
+                         (inputs.shape[0], inputs.shape[1], self.modulator_input_size), like=self.weight)
             check_finite("modulator_inputs", modulator_inputs)
         elif self.modulator_input_size is not None:
             raise ValueError(f"modulator_inputs [B, T, {self.modulator_input_size}] is required: the layer was "
