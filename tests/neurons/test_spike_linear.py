@@ -91,5 +91,5 @@ def test_bad_shapes_are_errors():
         spike_linear(torch.zeros(2, 5), torch.zeros(3, 4))
     with pytest.raises(ValueError, match=r"bias must have shape \[3\]"):
         spike_linear(torch.zeros(2, 4), torch.zeros(3, 4), torch.zeros(4))
-    with pytest.raises(ValueError, match="max_density must be in"):
+    with pytest.raises(ValueError, match="max_density must be a finite number in"):
         SpikeLinear(3, 4, max_density=2.0)

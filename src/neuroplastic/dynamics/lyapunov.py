@@ -28,7 +28,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from neuroplastic._checks import check_choice, check_positive, check_tensor
+from neuroplastic._checks import check_choice, check_finite, check_number, check_positive, check_tensor
 
 __all__ = ["JACOBIAN_METHODS", "LyapunovSpectrum", "lyapunov_spectrum", "perturbation_lyapunov_exponent"]
 
@@ -58,7 +58,8 @@ def _check_map_args(x0: object, num_steps: object, inputs: object, warmup: objec
         raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
-    check_positive("dt", dt)  # type: ignore[arg-type]
+    check_number("dt", dt, minimum=0, exclusive_minimum=True)  # (an infinite dt would make every exponent 0)
+    check_finite("x0", x0)  # type: ignore[arg-type]
     if inputs is not None:
         if not isinstance(inputs, Tensor) or inputs.dim() < 1:
             raise TypeError(f"inputs must be a tensor [T, ...] (one input per step) or None, got {inputs!r}")

@@ -33,10 +33,18 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from neuroplastic._checks import (
+    check_finite,
+    check_int,
+    check_nonempty_sequence,
+    check_number,
+    check_tensor,
+)
 from neuroplastic.dynamics.lyapunov import perturbation_lyapunov_exponent
 from neuroplastic.dynamics.readout import fit_validated_readout, predict, validation_scores
 from neuroplastic.dynamics.smooth_lif import network_lyapunov_spectrum, smooth_lif_step
-from neuroplastic.neurons import decay_from_tau, lif_step
+from neuroplastic.neurons import decay_from_tau, get_surrogate, lif_step
+from neuroplastic.neurons.lif import _lif_step
 from neuroplastic.tasks.lorenz import nrmse
 
 __all__ = ["SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "reservoir_readout",
@@ -64,6 +72,21 @@ class SpikingReservoir(NamedTuple):
     @property
     def synapses(self) -> int:
         return int((self.weight != 0).sum())
+
+
+def check_reservoir(net: object) -> SpikingReservoir:
+    """Return ``net`` if it is a :class:`SpikingReservoir` whose tensors agree: ``weight [N, N]``, ``tau``,
+    ``decay``, ``bias [N]``, ``input_weight [N, D]``, all floating point on one device and of one dtype."""
+    if not isinstance(net, SpikingReservoir):
+        raise TypeError(f"net must be a SpikingReservoir, got {type(net).__name__}")
+    check_tensor("net.weight", net.weight, ("N", "N"))
+    n = net.weight.shape[0]
+    if net.weight.shape[1] != n:
+        raise ValueError(f"net.weight must be square [N, N], got {list(net.weight.shape)}")
+    for name in ("tau", "decay", "bias"):
+        check_tensor(f"net.{name}", getattr(net, name), (n,), like=net.weight, like_name="net.weight")
+    check_tensor("net.input_weight", net.input_weight, (n, "D"), like=net.weight, like_name="net.weight")
+    return net
 
 
 def random_reservoir(neurons: int, *, inputs: int, tau_mean: float, tau_shape: int, recurrent_gain: float,
@@ -102,7 +125,17 @@ def simulate(net: SpikingReservoir, inputs: Tensor, *, trace_tau: float,
 
     The spikes are filtered with ``a = exp(-1 / trace_tau)`` (soft reset at ``threshold``, from ``v = 0`` and
     no spikes). ``rates`` is each neuron's mean spike count per step over the batch and time.
+
+    ``inputs``: finite, of the network's dtype and device, with ``B, T >= 1`` and ``D`` its input size;
+    ``trace_tau`` and ``threshold``: finite numbers > 0.
     """
+    check_reservoir(net)
+    check_tensor("inputs", inputs, ("B", "T", net.input_weight.shape[1]), like=net.weight, like_name="net.weight")
+    check_nonempty_sequence("inputs", inputs)
+    check_finite("inputs", inputs)
+    check_number("trace_tau", trace_tau, minimum=0, exclusive_minimum=True)
+    check_number("threshold", threshold, minimum=0, exclusive_minimum=True)
+    surrogate = get_surrogate("fast_sigmoid")  # (no gradient here: any surrogate gives the same spikes)
     batch, steps, _ = inputs.shape
     n = net.neurons
     currents = inputs @ net.input_weight.T + net.bias
@@ -114,7 +147,8 @@ def simulate(net: SpikingReservoir, inputs: Tensor, *, trace_tau: float,
     a = math.exp(-1.0 / trace_tau)
     weight_t = net.weight.T.contiguous()
     for t in range(steps):
-        spikes, v = lif_step(v, currents[:, t] + spikes @ weight_t, net.decay, threshold, reset="soft")
+        spikes, v = _lif_step(v, currents[:, t] + spikes @ weight_t, net.decay, threshold, "soft", 0.0, False,
+                              False, surrogate)  # (lif_step, its arguments checked above)
         counts += spikes.sum(0)
         trace = a * trace + spikes
         out[:, t] = trace
@@ -158,7 +192,12 @@ def reservoir_validation_nrmse(net: SpikingReservoir, inputs: Tensor, targets: T
 
 def noise_currents(net: SpikingReservoir, steps: int, generator: torch.Generator) -> Tensor:
     """Task-agnostic drive ``[steps, N]``: white noise ``N(0, I)`` in the input channels, through ``U``, plus
-    the bias (normalised task inputs have the same mean and variance, not the same time structure)."""
+    the bias (normalised task inputs have the same mean and variance, not the same time structure).
+    ``steps >= 0`` (0: an empty ``[0, N]`` drive); ``generator``: a CPU ``torch.Generator``."""
+    check_reservoir(net)
+    check_int("steps", steps, minimum=0)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     noise = torch.randn(steps, net.input_weight.shape[1], generator=generator).to(net.weight.device)
     return noise @ net.input_weight.T + net.bias
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from neuroplastic._checks import check_choice, check_tensor
+from neuroplastic._checks import check_choice, check_finite, check_int, check_number, check_tensor
 from neuroplastic.dynamics.lyapunov import LyapunovSpectrum, lyapunov_spectrum
 
 __all__ = ["RESET_MODES", "check_lif_network", "smooth_lif_step", "smooth_lif_tangent", "network_lyapunov_spectrum",
@@ -163,8 +163,15 @@ def lif_linearization(
     of ``J_t = diag(decay * dv/dh) + W diag(g_t)`` over the steps after ``warmup``.
     """
     n = check_lif_network(weight, decay)
-    check_tensor("currents", currents, ("T", n))
+    check_tensor("decay", decay, (n,), like=weight, like_name="weight")
+    check_tensor("currents", currents, ("T", n), like=weight, like_name="weight")
     check_choice("reset", reset, RESET_MODES)
+    check_int("warmup", warmup, minimum=0)
+    check_number("threshold", threshold)
+    check_number("slope", slope, minimum=0, exclusive_minimum=True)
+    check_number("v_reset", v_reset)
+    check_finite("weight", weight)
+    check_finite("currents", currents)
     if currents.shape[0] <= warmup:
         raise ValueError(f"currents has {currents.shape[0]} steps, not more than warmup={warmup}")
     h = weight.new_zeros(n)

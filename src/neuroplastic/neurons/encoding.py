@@ -6,6 +6,8 @@ readouts turn a layer's output over time into ``[B, ...]`` scores.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -60,7 +62,7 @@ def latency_encode(x: Tensor, steps: int, *, threshold: float = 0.0, normalize: 
         raise ValueError(f"x must have a batch dimension [B, ...], got shape {list(x.shape)}")
     check_finite("x", x)
     if normalize:
-        peak = x.reshape(x.shape[0], -1).amax(1).clamp_min(torch.finfo(x.dtype).tiny)
+        peak = x.reshape(x.shape[0], math.prod(x.shape[1:])).amax(1).clamp_min(torch.finfo(x.dtype).tiny)
         x = x / peak.view(-1, *([1] * (x.dim() - 1)))
     if bool((x < 0).any()) or bool((x > 1).any()):
         raise ValueError("latency_encode needs x in [0, 1] (or normalize=True); "
@@ -73,8 +75,11 @@ def latency_encode(x: Tensor, steps: int, *, threshold: float = 0.0, normalize: 
 
 def spike_count(spikes: Tensor, dim: int = 1) -> Tensor:
     """Spikes summed over time: ``[B, T, ...] -> [B, ...]`` (differentiable; use as class scores)."""
-    if not isinstance(spikes, Tensor) or spikes.dim() < 2:
-        raise ValueError("spikes must be a tensor [B, T, ...]")
+    if not isinstance(spikes, Tensor):
+        raise TypeError(f"spikes must be a torch.Tensor [B, T, ...], got {type(spikes).__name__}")
+    if spikes.dim() < 2:
+        raise ValueError(f"spikes must be a tensor [B, T, ...], got shape {list(spikes.shape)}")
+    check_int("dim", dim, minimum=-spikes.dim(), maximum=spikes.dim() - 1)
     return spikes.sum(dim)
 
 
@@ -85,8 +90,12 @@ def membrane_readout(v: Tensor, reduce: str = "max") -> Tensor:
     layer whose maximum or final potential is the class score).
     """
     reduce = check_choice("reduce", reduce, ("max", "mean", "last"))
-    if not isinstance(v, Tensor) or v.dim() < 2:
-        raise ValueError("v must be a tensor [B, T, ...]")
+    if not isinstance(v, Tensor):
+        raise TypeError(f"v must be a torch.Tensor [B, T, ...], got {type(v).__name__}")
+    if v.dim() < 2 or v.shape[1] == 0:
+        raise ValueError(f"v must be a tensor [B, T, ...] with T >= 1, got shape {list(v.shape)}")
+    if not v.is_floating_point():
+        raise ValueError(f"v must be a floating-point tensor (membrane potentials), got dtype {v.dtype}")
     if reduce == "max":
         return v.amax(1)
     if reduce == "mean":

@@ -35,7 +35,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from neuroplastic.neurons.lif import MPR_K
+from neuroplastic._checks import (
+    check_bool,
+    check_choice,
+    check_nonempty_sequence,
+    check_number,
+    check_tensor,
+    check_values,
+)
+from neuroplastic.neurons.lif import MPR_K, RESETS
 from neuroplastic.neurons.spike_kernels import snn_kernels
 from neuroplastic.neurons.surrogates import Surrogate
 
@@ -183,11 +191,37 @@ def lif_sequence(x: Tensor, v0: Tensor | None, decay: Tensor, threshold: Tensor,
                                                                                                              Tensor]:
     """Run a LIF layer over a sequence as one autograd node; returns ``(spikes [B, T, N], v_T [B, N])``.
 
-    ``x: [B, T, N]`` input currents; ``v0: [B, N]`` or None (zeros); ``decay, threshold: [N]`` (expand a
-    scalar first; gradients are summed back by autograd). Same equations as
-    :func:`~neuroplastic.neurons.lif.lif_step` applied at every step. Arguments are not validated here: the
-    modules do that.
+    ``x: [B, T, N]`` input currents (floating point, ``B, T >= 1``); ``v0: [B, N]`` in ``x``'s dtype and device,
+    or None (zeros); ``decay, threshold: [N]`` tensors (expand a scalar first; gradients are summed back by
+    autograd), cast to ``x``'s dtype; ``threshold`` finite and > 0, ``decay`` not NaN. Same equations as
+    :func:`~neuroplastic.neurons.lif.lif_step` applied at every step. ``config``: a :class:`LIFConfig`.
     """
+    check_tensor("x", x, ("B", "T", "N"))
+    check_nonempty_sequence("x", x)
+    n = x.shape[2]
+    if v0 is not None:
+        check_tensor("v0", v0, (x.shape[0], n), like=x, like_name="x")
+    check_tensor("decay", decay, (n,))
+    check_tensor("threshold", threshold, (n,))
+    if decay.device != x.device or threshold.device != x.device:
+        raise ValueError(f"decay and threshold must be on x's device {x.device}")
+    check_values("decay", decay, finite=False)
+    check_values("threshold", threshold, minimum=0, exclusive_minimum=True)
+    if not isinstance(config, LIFConfig):
+        raise TypeError(f"config must be a LIFConfig, got {type(config).__name__}")
+    check_choice("config.reset", config.reset, RESETS)
+    if not isinstance(config.surrogate, Surrogate):
+        raise TypeError(f"config.surrogate must be a Surrogate, got {type(config.surrogate).__name__}")
+    check_number("config.v_reset", config.v_reset)
+    return _lif_sequence(x, v0, decay, threshold, config._replace(rectifier=check_bool("config.rectifier",
+                                                                                       config.rectifier),
+                                                                  detach_reset=check_bool("config.detach_reset",
+                                                                                          config.detach_reset)))
+
+
+def _lif_sequence(x: Tensor, v0: Tensor | None, decay: Tensor, threshold: Tensor, config: LIFConfig) -> tuple[Tensor,
+                                                                                                              Tensor]:
+    """:func:`lif_sequence` without argument checks (the modules check their inputs and state)."""
     dtype = x.dtype
     x = x.contiguous()
     v0 = None if v0 is None else v0.to(dtype).contiguous()

@@ -42,11 +42,28 @@ MPR_K = 3.0
 
 def _check_per_neuron(name: str, value: Tensor | float, n: int) -> None:
     """A number (not NaN), a 0-d tensor or a per-neuron ``[N]`` (or ``[1]``) tensor: what the step functions take."""
-    if not isinstance(value, Tensor):
-        check_values(name, value, finite=False)
-    elif value.dim() > 0 and (value.dim() > 1 or value.shape[0] not in (1, n)):
+    if isinstance(value, Tensor) and not value.is_floating_point():
+        raise ValueError(f"{name} must be a number or a floating-point tensor, got dtype {value.dtype}")
+    check_values(name, value, finite=False)  # a number or a tensor, not NaN (a bool is no number)
+    if isinstance(value, Tensor) and value.dim() > 0 and (value.dim() > 1 or value.shape[0] not in (1, n)):
         raise ValueError(f"{name} must be a number, a 0-d tensor or a per-neuron [N={n}] tensor, "
                          f"got shape {list(value.shape)}")
+
+
+def _check_result_dtype(name: str, value: object, x: Tensor) -> None:
+    """Spikes come out in ``x``'s dtype: a tensor argument of a wider floating dtype (which would promote them)
+    is refused."""
+    if isinstance(value, Tensor) and torch.promote_types(value.dtype, x.dtype) != x.dtype:
+        raise ValueError(f"{name} has dtype {value.dtype}, wider than x's {x.dtype} (the spikes and the membrane "
+                         f"would not be in x's dtype): convert one to the other")
+
+
+def _check_input(x: object) -> None:
+    """The input current of a step function: a floating-point tensor (spikes come out in its dtype)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
 
 
 def _check_state(name: str, state: Tensor, x: Tensor) -> None:
@@ -59,6 +76,9 @@ def _check_state(name: str, state: Tensor, x: Tensor) -> None:
         shape = None
     if shape != x.shape:
         raise ValueError(f"{name} of shape {list(state.shape)} does not match x of shape {list(x.shape)}")
+    if state.device != x.device:
+        raise ValueError(f"{name} is on {state.device} but x is on {x.device}: move one to the other")
+    _check_result_dtype(name, state, x)
 
 
 def decay_from_tau(tau: Tensor | float, dt: float = 1.0) -> Tensor:
@@ -68,6 +88,8 @@ def decay_from_tau(tau: Tensor | float, dt: float = 1.0) -> Tensor:
     tensor of ``tau``'s shape (float32 for a Python number), differentiable in ``tau``.
     """
     check_number("dt", dt, minimum=0, exclusive_minimum=True)
+    if isinstance(tau, Tensor) and tau.dtype == torch.bool:
+        raise TypeError("tau (a time constant) must be a number or a tensor of numbers, got a bool tensor")
     check_values("tau (a time constant)", tau, minimum=0, exclusive_minimum=True, finite=False)
     if isinstance(tau, Tensor):
         return torch.exp(-dt / tau)
@@ -136,13 +158,14 @@ def lif_step(v: Tensor, x: Tensor, decay: Tensor | float, threshold: Tensor | fl
     """
     check_choice("reset", reset, RESETS)
     surrogate = get_surrogate(surrogate)
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    _check_input(x)
     _check_state("v", v, x)
     n = x.shape[-1] if x.dim() else 1
+    check_values("threshold", threshold, minimum=0, exclusive_minimum=True)
     _check_per_neuron("decay", decay, n)
     _check_per_neuron("threshold", threshold, n)
-    check_values("threshold", threshold, minimum=0, exclusive_minimum=True)
+    for name, value in (("decay", decay), ("threshold", threshold)):
+        _check_result_dtype(name, value, x)
     return _lif_step(v, x, decay, threshold, reset, float(v_reset), bool(rectifier), bool(detach_reset), surrogate)
 
 
@@ -175,14 +198,14 @@ def alif_step(v: Tensor, b: Tensor, x: Tensor, decay: Tensor | float, rho: Tenso
     """
     check_choice("reset", reset, RESETS)
     surrogate = get_surrogate(surrogate)
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    _check_input(x)
     _check_state("v", v, x)
     _check_state("b", b, x)
     n = x.shape[-1] if x.dim() else 1
-    for name, value in (("decay", decay), ("rho", rho), ("threshold", threshold), ("beta", beta)):
-        _check_per_neuron(name, value, n)
     check_values("threshold", threshold, minimum=0, exclusive_minimum=True)
     check_values("beta (an adaptation strength)", beta, minimum=0)
+    for name, value in (("decay", decay), ("rho", rho), ("threshold", threshold), ("beta", beta)):
+        _check_per_neuron(name, value, n)
+        _check_result_dtype(name, value, x)
     return _alif_step(v, b, x, decay, rho, threshold, beta, reset, float(v_reset), bool(rectifier),
                       bool(detach_reset), surrogate)

@@ -19,15 +19,18 @@ import torch
 from torch import Tensor, nn
 
 from neuroplastic._checks import (
+    StateField,
+    check_bool,
     check_choice,
     check_int,
     check_int_tuple,
     check_nonempty_sequence,
     check_number,
     check_same_placement,
+    check_state,
     check_values,
 )
-from neuroplastic.neurons.fused_lif import LIFConfig, lif_sequence
+from neuroplastic.neurons.fused_lif import LIFConfig, _lif_sequence
 from neuroplastic.neurons.lif import RESETS, _alif_step, _lif_step
 from neuroplastic.neurons.surrogates import Surrogate, get_surrogate
 
@@ -85,8 +88,10 @@ def _per_neuron(name: str, value: float | Tensor, size: tuple[int, ...], *, allo
     return tensor
 
 
-def _check_sequence(x: Tensor, size: tuple[int, ...], state_batch: int | None, who: str) -> None:
-    """x must be ``[B, T, *size]``; catch a time-major ``[T, B, ...]`` input where the state makes it visible."""
+def _check_sequence(x: Tensor, size: tuple[int, ...], state: object, who: str, kind: type = LIFState,
+                    fields: tuple[str, ...] = ("v",), like: Tensor | None = None, like_name: str = "x") -> None:
+    """x must be ``[B, T, *size]`` (floating, B >= 1, T >= 1); catch a time-major ``[T, B, ...]`` input where the
+    state makes it visible; then check the state (:func:`_check_population_state`)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 2 + len(size) or tuple(x.shape[2:]) != size:
@@ -97,6 +102,11 @@ def _check_sequence(x: Tensor, size: tuple[int, ...], state_batch: int | None, w
     if not x.is_floating_point():
         raise ValueError(f"{who}: x must be a floating-point tensor, got dtype {x.dtype}")
     check_nonempty_sequence(f"{who}: x", x)
+    if state is None:
+        return
+    _check_state_type(state, kind)
+    v = state.v  # type: ignore[attr-defined]
+    state_batch = v.shape[0] if isinstance(v, Tensor) and v.dim() >= 1 else None
     if state_batch is not None and state_batch != x.shape[0]:
         if state_batch == x.shape[1]:
             raise ValueError(f"{who}: the layout must be [B, T, ...] (batch first): the state has batch size "
@@ -104,9 +114,27 @@ def _check_sequence(x: Tensor, size: tuple[int, ...], state_batch: int | None, w
                              "transpose a time-major [T, B, ...] input with x.transpose(0, 1)")
         raise ValueError(f"{who}: the state has batch size {state_batch} but x (layout [B, T, ...]) has "
                          f"batch size {x.shape[0]}")
+    _check_population_state(state, kind, fields, x.shape[0], size, x if like is None else like, like_name)
 
 
-def _check_step(x: Tensor, size: tuple[int, ...], state_batch: int | None, who: str) -> None:
+def _check_state_type(state: object, kind: type) -> None:
+    if not isinstance(state, kind):
+        raise TypeError(f"state must be a {kind.__name__} or None, got {type(state).__name__}")
+
+
+def _check_population_state(state: object, kind: type, fields: tuple[str, ...], batch: int, size: tuple[int, ...],
+                            like: Tensor, like_name: str, absent: tuple[str, ...] = ()) -> None:
+    """The state's type and every tensor's shape ``[B, *size]``, dtype and device (``like``'s), before use;
+    ``absent``: fields the module keeps none of (they must be None)."""
+    dims = "batch of the input, " + ", ".join(map(str, size))
+    check_state(state, [("", kind)],
+                [StateField(name, (batch, *size), dims) for name in fields]
+                + [StateField(name, None, why="the neurons are not adaptive") for name in absent],
+                batch=batch, like=like, like_name=like_name)
+
+
+def _check_step(x: Tensor, size: tuple[int, ...], state: object, who: str, kind: type = LIFState,
+                fields: tuple[str, ...] = ("v",)) -> None:
     """x must be one step ``[B, *size]`` of this population; hints at the sequence module for ``[B, T, ...]``."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -114,8 +142,15 @@ def _check_step(x: Tensor, size: tuple[int, ...], state_batch: int | None, who: 
         hint = " (a sequence [B, T, ...] goes to the sequence module, e.g. LIF)" if x.dim() == 2 + len(size) else ""
         raise ValueError(f"{who}: x must have the layout [B, {', '.join(map(str, size))}], got shape "
                          f"{list(x.shape)}{hint}")
-    if state_batch is not None and state_batch != x.shape[0]:
-        raise ValueError(f"{who}: the state has batch size {state_batch} but x has batch size {x.shape[0]}")
+    if not x.is_floating_point():
+        raise ValueError(f"{who}: x must be a floating-point tensor, got dtype {x.dtype}")
+    if state is None:
+        return
+    _check_state_type(state, kind)
+    v = state.v  # type: ignore[attr-defined]
+    if isinstance(v, Tensor) and v.dim() >= 1 and v.shape[0] != x.shape[0]:
+        raise ValueError(f"{who}: the state has batch size {v.shape[0]} but x has batch size {x.shape[0]}")
+    _check_population_state(state, kind, fields, x.shape[0], size, x, "x")
 
 
 class _LIFBase(nn.Module):
@@ -131,8 +166,11 @@ class _LIFBase(nn.Module):
         self.dt = float(check_number("dt", dt, minimum=0, exclusive_minimum=True))
         self.reset = check_choice("reset", reset, RESETS)
         self.v_reset = float(check_number("v_reset", v_reset))
-        self.rectifier = bool(rectifier)
-        self.detach_reset = bool(detach_reset)
+        self.rectifier = check_bool("rectifier", rectifier)
+        self.detach_reset = check_bool("detach_reset", detach_reset)
+        for name, flag in (("learn_tau", learn_tau), ("learn_threshold", learn_threshold),
+                           ("heterogeneous", heterogeneous)):
+            check_bool(name, flag)
         self.surrogate = get_surrogate(surrogate)
         if heterogeneous:
             if tau_range is None:
@@ -141,7 +179,8 @@ class _LIFBase(nn.Module):
                 base = float(check_number("tau", tau, minimum=0, exclusive_minimum=True))
                 tau_range = (base / 2.0, base * 2.0)
             if (not isinstance(tau_range, (tuple, list)) or len(tau_range) != 2
-                    or not all(isinstance(t, (int, float)) and t > 0 for t in tau_range)
+                    or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < math.inf
+                               for t in tau_range)
                     or tau_range[0] > tau_range[1]):
                 raise ValueError(f"tau_range must be (low, high) with 0 < low <= high, got {tau_range!r}")
             low, high = math.log(tau_range[0]), math.log(tau_range[1])
@@ -197,9 +236,10 @@ class LIFCell(_LIFBase):
                                     dtype=dtype or self.threshold.dtype))
 
     def forward(self, x: Tensor, state: LIFState | None = None) -> tuple[Tensor, LIFState]:
-        _check_step(x, self.size, None if state is None else state.v.shape[0], type(self).__name__)
+        _check_step(x, self.size, state, type(self).__name__)
         v = torch.zeros_like(x) if state is None else state.v
-        spike, v = _lif_step(v, x, self.decay(), self.threshold, self.reset, self.v_reset, self.rectifier,
+        spike, v = _lif_step(v, x, self.decay().to(x.dtype), self.threshold.to(x.dtype), self.reset, self.v_reset,
+                             self.rectifier,
                              self.detach_reset, self.surrogate)
         return spike, LIFState(v)
 
@@ -220,14 +260,14 @@ class LIF(_LIFBase):
         self.backend = check_choice("backend", backend, BACKENDS)
 
     def forward(self, x: Tensor, state: LIFState | None = None) -> tuple[Tensor, LIFState]:
-        _check_sequence(x, self.size, None if state is None else state.v.shape[0], type(self).__name__)
+        _check_sequence(x, self.size, state, type(self).__name__)
         v0 = None if state is None else state.v
-        decay, threshold = self.decay(), self.threshold
+        decay, threshold = self.decay().to(x.dtype), self.threshold.to(x.dtype)  # the neurons follow x's dtype
         if self.backend == "fused":
             batch, steps = x.shape[:2]
             flat = x.reshape(batch, steps, -1)
             v0_flat = None if v0 is None else v0.expand(batch, *self.size).reshape(batch, -1)
-            spikes, v = lif_sequence(flat, v0_flat, decay.reshape(-1), threshold.reshape(-1), self._config())
+            spikes, v = _lif_sequence(flat, v0_flat, decay.reshape(-1), threshold.reshape(-1), self._config())
             return spikes.view(x.shape), LIFState(v.view(batch, *self.size))
         v = torch.zeros_like(x[:, 0]) if v0 is None else v0
         out = []
@@ -258,8 +298,9 @@ class _ALIFBase(_LIFBase):
         return torch.exp(-self.dt / self.tau_adapt)
 
     def _step(self, x: Tensor, v: Tensor, b: Tensor, decay: Tensor, rho: Tensor):
-        return _alif_step(v, b, x, decay, rho, self.threshold, self.beta, self.reset, self.v_reset, self.rectifier,
-                          self.detach_reset, self.surrogate)
+        dtype = x.dtype  # the neurons follow x's dtype (a no-op where it is the parameters')
+        return _alif_step(v, b, x, decay.to(dtype), rho.to(dtype), self.threshold.to(dtype), self.beta.to(dtype),
+                          self.reset, self.v_reset, self.rectifier, self.detach_reset, self.surrogate)
 
 
 class ALIFCell(_ALIFBase):
@@ -271,7 +312,7 @@ class ALIFCell(_ALIFBase):
     """
 
     def forward(self, x: Tensor, state: ALIFState | None = None) -> tuple[Tensor, ALIFState]:
-        _check_step(x, self.size, None if state is None else state.v.shape[0], type(self).__name__)
+        _check_step(x, self.size, state, type(self).__name__, ALIFState, ("v", "b"))
         v, b = (torch.zeros_like(x), torch.zeros_like(x)) if state is None else state
         spike, v, b = self._step(x, v, b, self.decay(), self.rho())
         return spike, ALIFState(v, b)
@@ -281,7 +322,7 @@ class ALIF(_ALIFBase):
     """An adaptive-threshold LIF population over ``[B, T, *size]`` (step by step; see :class:`ALIFCell`)."""
 
     def forward(self, x: Tensor, state: ALIFState | None = None) -> tuple[Tensor, ALIFState]:
-        _check_sequence(x, self.size, None if state is None else state.v.shape[0], type(self).__name__)
+        _check_sequence(x, self.size, state, type(self).__name__, ALIFState, ("v", "b"))
         v, b = (torch.zeros_like(x[:, 0]), torch.zeros_like(x[:, 0])) if state is None else state
         decay, rho = self.decay(), self.rho()
         out = []
@@ -308,7 +349,8 @@ class RecurrentLIF(nn.Module):
         super().__init__()
         check_int("input_size", input_size)
         check_int("hidden_size", hidden_size)
-        self.input_size, self.hidden_size, self.adaptive = input_size, hidden_size, bool(adaptive)
+        check_bool("bias", bias)
+        self.input_size, self.hidden_size, self.adaptive = input_size, hidden_size, check_bool("adaptive", adaptive)
         self.input_linear = nn.Linear(input_size, hidden_size, bias=bias)
         self.recurrent_linear = nn.Linear(hidden_size, hidden_size, bias=False)
         self.neurons = (ALIFCell if adaptive else LIFCell)(hidden_size, **neuron_kwargs)
@@ -319,12 +361,22 @@ class RecurrentLIF(nn.Module):
         return RecurrentLIFState(zeros, zeros.clone(), zeros.clone() if self.adaptive else None)
 
     def forward(self, x: Tensor, state: RecurrentLIFState | None = None) -> tuple[Tensor, RecurrentLIFState]:
-        _check_sequence(x, (self.input_size,), None if state is None else state.v.shape[0], type(self).__name__)
+        _check_sequence(x, (self.input_size,), None, type(self).__name__)
         check_same_placement("x", x, self.input_linear.weight, "the layer's parameters")
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        if self.adaptive and state.b is None:
-            raise ValueError("RecurrentLIF(adaptive=True) needs a state with b (the threshold adaptation)")
+        else:
+            _check_state_type(state, RecurrentLIFState)
+            if self.adaptive and state.b is None:
+                raise ValueError("RecurrentLIF(adaptive=True) needs a state with b (the threshold adaptation)")
+            v = state.v
+            if isinstance(v, Tensor) and v.dim() >= 1 and v.shape[0] != x.shape[0] and v.shape[0] == x.shape[1]:
+                raise ValueError(f"{type(self).__name__}: the layout must be [B, T, ...] (batch first): the state "
+                                 f"has batch size {v.shape[0]}, which is x.shape[1], not x.shape[0] = "
+                                 f"{x.shape[0]}; transpose a time-major [T, B, ...] input with x.transpose(0, 1)")
+            _check_population_state(state, RecurrentLIFState, ("v", "spike", "b") if self.adaptive else
+                                    ("v", "spike"), x.shape[0], (self.hidden_size,), self.input_linear.weight,
+                                    "the layer's parameters", absent=() if self.adaptive else ("b",))
         currents = self.input_linear(x)
         neurons = self.neurons
         decay = neurons.decay()
@@ -371,8 +423,8 @@ class LeakyReadout(nn.Module):
         return torch.exp(-self.dt * torch.exp(-self.log_tau))
 
     def forward(self, x: Tensor, state: LIFState | None = None) -> tuple[Tensor, LIFState]:
-        _check_sequence(x, self.size, None if state is None else state.v.shape[0], type(self).__name__)
-        decay = self.decay()
+        _check_sequence(x, self.size, state, type(self).__name__)
+        decay = self.decay().to(x.dtype)  # the integrators follow x's dtype
         v = torch.zeros_like(x[:, 0]) if state is None else state.v
         out = []
         for t in range(x.shape[1]):

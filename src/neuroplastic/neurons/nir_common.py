@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_int_tuple
+from neuroplastic._checks import check_int_tuple, check_nonempty_sequence, check_same_placement
 from neuroplastic.neurons.modules import (
     ALIF,
     LIF,
@@ -64,6 +64,12 @@ class SpikingSequential(nn.Sequential):
         if x.dim() < 3:
             raise ValueError(f"x must have the layout [B, T, *input_shape] (at least 3 dimensions), "
                              f"got shape {list(x.shape)}")
+        if not x.is_floating_point():
+            raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+        check_nonempty_sequence("x", x)
+        parameter = next((p for p in self.parameters() if p.is_floating_point()), None)
+        if parameter is not None:  # the first layer's dtype and device: a clear error instead of one from inside it
+            check_same_placement("x", x, parameter, "the model's parameters")
         modules = list(self)
         if state is None:
             state = (None,) * len(modules)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_same_placement
+from neuroplastic._checks import check_bool, check_int, check_number, check_same_placement
 from neuroplastic.neurons.spike_kernels import SNNKernels, snn_kernels
 
 __all__ = ["spike_linear", "SpikeLinear"]
@@ -86,9 +86,16 @@ def spike_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, max_d
     if weight.dim() != 2 or x.dim() < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"x [..., I] and weight [O, I] must agree on I; got x {list(x.shape)}, "
                          f"weight {list(weight.shape)}")
-    if bias is not None and (bias.dim() != 1 or bias.shape[0] != weight.shape[0]):
-        raise ValueError(f"bias must have shape [{weight.shape[0]}], got {list(bias.shape)}")
+    if bias is not None and (not isinstance(bias, Tensor) or bias.dim() != 1 or bias.shape[0] != weight.shape[0]):
+        raise ValueError(f"bias must have shape [{weight.shape[0]}], got "
+                         f"{list(bias.shape) if isinstance(bias, Tensor) else type(bias).__name__}")
+    check_number("max_density", max_density, minimum=0, maximum=1)
+    for name, tensor in (("x", x), ("weight", weight)):
+        if not tensor.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor (spikes as 0.0/1.0), got dtype {tensor.dtype}")
     check_same_placement("x", x, weight, "the weights")
+    if bias is not None:
+        check_same_placement("bias", bias, weight, "the weights")
     kernels = snn_kernels(x)
     usable = (kernels is not None and weight.dtype == x.dtype and weight.device.type == "cpu"
               and (bias is None or bias.dtype == x.dtype) and x.numel() > 0)
@@ -121,10 +128,11 @@ class SpikeLinear(nn.Linear):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, max_density: float = 0.25,
                  device=None, dtype=None) -> None:
+        check_int("in_features", in_features)
+        check_int("out_features", out_features)
+        check_bool("bias", bias)
         super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
-        if not 0.0 <= max_density <= 1.0:
-            raise ValueError(f"max_density must be in [0, 1], got {max_density!r}")
-        self.max_density = float(max_density)
+        self.max_density = float(check_number("max_density", max_density, minimum=0, maximum=1))
 
     def forward(self, x: Tensor) -> Tensor:
         return spike_linear(x, self.weight, self.bias, max_density=self.max_density)

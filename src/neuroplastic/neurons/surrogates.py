@@ -245,5 +245,11 @@ def get_surrogate(spec: str | Surrogate, **kwargs) -> Surrogate:
 
 
 def spike_fn(x: Tensor, surrogate: str | Surrogate = "fast_sigmoid") -> Tensor:
-    """``H(x)`` with the given surrogate gradient; ``x = v - threshold``, any shape."""
-    return get_surrogate(surrogate)(x)
+    """``H(x)`` with the given surrogate gradient; ``x = v - threshold``, a floating-point tensor of any shape."""
+    surrogate = get_surrogate(surrogate)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor (a membrane potential minus the threshold), got dtype "
+                         f"{x.dtype}")
+    return surrogate(x)

@@ -61,6 +61,7 @@ from neuroplastic._checks import (
     StateField,
     check_bool,
     check_choice,
+    check_finite,
     check_int,
     check_nonempty_sequence,
     check_optional_int,
@@ -261,6 +262,8 @@ class _PlasticSpikingLayer(nn.Module):
         size = self.input_size
         check_tensor("inputs", inputs, ("B", "T", size), like=self.weight)
         check_nonempty_sequence("inputs", inputs)
+        # non-finite inputs: the backends meet inf * 0 at different places (NaN in one, -inf in another)
+        check_finite("inputs", inputs)
         if state is not None:
             self.check_state(state, inputs.shape[0])
         if modulator_inputs is not None:
@@ -268,7 +271,8 @@ class _PlasticSpikingLayer(nn.Module):
                 raise ValueError("modulator_inputs given, but the layer's modulator reads its own post-synaptic "
                                  "trace (set modulator_input_size to read an external signal)")
             check_tensor("modulator_inputs", modulator_inputs,
-                         (inputs.shape[0], inputs.shape[1], self.modulator_input_size))
+                         (inputs.shape[0], inputs.shape[1], self.modulator_input_size), like=self.weight)
+            check_finite("modulator_inputs", modulator_inputs)
         elif self.modulator_input_size is not None:
             raise ValueError(f"modulator_inputs [B, T, {self.modulator_input_size}] is required: the layer was "
                              f"built with modulator_input_size={self.modulator_input_size}")

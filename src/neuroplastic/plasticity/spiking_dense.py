@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from neuroplastic.neurons.lif import lif_step
+from neuroplastic.neurons.lif import _lif_step
 from neuroplastic.plasticity.spiking_state import PlasticSpikingState, trace_step, without_trace
 
 __all__ = ["dense_step", "dense_scan"]
@@ -40,9 +40,8 @@ def dense_step(layer: nn.Module, drive_t: Tensor, x_t: Tensor, modulator_t: Tens
     recurrent = layer._recurrent_current(state.spikes)
     if recurrent is not None:
         current = current + recurrent
-    spikes, membrane = lif_step(state.membrane, current, mem_decay, layer.threshold, reset=layer.reset,
-                                rectifier=layer.rectifier, detach_reset=layer.detach_reset,
-                                surrogate=layer.surrogate)
+    spikes, membrane = _lif_step(state.membrane, current, mem_decay, layer.threshold, layer.reset, 0.0,
+                                 layer.rectifier, layer.detach_reset, layer.surrogate)  # checked by the layer
     pre_trace = trace_step(state.pre_trace, pre, pre_decay)
     post_trace = trace_step(state.post_trace, spikes, post_decay)
     if synapses.modulator is not None and modulator_t is None:

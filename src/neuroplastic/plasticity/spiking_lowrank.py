@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from neuroplastic.neurons.lif import lif_step
+from neuroplastic.neurons.lif import _lif_step
 from neuroplastic.plasticity.spiking_state import PlasticSpikingState, spike_trace, trace_step
 from neuroplastic.plasticity.synapses import PlasticState
 
@@ -76,9 +76,8 @@ def lowrank_scan(layer: nn.Module, drives: Tensor, inputs: Tensor, modulator_inp
         recurrent = layer._recurrent_current(spikes)
         if recurrent is not None:
             current = current + recurrent
-        spikes, membrane = lif_step(membrane, current, mem_decay, layer.threshold, reset=layer.reset,
-                                    rectifier=layer.rectifier, detach_reset=layer.detach_reset,
-                                    surrogate=layer.surrogate)
+        spikes, membrane = _lif_step(membrane, current, mem_decay, layer.threshold, layer.reset, 0.0,
+                                     layer.rectifier, layer.detach_reset, layer.surrogate)  # checked by the layer
         outputs.append(spikes)
         post_trace = trace_step(post_trace, spikes, post_decay)
         if synapses.modulator is None:
