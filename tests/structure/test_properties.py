@@ -79,7 +79,7 @@ def test_dormant_measures_give_one_value_per_unit_or_refuse(library_error, batch
     ndim = x.dim()
     valid_dim = not isinstance(unit_dim, bool) and unit_dim != 0 and -ndim <= unit_dim < ndim and unit_dim != -ndim
     valid = (batch >= 1 and dtype.is_floating_point and (special is None or x.numel() == 0) and valid_dim
-             and x.shape[unit_dim] >= 1)
+             and x.numel() >= 1)
     if not valid:
         with library_error():
             unit_activity(x, unit_dim)
@@ -324,6 +324,8 @@ def test_criteria_and_unit_activity_refuse_what_they_cannot_score(library_error)
         random_scores((2,), torch.Generator(), device="nowhere")
     with pytest.raises(ValueError, match=r"activations has no units \(dimension 1 of \[2, 0\] is empty\)"):
         dormant_mask(torch.zeros(2, 0))  # was a RuntimeError from inside reshape
+    with pytest.raises(ValueError, match=r"activations of shape \[1, 3, 0\] has no entries per unit"):
+        dormant_scores(torch.zeros(1, 3, 0))  # was NaN scores (a mean over no positions)
 
 
 def test_boolean_flags_and_the_update_step_are_checked():

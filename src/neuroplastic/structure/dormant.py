@@ -90,6 +90,9 @@ def _check_activations(activations: object, unit_dim: int) -> Tensor:
                          f"got {unit_dim!r}")
     if activations.shape[unit_dim] == 0:
         raise ValueError(f"activations has no units (dimension {unit_dim} of {list(activations.shape)} is empty)")
+    if activations.numel() == 0:  # a mean over no entries would be NaN
+        raise ValueError(f"activations of shape {list(activations.shape)} has no entries per unit (an empty "
+                         "spatial dimension)")
     return activations
 
 
