@@ -178,9 +178,9 @@ def plastic_config(draw):
             "alpha_init": 0.3, "eta_init": 0.2}
 
 
-def run_sequence(kind, config, backprop, native, x, dtype, seed=1):
+def run_sequence(kind, config, backprop, native, x, dtype, seed=1, **options):
     torch.manual_seed(seed)
-    model = SEQUENCES[kind](3, 4, backprop=backprop, **config).to(dtype)
+    model = SEQUENCES[kind](3, 4, backprop=backprop, **config, **options).to(dtype)
     inputs = x.clone().requires_grad_()
     with use_native(native):
         outputs, state = model(inputs)
@@ -191,10 +191,12 @@ def run_sequence(kind, config, backprop, native, x, dtype, seed=1):
 
 @settings(max_examples=5)
 @given(st.sampled_from(sorted(SEQUENCES)), plastic_config(), st.integers(1, 3), st.integers(1, 4),
-       st.sampled_from([torch.float32, torch.float64]))
-def test_every_backend_gives_the_same_outputs_and_gradients(kind, config, batch, steps, dtype):
+       st.sampled_from([torch.float32, torch.float64]), st.sampled_from([None, 1, 2, 5]),
+       st.sampled_from([None, 1, 3]))
+def test_every_backend_gives_the_same_outputs_and_gradients(kind, config, batch, steps, dtype, chunk_size,
+                                                            truncate_every):
     x = tensor((batch, steps, 3), dtype, 5)
-    reference = run_sequence(kind, config, "autograd", False, x, dtype)
+    reference = run_sequence(kind, config, "autograd", False, x, dtype, truncate_every=truncate_every)
     assert reference[0].shape == (batch, steps, 4) and torch.isfinite(reference[0]).all()
     tolerance = 1e-5 if dtype == torch.float32 else 1e-10
     fused = supports_fused(SEQUENCES[kind](3, 4, **config))
@@ -202,7 +204,8 @@ def test_every_backend_gives_the_same_outputs_and_gradients(kind, config, batch,
         if backprop == "fused" and not fused:
             continue
         for native in (True, False):
-            got = run_sequence(kind, config, backprop, native, x, dtype)
+            got = run_sequence(kind, config, backprop, native, x, dtype, chunk_size=chunk_size,
+                               truncate_every=truncate_every)
             for a, b in zip(got[:3], reference[:3], strict=True):
                 torch.testing.assert_close(a, b, atol=tolerance, rtol=tolerance)
             for a, b in zip(got[3], reference[3], strict=True):
