@@ -429,3 +429,11 @@ def test_bool_flags_and_plastic_scan_cells_are_checked():
         plastic_scan(PlasticRNN(3, 4), torch.zeros(2, 2, 3))
     with pytest.raises(TypeError, match="got Linear"):
         plastic_scan(torch.nn.Linear(3, 4), torch.zeros(2, 2, 3))
+
+
+def test_one_step_modules_name_an_empty_batch():
+    with pytest.raises(ValueError, match=r"x must have at least one sample .* got shape \[0, 3\]"):
+        PlasticLinear(3, 4)(torch.zeros(0, 3))  # was "batch_size must be an int >= 1, got 0"
+    for cell in (PlasticRNNCell(3, 4), PlasticLSTMCell(3, 4)):
+        with pytest.raises(ValueError, match=r"inputs must have at least one sample .* got shape \[0, 3\]"):
+            cell(torch.zeros(0, 3))

@@ -73,6 +73,8 @@ class PlasticLinear(nn.Module):
     ) -> tuple[Tensor, PlasticState]:
         """``x [B, I]`` -> ``(y [B, O], new state)``; ``target [B, O]`` replaces ``y`` as the post activity."""
         check_tensor("x", x, ("B", self.in_features), like=self.weight)
+        if x.shape[0] == 0:  # initial_state(0) would refuse it as "batch_size"
+            raise ValueError(f"x must have at least one sample ([B, I] with B >= 1), got shape {list(x.shape)}")
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
         else:

@@ -131,6 +131,8 @@ class _PlasticCellBase(nn.Module):
         check_tensor("inputs", x, shape, like=next(self.parameters(), None))
         if sequence:
             check_nonempty_sequence("inputs", x)
+        elif x.shape[0] == 0:  # initial_state(0) would refuse it as "batch_size"
+            raise ValueError(f"inputs must have at least one sample ([B, I] with B >= 1), got shape {list(x.shape)}")
 
     def check_state(self, state: object, batch: int) -> None:
         """Raise unless ``state`` is one this cell can continue from with ``batch`` inputs: its type
