@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_int
+from neuroplastic._checks import check_bool, check_int
 
 __all__ = ["predict_classes", "correct_mask", "accuracy", "count_parameters"]
 
@@ -28,10 +28,10 @@ def predict_classes(model: nn.Module | Callable[[Tensor], Tensor], inputs: Tenso
     """The arg-max class of ``model(inputs)`` for each input: ``[N]`` int64, on ``inputs``' device.
 
     ``inputs [N, ...]`` run in batches of ``batch_size`` on the model's device, with the model in eval mode
-    (its previous mode is restored afterwards, also on an error). ``model`` returns logits ``[n, C]``.
+    (its previous mode is restored afterwards, also on an error). ``model`` returns logits ``[n, C]`` (C >= 1)
+    for a batch of n inputs; other outputs, and NaN logits (whose arg-max is no class), raise a ``ValueError``.
     """
-    if not isinstance(inputs, Tensor):
-        raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
+    _check_inputs(model, inputs)
     check_int("batch_size", batch_size, minimum=1)
     is_module = isinstance(model, nn.Module)
     was_training = model.training if is_module else False
@@ -39,8 +39,8 @@ def predict_classes(model: nn.Module | Callable[[Tensor], Tensor], inputs: Tenso
     if is_module:
         model.eval()
     try:
-        outputs = [model(inputs[i:i + batch_size].to(device)).argmax(dim=1).to(inputs.device)
-                   for i in range(0, inputs.shape[0], batch_size)]
+        outputs = [_logits(model(inputs[i:i + batch_size].to(device)), min(batch_size, inputs.shape[0] - i))
+                   .argmax(dim=1).to(inputs.device) for i in range(0, inputs.shape[0], batch_size)]
     finally:
         if is_module:
             model.train(was_training)
@@ -49,12 +49,38 @@ def predict_classes(model: nn.Module | Callable[[Tensor], Tensor], inputs: Tenso
     return torch.cat(outputs)
 
 
+def _check_inputs(model: object, inputs: object) -> None:
+    if not callable(model):
+        raise TypeError(f"model must be an nn.Module or a callable returning logits, got {type(model).__name__}")
+    if not isinstance(inputs, Tensor):
+        raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
+    if inputs.dim() == 0:
+        raise ValueError("inputs must have shape [N, ...] (one row per input), got a 0-d tensor")
+
+
+def _logits(logits: object, rows: int) -> Tensor:
+    """The model's output for ``rows`` inputs, if it is logits ``[rows, C]`` with C >= 1 and no NaN."""
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"the model must return a tensor of logits [n, C], got {type(logits).__name__}")
+    if logits.dim() != 2 or logits.shape[0] != rows or logits.shape[1] == 0:
+        raise ValueError(f"the model must return logits of shape [n, C] = [{rows}, C >= 1] for a batch of {rows} "
+                         f"inputs, got {list(logits.shape)}")
+    nan = int(torch.isnan(logits).sum()) if logits.is_floating_point() else 0
+    if nan:
+        raise ValueError(f"the model returned {nan} NaN logits (of {logits.numel()}): their arg-max is no class")
+    return logits
+
+
 def correct_mask(model: nn.Module | Callable[[Tensor], Tensor], inputs: Tensor, labels: Tensor, *,
                  batch_size: int = 1000) -> Tensor:
-    """Boolean ``[N]``: whether ``model`` classifies each of ``inputs [N, ...]`` as ``labels [N]``."""
+    """Boolean ``[N]``: whether ``model`` classifies each of ``inputs [N, ...]`` as ``labels [N]`` (class indices,
+    an integer dtype)."""
+    _check_inputs(model, inputs)
     if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.shape[0] != inputs.shape[0]:
         shape = list(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"labels must be a tensor of shape [N] = [{inputs.shape[0]}], got {shape}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be class indices of an integer dtype (e.g. torch.long), got {labels.dtype}")
     return predict_classes(model, inputs, batch_size=batch_size) == labels.to(inputs.device)
 
 
@@ -64,6 +90,7 @@ def accuracy(model: nn.Module | Callable[[Tensor], Tensor], inputs: Tensor, labe
 
     ValueError for an empty set (N = 0), where accuracy is undefined.
     """
+    _check_inputs(model, inputs)
     if inputs.shape[0] == 0:
         raise ValueError("accuracy of an empty set is undefined: inputs has 0 rows")
     return int(correct_mask(model, inputs, labels, batch_size=batch_size).sum()) / inputs.shape[0]
@@ -74,4 +101,5 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
     only those with ``requires_grad``."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_bool("trainable_only", trainable_only)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

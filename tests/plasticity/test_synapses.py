@@ -55,7 +55,7 @@ def test_defaults_and_frozen():
     ("clip", "big", TypeError, "clip must be a number"),
     ("alpha_init", -0.1, ValueError, "alpha_init must be a finite number >= 0"),
     ("eta_init", -0.1, ValueError, "eta_init must be a finite number >= 0"),
-    ("eligibility_rate", 0.0, ValueError, "eligibility_rate must be > 0"),
+    ("eligibility_rate", 0.0, ValueError, "eligibility_rate must be a finite number > 0"),
 ])
 def test_bad_values_raise_naming_the_field_and_what_it_accepts(field, value, error, match):
     with pytest.raises(error, match=match):

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_state, check_tensor
+from neuroplastic._checks import check_bool, check_state, check_tensor
 from neuroplastic.plasticity.synapses import PlasticState, PlasticSynapses, SynapseConfig
 
 __all__ = ["PlasticLinear"]
@@ -48,6 +48,7 @@ class PlasticLinear(nn.Module):
         **overrides: Any,
     ) -> None:
         super().__init__()
+        check_bool("bias", bias)
         self.synapses = PlasticSynapses(in_features, out_features, config=config, modulator_source=out_features,
                                         **overrides)
         self.in_features = in_features
@@ -72,18 +73,20 @@ class PlasticLinear(nn.Module):
     ) -> tuple[Tensor, PlasticState]:
         """``x [B, I]`` -> ``(y [B, O], new state)``; ``target [B, O]`` replaces ``y`` as the post activity."""
         check_tensor("x", x, ("B", self.in_features), like=self.weight)
+        if x.shape[0] == 0:  # initial_state(0) would refuse it as "batch_size"
+            raise ValueError(f"x must have at least one sample ([B, I] with B >= 1), got shape {list(x.shape)}")
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
         else:
             self.check_state(state, x.shape[0])
-        y = self.synapses(x, self.weight, state)
+        y = x @ self.weight + self.synapses._plastic_input(x, state)
         if self.bias is not None:
             y = y + self.bias
         post = y
         if target is not None:
             check_tensor("target", target, (x.shape[0], self.out_features))
             post = target.to(y.dtype)
-        return y, self.synapses.update(state, x, post, modulator_source=y)
+        return y, self.synapses._update(state, x, post, modulator_source=y)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

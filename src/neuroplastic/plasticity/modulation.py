@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice, check_int, check_positive
+from neuroplastic._checks import check_bool, check_choice, check_int, check_number, check_tensor
 
 __all__ = ["Modulator", "MODULATIONS", "make_modulator"]
 
@@ -37,7 +37,7 @@ class Modulator(nn.Module):
         channels: number of modulator channels K (the reference code has one).
         fanout: map channels to one rate per receiving neuron through a learned linear layer.
         mode: ``"simple"`` or ``"retroactive"`` (see the module docstring).
-        eligibility_rate: initial eta_E of the eligibility trace (retroactive mode; learned).
+        eligibility_rate: initial eta_E of the eligibility trace (retroactive mode; learned; a finite number > 0).
     """
 
     def __init__(
@@ -55,11 +55,12 @@ class Modulator(nn.Module):
         check_int("source_size", source_size)
         check_int("out_features", out_features)
         check_int("channels", channels)
+        check_bool("fanout", fanout)
         if not fanout and channels not in (1, out_features):
             raise ValueError(
                 f"without fanout, channels must be 1 or out_features={out_features}; got {channels}"
             )
-        check_positive("eligibility_rate", eligibility_rate)
+        check_number("eligibility_rate", eligibility_rate, minimum=0, exclusive_minimum=True)
         self.mode = mode
         self.channels = channels
         self.out_features = out_features
@@ -77,6 +78,8 @@ class Modulator(nn.Module):
 
     def forward(self, source: Tensor) -> Tensor:
         """``source [B, S]`` -> plasticity rate ``[B, O]`` (with fanout) or ``[B, K]``."""
+        check_tensor("source", source, ("B", self.neuromodulator.in_features), like=self.neuromodulator.weight,
+                     like_name="the modulator's parameters")
         signal = torch.tanh(self.neuromodulator(source))
         if self.fanout is not None:
             signal = self.fanout(signal)

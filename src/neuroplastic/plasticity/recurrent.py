@@ -38,6 +38,7 @@ from torch.utils.checkpoint import checkpoint
 
 from neuroplastic._checks import (
     StateField,
+    check_bool,
     check_choice,
     check_int,
     check_nonempty_sequence,
@@ -105,6 +106,8 @@ class _PlasticCellBase(nn.Module):
         super().__init__()
         check_int("input_size", input_size)
         check_int("hidden_size", hidden_size)
+        check_bool("input_projection", input_projection)
+        check_bool("bias", bias)
         width = self.gate_count * hidden_size
         if not input_projection and input_size != width:
             raise ValueError(
@@ -128,6 +131,8 @@ class _PlasticCellBase(nn.Module):
         check_tensor("inputs", x, shape, like=next(self.parameters(), None))
         if sequence:
             check_nonempty_sequence("inputs", x)
+        elif x.shape[0] == 0:  # initial_state(0) would refuse it as "batch_size"
+            raise ValueError(f"inputs must have at least one sample ([B, I] with B >= 1), got shape {list(x.shape)}")
 
     def check_state(self, state: object, batch: int) -> None:
         """Raise unless ``state`` is one this cell can continue from with ``batch`` inputs: its type
@@ -201,8 +206,8 @@ class PlasticRNNCell(_PlasticCellBase):
     def step(self, drive: Tensor, state: PlasticRNNState) -> tuple[Tensor, PlasticRNNState]:
         """One step from a precomputed input drive ``[B, N]`` (see :meth:`drive`)."""
         pre = state.hidden
-        hidden = self.activation(drive + self.synapses(pre, self.weight, state.plastic))
-        plastic = self.synapses.update(state.plastic, pre, hidden, modulator_source=hidden)
+        hidden = self.activation(drive + (pre @ self.weight + self.synapses._plastic_input(pre, state.plastic)))
+        plastic = self.synapses._update(state.plastic, pre, hidden, modulator_source=hidden)
         return hidden, PlasticRNNState(hidden, plastic)
 
     def forward(self, x: Tensor, state: PlasticRNNState | None = None) -> tuple[Tensor, PlasticRNNState]:
@@ -297,10 +302,10 @@ class PlasticLSTMCell(_PlasticCellBase):
         n = self.hidden_size
         gates = drive + pre @ self.weight
         input_gate, forget_gate, output_gate = torch.sigmoid(gates[:, : 3 * n]).chunk(3, dim=1)
-        cell_input = torch.tanh(gates[:, 3 * n:] + self.synapses.plastic_input(pre, state.plastic))
+        cell_input = torch.tanh(gates[:, 3 * n:] + self.synapses._plastic_input(pre, state.plastic))
         cell = forget_gate * state.cell + input_gate * cell_input
         hidden = output_gate * torch.tanh(cell)
-        plastic = self.synapses.update(state.plastic, pre, cell_input, modulator_source=hidden)
+        plastic = self.synapses._update(state.plastic, pre, cell_input, modulator_source=hidden)
         return hidden, PlasticLSTMState(hidden, cell, plastic)
 
     def forward(self, x: Tensor, state: PlasticLSTMState | None = None) -> tuple[Tensor, PlasticLSTMState]:
@@ -412,6 +417,9 @@ def plastic_scan(
     Shapes: ``inputs [B, T, I]`` -> ``outputs [B, T, N]``; a missing ``state`` starts from zeros. Returns
     ``(outputs, final state)``.
     """
+    if not isinstance(cell, _PlasticCellBase):
+        hint = " (pass the module's .cell)" if isinstance(cell, _PlasticSequence) else ""
+        raise TypeError(f"cell must be a PlasticRNNCell or PlasticLSTMCell{hint}, got {type(cell).__name__}")
     _check_scan_options(cell, backprop, chunk_size, truncate_every)
     cell._check_input(inputs, sequence=True)
     if state is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_choice, check_positive
+from neuroplastic._checks import check_choice, check_number, check_positive, check_tensor
 
 Rate = float | Tensor
 
@@ -40,8 +40,7 @@ __all__ = [
 ]
 
 
-def outer(pre: Tensor, post: Tensor) -> Tensor:
-    """Batched outer product ``pre ⊗ post``: ``[B, I]``, ``[B, O]`` -> ``[B, I, O]``."""
+def _outer(pre: Tensor, post: Tensor) -> Tensor:
     return pre.unsqueeze(2) * post.unsqueeze(1)
 
 
@@ -74,15 +73,86 @@ def _post_rate(rate: Rate, trace: Tensor) -> Rate:
     )
 
 
+def _hebbian_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate) -> Tensor:
+    eta = _post_rate(rate, trace)
+    return _add_outer((1 - eta) * trace, pre, eta * post.unsqueeze(1))
+
+
+def _oja_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate) -> Tensor:
+    eta = _post_rate(rate, trace)
+    post_ = post.unsqueeze(1)
+    return trace + eta * post_ * (pre.unsqueeze(2) - post_ * trace)
+
+
+def _bcm_threshold_update(threshold: Tensor, post: Tensor, decay: Rate) -> Tensor:
+    return threshold + decay * (post * post - threshold)
+
+
+def _bcm_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate, threshold: Tensor) -> Tensor:
+    return _add_outer(trace, pre, _post_rate(rate, trace) * (post * (post - threshold)).unsqueeze(1))
+
+
+def _clipped_hebbian_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate, clip: float) -> Tensor:
+    return torch.clamp(_add_outer(trace, pre, _post_rate(rate, trace) * post.unsqueeze(1)), -clip, clip)
+
+
+def _soft_bounded_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate) -> Tensor:
+    delta = _post_rate(rate, trace) * _outer(pre, post)
+    return trace + torch.relu(delta) * (1 - trace) + torch.clamp(delta, max=0) * (trace + 1)
+
+
+def _check_rule_inputs(trace: object, pre: object, post: object, rate: object, *, threshold: object = None,
+                       rate_name: str = "rate") -> None:
+    """The arguments of a pure rule: ``trace [B, I, O]``, ``pre [B, I]``, ``post [B, O]`` (and ``threshold
+    [B, O]``), floating-point tensors of one dtype and device, and a rate that is a finite number or a
+    floating-point tensor of one of the shapes of the module docstring (``_post_rate`` checks the shape)."""
+    check_tensor("trace", trace, ("B", "I", "O"))
+    batch, inputs, outputs = trace.shape
+    check_tensor("pre", pre, (batch, inputs))
+    _check_like("pre", pre, trace)
+    check_tensor("post", post, (batch, outputs))
+    _check_like("post", post, trace)
+    if threshold is not None:
+        check_tensor("threshold", threshold, (batch, outputs))
+        _check_like("threshold", threshold, trace)
+    _check_rate(rate_name, rate, trace)
+
+
+def _check_like(name: str, tensor: Tensor, like: Tensor, like_name: str = "trace") -> None:
+    if tensor.dtype != like.dtype or tensor.device != like.device:
+        raise ValueError(f"{name} must have the dtype and device of {like_name} ({like.dtype} on {like.device}), "
+                         f"got {tensor.dtype} on {tensor.device}")
+
+
+def _check_rate(name: str, rate: object, like: Tensor, like_name: str = "trace") -> None:
+    if isinstance(rate, Tensor):
+        check_tensor(name, rate, None)
+        _check_like(name, rate, like, like_name)
+    elif isinstance(rate, bool) or not isinstance(rate, (int, float)):
+        raise TypeError(f"{name} must be a finite number or a tensor, got {type(rate).__name__}")
+    else:
+        check_number(name, rate)
+
+
+def outer(pre: Tensor, post: Tensor) -> Tensor:
+    """Batched outer product ``pre ⊗ post``: ``[B, I]``, ``[B, O]`` -> ``[B, I, O]``."""
+    check_tensor("pre", pre, ("B", "I"))
+    check_tensor("post", post, (pre.shape[0], "O"))
+    _check_like("post", post, pre, "pre")
+    return _outer(pre, post)
+
+
 def hebbian_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate) -> Tensor:
     """Decaying Hebbian trace: a running average of pre ⊗ post.
 
     Miconi et al. 2018, Differentiable plasticity.
     ``H <- (1 - eta) * H + eta * pre ⊗ post``.
     Shapes: trace ``[B, I, O]``, pre ``[B, I]``, post ``[B, O]``; returns ``[B, I, O]``.
+    Raises ``ValueError``/``TypeError`` naming the argument for tensors of other shapes, dtypes or devices, or a rate
+    that is not a finite number or a tensor of a rate shape.
     """
-    eta = _post_rate(rate, trace)
-    return _add_outer((1 - eta) * trace, pre, eta * post.unsqueeze(1))
+    _check_rule_inputs(trace, pre, post, rate)
+    return _hebbian_update(trace, pre, post, rate)
 
 
 def oja_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate) -> Tensor:
@@ -91,19 +161,26 @@ def oja_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate) -> Tensor:
     Oja 1982; as used for differentiable plasticity by Miconi et al. 2018.
     ``H[i, j] <- H[i, j] + eta * post[j] * (pre[i] - post[j] * H[i, j])``.
     Shapes: trace ``[B, I, O]``, pre ``[B, I]``, post ``[B, O]``; returns ``[B, I, O]``.
+    Raises ``ValueError``/``TypeError`` naming the argument for tensors of other shapes, dtypes or devices, or a rate
+    that is not a finite number or a tensor of a rate shape.
     """
-    eta = _post_rate(rate, trace)
-    post_ = post.unsqueeze(1)
-    return trace + eta * post_ * (pre.unsqueeze(2) - post_ * trace)
+    _check_rule_inputs(trace, pre, post, rate)
+    return _oja_update(trace, pre, post, rate)
 
 
 def bcm_threshold_update(threshold: Tensor, post: Tensor, decay: Rate) -> Tensor:
     """Sliding modification threshold of the BCM rule: a running mean of post².
 
     Bienenstock, Cooper & Munro 1982.
-    ``theta <- (1 - decay) * theta + decay * post**2``. Shapes: threshold and post ``[B, O]``.
+    ``theta <- (1 - decay) * theta + decay * post**2``. Shapes: threshold and post ``[B, O]``; ``decay`` a finite
+    number or a tensor of a rate shape (see the module docstring). Raises ``ValueError``/``TypeError`` naming the
+    argument otherwise.
     """
-    return threshold + decay * (post * post - threshold)
+    check_tensor("threshold", threshold, ("B", "O"))
+    check_tensor("post", post, tuple(threshold.shape))
+    _check_like("post", post, threshold, "threshold")
+    _check_rate("decay", decay, threshold, "threshold")
+    return _bcm_threshold_update(threshold, post, _rate_rows(decay, post))
 
 
 def bcm_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate, threshold: Tensor) -> Tensor:
@@ -113,8 +190,11 @@ def bcm_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate, threshold: 
     ``H[i, j] <- H[i, j] + eta * pre[i] * post[j] * (post[j] - theta[j])``.
     Shapes: trace ``[B, I, O]``, pre ``[B, I]``, post and threshold ``[B, O]``; returns ``[B, I, O]``.
     The threshold is updated separately by :func:`bcm_threshold_update`.
+    Raises ``ValueError``/``TypeError`` naming the argument for tensors of other shapes, dtypes or devices, or a rate
+    that is not a finite number or a tensor of a rate shape.
     """
-    return _add_outer(trace, pre, _post_rate(rate, trace) * (post * (post - threshold)).unsqueeze(1))
+    _check_rule_inputs(trace, pre, post, rate, threshold=check_tensor("threshold", threshold, None))
+    return _bcm_update(trace, pre, post, rate, threshold)
 
 
 def clipped_hebbian_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate, clip: float) -> Tensor:
@@ -123,8 +203,12 @@ def clipped_hebbian_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate,
     Miconi et al. 2019, Backpropamine (simple neuromodulation, where eta is the modulator output M(t)).
     ``H <- clip(H + eta * pre ⊗ post, -clip, clip)``.
     Shapes: trace ``[B, I, O]``, pre ``[B, I]``, post ``[B, O]``; returns ``[B, I, O]``.
+    Raises ``ValueError``/``TypeError`` naming the argument for tensors of other shapes, dtypes or devices, or a rate
+    that is not a finite number or a tensor of a rate shape.
     """
-    return torch.clamp(_add_outer(trace, pre, _post_rate(rate, trace) * post.unsqueeze(1)), -clip, clip)
+    _check_rule_inputs(trace, pre, post, rate)
+    check_positive("clip", clip)
+    return _clipped_hebbian_update(trace, pre, post, rate, clip)
 
 
 def soft_bounded_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate) -> Tensor:
@@ -134,9 +218,11 @@ def soft_bounded_update(trace: Tensor, pre: Tensor, post: Tensor, rate: Rate) ->
     ``D = eta * pre ⊗ post;  H <- H + relu(D) * (1 - H) + min(D, 0) * (H + 1)``.
     A trace inside [-1, 1] stays inside while ``|D| <= 1`` (e.g. tanh activities and eta <= 1).
     Shapes: trace ``[B, I, O]``, pre ``[B, I]``, post ``[B, O]``; returns ``[B, I, O]``.
+    Raises ``ValueError``/``TypeError`` naming the argument for tensors of other shapes, dtypes or devices, or a rate
+    that is not a finite number or a tensor of a rate shape.
     """
-    delta = _post_rate(rate, trace) * outer(pre, post)
-    return trace + torch.relu(delta) * (1 - trace) + torch.clamp(delta, max=0) * (trace + 1)
+    _check_rule_inputs(trace, pre, post, rate)
+    return _soft_bounded_update(trace, pre, post, rate)
 
 
 def _rate_rows(rate: Rate, post: Tensor) -> Rate:
@@ -191,7 +277,7 @@ class DecayingHebbianRule(PlasticityRule):
     linear = True
 
     def forward(self, trace, pre, post, rate, threshold=None):
-        return hebbian_update(trace, pre, post, rate), threshold
+        return _hebbian_update(trace, pre, post, rate), threshold
 
     def linear_factors(self, post, rate, threshold=None):
         eta = _rate_rows(rate, post)
@@ -207,7 +293,7 @@ class OjaRule(PlasticityRule):
     linear = True
 
     def forward(self, trace, pre, post, rate, threshold=None):
-        return oja_update(trace, pre, post, rate), threshold
+        return _oja_update(trace, pre, post, rate), threshold
 
     def linear_factors(self, post, rate, threshold=None):
         eta_post = _rate_rows(rate, post) * post
@@ -235,13 +321,13 @@ class BCMRule(PlasticityRule):
     def forward(self, trace, pre, post, rate, threshold=None):
         if threshold is None:
             threshold = torch.zeros_like(post)
-        threshold = bcm_threshold_update(threshold, post, self.threshold_decay)
-        return bcm_update(trace, pre, post, rate, threshold), threshold
+        threshold = _bcm_threshold_update(threshold, post, self.threshold_decay)
+        return _bcm_update(trace, pre, post, rate, threshold), threshold
 
     def linear_factors(self, post, rate, threshold=None):
         if threshold is None:
             threshold = torch.zeros_like(post)
-        threshold = bcm_threshold_update(threshold, post, self.threshold_decay)
+        threshold = _bcm_threshold_update(threshold, post, self.threshold_decay)
         return None, _rate_rows(rate, post) * post * (post - threshold), threshold
 
     def extra_repr(self) -> str:
@@ -257,7 +343,7 @@ class ClippedHebbianRule(PlasticityRule):
         self.clip = float(clip)
 
     def forward(self, trace, pre, post, rate, threshold=None):
-        return clipped_hebbian_update(trace, pre, post, rate, self.clip), threshold
+        return _clipped_hebbian_update(trace, pre, post, rate, self.clip), threshold
 
     def extra_repr(self) -> str:
         return f"clip={self.clip}"
@@ -267,7 +353,7 @@ class SoftBoundedHebbianRule(PlasticityRule):
     """Additive update with soft bounds at ±1 (Miconi et al. 2019). See :func:`soft_bounded_update`."""
 
     def forward(self, trace, pre, post, rate, threshold=None):
-        return soft_bounded_update(trace, pre, post, rate), threshold
+        return _soft_bounded_update(trace, pre, post, rate), threshold
 
 
 RULES: dict[str, type[PlasticityRule]] = {

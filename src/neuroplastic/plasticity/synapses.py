@@ -19,7 +19,17 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import StateField, check_bool, check_choice, check_int, check_number, check_positive
+from neuroplastic._checks import (
+    StateField,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_optional_int,
+    check_positive,
+    check_state,
+    check_tensor,
+)
 from neuroplastic.plasticity.modulation import MODULATIONS, Modulator, make_modulator
 from neuroplastic.plasticity.rules import RULES, PlasticityRule, make_rule
 
@@ -56,7 +66,8 @@ class SynapseConfig:
         clip: bound of the ``"clip"`` rule and of retroactive commits (> 0).
         alpha_init: standard deviation of alpha's initial values (per connection), or its initial value (>= 0).
         eta_init: initial learned rate eta (>= 0).
-        eligibility_rate: initial rate eta_E of the eligibility trace (retroactive modulation; learned; > 0).
+        eligibility_rate: initial rate eta_E of the eligibility trace (retroactive modulation; learned; a finite
+            number > 0).
     """
 
     rule: str | PlasticityRule | None = None
@@ -87,7 +98,8 @@ class SynapseConfig:
         check_positive("clip", self.clip)
         check_number("alpha_init", self.alpha_init, minimum=0)  # finite: inf or NaN would poison W_eff
         check_number("eta_init", self.eta_init, minimum=0)
-        check_positive("eligibility_rate", self.eligibility_rate)
+        # finite: an infinite initial rate would make the eligibility trace NaN at the first step
+        check_number("eligibility_rate", self.eligibility_rate, minimum=0, exclusive_minimum=True)
 
     @classmethod
     def resolve(cls, config: SynapseConfig | None = None, **overrides: Any) -> SynapseConfig:
@@ -168,6 +180,7 @@ class PlasticSynapses(nn.Module):
         config = SynapseConfig.resolve(config, **overrides)
         check_int("in_features", in_features)
         check_int("out_features", out_features)
+        check_optional_int("modulator_source", modulator_source)
         self.config = config
         self.in_features = in_features
         self.out_features = out_features
@@ -208,6 +221,8 @@ class PlasticSynapses(nn.Module):
         check_int("batch_size", batch_size)
         device = self.alpha.device if device is None else device
         dtype = self.alpha.dtype if dtype is None else dtype
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
         shape = (batch_size, self.in_features, self.out_features)
         trace = torch.zeros(shape, device=device, dtype=dtype)
         eligibility = torch.zeros_like(trace) if self.modulation == "retroactive" else None
@@ -236,8 +251,24 @@ class PlasticSynapses(nn.Module):
                      StateField(prefix + "threshold", None, why=f"the rule {rule} keeps no sliding threshold"))
         return [StateField(prefix + "trace", square, dims), eligibility, threshold]
 
+    def check_inputs(self, state: object, pre: object, post: object = None, weight: object = None) -> None:
+        """Raise unless ``state`` (:meth:`state_fields`), ``pre [B, I]``, ``post [B, O]`` and the fixed weight
+        ``W [I, O]`` (those given) fit these synapses: the checks of :meth:`forward`, :meth:`plastic_input` and
+        :meth:`update`, which the library's own modules make once at their boundary instead of at every step."""
+        check_tensor("pre", pre, ("B", self.in_features), like=self.alpha)
+        if post is not None:
+            check_tensor("post", post, (pre.shape[0], self.out_features), like=self.alpha)
+        if weight is not None:
+            check_tensor("weight", weight, (self.in_features, self.out_features), like=self.alpha)
+        check_state(state, [("", PlasticState)], self.state_fields(pre.shape[0]), batch=pre.shape[0],
+                    like=self.alpha)
+
     def plastic_input(self, pre: Tensor, state: PlasticState) -> Tensor:
         """The plastic part of the input to the receiving neurons: ``pre @ (alpha * H)`` ``[B, O]``."""
+        self.check_inputs(state, pre)
+        return self._plastic_input(pre, state)
+
+    def _plastic_input(self, pre: Tensor, state: PlasticState) -> Tensor:
         pre_row = pre.unsqueeze(1)
         if self.alpha_granularity == "connection":
             return torch.bmm(pre_row, self.alpha * state.trace).squeeze(1)
@@ -245,7 +276,8 @@ class PlasticSynapses(nn.Module):
 
     def forward(self, pre: Tensor, weight: Tensor, state: PlasticState) -> Tensor:
         """``pre [B, I] @ (W + alpha * H)`` -> ``[B, O]`` with the fixed weight ``W [I, O]``."""
-        return pre @ weight + self.plastic_input(pre, state)
+        self.check_inputs(state, pre, weight=weight)
+        return pre @ weight + self._plastic_input(pre, state)
 
     def update(
         self, state: PlasticState, pre: Tensor, post: Tensor, modulator_source: Tensor | None = None
@@ -254,6 +286,12 @@ class PlasticSynapses(nn.Module):
 
         ``modulator_source [B, S]`` is what the modulator reads (required when modulated).
         """
+        self.check_inputs(state, pre, post)
+        return self._update(state, pre, post, modulator_source)
+
+    def _update(
+        self, state: PlasticState, pre: Tensor, post: Tensor, modulator_source: Tensor | None = None
+    ) -> PlasticState:
         trace, eligibility, threshold = state
         if self.modulator is None:
             trace, threshold = self.rule(trace, pre, post, self.eta, threshold)

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from neuroplastic._checks import check_int, check_number
-from neuroplastic.evaluation import accuracy, predict_classes
+from neuroplastic.evaluation import accuracy
 from neuroplastic.structure.neuron_masks import num_units, prune_units
 
 __all__ = ["attack_success_rate", "backdoor_scores", "batch_statistics_accuracy", "recalibrated_copy", "pruned_copy",
@@ -109,9 +109,16 @@ def mean_activations(model: nn.Module, layers: Sequence[str], images: Tensor, *,
             sums[name] = sums.get(name, 0) + F.relu(output).sum(dim=dims).cpu()
             counts[name] = counts.get(name, 0) + output.numel() // output.shape[1]
         handles.append(module.register_forward_hook(hook))
-    try:
-        predict_classes(model, images, batch_size=batch_size)
+    check_int("batch_size", batch_size)
+    was_training = model.training
+    device = next((p.device for p in model.parameters()), images.device)
+    model.eval()
+    try:  # the model's outputs need not be logits: only the hooks' sums are kept
+        with torch.no_grad():
+            for start in range(0, images.shape[0], batch_size):
+                model(images[start:start + batch_size].to(device))
     finally:
+        model.train(was_training)
         for handle in handles:
             handle.remove()
     return {name: sums[name] / counts[name] for name in layers}

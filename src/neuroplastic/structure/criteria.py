@@ -20,14 +20,22 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from neuroplastic._checks import check_tensor
+from neuroplastic._checks import check_int_tuple, check_tensor
 
 __all__ = ["magnitude", "gradient_magnitude", "momentum", "random_scores"]
 
 
 def magnitude(weight: Tensor) -> Tensor:
-    """Magnitude score ``|w|``. Shapes: ``weight [*]`` -> ``[*]``."""
-    return check_tensor("weight", weight, None, floating=False).detach().abs()
+    """Magnitude score ``|w|`` of a numeric (not boolean) tensor. Shapes: ``weight [*]`` -> ``[*]``."""
+    return _numeric("weight", weight).detach().abs()
+
+
+def _numeric(name: str, value: object) -> Tensor:
+    """A tensor whose entries have a magnitude: any dtype but bool (which has no ``abs``)."""
+    check_tensor(name, value, None, floating=False)
+    if value.dtype == torch.bool:
+        raise ValueError(f"{name} must be a numeric tensor, got dtype torch.bool")
+    return value
 
 
 def gradient_magnitude(grad: Tensor | None) -> Tensor:
@@ -38,7 +46,7 @@ def gradient_magnitude(grad: Tensor | None) -> Tensor:
     if grad is None:
         raise ValueError("grad is None: gradient-based regrowth needs the gradient of the current step; call "
                          "loss.backward() before optimizer.step() and do not set the gradients to None in between")
-    return check_tensor("grad", grad, None, floating=False).detach().abs()
+    return _numeric("grad", grad).detach().abs()
 
 
 def momentum(state: Mapping[str, Tensor], eps: float = 1e-8) -> Tensor:
@@ -61,5 +69,12 @@ def random_scores(shape: Sequence[int] | torch.Size, generator: torch.Generator,
     """Uniform scores in [0, 1) of ``shape``, drawn from ``generator`` (on its device), moved to ``device``."""
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if not (isinstance(shape, (tuple, torch.Size)) and len(shape) == 0):  # () is the shape of one score
+        shape = check_int_tuple("shape", shape, minimum=0)
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"device must be a torch.device, a device name or None, got {device!r}") from error
     scores = torch.rand(tuple(shape), generator=generator, device=generator.device)
     return scores if device is None else scores.to(device)

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_finite, check_fraction, check_int, check_number
+from neuroplastic._checks import check_bool, check_finite, check_fraction, check_int, check_number
 
 from .masks import MASK_SUFFIX
 from .surgery import reset_state
@@ -88,6 +88,11 @@ def _check_activations(activations: object, unit_dim: int) -> Tensor:
     if unit_dim in (0, -ndim) or not -ndim <= unit_dim < ndim:
         raise ValueError(f"unit_dim must index a non-batch dimension of activations {list(activations.shape)}, "
                          f"got {unit_dim!r}")
+    if activations.shape[unit_dim] == 0:
+        raise ValueError(f"activations has no units (dimension {unit_dim} of {list(activations.shape)} is empty)")
+    if activations.numel() == 0:  # a mean over no entries would be NaN
+        raise ValueError(f"activations of shape {list(activations.shape)} has no entries per unit (an empty "
+                         "spatial dimension)")
     return activations
 
 
@@ -460,6 +465,7 @@ def redo_reset(
     """
     if not isinstance(masks, Mapping):
         raise TypeError(f"masks must be a mapping of module name to a boolean tensor, got {type(masks).__name__}")
+    check_bool("strict", strict)
     lookup: dict[str, LayerPair] = {}
     resolved = resolve_pairs(model, pairs)
     for pair in resolved:

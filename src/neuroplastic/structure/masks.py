@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_fraction, check_int
+from neuroplastic._checks import check_fraction, check_int, check_int_tuple, check_number
 
 __all__ = [
     "DEFAULT_MODULE_TYPES", "DISTRIBUTIONS", "MASK_SUFFIX", "select_parameters", "uniform_densities",
@@ -120,13 +120,8 @@ def _check_shapes(shapes: Mapping[str, Sequence[int]]) -> dict[str, tuple[int, .
     """Layer shapes: a non-empty mapping from name to a non-empty shape of positive sizes."""
     if not isinstance(shapes, Mapping) or not shapes:
         raise ValueError(f"shapes must be a non-empty mapping of name -> shape, got {shapes!r}")
-    out = {}
-    for name, shape in shapes.items():
-        shape = tuple(int(s) for s in shape)
-        if not shape or any(s < 1 for s in shape):
-            raise ValueError(f"shapes[{name!r}] must be a non-empty shape of positive sizes, got {shape}")
-        out[name] = shape
-    return out
+    # ints only: int(s) read "34" as (3, 4) and 3.5 as 3
+    return {name: check_int_tuple(f"shapes[{name!r}]", shape) for name, shape in shapes.items()}
 
 
 def uniform_densities(shapes: Mapping[str, Sequence[int]], density: float) -> dict[str, float]:
@@ -144,10 +139,17 @@ def erk_densities(shapes: Mapping[str, Sequence[int]], density: float, power_sca
     """
     density = check_fraction("density", density, low_open=True)
     shapes = _check_shapes(shapes)
+    check_number("power_scale", power_scale, minimum=0)  # NaN made the loop below endless
     sizes = {name: math.prod(shape) for name, shape in shapes.items()}
     if density == 1.0:
         return dict.fromkeys(shapes, 1.0)
-    raw = {name: (sum(shape) / sizes[name]) ** power_scale for name, shape in shapes.items()}
+    try:
+        raw = {name: (sum(shape) / sizes[name]) ** power_scale for name, shape in shapes.items()}
+    except OverflowError:
+        raw = {}
+    if len(raw) < len(shapes) or not all(0 < r < math.inf for r in raw.values()):
+        raise ValueError(f"power_scale={power_scale!r} is too large for these shapes: the ERK scores "
+                         "(sum(shape) / prod(shape)) ** power_scale overflow or underflow")
     dense: set[str] = set()
     total = sum(sizes.values())
     while True:

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_fraction
+from neuroplastic._checks import check_bool, check_fraction, check_int
 
 from .masks import (
     DEFAULT_MODULE_TYPES,
@@ -145,6 +145,8 @@ class SparsityManager:
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
         density = check_fraction("density", density, low_open=True)
+        check_bool("sync_distributed", sync_distributed)
+        check_bool("scale_init", scale_init)
         if isinstance(seed, torch.Generator):
             self.generator = seed
         elif isinstance(seed, int) and not isinstance(seed, bool):
@@ -361,7 +363,7 @@ class SparsityManager:
         Returns ``last_update``: the step, and per layer the numbers of pruned and grown entries (the net
         change from the old mask to the new one) plus whatever the algorithm recorded.
         """
-        step = self.step_count if step is None else step
+        step = self.step_count if step is None else check_int("step", step, minimum=0)
         self._pending_stats = {}
         new_masks = self.compute_masks(step)
         if new_masks is not None:
