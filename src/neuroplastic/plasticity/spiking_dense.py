@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from neuroplastic.neurons.lif import _lif_step
-from neuroplastic.plasticity.spiking_state import PlasticSpikingState, trace_step, without_trace
+from neuroplastic.plasticity.spiking_state import PlasticSpikingState, without_trace
 
 __all__ = ["dense_step", "dense_scan"]
 
@@ -36,17 +36,17 @@ def dense_step(layer: nn.Module, drive_t: Tensor, x_t: Tensor, modulator_t: Tens
     mem_decay, pre_decay, post_decay = decays
     synapses = layer.synapses
     pre = layer._pre_input(x_t, state)
-    current = drive_t + synapses.plastic_input(pre, state.plastic)
+    current = drive_t + synapses._plastic_input(pre, state.plastic)  # the layer checked state and inputs
     recurrent = layer._recurrent_current(state.spikes)
     if recurrent is not None:
         current = current + recurrent
     spikes, membrane = _lif_step(state.membrane, current, mem_decay, layer.threshold, layer.reset, 0.0,
                                  layer.rectifier, layer.detach_reset, layer.surrogate)  # checked by the layer
-    pre_trace = trace_step(state.pre_trace, pre, pre_decay)
-    post_trace = trace_step(state.post_trace, spikes, post_decay)
+    pre_trace = pre_decay * state.pre_trace + pre  # trace_step, unchecked inside the loop
+    post_trace = post_decay * state.post_trace + spikes
     if synapses.modulator is not None and modulator_t is None:
         modulator_t = post_trace
-    plastic = synapses.update(state.plastic, pre_trace, post_trace, modulator_source=modulator_t)
+    plastic = synapses._update(state.plastic, pre_trace, post_trace, modulator_source=modulator_t)
     return spikes, PlasticSpikingState(membrane, spikes, pre_trace, post_trace, plastic)
 
 
