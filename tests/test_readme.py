@@ -48,10 +48,11 @@ def run_block(source: str) -> dict:
 
 
 def test_readme_has_the_expected_code_blocks():
-    # plastic layer, structural plasticity, adding an experiment
-    assert len(PYTHON_BLOCKS) == 3
+    # plastic layer, structural plasticity, evolution, adding an experiment
+    assert len(PYTHON_BLOCKS) == 4
     assert any("PlasticRNN" in block for block in PYTHON_BLOCKS)
     assert any("GraNet" in block for block in PYTHON_BLOCKS)
+    assert any("GeneticAlgorithm" in block and "SafeMutation" in block for block in PYTHON_BLOCKS)
     assert any("EXPERIMENT = Experiment(" in block for block in PYTHON_BLOCKS)
 
 
