@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.backdoor_pruning import (
     EXPERIMENT,
     Config,
@@ -21,10 +22,7 @@ from neuroplastic.experiments.backdoor_pruning import (
 from neuroplastic.models import ResNet
 from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment, run_path
 
-TINY = {
-    "channels": "4,8", "strides": "2,2", "epochs": 1, "batch_size": 200, "max_unlearning_updates": 3,
-    "recovery_updates": 2, "ablation_fractions": "0.02", "monitor_size": 20, "sweep_thresholds": "0.2,0.5",
-}
+TINY = tiny("backdoor-pruning")
 
 
 def test_tiny_run_writes_files_metrics_and_claims(tmp_path):

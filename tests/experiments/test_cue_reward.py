@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.cue_reward import (
     EXPERIMENT,
     VARIANTS,
@@ -18,10 +19,7 @@ from neuroplastic.plasticity import PlasticRNNCell
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 from neuroplastic.tasks import discounted_returns
 
-TINY = {
-    "cue_size": 6, "num_trials": 3, "hidden_size": 8, "batch_size": 4, "updates": 2, "eval_episodes": 6,
-    "checkpoint_every": 1,
-}
+TINY = tiny("cue-reward")
 
 
 def test_tiny_run_writes_files_and_metrics(tmp_path):

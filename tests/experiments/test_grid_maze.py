@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments import grid_maze
 from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment, run_path
 
-TINY = {"updates": 3, "maze_size": 5, "episode_length": 12, "hidden_size": 8, "batch_size": 4,
-        "eval_episodes": 6, "eval_batch": 4, "time_windows": 3, "log_every": 1, "checkpoint_every": 1}
+TINY = tiny("grid-maze")
 
 
 def test_tiny_run_writes_files_and_metrics(tmp_path):

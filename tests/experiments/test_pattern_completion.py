@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.pattern_completion import (
     EXPERIMENT,
     Config,
@@ -18,10 +19,7 @@ from neuroplastic.plasticity import PlasticRNN
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 from neuroplastic.tasks import pattern_completion_batch
 
-TINY = {
-    "pattern_size": 8, "num_patterns": 2, "presentations": 1, "present_steps": 2, "gap_steps": 1,
-    "test_steps": 2, "batch_size": 4, "steps": 4, "eval_batches": 2, "eval_batch_size": 5, "checkpoint_every": 2,
-}
+TINY = tiny("pattern-completion")
 
 
 def test_tiny_run_writes_files_and_metrics(tmp_path):

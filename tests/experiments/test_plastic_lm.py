@@ -9,16 +9,14 @@ import pytest
 import torch
 from torch import nn
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.evaluation import count_parameters
 from neuroplastic.experiments.plastic_lm import EXPERIMENT, Config, build_models
 from neuroplastic.models import lstm_parameter_count, matched_lstm_hidden_size
 from neuroplastic.plasticity import PlasticLSTM
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path, validate_config
 
-TINY = {
-    "max_chars": "12000", "embedding_dim": "8", "hidden_size": "12", "batch_size": "4", "seq_len": "16",
-    "steps": "6", "eval_every": "3", "eval_batch": "4", "eval_chars": "2000", "sample_chars": "16",
-}
+TINY = tiny("plastic-lm")
 
 
 @pytest.fixture(scope="module", autouse=True)

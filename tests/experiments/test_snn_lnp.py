@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.dynamics import fit_readout, predict, random_reservoir, simulate
 from neuroplastic.experiments.snn_lnp import (
     EXPERIMENT,
@@ -20,11 +21,7 @@ from neuroplastic.experiments.snn_lnp import (
 )
 from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment, run_path
 
-TINY = {
-    "neurons": 24, "train_steps": 160, "test_steps": 80, "test_series": 2, "washout": 20, "noise_steps": 120,
-    "lyapunov_warmup": 20, "spectrum_steps": 60, "spectrum_k": 3, "sweep_fractions": (0.5,),
-    "centrality_rounds": 2, "ridges": (1e-4, 1e-2), "gain_sweep": (0.5, 1.0),
-}
+TINY = tiny("snn-lnp")
 
 
 @pytest.fixture(scope="module")

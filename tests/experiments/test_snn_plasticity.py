@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.snn_plasticity import (
     CLAIMS,
     EXPERIMENT,
@@ -24,11 +25,7 @@ from neuroplastic.plasticity.spiking import PlasticLIF
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 from neuroplastic.tasks.spiking_association import SpikingAssociationBatch, spiking_association_batch
 
-TINY = {
-    "num_pairs": 2, "cue_size": 8, "cue_active": 2, "label_channels": 2, "present_steps": 2, "gap_steps": 1,
-    "delay_steps": 1, "query_steps": 2, "hidden_size": 6, "batch_size": 4, "steps": 4, "eval_batches": 1,
-    "eval_batch_size": 6, "checkpoint_every": 2, "noise_sweep": "0.0,0.1",
-}
+TINY = tiny("snn-plasticity")
 
 
 def test_tiny_run_writes_files_and_metrics(tmp_path):
