@@ -51,6 +51,7 @@ from neuroplastic.models import (
 from neuroplastic.plasticity import ALPHA_GRANULARITIES, BACKPROP_MODES, MODULATIONS, PlasticLSTM
 from neuroplastic.runs import Claim, Experiment, RunDirectory, param
 from neuroplastic.runs.plots import metric_series, smooth_curve
+from neuroplastic.runs.threads import MAX_THREADS
 from neuroplastic.tasks import (
     CharVocabulary,
     bits_per_character,
@@ -99,7 +100,7 @@ class Config:
     temperature: float = param(0.7, minimum=0, exclusive_minimum=True, finite=False)
     # PyTorch intra-op threads for the run (the runner sets them; 0 leaves PyTorch's setting alone, as the full
     # budget does); one thread at the quick budget (timings on the results page)
-    threads: int = param(1, minimum=0)
+    threads: int = param(1, minimum=0, maximum=MAX_THREADS)
 
 
 def build_models(config: Config, vocab_size: int) -> dict[str, CharLanguageModel]:

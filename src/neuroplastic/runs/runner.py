@@ -24,9 +24,12 @@ from .experiment import Claim, ClaimResult, Experiment
 from .plots import plot_metrics
 from .rundir import CHECKPOINT, RunDirectory
 from .rundirs import ConfigRejected, RunLock, check_run_path, run_path
-from .threads import torch_threads
+from .threads import check_at_most_max_threads, torch_threads
 
 DEVICES = ("cpu", "cuda")
+# the largest seed: NumPy's generator takes seeds below 2**32, and experiments derive seeds such as
+# 1000 * seed + k that must stay within PyTorch's 64-bit seeds
+MAX_SEED = 2**32 - 1
 
 
 def check_device(device: str) -> torch.device:
@@ -52,7 +55,7 @@ def prepare_config(
     ``threads``, if given, also sets the config's own ``threads`` field where it has one (experiments that
     still set their thread count themselves then use it too); it cannot be combined with an override of it.
     """
-    check_optional_int("threads", threads)
+    check_at_most_max_threads("threads", check_optional_int("threads", threads))
     config = apply_overrides(experiment.config(budget), overrides)
     if threads is not None and _has_field(config, "threads"):
         if "threads" in (overrides or {}):
@@ -67,7 +70,7 @@ def resolve_threads(experiment: Experiment, config: Any, threads: int | None = N
     In order: ``threads`` if given; else the config's ``threads`` field if it has one (0 or None there means
     "leave the setting alone"); else ``experiment.threads``.
     """
-    check_optional_int("threads", threads)
+    check_at_most_max_threads("threads", check_optional_int("threads", threads))
     if threads is not None:
         return threads
     if _has_field(config, "threads"):
@@ -161,7 +164,7 @@ def run_experiment(
     config = prepare_config(experiment, budget, overrides, threads)
     thread_count = resolve_threads(experiment, config, threads)
     torch_device = check_device(device)
-    check_int("seed", seed, minimum=0)
+    check_int("seed", seed, minimum=0, maximum=MAX_SEED)
     path = run_path(out, experiment.name, budget, seed)
     check_run_path(path, resume=resume, overwrite=overwrite)
     with RunLock(path):
