@@ -14,13 +14,14 @@ target path (run with or without ``--overwrite``). Each example either
 
 Cost: the finished runs already in place are written by hand (a summary.json with ``finished: true`` and a few
 files), not run. Rejections cost milliseconds; an accepted example runs the tiny config (0.5 to 6 s), so values
-that are valid but expensive are kept out of the strategy by construction: numbers are small (at most 2, or
-the tiny value), no value makes a loop longer than the tiny one would by more than 2x, and the fields listed in
-``EXPENSIVE`` (e.g. a batch size of 1 in an experiment that trains whole epochs) draw only hostile values and
-their tiny value. Valid choices that fetch data (``dataset``, ``corpus``, ``data_dir``) are not drawn either. An
-example whose config would be accepted is run at most ``MAX_RUNS`` times per experiment (further ones are
-discarded with ``reject()``), so that the test stays within about 40 s of CPU under the "ci" profile; every
-experiment's test checks that it saw both an accepted and a rejected example.
+that are valid but expensive are kept out of the strategy by construction: numbers are small (at most 2, or the
+tiny value), no value makes a loop longer than the tiny one would by more than 2x, "0" is not drawn where it
+means "no limit" (``UNLIMITED_AT_ZERO``), and the fields listed in ``EXPENSIVE`` (e.g. a batch size of 1 in an
+experiment that trains whole epochs) draw only hostile values and their tiny value. Valid choices that fetch
+data (``dataset``, ``corpus``, ``data_dir``) are not drawn either. An example whose config would be accepted is
+run at most ``MAX_RUNS`` times per experiment (further ones are discarded with ``reject()``), so that the test
+stays within about 40 s of CPU under the "ci" profile; every experiment's test checks that it saw both an
+accepted and a rejected example.
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ EXPENSIVE: dict[str, tuple[str, ...]] = {
     "snn-rewiring": ("batch_size",),
     "sparse-training": ("batch_size", "eval_batch_size"),
 }
+# fields where 0 means "no limit" (the whole corpus, the whole validation split): "0" is not drawn for them
+UNLIMITED_AT_ZERO = {"plastic-lm": ("max_chars", "eval_chars")}
 NO_VALID_CHOICES = ("dataset", "corpus", "data_dir")  # other choices fetch or read data
-# runs of accepted examples per experiment (the slowest tiny runs get one)
-MAX_RUNS = {name: 1 if name in ("backdoor-pruning", "snn-lnp") else 2 for name in NAMES}
+# runs of accepted examples per experiment: two where a tiny run takes under 2 s of CPU, else one
+MAX_RUNS = {name: 1 if name in ("backdoor-pruning", "dormant-neurons", "snn-lnp", "snn-reset", "snn-rewiring")
+            else 2 for name in NAMES}
 EXAMPLES = max(8, settings.default.max_examples // 3)  # "ci": 8; "explore": 166
 
 
@@ -97,7 +101,8 @@ def settings_for(draw: st.DrawFn, name: str) -> list[tuple[str, str]]:
             continue
         field = draw(st.sampled_from(fields))
         valid = _valid_values(name, field)
-        value = draw(st.sampled_from(valid) if draw(st.integers(0, 3)) == 0 else st.sampled_from(HOSTILE))
+        hostile = [v for v in HOSTILE if v != "0" or field.name not in UNLIMITED_AT_ZERO.get(name, ())]
+        value = draw(st.sampled_from(valid) if draw(st.integers(0, 3)) == 0 else st.sampled_from(hostile))
         pairs.append((field.name, value))
     return pairs
 
@@ -208,7 +213,7 @@ def test_a_seed_or_thread_count_out_of_range_is_refused_before_the_run(tmp_path)
         run_experiment(experiment, out=tmp_path, threads=100_000, progress=False, overrides=tiny("cue-reward"))
     with pytest.raises(ValueError, match="count must be at most 256"), torch_threads(100_000):
         pass
-    with pytest.raises(ValueError, match=r"Config.threads must be an int in \[0, 256\], got 100000"):
+    with pytest.raises(ValueError, match=r"Config.threads must be at most 256 \(0: PyTorch's setting\), got 100000"):
         prepare_config(get_experiment("plastic-lm"), "quick", {"threads": "100000"})
     assert not tmp_path.joinpath("cue-reward").exists()
 

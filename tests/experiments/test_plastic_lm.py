@@ -120,3 +120,15 @@ def test_bad_config_is_rejected_before_the_run(tmp_path):
     with pytest.raises(ValueError, match="Config.seq_len must be an int >= 1, got 0"):
         run_experiment(EXPERIMENT, out=tmp_path, seed=0, overrides={**TINY, "seq_len": "0"}, progress=False)
     assert not (tmp_path / EXPERIMENT.name).exists()
+
+
+def test_a_missing_corpus_file_is_a_bad_config_value(tmp_path):
+    # found by tests/test_cli_fuzz.py: --set corpus=abc passed the config checks and the run then failed with a
+    # FileNotFoundError (exit 1, "plastic-lm failed"); now it is refused with the other config values
+    for corpus in ("abc", str(tmp_path)):  # no such file; a directory
+        with pytest.raises(ValueError, match="Config.corpus must be a text file, or '' for the standard library's"):
+            run_experiment(EXPERIMENT, out=tmp_path / "out", seed=0, overrides={**TINY, "corpus": corpus},
+                           progress=False)
+    assert not (tmp_path / "out" / EXPERIMENT.name).exists()
+    (tmp_path / "text.txt").write_text("some text\n" * 10)
+    assert validate_config(dataclasses.replace(Config(), corpus=str(tmp_path / "text.txt"))).corpus.endswith("txt")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -49,7 +50,7 @@ from neuroplastic.models import (
     sample_text,
 )
 from neuroplastic.plasticity import ALPHA_GRANULARITIES, BACKPROP_MODES, MODULATIONS, PlasticLSTM
-from neuroplastic.runs import Claim, Experiment, RunDirectory, param
+from neuroplastic.runs import Claim, Experiment, RunDirectory, config_error, param
 from neuroplastic.runs.plots import metric_series, smooth_curve
 from neuroplastic.runs.threads import MAX_THREADS
 from neuroplastic.tasks import (
@@ -100,7 +101,13 @@ class Config:
     temperature: float = param(0.7, minimum=0, exclusive_minimum=True, finite=False)
     # PyTorch intra-op threads for the run (the runner sets them; 0 leaves PyTorch's setting alone, as the full
     # budget does); one thread at the quick budget (timings on the results page)
-    threads: int = param(1, minimum=0, maximum=MAX_THREADS)
+    threads: int = param(1, minimum=0)
+
+    def check(self) -> None:  # a missing file is a bad value, refused with the others before the run starts
+        if self.threads > MAX_THREADS:
+            raise config_error(self, "threads", f"at most {MAX_THREADS} (0: PyTorch's setting)")
+        if self.corpus and not Path(self.corpus).is_file():
+            raise config_error(self, "corpus", "a text file, or '' for the standard library's source")
 
 
 def build_models(config: Config, vocab_size: int) -> dict[str, CharLanguageModel]:
