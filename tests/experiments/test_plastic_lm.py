@@ -132,3 +132,19 @@ def test_a_missing_corpus_file_is_a_bad_config_value(tmp_path):
     assert not (tmp_path / "out" / EXPERIMENT.name).exists()
     (tmp_path / "text.txt").write_text("some text\n" * 10)
     assert validate_config(dataclasses.replace(Config(), corpus=str(tmp_path / "text.txt"))).corpus.endswith("txt")
+
+
+def test_evaluation_text_shorter_than_its_streams_is_refused_before_the_run(tmp_path):
+    # found by tests/test_cli_fuzz.py: eval_chars=1 (with eval_batch=4) passed the config checks and the run failed
+    # at its first evaluation, after it had started writing ("encoded must hold at least 5 characters here")
+    from neuroplastic.runs import ConfigRejected
+
+    for chars in ("1", "4"):
+        with pytest.raises(ValueError, match=r"Config.eval_chars must be 0 \(the whole split\) or more than"):
+            run_experiment(EXPERIMENT, out=tmp_path, seed=0, overrides={**TINY, "eval_chars": chars}, progress=False)
+    validate_config(dataclasses.replace(Config(), eval_chars=17))  # eval_batch 16: one character per stream
+    # a validation split shorter than eval_batch streams (about 1,200 characters of the tiny 12,000)
+    with pytest.raises(ConfigRejected, match="the validation split .* is too short for eval_batch=1500 streams"):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, overrides={**TINY, "eval_batch": "1500", "eval_chars": "0"},
+                       progress=False)
+    assert not (tmp_path / EXPERIMENT.name).exists()
