@@ -52,12 +52,13 @@ SMALL = ("1", "2", "0.5")
 EXPENSIVE: dict[str, tuple[str, ...]] = {
     "backdoor-pruning": ("batch_size", "rnp_batch_size", "monitor_size", "cost_max_channels"),
     "gradient-rewiring": ("batch_size",),
+    "plastic-lm": ("threads",),  # several threads on a shared machine cost more CPU than one
     "snn-reset": ("batch_size",),
     "snn-rewiring": ("batch_size",),
     "sparse-training": ("batch_size", "eval_batch_size"),
 }
-# fields where 0 means "no limit" (the whole corpus, the whole validation split): "0" is not drawn for them
-UNLIMITED_AT_ZERO = {"plastic-lm": ("max_chars", "eval_chars")}
+# fields where 0 means "no limit" (the whole corpus, the whole validation split, all cores): no "0" for them
+UNLIMITED_AT_ZERO = {"plastic-lm": ("max_chars", "eval_chars", "threads")}
 NO_VALID_CHOICES = ("dataset", "corpus", "data_dir")  # other choices fetch or read data
 # runs of accepted examples per experiment: two where a tiny run takes under 2 s of CPU, else one
 MAX_RUNS = {name: 1 if name in ("backdoor-pruning", "dormant-neurons", "snn-lnp", "snn-reset", "snn-rewiring")

@@ -79,3 +79,17 @@ def test_discounted_returns_and_trial_rewards_on_a_hand_computed_case():
     rewards[3] = torch.tensor([1.0, -1.0])
     rewards[8] = torch.tensor([-1.0, 1.0])
     assert torch.equal(trial_rewards(rewards, 5), torch.tensor([[1.0, -1.0], [-1.0, 1.0]]))
+
+
+def test_a_negative_eta_init_is_refused_before_the_run_starts(tmp_path):
+    # found by tests/test_cli_fuzz.py: eta_init=-1 passed the config checks; the run trained the modulated
+    # agents, wrote its files, and failed when it built the plastic agent ("eta_init must be ... >= 0")
+    previous = run_path(tmp_path, EXPERIMENT.name, "quick", 0)
+    previous.mkdir(parents=True)
+    (previous / "summary.json").write_text('{"finished": true}')
+    for key, value, accepted in (("eta_init", "-1", "a finite number >= 0"), ("alpha_init", "-0.5", ">= 0"),
+                                 ("trace_clip", "0", "a finite number > 0"), ("eta_init", "nan", ">= 0")):
+        with pytest.raises(ValueError, match=f"Config.{key} must be .*{accepted}"):
+            run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overwrite=True,
+                           overrides={**TINY, key: value})
+    assert sorted(p.name for p in previous.iterdir()) == ["summary.json"]  # the finished run is intact
