@@ -93,3 +93,16 @@ def test_a_negative_eta_init_is_refused_before_the_run_starts(tmp_path):
             run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overwrite=True,
                            overrides={**TINY, key: value})
     assert sorted(p.name for p in previous.iterdir()) == ["summary.json"]  # the finished run is intact
+
+
+@pytest.mark.parametrize(("key", "value"), [("eval_episodes", "0"), ("eval_episodes", "-1")])
+def test_evaluation_settings_are_checked_before_the_run_starts(tmp_path, key, value):
+    # found by tests/test_cli_fuzz.py: eval_episodes=0 passed the config checks; the run trained, wrote its files and
+    # then failed in the evaluation (e.g. "torch.cat(): expected a non-empty list of Tensors")
+    from neuroplastic.runs import apply_overrides
+
+    with pytest.raises(ValueError, match=f"Config.{key} must be "):
+        apply_overrides(EXPERIMENT.config("quick"), {key: value})
+    with pytest.raises(ValueError, match=f"Config.{key} must be "):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
+    assert not (tmp_path / EXPERIMENT.name).exists()

@@ -151,3 +151,18 @@ def test_bad_variant_name_is_rejected(tmp_path):
                        overrides={**TINY, "variants": "hebbian,stdp"})
     assert not (run_path(tmp_path, "snn-plasticity", "quick", 0)).exists()  # rejected before anything is written
     assert math.isclose(EXPERIMENT.config("quick").noise_high, 2 * EXPERIMENT.config("quick").noise)
+
+
+@pytest.mark.parametrize(("key", "value"), [("eval_batches", "0"), ("eval_batch_size", "-1"), ("noise_high", "1.5"),
+                                          ("noise_sweep", "0,-0.1")])
+def test_evaluation_settings_are_checked_before_the_run_starts(tmp_path, key, value):
+    # found by tests/test_cli_fuzz.py: eval_batches 0, eval_batch_size -1, noise_high 1.5 or a noise_sweep
+    # entry -0.1 passed the config checks; the run trained, wrote its files and
+    # then failed in the evaluation (e.g. "torch.cat(): expected a non-empty list of Tensors")
+    from neuroplastic.runs import apply_overrides
+
+    with pytest.raises(ValueError, match=f"Config.{key} must be "):
+        apply_overrides(EXPERIMENT.config("quick"), {key: value})
+    with pytest.raises(ValueError, match=f"Config.{key} must be "):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
+    assert not (tmp_path / EXPERIMENT.name).exists()

@@ -105,7 +105,7 @@ class Config:
     # modulated ones have trained, uses it
     eligibility_rate: float = 0.5
     modulator_fanout: bool = False
-    eval_episodes: int = 512
+    eval_episodes: int = param(512, minimum=1)
     checkpoint_every: int = 50
 
 

@@ -94,10 +94,10 @@ class Config:
     value_coef: float = 0.1
     entropy_coef: float = 0.03
     clip: float = 2.0
-    eval_episodes: int = 256
-    eval_batch: int = 128
-    time_windows: int = 10
-    log_every: int = 10
+    eval_episodes: int = param(256, minimum=1)
+    eval_batch: int = param(128, minimum=1)
+    time_windows: int = param(10, minimum=1)
+    log_every: int = param(10, minimum=1)
     checkpoint_every: int = 50
     replay: bool = False
 

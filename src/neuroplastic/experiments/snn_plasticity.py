@@ -89,8 +89,8 @@ class Config:
     query_steps: int = 6
     rate: float = 0.8
     noise: float = 0.05
-    noise_high: float = 0.1
-    noise_sweep: tuple[float, ...] = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2)
+    noise_high: float = param(0.1, minimum=0, maximum=1)
+    noise_sweep: tuple[float, ...] = param((0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2), minimum=0, maximum=1)
     # network
     variants: tuple[str, ...] = param(VARIANTS, choices=VARIANTS)
     hidden_size: int = 32
@@ -106,8 +106,8 @@ class Config:
     steps: int = 400
     lr: float = 1e-2
     present_loss_weight: float = 0.3
-    eval_batches: int = 4
-    eval_batch_size: int = 128
+    eval_batches: int = param(4, minimum=1)
+    eval_batch_size: int = param(128, minimum=1)
     checkpoint_every: int = 50
 
 
