@@ -86,3 +86,14 @@ def test_evaluation_settings_are_checked_before_the_run_starts(tmp_path, key, va
     with pytest.raises(ValueError, match=f"Config.{key} must be "):
         run_experiment(grid_maze.EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
     assert not (tmp_path / grid_maze.EXPERIMENT.name).exists()
+
+
+@pytest.mark.parametrize(("key", "value", "accepted"), [
+    ("updates", "0", "an int >= 1"),  # before: "a cannot be empty" from NumPy after the run had started
+    ("adam_eps", "0", "a finite number > 0"),  # before: a RuntimeError from torch (NaN action probabilities)
+])
+def test_updates_and_adam_eps_are_checked_before_the_run(tmp_path, key, value, accepted):
+    # found by tests/test_cli_fuzz.py
+    with pytest.raises(ValueError, match=f"Config.{key} must be {accepted}"):
+        run_experiment(grid_maze.EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
+    assert not (tmp_path / grid_maze.EXPERIMENT.name).exists()

@@ -166,3 +166,14 @@ def test_evaluation_settings_are_checked_before_the_run_starts(tmp_path, key, va
     with pytest.raises(ValueError, match=f"Config.{key} must be "):
         run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
     assert not (tmp_path / EXPERIMENT.name).exists()
+
+
+@pytest.mark.parametrize(("key", "value", "accepted"), [
+    ("num_pairs", "0", "an int >= 1"),  # before: ZeroDivisionError in the first step, with a traceback
+    ("cue_size", "2", "large enough for 2 distinct cues of cue_active=2"),  # before: RuntimeError from the task
+])
+def test_pairs_and_cues_the_task_cannot_draw_are_bad_config_values(tmp_path, key, value, accepted):
+    # found by tests/test_cli_fuzz.py (with TINY: 2 pairs of cues with 2 active channels)
+    with pytest.raises(ValueError, match=f"Config.{key} must be {accepted}"):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
+    assert not (tmp_path / EXPERIMENT.name).exists()

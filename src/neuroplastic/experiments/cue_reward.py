@@ -94,7 +94,7 @@ class Config:
     batch_size: int = 128
     updates: int = 450
     lr: float = 3e-3
-    adam_eps: float = 1e-6
+    adam_eps: float = param(1e-6, minimum=0, exclusive_minimum=True)
     gamma: float = 0.3
     value_coef: float = 0.1
     entropy_coef: float = 0.01

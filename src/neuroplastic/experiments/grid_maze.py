@@ -86,9 +86,9 @@ class Config:
     wall_penalty: float = 0.0
     hidden_size: int = 64
     batch_size: int = 32
-    updates: int = 500
+    updates: int = param(500, minimum=1)
     lr: float = 1e-3
-    adam_eps: float = 1e-4
+    adam_eps: float = param(1e-4, minimum=0, exclusive_minimum=True)  # 0: NaN policies from zero gradients
     grad_clip: float = 4.0
     gamma: float = 0.9
     value_coef: float = 0.1

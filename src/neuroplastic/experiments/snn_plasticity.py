@@ -53,7 +53,7 @@ from neuroplastic.evaluation import count_parameters
 from neuroplastic.models import AssociationSNN, PlainRecurrentLIF
 from neuroplastic.neurons.surrogates import FastSigmoid
 from neuroplastic.plasticity.spiking import PlasticLIF
-from neuroplastic.runs import Claim, Experiment, RunDirectory, param
+from neuroplastic.runs import Claim, Experiment, RunDirectory, config_error, param
 from neuroplastic.runs.plots import metric_series, smooth_curve
 from neuroplastic.tasks.spiking_association import SpikingAssociationBatch, spiking_association_batch
 
@@ -79,7 +79,7 @@ class Config:
     """Task, network and training settings (see the module docstring)."""
 
     # task
-    num_pairs: int = 3
+    num_pairs: int = param(3, minimum=1)
     cue_size: int = 40
     cue_active: int = 8
     label_channels: int = 5
@@ -109,6 +109,11 @@ class Config:
     eval_batches: int = param(4, minimum=1)
     eval_batch_size: int = param(128, minimum=1)
     checkpoint_every: int = 50
+
+    def check(self) -> None:  # the task draws num_pairs distinct cues of cue_active active channels
+        if 0 <= self.cue_active <= self.cue_size and math.comb(self.cue_size, self.cue_active) < self.num_pairs:
+            raise config_error(self, "cue_size", f"large enough for {self.num_pairs} distinct cues of cue_active="
+                               f"{self.cue_active} active channels")
 
 
 def _input_size(config: Config) -> int:
