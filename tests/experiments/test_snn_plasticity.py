@@ -171,6 +171,9 @@ def test_evaluation_settings_are_checked_before_the_run_starts(tmp_path, key, va
 @pytest.mark.parametrize(("key", "value", "accepted"), [
     ("num_pairs", "0", "an int >= 1"),  # before: ZeroDivisionError in the first step, with a traceback
     ("cue_size", "2", "large enough for 2 distinct cues of cue_active=2"),  # before: RuntimeError from the task
+    # before: the nonplastic variant trained and wrote its files, then the plastic ones failed to build
+    ("hidden_size", "0", "an int >= 1"), ("tau_trace", "0", "a finite number > 0"),
+    ("alpha_init", "-1", "a finite number >= 0"), ("eta_init", "-0.5", "a finite number >= 0"),
 ])
 def test_pairs_and_cues_the_task_cannot_draw_are_bad_config_values(tmp_path, key, value, accepted):
     # found by tests/test_cli_fuzz.py (with TINY: 2 pairs of cues with 2 active channels)

@@ -93,13 +93,13 @@ class Config:
     noise_sweep: tuple[float, ...] = param((0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2), minimum=0, maximum=1)
     # network
     variants: tuple[str, ...] = param(VARIANTS, choices=VARIANTS)
-    hidden_size: int = 32
+    hidden_size: int = param(32, minimum=1)
     input_gain: float = 2.0
-    tau_mem: float = 10.0
-    tau_trace: float = 2.0
+    tau_mem: float = param(10.0, minimum=0, exclusive_minimum=True)
+    tau_trace: float = param(2.0, minimum=0, exclusive_minimum=True)
     surrogate_slope: float = 5.0
-    alpha_init: float = 0.1
-    eta_init: float = 0.02
+    alpha_init: float = param(0.1, minimum=0)  # (the plastic variants, built after the nonplastic one)
+    eta_init: float = param(0.02, minimum=0)
     readout_decay: float = 0.8
     # training
     batch_size: int = 64
