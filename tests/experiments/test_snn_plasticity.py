@@ -175,7 +175,7 @@ def test_evaluation_settings_are_checked_before_the_run_starts(tmp_path, key, va
     ("hidden_size", "0", "an int >= 1"), ("tau_trace", "0", "a finite number > 0"),
     ("alpha_init", "-1", "a finite number >= 0"), ("eta_init", "-0.5", "a finite number >= 0"),
 ])
-def test_pairs_and_cues_the_task_cannot_draw_are_bad_config_values(tmp_path, key, value, accepted):
+def test_values_that_failed_mid_run_are_bad_config_values(tmp_path, key, value, accepted):
     # found by tests/test_cli_fuzz.py (with TINY: 2 pairs of cues with 2 active channels)
     with pytest.raises(ValueError, match=f"Config.{key} must be {accepted}"):
         run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
