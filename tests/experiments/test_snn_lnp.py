@@ -174,3 +174,12 @@ def test_budgets_and_the_tiny_config_are_valid():
     for config in EXPERIMENT.budgets.values():
         apply_overrides(config, None)
     apply_overrides(Config(), TINY)
+
+
+def test_a_reservoir_of_one_neuron_is_refused_before_the_run(tmp_path):
+    # found by tests/test_cli_fuzz.py: neurons=1 passed the config checks; the run simulated the dense reservoir,
+    # wrote its files, and failed when pruning ("expected_count must be > 0, got 0.0": no synapses)
+    with pytest.raises(ValueError, match=r"Config.neurons must be at least 2 \(a reservoir of one neuron has no"):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, "neurons": "1"})
+    assert not (tmp_path / EXPERIMENT.name).exists()
+    apply_overrides(Config(**TINY), {"neurons": "2"})
