@@ -183,3 +183,7 @@ def test_a_reservoir_of_one_neuron_is_refused_before_the_run(tmp_path):
         run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, "neurons": "1"})
     assert not (tmp_path / EXPERIMENT.name).exists()
     apply_overrides(Config(**TINY), {"neurons": "2"})
+    # the same failure with recurrent_gain=0 (all recurrent weights 0)
+    with pytest.raises(ValueError, match=r"Config.recurrent_gain must be > 0 \(a reservoir without recurrent"):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, "recurrent_gain": "0"})
+    assert not (tmp_path / EXPERIMENT.name).exists()
