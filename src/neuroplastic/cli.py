@@ -131,12 +131,10 @@ def _parse_sets(items: Sequence[str]) -> dict[str, str]:
     return overrides
 
 
-def _own_overrides(experiments: Sequence[Experiment], overrides: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """Per experiment, the ``--set`` keys that its config has (all of them when only one is selected).
-
-    With several experiments a key applies where the config has that field; a key that no selected
-    experiment has is a usage error.
-    """
+def _own_overrides(experiments: Sequence[Experiment], overrides: Mapping[str, str],
+                   notes: list[str]) -> dict[str, dict[str, str]]:
+    """Per experiment, the ``--set`` keys its config has (all of them when one is selected). With several, a key
+    that only some have gets a line in ``notes`` (printed once all is checked); one that none has is an error."""
     if len(experiments) == 1:
         return {experiments[0].name: dict(overrides)}
     fields = {e.name: {f.name for f in dataclasses.fields(e.config_class) if f.init} for e in experiments}
@@ -146,8 +144,8 @@ def _own_overrides(experiments: Sequence[Experiment], overrides: Mapping[str, st
             raise UsageError(f"--set {key}: none of the {len(experiments)} selected experiments has a config "
                              f"field {key!r} (see `neuroplastic show NAME`)")
         if len(having) < len(experiments):
-            print(f"note: --set {key} applies to {len(having)} of {len(experiments)} experiments: "
-                  f"{', '.join(having)}", file=sys.stderr)
+            notes.append(f"note: --set {key} applies to {len(having)} of {len(experiments)} experiments: "
+                         f"{', '.join(having)}")
     return {e.name: {k: v for k, v in overrides.items() if k in fields[e.name]} for e in experiments}
 
 
@@ -267,7 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_device(args.device)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    own = _own_overrides(experiments, overrides)
+    own = _own_overrides(experiments, overrides, notes := [])
     threads: dict[str, int | None] = {}
     for experiment in experiments:  # check every config before spending time on the first run
         try:
@@ -277,6 +275,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         threads[experiment.name] = resolve_threads(experiment, config, args.threads)
     workers = _workers(args, experiments, threads)
     _prepare_out(args, experiments)
+    print(*notes, sep="\n", end="\n" if notes else "", file=sys.stderr)  # after any error in the checks above
     if workers > 1:
         return _run_parallel(args, experiments, own, workers)
     return _run_sequential(args, experiments, own)
@@ -475,28 +474,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+def _int_arg(text: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """An integer option from ``minimum`` to ``maximum`` (None: no bound), or an argparse error saying so."""
+    value = int(text) if text.strip().removeprefix("-").isdecimal() else minimum - 1
+    if value < minimum:
+        sign = "positive" if minimum else "non-negative"
+        raise argparse.ArgumentTypeError(f"expected a {sign} integer, got {text!r}")
+    if maximum is not None and value > maximum:
+        raise argparse.ArgumentTypeError(f"expected at most {maximum}, got {text!r}")
     return value
 
 
 def _jobs(text: str) -> int | str:
-    return "auto" if text == "auto" else _positive_int(text)
+    return "auto" if text == "auto" else _int_arg(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``error: <message> (see `<prog> --help`)``, exit code 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 RUN_EPILOG = """\
@@ -515,9 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``neuroplastic`` command."""
     from .runs.experiment import BUDGETS
     from .runs.report import FORMATS as REPORT_FORMATS
-    from .runs.runner import DEVICES
+    from .runs.runner import DEVICES, MAX_SEED
+    from .runs.threads import MAX_THREADS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="neuroplastic", description="Reproduce results on plastic neural networks and report them.",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -538,13 +536,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--all", action="store_true", help="run every registered experiment")
     run.add_argument("--budget", choices=BUDGETS, default="quick",
                      help="quick: minutes on a laptop CPU; full: the paper's scale (default: quick)")
-    run.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
+    run.add_argument("--seed", type=partial(_int_arg, minimum=0, maximum=MAX_SEED), default=0,
+                     help=f"random seed, 0 to {MAX_SEED} (default: 0)")
     run.add_argument("--out", default="runs", help="runs go in OUT/NAME/BUDGET-seedSEED (default: runs)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a config field, e.g. --set steps=100 (repeatable; with several "
                           "experiments, applied where the field exists)")
     run.add_argument("--device", choices=DEVICES, default="cpu", help="device (default: cpu)")
-    run.add_argument("--threads", type=_positive_int, metavar="N",
+    run.add_argument("--threads", type=partial(_int_arg, maximum=MAX_THREADS), metavar="N",
                      help="PyTorch threads per experiment (default: the experiment's own, usually 1)")
     run.add_argument("--jobs", type=_jobs, default="auto", metavar="N",
                      help="experiments run at once in separate processes (default: auto, i.e. cores "

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.backdoor_pruning import (
     EXPERIMENT,
     Config,
@@ -21,10 +22,7 @@ from neuroplastic.experiments.backdoor_pruning import (
 from neuroplastic.models import ResNet
 from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment, run_path
 
-TINY = {
-    "channels": "4,8", "strides": "2,2", "epochs": 1, "batch_size": 200, "max_unlearning_updates": 3,
-    "recovery_updates": 2, "ablation_fractions": "0.02", "monitor_size": 20, "sweep_thresholds": "0.2,0.5",
-}
+TINY = tiny("backdoor-pruning")
 
 
 def test_tiny_run_writes_files_metrics_and_claims(tmp_path):
@@ -188,6 +186,22 @@ def test_cifar10_needs_a_data_dir_and_threads_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="threads"):  # the runner sets the thread count, and checks it first
         run_experiment(EXPERIMENT, out=tmp_path, threads=0, progress=False)
     assert not (tmp_path / EXPERIMENT.name).exists()  # rejected before anything is run
+
+
+def test_a_poison_fraction_that_leaves_too_few_clean_images_is_refused_before_the_run_starts(tmp_path):
+    # found by tests/test_cli_fuzz.py: poison_fraction=1 passed the config checks, trained, and then failed in the
+    # defence ("asked for 40 clean samples but only 0 training images are clean") after the run had started
+    from neuroplastic.runs import ConfigRejected
+
+    previous = run_path(tmp_path, EXPERIMENT.name, "quick", 0)
+    previous.mkdir(parents=True)
+    (previous / "summary.json").write_text(json.dumps({"finished": True}))
+    for overrides in ({"poison_fraction": 1}, {"poison_fraction": 0.995},
+                      {"defense_fraction": 0.5, "poison_fraction": 0.6}, {"ablation_fractions": "0.95"}):
+        with pytest.raises(ConfigRejected, match="Config.poison_fraction must be small enough to leave the"):
+            run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overwrite=True,
+                           overrides=dict(TINY, **overrides))
+        assert sorted(p.name for p in previous.iterdir()) == ["summary.json"]  # the finished run is intact
 
 
 # ------------------------------------------------------------------------------------------ the ResNet option

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.cue_reward import (
     EXPERIMENT,
     VARIANTS,
@@ -18,10 +19,7 @@ from neuroplastic.plasticity import PlasticRNNCell
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 from neuroplastic.tasks import discounted_returns
 
-TINY = {
-    "cue_size": 6, "num_trials": 3, "hidden_size": 8, "batch_size": 4, "updates": 2, "eval_episodes": 6,
-    "checkpoint_every": 1,
-}
+TINY = tiny("cue-reward")
 
 
 def test_tiny_run_writes_files_and_metrics(tmp_path):
@@ -81,3 +79,30 @@ def test_discounted_returns_and_trial_rewards_on_a_hand_computed_case():
     rewards[3] = torch.tensor([1.0, -1.0])
     rewards[8] = torch.tensor([-1.0, 1.0])
     assert torch.equal(trial_rewards(rewards, 5), torch.tensor([[1.0, -1.0], [-1.0, 1.0]]))
+
+
+def test_a_negative_eta_init_is_refused_before_the_run_starts(tmp_path):
+    # found by tests/test_cli_fuzz.py: eta_init=-1 passed the config checks; the run trained the modulated
+    # agents, wrote its files, and failed when it built the plastic agent ("eta_init must be ... >= 0")
+    previous = run_path(tmp_path, EXPERIMENT.name, "quick", 0)
+    previous.mkdir(parents=True)
+    (previous / "summary.json").write_text('{"finished": true}')
+    for key, value, accepted in (("eta_init", "-1", "a finite number >= 0"), ("alpha_init", "-0.5", ">= 0"),
+                                 ("trace_clip", "0", "a finite number > 0"), ("eta_init", "nan", ">= 0")):
+        with pytest.raises(ValueError, match=f"Config.{key} must be .*{accepted}"):
+            run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overwrite=True,
+                           overrides={**TINY, key: value})
+    assert sorted(p.name for p in previous.iterdir()) == ["summary.json"]  # the finished run is intact
+
+
+@pytest.mark.parametrize(("key", "value"), [("eval_episodes", "0"), ("eval_episodes", "-1")])
+def test_evaluation_settings_are_checked_before_the_run_starts(tmp_path, key, value):
+    # found by tests/test_cli_fuzz.py: eval_episodes=0 passed the config checks; the run trained, wrote its files and
+    # then failed in the evaluation (e.g. "torch.cat(): expected a non-empty list of Tensors")
+    from neuroplastic.runs import apply_overrides
+
+    with pytest.raises(ValueError, match=f"Config.{key} must be "):
+        apply_overrides(EXPERIMENT.config("quick"), {key: value})
+    with pytest.raises(ValueError, match=f"Config.{key} must be "):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
+    assert not (tmp_path / EXPERIMENT.name).exists()

@@ -7,13 +7,11 @@ import json
 import pytest
 import torch
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.dormant_neurons import EXPERIMENT, phase_permutations
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 
-TINY = {
-    "dataset": "digits", "train_size": 200, "hidden": 16, "depth": 2, "batch_size": 16, "phases": 3,
-    "steps_per_phase": 10, "redo_every": 5, "drm_every": 10, "adapt_steps": 4, "eval_every": 5, "probe_size": 64,
-}
+TINY = tiny("dormant-neurons")
 
 
 def test_tiny_run_writes_files_metrics_and_claims(tmp_path):

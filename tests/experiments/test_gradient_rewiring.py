@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.gradient_rewiring import CLAIMS, EXPERIMENT, Config
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path, validate_config
 
-TINY = {"hidden": "16", "alphas": "0.3,3.0", "epochs": 2, "batch_size": 500, "lr": 0.01}
+TINY = tiny("gradient-rewiring")
 
 
 @pytest.fixture(scope="module")

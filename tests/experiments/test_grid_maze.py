@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments import grid_maze
 from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment, run_path
 
-TINY = {"updates": 3, "maze_size": 5, "episode_length": 12, "hidden_size": 8, "batch_size": 4,
-        "eval_episodes": 6, "eval_batch": 4, "time_windows": 3, "log_every": 1, "checkpoint_every": 1}
+TINY = tiny("grid-maze")
 
 
 def test_tiny_run_writes_files_and_metrics(tmp_path):
@@ -72,3 +72,28 @@ def test_bad_variants_are_rejected_before_the_run(variants, accepted, tmp_path):
     assert not (run_path(tmp_path, "grid-maze", "quick", 0)).exists()
     assert apply_overrides(grid_maze.EXPERIMENT.config("quick"), {"variants": "rnn,plastic"}).variants == (
         "rnn", "plastic")
+
+
+@pytest.mark.parametrize(("key", "value"), [("eval_episodes", "0"), ("eval_batch", "0"), ("time_windows", "0"),
+                                          ("log_every", "0"), ("log_every", "-1")])
+def test_evaluation_settings_are_checked_before_the_run_starts(tmp_path, key, value):
+    # found by tests/test_cli_fuzz.py: eval_episodes, eval_batch or time_windows 0, log_every 0 (-1 logged every
+    # step) passed the config checks; the run trained, wrote its files and then failed in the evaluation
+    from neuroplastic.runs import apply_overrides
+
+    with pytest.raises(ValueError, match=f"Config.{key} must be "):
+        apply_overrides(grid_maze.EXPERIMENT.config("quick"), {key: value})
+    with pytest.raises(ValueError, match=f"Config.{key} must be "):
+        run_experiment(grid_maze.EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
+    assert not (tmp_path / grid_maze.EXPERIMENT.name).exists()
+
+
+@pytest.mark.parametrize(("key", "value", "accepted"), [
+    ("updates", "0", "an int >= 1"),  # before: "a cannot be empty" from NumPy after the run had started
+    ("adam_eps", "0", "a finite number > 0"),  # before: a RuntimeError from torch (NaN action probabilities)
+])
+def test_updates_and_adam_eps_are_checked_before_the_run(tmp_path, key, value, accepted):
+    # found by tests/test_cli_fuzz.py
+    with pytest.raises(ValueError, match=f"Config.{key} must be {accepted}"):
+        run_experiment(grid_maze.EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
+    assert not (tmp_path / grid_maze.EXPERIMENT.name).exists()

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.growing_rnn import EXPERIMENT
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 
-TINY = {"seeds": 2, "steps": 12, "switch_steps": 8, "batch_size": 4, "seq_len": 12, "patience": 3, "eval_sequences": 3,
-        "eval_length": 30, "log_every": 2, "checkpoint_every": 3}
+TINY = tiny("growing-rnn")
 
 
 def test_tiny_run_writes_files_metrics_and_claims(tmp_path):

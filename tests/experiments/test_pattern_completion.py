@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.pattern_completion import (
     EXPERIMENT,
     Config,
@@ -18,10 +19,7 @@ from neuroplastic.plasticity import PlasticRNN
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 from neuroplastic.tasks import pattern_completion_batch
 
-TINY = {
-    "pattern_size": 8, "num_patterns": 2, "presentations": 1, "present_steps": 2, "gap_steps": 1,
-    "test_steps": 2, "batch_size": 4, "steps": 4, "eval_batches": 2, "eval_batch_size": 5, "checkpoint_every": 2,
-}
+TINY = tiny("pattern-completion")
 
 
 def test_tiny_run_writes_files_and_metrics(tmp_path):
@@ -74,3 +72,16 @@ def test_baseline_is_the_plastic_network_with_alpha_zero():
     assert torch.all(inputs[..., -1] == config.input_gain)  # the bias neuron's input
     assert torch.equal(inputs[..., :6], batch.inputs * config.input_gain)
     torch.testing.assert_close(plain(inputs)[0], plastic(inputs)[0])
+
+
+@pytest.mark.parametrize(("key", "value"), [("eval_batches", "0"), ("eval_batch_size", "0"), ("eval_batch_size", "-1")])
+def test_evaluation_settings_are_checked_before_the_run_starts(tmp_path, key, value):
+    # found by tests/test_cli_fuzz.py: eval_batches 0 or eval_batch_size 0 passed the config checks; the run
+    # trained, wrote its files and then failed in the evaluation ("torch.cat(): expected a non-empty list ...")
+    from neuroplastic.runs import apply_overrides
+
+    with pytest.raises(ValueError, match=f"Config.{key} must be "):
+        apply_overrides(EXPERIMENT.config("quick"), {key: value})
+    with pytest.raises(ValueError, match=f"Config.{key} must be "):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
+    assert not (tmp_path / EXPERIMENT.name).exists()

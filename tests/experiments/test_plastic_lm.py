@@ -9,16 +9,14 @@ import pytest
 import torch
 from torch import nn
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.evaluation import count_parameters
 from neuroplastic.experiments.plastic_lm import EXPERIMENT, Config, build_models
 from neuroplastic.models import lstm_parameter_count, matched_lstm_hidden_size
 from neuroplastic.plasticity import PlasticLSTM
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path, validate_config
 
-TINY = {
-    "max_chars": "12000", "embedding_dim": "8", "hidden_size": "12", "batch_size": "4", "seq_len": "16",
-    "steps": "6", "eval_every": "3", "eval_batch": "4", "eval_chars": "2000", "sample_chars": "16",
-}
+TINY = tiny("plastic-lm")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -121,4 +119,32 @@ def test_config_bounds_are_inclusive_where_they_should_be():
 def test_bad_config_is_rejected_before_the_run(tmp_path):
     with pytest.raises(ValueError, match="Config.seq_len must be an int >= 1, got 0"):
         run_experiment(EXPERIMENT, out=tmp_path, seed=0, overrides={**TINY, "seq_len": "0"}, progress=False)
+    assert not (tmp_path / EXPERIMENT.name).exists()
+
+
+def test_a_missing_corpus_file_is_a_bad_config_value(tmp_path):
+    # found by tests/test_cli_fuzz.py: --set corpus=abc passed the config checks and the run then failed with a
+    # FileNotFoundError (exit 1, "plastic-lm failed"); now it is refused with the other config values
+    for corpus in ("abc", str(tmp_path)):  # no such file; a directory
+        with pytest.raises(ValueError, match="Config.corpus must be a text file, or '' for the standard library's"):
+            run_experiment(EXPERIMENT, out=tmp_path / "out", seed=0, overrides={**TINY, "corpus": corpus},
+                           progress=False)
+    assert not (tmp_path / "out" / EXPERIMENT.name).exists()
+    (tmp_path / "text.txt").write_text("some text\n" * 10)
+    assert validate_config(dataclasses.replace(Config(), corpus=str(tmp_path / "text.txt"))).corpus.endswith("txt")
+
+
+def test_evaluation_text_shorter_than_its_streams_is_refused_before_the_run(tmp_path):
+    # found by tests/test_cli_fuzz.py: eval_chars=1 (with eval_batch=4) passed the config checks and the run failed
+    # at its first evaluation, after it had started writing ("encoded must hold at least 5 characters here")
+    from neuroplastic.runs import ConfigRejected
+
+    for chars in ("1", "4"):
+        with pytest.raises(ValueError, match=r"Config.eval_chars must be 0 \(the whole split\) or more than"):
+            run_experiment(EXPERIMENT, out=tmp_path, seed=0, overrides={**TINY, "eval_chars": chars}, progress=False)
+    validate_config(dataclasses.replace(Config(), eval_chars=17))  # eval_batch 16: one character per stream
+    # a validation split shorter than eval_batch streams (about 1,200 characters of the tiny 12,000)
+    with pytest.raises(ConfigRejected, match="the validation split .* is too short for eval_batch=1500 streams"):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, overrides={**TINY, "eval_batch": "1500", "eval_chars": "0"},
+                       progress=False)
     assert not (tmp_path / EXPERIMENT.name).exists()

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.dynamics import fit_readout, predict, random_reservoir, simulate
 from neuroplastic.experiments.snn_lnp import (
     EXPERIMENT,
@@ -20,11 +21,7 @@ from neuroplastic.experiments.snn_lnp import (
 )
 from neuroplastic.runs import RunInterrupted, apply_overrides, run_experiment, run_path
 
-TINY = {
-    "neurons": 24, "train_steps": 160, "test_steps": 80, "test_series": 2, "washout": 20, "noise_steps": 120,
-    "lyapunov_warmup": 20, "spectrum_steps": 60, "spectrum_k": 3, "sweep_fractions": (0.5,),
-    "centrality_rounds": 2, "ridges": (1e-4, 1e-2), "gain_sweep": (0.5, 1.0),
-}
+TINY = tiny("snn-lnp")
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +174,16 @@ def test_budgets_and_the_tiny_config_are_valid():
     for config in EXPERIMENT.budgets.values():
         apply_overrides(config, None)
     apply_overrides(Config(), TINY)
+
+
+def test_a_reservoir_of_one_neuron_is_refused_before_the_run(tmp_path):
+    # found by tests/test_cli_fuzz.py: neurons=1 passed the config checks; the run simulated the dense reservoir,
+    # wrote its files, and failed when pruning ("expected_count must be > 0, got 0.0": no synapses)
+    with pytest.raises(ValueError, match=r"Config.neurons must be at least 2 \(a reservoir of one neuron has no"):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, "neurons": "1"})
+    assert not (tmp_path / EXPERIMENT.name).exists()
+    apply_overrides(Config(**TINY), {"neurons": "2"})
+    # the same failure with recurrent_gain=0 (all recurrent weights 0)
+    with pytest.raises(ValueError, match=r"Config.recurrent_gain must be > 0 \(a reservoir without recurrent"):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, "recurrent_gain": "0"})
+    assert not (tmp_path / EXPERIMENT.name).exists()

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.snn_plasticity import (
     CLAIMS,
     EXPERIMENT,
@@ -24,11 +25,7 @@ from neuroplastic.plasticity.spiking import PlasticLIF
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 from neuroplastic.tasks.spiking_association import SpikingAssociationBatch, spiking_association_batch
 
-TINY = {
-    "num_pairs": 2, "cue_size": 8, "cue_active": 2, "label_channels": 2, "present_steps": 2, "gap_steps": 1,
-    "delay_steps": 1, "query_steps": 2, "hidden_size": 6, "batch_size": 4, "steps": 4, "eval_batches": 1,
-    "eval_batch_size": 6, "checkpoint_every": 2, "noise_sweep": "0.0,0.1",
-}
+TINY = tiny("snn-plasticity")
 
 
 def test_tiny_run_writes_files_and_metrics(tmp_path):
@@ -154,3 +151,32 @@ def test_bad_variant_name_is_rejected(tmp_path):
                        overrides={**TINY, "variants": "hebbian,stdp"})
     assert not (run_path(tmp_path, "snn-plasticity", "quick", 0)).exists()  # rejected before anything is written
     assert math.isclose(EXPERIMENT.config("quick").noise_high, 2 * EXPERIMENT.config("quick").noise)
+
+
+@pytest.mark.parametrize(("key", "value"), [("eval_batches", "0"), ("eval_batch_size", "-1"), ("noise_high", "1.5"),
+                                          ("noise_sweep", "0,-0.1")])
+def test_evaluation_settings_are_checked_before_the_run_starts(tmp_path, key, value):
+    # found by tests/test_cli_fuzz.py: eval_batches 0, eval_batch_size -1, noise_high 1.5 or a noise_sweep
+    # entry -0.1 passed the config checks; the run trained, wrote its files and
+    # then failed in the evaluation (e.g. "torch.cat(): expected a non-empty list of Tensors")
+    from neuroplastic.runs import apply_overrides
+
+    with pytest.raises(ValueError, match=f"Config.{key} must be "):
+        apply_overrides(EXPERIMENT.config("quick"), {key: value})
+    with pytest.raises(ValueError, match=f"Config.{key} must be "):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
+    assert not (tmp_path / EXPERIMENT.name).exists()
+
+
+@pytest.mark.parametrize(("key", "value", "accepted"), [
+    ("num_pairs", "0", "an int >= 1"),  # before: ZeroDivisionError in the first step, with a traceback
+    ("cue_size", "2", "large enough for 2 distinct cues of cue_active=2"),  # before: RuntimeError from the task
+    # before: the nonplastic variant trained and wrote its files, then the plastic ones failed to build
+    ("hidden_size", "0", "an int >= 1"), ("tau_trace", "0", "a finite number > 0"),
+    ("alpha_init", "-1", "a finite number >= 0"), ("eta_init", "-0.5", "a finite number >= 0"),
+])
+def test_values_that_failed_mid_run_are_bad_config_values(tmp_path, key, value, accepted):
+    # found by tests/test_cli_fuzz.py (with TINY: 2 pairs of cues with 2 active channels)
+    with pytest.raises(ValueError, match=f"Config.{key} must be {accepted}"):
+        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
+    assert not (tmp_path / EXPERIMENT.name).exists()

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.snn_reset import (
     CLAIMS,
     EXPERIMENT,
@@ -19,8 +20,7 @@ from neuroplastic.experiments.snn_reset import (
 from neuroplastic.neurons import LIF, Rectangle
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path, validate_config
 
-TINY = {"hidden": 16, "time_steps": 3, "repeats": 2, "epochs": 2, "batch_size": 1000, "lr": 0.02,
-        "surrogate": "triangle"}
+TINY = tiny("snn-reset")
 
 
 @pytest.fixture(scope="module")

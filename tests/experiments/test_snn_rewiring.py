@@ -6,10 +6,11 @@ import json
 
 import pytest
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.snn_rewiring import CLAIMS, EXPERIMENT, Config
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path, validate_config
 
-TINY = {"hidden": 16, "time_steps": 4, "alphas": "0.3,3.0", "epochs": 2, "batch_size": 500, "lr": 0.01}
+TINY = tiny("snn-rewiring")
 
 
 @pytest.fixture(scope="module")

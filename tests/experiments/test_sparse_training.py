@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.sparse_training import (
     CLAIMS,
     EXPERIMENT,
@@ -19,8 +20,7 @@ from neuroplastic.experiments.sparse_training import (
 )
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 
-TINY = {"sparsities": [0.9, 0.98], "train_images": 96, "epochs": 2, "batch_size": 32, "delta_t": 2,
-        "log_every": 2, "eval_batch_size": 200, "checkpoint_every": 1000}
+TINY = tiny("sparse-training")
 
 
 def test_tiny_run_writes_files_metrics_and_exact_densities(tmp_path):

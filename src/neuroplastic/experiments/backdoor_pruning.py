@@ -174,6 +174,12 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     and ASR before and after RNP (``clean_acc_before``, ``asr_before``, ``clean_acc_after``, ``asr_after``,
     ``clean_drop_points``), what RNP did (``pruned_units``, ...), the baselines', diagnostics' and ablations'."""
     x_train, y_train, x_test, y_test = load_data(config)
+    size = x_train.shape[0]  # the defence's clean images must exist: refused before the run starts, not after training
+    clean = size - int(round(config.poison_fraction * size))  # as poison_dataset and _defend count them
+    need = max(max(1, int(round(f * size))) for f in (config.defense_fraction, *config.ablation_fractions))
+    if need > clean:
+        raise config_error(config, "poison_fraction", f"small enough to leave the {need} clean training images the "
+                           f"defence takes ({clean} of {size} are clean)")
     target, nan = config.target_class, float("nan")
     trigger = {"size": config.trigger_size, "margin": config.trigger_margin, "pattern": config.trigger_pattern}
     poisoned = poison_dataset(x_train, y_train, fraction=config.poison_fraction, target=target,

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from neuroplastic.evaluation import count_parameters
 from neuroplastic.models import ActorCritic, RNNCell
 from neuroplastic.plasticity import PlasticRNNCell
-from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.runs import Claim, Experiment, RunDirectory, param
 from neuroplastic.runs.plots import metric_series, smooth_curve
 from neuroplastic.tasks import CueRewardTask, a2c_loss
 
@@ -94,17 +94,18 @@ class Config:
     batch_size: int = 128
     updates: int = 450
     lr: float = 3e-3
-    adam_eps: float = 1e-6
+    adam_eps: float = param(1e-6, minimum=0, exclusive_minimum=True)
     gamma: float = 0.3
     value_coef: float = 0.1
     entropy_coef: float = 0.01
     grad_clip: float = 2.0
-    trace_clip: float = 1.0
-    alpha_init: float = 0.05
-    eta_init: float = 0.1
+    trace_clip: float = param(1.0, minimum=0, exclusive_minimum=True)
+    alpha_init: float = param(0.05, minimum=0)
+    eta_init: float = param(0.1, minimum=0)  # checked here: only the plain plastic variant, built after the
+    # modulated ones have trained, uses it
     eligibility_rate: float = 0.5
     modulator_fanout: bool = False
-    eval_episodes: int = 512
+    eval_episodes: int = param(512, minimum=1)
     checkpoint_every: int = 50
 
 

@@ -86,18 +86,18 @@ class Config:
     wall_penalty: float = 0.0
     hidden_size: int = 64
     batch_size: int = 32
-    updates: int = 500
+    updates: int = param(500, minimum=1)
     lr: float = 1e-3
-    adam_eps: float = 1e-4
+    adam_eps: float = param(1e-4, minimum=0, exclusive_minimum=True)  # 0: NaN policies from zero gradients
     grad_clip: float = 4.0
     gamma: float = 0.9
     value_coef: float = 0.1
     entropy_coef: float = 0.03
     clip: float = 2.0
-    eval_episodes: int = 256
-    eval_batch: int = 128
-    time_windows: int = 10
-    log_every: int = 10
+    eval_episodes: int = param(256, minimum=1)
+    eval_batch: int = param(128, minimum=1)
+    time_windows: int = param(10, minimum=1)
+    log_every: int = param(10, minimum=1)
     checkpoint_every: int = 50
     replay: bool = False
 

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from neuroplastic.evaluation import count_parameters
 from neuroplastic.models import RNN
 from neuroplastic.plasticity import PlasticRNN
-from neuroplastic.runs import Claim, Experiment, RunDirectory
+from neuroplastic.runs import Claim, Experiment, RunDirectory, param
 from neuroplastic.runs.plots import metric_series, smooth_curve
 from neuroplastic.tasks import PatternCompletionBatch, bit_error_rate, pattern_completion_batch
 
@@ -74,8 +74,8 @@ class Config:
     batch_size: int = 16
     steps: int = 600
     lr: float = 3e-3
-    eval_batches: int = 8
-    eval_batch_size: int = 125
+    eval_batches: int = param(8, minimum=1)
+    eval_batch_size: int = param(125, minimum=1)
     checkpoint_every: int = 50
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -49,8 +50,9 @@ from neuroplastic.models import (
     sample_text,
 )
 from neuroplastic.plasticity import ALPHA_GRANULARITIES, BACKPROP_MODES, MODULATIONS, PlasticLSTM
-from neuroplastic.runs import Claim, Experiment, RunDirectory, param
+from neuroplastic.runs import Claim, Experiment, RunDirectory, config_error, param
 from neuroplastic.runs.plots import metric_series, smooth_curve
+from neuroplastic.runs.threads import MAX_THREADS
 from neuroplastic.tasks import (
     CharVocabulary,
     bits_per_character,
@@ -100,6 +102,14 @@ class Config:
     # PyTorch intra-op threads for the run (the runner sets them; 0 leaves PyTorch's setting alone, as the full
     # budget does); one thread at the quick budget (timings on the results page)
     threads: int = param(1, minimum=0)
+
+    def check(self) -> None:  # a missing file is a bad value, refused with the others before the run starts
+        if self.threads > MAX_THREADS:
+            raise config_error(self, "threads", f"at most {MAX_THREADS} (0: PyTorch's setting)")
+        if 0 < self.eval_chars <= self.eval_batch:  # eval_batch streams of at least one character and its target
+            raise config_error(self, "eval_chars", f"0 (the whole split) or more than eval_batch ({self.eval_batch})")
+        if self.corpus and not Path(self.corpus).is_file():
+            raise config_error(self, "corpus", "a text file, or '' for the standard library's source")
 
 
 def build_models(config: Config, vocab_size: int) -> dict[str, CharLanguageModel]:
@@ -232,6 +242,9 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
             f"the training split ({train.numel()} characters) is too short for batch_size={config.batch_size} "
             f"streams of seq_len={config.seq_len}; use a longer corpus or a larger max_chars"
         )
+    if valid.numel() < config.eval_batch + 1:
+        raise ValueError(f"the validation split ({valid.numel()} characters) is too short for eval_batch="
+                         f"{config.eval_batch} streams; use a longer corpus, a larger max_chars or valid_fraction")
     models = build_models(config, vocab.size)  # both initialised from the seeded global generator
     for model in models.values():
         model.to(run_dir.device)

@@ -106,6 +106,10 @@ class Config:
     spectrum_steps: int = param(1000, minimum=1)
 
     def check(self) -> None:
+        if self.neurons < 2:  # no self-connections: one neuron has no synapse to prune
+            raise config_error(self, "neurons", "at least 2 (a reservoir of one neuron has no synapses)")
+        if self.recurrent_gain == 0:  # all recurrent weights 0: no synapse to prune either
+            raise config_error(self, "recurrent_gain", "> 0 (a reservoir without recurrent weights has no synapses)")
         if self.washout >= min(self.train_steps, self.test_steps):
             raise config_error(self, "washout", "less than train_steps and test_steps")
         if self.lyapunov_warmup >= self.noise_steps:

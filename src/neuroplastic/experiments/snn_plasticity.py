@@ -53,7 +53,7 @@ from neuroplastic.evaluation import count_parameters
 from neuroplastic.models import AssociationSNN, PlainRecurrentLIF
 from neuroplastic.neurons.surrogates import FastSigmoid
 from neuroplastic.plasticity.spiking import PlasticLIF
-from neuroplastic.runs import Claim, Experiment, RunDirectory, param
+from neuroplastic.runs import Claim, Experiment, RunDirectory, config_error, param
 from neuroplastic.runs.plots import metric_series, smooth_curve
 from neuroplastic.tasks.spiking_association import SpikingAssociationBatch, spiking_association_batch
 
@@ -79,7 +79,7 @@ class Config:
     """Task, network and training settings (see the module docstring)."""
 
     # task
-    num_pairs: int = 3
+    num_pairs: int = param(3, minimum=1)
     cue_size: int = 40
     cue_active: int = 8
     label_channels: int = 5
@@ -89,26 +89,31 @@ class Config:
     query_steps: int = 6
     rate: float = 0.8
     noise: float = 0.05
-    noise_high: float = 0.1
-    noise_sweep: tuple[float, ...] = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2)
+    noise_high: float = param(0.1, minimum=0, maximum=1)
+    noise_sweep: tuple[float, ...] = param((0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2), minimum=0, maximum=1)
     # network
     variants: tuple[str, ...] = param(VARIANTS, choices=VARIANTS)
-    hidden_size: int = 32
+    hidden_size: int = param(32, minimum=1)
     input_gain: float = 2.0
-    tau_mem: float = 10.0
-    tau_trace: float = 2.0
+    tau_mem: float = param(10.0, minimum=0, exclusive_minimum=True)
+    tau_trace: float = param(2.0, minimum=0, exclusive_minimum=True)
     surrogate_slope: float = 5.0
-    alpha_init: float = 0.1
-    eta_init: float = 0.02
+    alpha_init: float = param(0.1, minimum=0)  # (the plastic variants, built after the nonplastic one)
+    eta_init: float = param(0.02, minimum=0)
     readout_decay: float = 0.8
     # training
     batch_size: int = 64
     steps: int = 400
     lr: float = 1e-2
     present_loss_weight: float = 0.3
-    eval_batches: int = 4
-    eval_batch_size: int = 128
+    eval_batches: int = param(4, minimum=1)
+    eval_batch_size: int = param(128, minimum=1)
     checkpoint_every: int = 50
+
+    def check(self) -> None:  # the task draws num_pairs distinct cues of cue_active active channels
+        if 0 <= self.cue_active <= self.cue_size and math.comb(self.cue_size, self.cue_active) < self.num_pairs:
+            raise config_error(self, "cue_size", f"large enough for {self.num_pairs} distinct cues of cue_active="
+                               f"{self.cue_active} active channels")
 
 
 def _input_size(config: Config) -> int:

@@ -31,9 +31,12 @@ from .rundirs import (
     earlier_layout_checkpoint,
     run_path,
 )
-from .threads import torch_threads
+from .threads import check_at_most_max_threads, torch_threads
 
 DEVICES = ("cpu", "cuda")
+# the largest seed: NumPy's generator takes seeds below 2**32, and experiments derive seeds such as
+# 1000 * seed + k that must stay within PyTorch's 64-bit seeds
+MAX_SEED = 2**32 - 1
 
 
 def check_device(device: str) -> torch.device:
@@ -59,7 +62,7 @@ def prepare_config(
     ``threads``, if given, also sets the config's own ``threads`` field where it has one (experiments that
     still set their thread count themselves then use it too); it cannot be combined with an override of it.
     """
-    check_optional_int("threads", threads)
+    check_at_most_max_threads("threads", check_optional_int("threads", threads))
     config = apply_overrides(experiment.config(budget), overrides)
     if threads is not None and _has_field(config, "threads"):
         if "threads" in (overrides or {}):
@@ -74,7 +77,7 @@ def resolve_threads(experiment: Experiment, config: Any, threads: int | None = N
     In order: ``threads`` if given; else the config's ``threads`` field if it has one (0 or None there means
     "leave the setting alone"); else ``experiment.threads``.
     """
-    check_optional_int("threads", threads)
+    check_at_most_max_threads("threads", check_optional_int("threads", threads))
     if threads is not None:
         return threads
     if _has_field(config, "threads"):
@@ -168,7 +171,7 @@ def run_experiment(
     config = prepare_config(experiment, budget, overrides, threads)
     thread_count = resolve_threads(experiment, config, threads)
     torch_device = check_device(device)
-    check_int("seed", seed, minimum=0)
+    check_int("seed", seed, minimum=0, maximum=MAX_SEED)
     path = run_path(out, experiment.name, budget, seed)
     check_run_path(path, resume=resume, overwrite=overwrite)
     with RunLock(path):

@@ -1,0 +1,82 @@
+"""The tiny overrides of every experiment: a config small enough that a run takes a few seconds.
+
+Shared by the experiment tests (``tests/experiments/test_<name>.py``) and the CLI fuzz test
+(``tests/test_cli_fuzz.py``); importable as ``experiments.tiny_overrides`` because pytest puts ``tests`` on
+``sys.path`` (``pythonpath`` in pyproject.toml). :func:`tiny` returns a fresh copy, so a test that changes its
+dict changes no other test's; :func:`tiny_cli` gives the same overrides as ``--set`` arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_TINY: dict[str, dict[str, Any]] = {
+    "backdoor-pruning": {
+        "channels": "4,8", "strides": "2,2", "epochs": 1, "batch_size": 200, "max_unlearning_updates": 3,
+        "recovery_updates": 2, "ablation_fractions": "0.02", "monitor_size": 20, "sweep_thresholds": "0.2,0.5",
+    },
+    "cue-reward": {
+        "cue_size": 6, "num_trials": 3, "hidden_size": 8, "batch_size": 4, "updates": 2, "eval_episodes": 6,
+        "checkpoint_every": 1,
+    },
+    "dormant-neurons": {
+        "dataset": "digits", "train_size": 200, "hidden": 16, "depth": 2, "batch_size": 16, "phases": 3,
+        "steps_per_phase": 10, "redo_every": 5, "drm_every": 10, "adapt_steps": 4, "eval_every": 5,
+        "probe_size": 64,
+    },
+    "gradient-rewiring": {"hidden": "16", "alphas": "0.3,3.0", "epochs": 2, "batch_size": 500, "lr": 0.01},
+    "grid-maze": {
+        "updates": 3, "maze_size": 5, "episode_length": 12, "hidden_size": 8, "batch_size": 4, "eval_episodes": 6,
+        "eval_batch": 4, "time_windows": 3, "log_every": 1, "checkpoint_every": 1,
+    },
+    "growing-rnn": {
+        "seeds": 2, "steps": 12, "switch_steps": 8, "batch_size": 4, "seq_len": 12, "patience": 3,
+        "eval_sequences": 3, "eval_length": 30, "log_every": 2, "checkpoint_every": 3,
+    },
+    "pattern-completion": {
+        "pattern_size": 8, "num_patterns": 2, "presentations": 1, "present_steps": 2, "gap_steps": 1,
+        "test_steps": 2, "batch_size": 4, "steps": 4, "eval_batches": 2, "eval_batch_size": 5, "checkpoint_every": 2,
+    },
+    "plastic-lm": {
+        "max_chars": "12000", "embedding_dim": "8", "hidden_size": "12", "batch_size": "4", "seq_len": "16",
+        "steps": "6", "eval_every": "3", "eval_batch": "4", "eval_chars": "2000", "sample_chars": "16",
+    },
+    "snn-lnp": {
+        "neurons": 24, "train_steps": 160, "test_steps": 80, "test_series": 2, "washout": 20, "noise_steps": 120,
+        "lyapunov_warmup": 20, "spectrum_steps": 60, "spectrum_k": 3, "sweep_fractions": (0.5,),
+        "centrality_rounds": 2, "ridges": (1e-4, 1e-2), "gain_sweep": (0.5, 1.0),
+    },
+    "snn-plasticity": {
+        "num_pairs": 2, "cue_size": 8, "cue_active": 2, "label_channels": 2, "present_steps": 2, "gap_steps": 1,
+        "delay_steps": 1, "query_steps": 2, "hidden_size": 6, "batch_size": 4, "steps": 4, "eval_batches": 1,
+        "eval_batch_size": 6, "checkpoint_every": 2, "noise_sweep": "0.0,0.1",
+    },
+    "snn-reset": {
+        "hidden": 16, "time_steps": 3, "repeats": 2, "epochs": 2, "batch_size": 1000, "lr": 0.02,
+        "surrogate": "triangle",
+    },
+    "snn-rewiring": {"hidden": 16, "time_steps": 4, "alphas": "0.3,3.0", "epochs": 2, "batch_size": 500, "lr": 0.01},
+    "sparse-training": {
+        "sparsities": [0.9, 0.98], "train_images": 96, "epochs": 2, "batch_size": 32, "delta_t": 2, "log_every": 2,
+        "eval_batch_size": 200, "checkpoint_every": 1000,
+    },
+}
+
+NAMES = tuple(sorted(_TINY))
+
+
+def tiny(name: str) -> dict[str, Any]:
+    """The tiny overrides of experiment ``name`` (a fresh dict; values as the tests pass them to the runner)."""
+    return {key: list(value) if isinstance(value, list) else value for key, value in _TINY[name].items()}
+
+
+def as_text(value: Any) -> str:
+    """An override value as ``--set`` text: a tuple or list comma-separated, anything else ``str``."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def tiny_cli(name: str) -> list[str]:
+    """The tiny overrides of experiment ``name`` as command-line arguments: ``["--set", "key=value", ...]``."""
+    return [part for key, value in _TINY[name].items() for part in ("--set", f"{key}={as_text(value)}")]
