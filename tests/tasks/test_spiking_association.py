@@ -97,3 +97,15 @@ def test_bad_arguments(kwargs, match):
         make(**kwargs)
     with pytest.raises(TypeError, match="generator"):
         spiking_association_batch(2, generator=0)
+
+
+def test_cues_are_distinct_even_when_every_possible_pattern_is_needed():
+    """comb(4, 2) = 6 patterns for 6 pairs: the redraws collide nearly always (it raised a RuntimeError); the
+    episode then takes 6 distinct patterns of all of them."""
+    from neuroplastic.tasks.spiking_association import _distinct_cues
+
+    cues = _distinct_cues(50, 6, 4, 2, torch.Generator().manual_seed(0))
+    assert cues.shape == (50, 6, 4) and bool((cues.sum(-1) == 2).all())
+    assert all(len({tuple(row.tolist()) for row in episode}) == 6 for episode in cues)
+    with pytest.raises(ValueError, match="there are 6 such patterns"):
+        _distinct_cues(2, 7, 4, 2, torch.Generator().manual_seed(0))

@@ -21,6 +21,8 @@ query_steps``.
 
 from __future__ import annotations
 
+import itertools
+import math
 from typing import NamedTuple
 
 import torch
@@ -72,7 +74,16 @@ def _distinct_cues(batch_size: int, num_pairs: int, cue_size: int, active: int,
         count = int(duplicate.sum())
         redraw = torch.rand(count, cue_size, generator=generator).argsort(-1).argsort(-1)
         cues[duplicate] = (redraw < active).float()
-    raise RuntimeError("could not draw distinct cues; increase cue_size or change cue_active")
+    # Few possible patterns for K (the redraws keep colliding): K distinct ones of all of them, per episode.
+    possible = math.comb(cue_size, active)
+    if possible < num_pairs or possible > 1_000_000:
+        raise ValueError(f"cannot draw {num_pairs} distinct cues of {cue_size} units with {active} active: "
+                         f"there are {possible} such patterns")
+    patterns = torch.zeros(possible, cue_size)
+    for row, ones in enumerate(itertools.combinations(range(cue_size), active)):
+        patterns[row, list(ones)] = 1.0
+    pick = torch.rand(batch_size, possible, generator=generator).argsort(-1)[:, :num_pairs]
+    return patterns[pick]
 
 
 def spiking_association_batch(
