@@ -232,3 +232,18 @@ def test_regression_lif_linearization_checks_its_arguments(library_error):
         lif_linearization(weight, decay, currents, warmup=1, slope=float("nan"))
     with library_error():  # was: accepted, a NaN Jacobian
         lif_linearization(weight, decay, currents.masked_fill(currents > 0.5, float("nan")), warmup=1)
+
+
+def test_spike_divergence_and_stability_refuse_a_warmup_as_long_as_the_run(library_error):
+    """Found by the CLI sweep: a warmup of at least the steps ran past the currents (an IndexError)."""
+    from neuroplastic.dynamics import random_reservoir
+    from neuroplastic.dynamics.reservoir import reservoir_stability, spike_divergence
+
+    net = random_reservoir(6, inputs=3, tau_mean=5.0, tau_shape=3, recurrent_gain=1.0, input_gain=1.0, bias_max=0.5,
+                           generator=torch.Generator().manual_seed(0))
+    with library_error() as info:
+        spike_divergence(net, torch.zeros(5, 6), warmup=5, generator=torch.Generator())
+    assert info.match("warmup")
+    with library_error() as info:
+        reservoir_stability(net, 5, 2, warmup=5, generator=torch.Generator(), divergence_generator=torch.Generator())
+    assert info.match("steps")

@@ -164,6 +164,7 @@ def test_tune_dense_rejects_unknown_fields():
     ("sweep_fractions", "0.1,0", r"each item a finite number in \(0, 1\]"), ("centrality_rounds", "0", ">= 1"),
     ("washout", "1500", "less than train_steps and test_steps"),
     ("lyapunov_warmup", "600", r"less than noise_steps \(600\)"),
+    ("spectrum_steps", "100", r"more than lyapunov_warmup \(100\)"),  # was an IndexError, with a traceback
 ])
 def test_bad_config_is_rejected_by_its_declaration(field, value, accepted):
     with pytest.raises(ValueError, match=f"Config.{field} must be (.* )?{accepted}, got "):

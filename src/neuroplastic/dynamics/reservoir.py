@@ -234,6 +234,7 @@ def spike_divergence(net: SpikingReservoir, currents: Tensor, *, warmup: int, ge
     initial state); a lasting mismatch means finite-size instability (what a smooth map's positive exponents
     stand for).
     """
+    check_int("warmup", warmup, minimum=0, maximum=currents.shape[0] - 1)
     v = currents.new_zeros(1, net.neurons)
     s = currents.new_zeros(1, net.neurons)
     weight_t = net.weight.T.contiguous()
@@ -261,6 +262,7 @@ def reservoir_stability(net: SpikingReservoir, steps: int, k: int, *, warmup: in
     Returns ``spectrum`` (a list, largest first), ``largest_qr`` (its first entry), ``largest_perturbation``
     (two trajectories) and ``spike_divergence``.
     """
+    check_int("steps", steps, minimum=warmup + 1)
     drive = noise_currents(net, steps + warmup, generator).double()
     spectrum, largest = reservoir_exponents(net, drive, min(k, net.neurons), warmup=warmup, threshold=threshold,
                                             slope=slope)

@@ -114,6 +114,8 @@ class Config:
             raise config_error(self, "washout", "less than train_steps and test_steps")
         if self.lyapunov_warmup >= self.noise_steps:
             raise config_error(self, "lyapunov_warmup", f"less than noise_steps ({self.noise_steps})")
+        if self.spectrum_steps <= self.lyapunov_warmup:  # the spike divergence perturbs after the warmup
+            raise config_error(self, "spectrum_steps", f"more than lyapunov_warmup ({self.lyapunov_warmup})")
 
 
 def _key(variant: str, fraction: float | None) -> str:
