@@ -444,7 +444,7 @@ EXPERIMENT = Experiment(
     },
     run=run,
     claims=CLAIMS,
-    quick_minutes=3.0,
+    quick_minutes=3.3,
     main_metric="best",
     tags=("evolution", "safe-mutations", "recurrent"),
 )
