@@ -62,6 +62,37 @@ def test_a_recurrent_model_compares_the_outputs_at_every_step():
     assert list(layers) == [ROOT]  # a bare GRU owns all its parameters
 
 
+def test_stacked_splits_the_layers_of_a_stacked_recurrent_module():
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.LSTM(1, 3, num_layers=2, batch_first=True)
+            self.head = nn.Linear(3, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.rnn(x)[0][:, -1])
+
+    model = Net().double()
+    layout = ParameterLayout(model)
+    parent = layout.flatten(model)
+    inputs = torch.randn(4, 3, 1, generator=torch.Generator().manual_seed(1), dtype=F64)
+    step = torch.zeros_like(parent)
+    for slot in layout:
+        if slot.name.endswith("_l1"):
+            step[slot.slice] = 0.2
+    total, layers = output_divergence(layout, model, parent, parent + step, inputs, by="stacked")
+    assert list(layers) == ["rnn.l0", "rnn.l1", "head"]
+    assert float(layers["rnn.l0"]) == 0.0 == float(layers["head"]) and float(layers["rnn.l1"]) == float(total) > 0
+    assert list(output_divergence(layout, model, parent, parent + step, inputs)[1]) == ["rnn", "head"]
+    bare = nn.GRU(2, 3, num_layers=3, batch_first=True).double()
+    bare_layout = ParameterLayout(bare)
+    genome = bare_layout.flatten(bare)
+    x = torch.randn(2, 5, 2, generator=torch.Generator().manual_seed(2), dtype=F64)
+    assert list(output_divergence(bare_layout, bare, genome, genome + 0.1, x, by="stacked")[1]) == ["l0", "l1", "l2"]
+
+
 @pytest.mark.parametrize("target", [1e-5, 1e-3, 0.1])
 def test_the_line_search_hits_the_target_divergence(target):
     model, layout, genome, inputs = _recurrent()

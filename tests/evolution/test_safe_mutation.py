@@ -265,3 +265,42 @@ def test_a_steady_state_ga_with_safe_mutation_passes_each_parent_its_experience(
         for parent, child, parent_id, record in zip(parents, children, parent_ids, records, strict=True):
             expected, _ = output_divergence(layout, model, parent, child, seen[parent_id])
             assert record.divergence == pytest.approx(float(expected), rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["sum", "abs"])
+def test_the_sensitivity_cache_reuses_a_parent_and_changes_no_child(method, library_error):
+    from neuroplastic.evolution import MutationContext
+
+    model, layout, genome, inputs = _case("mlp")
+    parents = genome + 0.1 * torch.randn(3, layout.size, generator=torch.Generator().manual_seed(7), dtype=F64)
+    config = SafeMutationConfig(method=method, std=0.1, buffer_size=6)
+    plain, cached = SafeMutation(model, config), SafeMutation(model, config, cache_size=2)
+
+    def context(ids, buffers):
+        return MutationContext(torch.tensor(ids), torch.zeros(len(ids), dtype=F64), tuple(buffers))
+
+    calls = [([0, 1, 0], parents[[0, 1, 0]], [inputs, inputs, inputs]),  # parent 0 twice: one hit
+             ([0, 2], parents[[0, 2]], [inputs, inputs]),  # 0 again: a hit; 2 evicts 1 (size 2)
+             ([1, 0], parents[[1, 0]], [inputs, inputs[:4]]),  # 1 recomputed; 0 with another buffer: recomputed
+             ([2, 2], torch.stack([parents[2], parents[0]]), [inputs, inputs])]  # same id, other genome: recomputed
+    for seed, (ids, batch, buffers) in enumerate(calls):
+        expected = plain(batch, torch.Generator().manual_seed(seed), context(ids, buffers))
+        got = cached(batch, torch.Generator().manual_seed(seed), context(ids, buffers))
+        assert torch.equal(expected, got)
+    assert cached.cache_hits == 2  # parent 0 in calls 1 and 2; 2 was evicted by call 3 before call 4
+    # a buffer larger than buffer_size is subsampled per call, never cached
+    big = torch.cat([inputs, -inputs])
+    before = cached.cache_hits
+    cached(parents[[0, 0]], torch.Generator().manual_seed(9), context([0, 0], [big, big]))
+    assert cached.cache_hits == before
+    # safe_mutate with a precomputed sensitivity gives the same child
+    s = (sensitivity_sum if method == "sum" else sensitivity_abs)(layout, model, genome, inputs)
+    delta = 0.1 * torch.randn(layout.size, generator=torch.Generator().manual_seed(3), dtype=F64)
+    assert torch.equal(safe_mutate(layout, model, genome, delta, inputs, config)[0],
+                       safe_mutate(layout, model, genome, delta, inputs, config, sensitivity=s)[0])
+    with library_error() as info:
+        safe_mutate(layout, model, genome, delta, inputs, SafeMutationConfig(method="so"), sensitivity=s)
+    assert info.match("sensitivity")
+    with library_error() as info:
+        SafeMutation(model, config, cache_size=-1)
+    assert info.match("cache_size")

@@ -126,7 +126,11 @@ def buffer_outputs(layout: ParameterLayout, model: nn.Module, genome: Tensor, in
 def _groups(layout: ParameterLayout, by: str) -> dict[str, list[slice]]:
     groups: dict[str, list[slice]] = {}
     for slot in layout:
-        key = slot.name if by == "parameter" else (slot.name.rpartition(".")[0] or ROOT)
+        module, _, leaf = slot.name.rpartition(".")
+        key = slot.name if by == "parameter" else (module or ROOT)
+        suffix = leaf.rpartition("_")[2]
+        if by == "stacked" and leaf.rpartition("_")[0] and suffix[:1] == "l" and suffix[1:].isdigit():
+            key = f"{module}.{suffix}" if module else suffix  # "rnn.weight_hh_l1" -> "rnn.l1"
         groups.setdefault(key, []).append(slot.slice)
     return groups
 
@@ -143,12 +147,14 @@ def output_divergence(layout: ParameterLayout, model: nn.Module, parent: Tensor,
     A layer is the module owning the parameters: the parameter name without its last component
     (``"body.3.weight"`` and ``"body.3.bias"`` -> ``"body.3"``); parameters of the model itself (no prefix, e.g.
     every parameter of a bare ``nn.LSTM``) form the layer ``"(root)"``. ``by="parameter"``: one entry per
-    parameter name instead.
+    parameter name instead; ``by="stacked"``: as ``"layer"``, with each layer of a stacked ``nn.LSTM`` /
+    ``nn.GRU`` / ``nn.RNN`` apart (its parameters ending in ``_l{k}``: ``"rnn.weight_hh_l1"`` -> ``"rnn.l1"``,
+    ``"(root)"`` -> ``"l1"``).
 
     Args:
         layout, model, inputs ``[S, ...]``: as :func:`buffer_outputs`.
         parent, child: ``[D]``.
-        by: ``"layer"`` or ``"parameter"``.
+        by: ``"layer"``, ``"stacked"`` or ``"parameter"``.
 
     Returns:
         ``(total, {layer or parameter name: divergence})``, 0-dim tensors in the genomes' dtype (no gradient);
@@ -158,7 +164,7 @@ def output_divergence(layout: ParameterLayout, model: nn.Module, parent: Tensor,
     parent = _check_genome("parent", parent, layout)
     child = _check_genome("child", child, layout).to(parent.dtype)
     inputs = _check_inputs(inputs, parent)
-    by = check_choice("by", by, ("layer", "parameter"))
+    by = check_choice("by", by, ("layer", "stacked", "parameter"))
     with torch.no_grad():
         before = _outputs(layout, model, parent, inputs)
         total = (_outputs(layout, model, child, inputs) - before).square().mean()

@@ -18,6 +18,7 @@ reference's clipping of each weight change to +-10 is not reproduced.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -335,7 +336,7 @@ class MutationRecord:
 
 
 def safe_mutate(layout: ParameterLayout, model: nn.Module, parent: Tensor, delta: Tensor, inputs: Tensor | None,
-                config: SafeMutationConfig) -> tuple[Tensor, MutationRecord]:
+                config: SafeMutationConfig, *, sensitivity: Tensor | None = None) -> tuple[Tensor, MutationRecord]:
     """One parent's child under ``config``, from a given Gaussian draw; pure (no random draw).
 
     ``child = parent + lambda * p`` with ``p`` the :func:`scaled_perturbation` of ``delta`` (rescaled to
@@ -347,6 +348,8 @@ def safe_mutate(layout: ParameterLayout, model: nn.Module, parent: Tensor, delta
         delta: ``[D]``, the Gaussian draw (``std`` already applied).
         inputs: the parent's experience ``[S, ...]``; None only for ``"gaussian"`` with ``record="none"``.
         config: a :class:`SafeMutationConfig`.
+        sensitivity: for ``"sum"`` / ``"abs"`` only, the parent's sensitivity ``[D]`` on ``inputs`` computed
+            before (:class:`SafeMutation` caches it for a parent mutated again); None: computed here.
 
     Returns:
         ``(child [D], MutationRecord)``.
@@ -359,8 +362,13 @@ def safe_mutate(layout: ParameterLayout, model: nn.Module, parent: Tensor, delta
     if inputs is None and (config.method != "gaussian" or config.record != "none"):
         raise ValueError(f"inputs (the parent's experience [S, ...]) are needed by method {config.method!r} with "
                          f"record {config.record!r}; only 'gaussian' with record='none' works without")
-    perturbation = scaled_perturbation(layout, model, parent, inputs, delta, config.method, floor=config.floor,
-                                       chunk_size=config.chunk_size, vectorize=config.vectorize)
+    if sensitivity is not None:
+        if config.method not in ("sum", "abs"):
+            raise ValueError(f"a precomputed sensitivity is for methods 'sum' and 'abs', not {config.method!r}")
+        perturbation = scale_perturbation(delta, _check_genome("sensitivity", sensitivity, layout), config.floor)
+    else:
+        perturbation = scaled_perturbation(layout, model, parent, inputs, delta, config.method, floor=config.floor,
+                                           chunk_size=config.chunk_size, vectorize=config.vectorize)
     if config.equal_norm:
         norm = perturbation.norm()
         if float(norm) > 0:
@@ -401,14 +409,23 @@ class SafeMutation:
     child in :attr:`records` (replaced at each call; :meth:`MutationRecord.as_dict` for a metrics row). The
     operator holds no other state: the generator is the caller's, saved with the caller's state.
 
+    Sensitivity cache (``cache_size > 0``, methods ``"sum"`` and ``"abs"``): a steady-state GA mutates the few
+    winners of its tournaments again and again, so the sensitivity of up to ``cache_size`` parents is kept, keyed
+    by the parent id of the :class:`~neuroplastic.evolution.MutationContext` and reused when the same id comes
+    with the same genome and the same buffer (compared exactly; a crossover child's genome differs from its first
+    parent's and is recomputed). Buffers subsampled to ``buffer_size`` are never cached. The children are the same
+    with or without the cache (the same computation on the same tensors); the cache is not part of any state.
+    :attr:`cache_hits` counts the reuses.
+
     Args:
         model: the template (see :mod:`neuroplastic.evolution.divergence` for what it must return).
         config: a :class:`SafeMutationConfig` (default: SM-G-ABS, std 0.1).
         layout: the genome layout (default: ``ParameterLayout(model)``).
+        cache_size: the most parents whose sensitivity is kept (least recently used dropped first; 0: none).
     """
 
     def __init__(self, model: nn.Module, config: SafeMutationConfig | None = None,
-                 layout: ParameterLayout | None = None) -> None:
+                 layout: ParameterLayout | None = None, *, cache_size: int = 0) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         config = SafeMutationConfig() if config is None else config
@@ -418,14 +435,18 @@ class SafeMutation:
         _check_setup(layout, model)
         self.model, self.config, self.layout = model, config, layout
         self.records: list[MutationRecord] = []
+        self.cache_size = check_int("cache_size", cache_size, minimum=0)
+        self.cache_hits = 0
+        self._cache: OrderedDict[int, tuple[Tensor, Tensor, Tensor]] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"SafeMutation(method={self.config.method!r}, std={self.config.std}, size={self.layout.size})"
 
     def __call__(self, parents: Tensor, generator: torch.Generator,
                  experience: Sequence[Tensor | ExperienceBuffer] | Tensor | MutationContext | None = None) -> Tensor:
+        ids = None
         if isinstance(experience, MutationContext):  # called by a genetic algorithm: what each parent saw
-            experience = experience.experience
+            ids, experience = experience.parent_ids.tolist(), experience.experience
         if not isinstance(parents, Tensor) or parents.dim() != 2 or parents.shape[1] != self.layout.size:
             shape = list(parents.shape) if isinstance(parents, Tensor) else type(parents).__name__
             raise ValueError(f"parents must be a tensor [N, {self.layout.size}], got {shape}")
@@ -439,16 +460,38 @@ class SafeMutation:
         deltas = deltas.to(parents.device) * self.config.std
         children, records = [], []
         for i in range(n):
-            inputs = buffers[i]
+            inputs, sensitivity = buffers[i], None
             if inputs is not None and inputs.shape[0] > self.config.buffer_size:
                 keep = torch.randperm(inputs.shape[0], generator=generator, device=generator.device)
                 inputs = inputs[keep[: self.config.buffer_size].to(inputs.device)]
+            elif ids is not None and inputs is not None and self.cache_size and self.config.method in ("sum", "abs"):
+                sensitivity = self._sensitivity(ids[i], parents[i].detach(), inputs)
             child, record = safe_mutate(self.layout, self.model, parents[i].detach(), deltas[i], inputs,
-                                        self.config)
+                                        self.config, sensitivity=sensitivity)
             children.append(child)
             records.append(record)
         self.records = records
         return torch.stack(children) if children else parents.detach().clone()
+
+    def _sensitivity(self, parent_id: int, genome: Tensor, inputs: Tensor) -> Tensor:
+        """The parent's sensitivity, from the cache when it holds the same id, genome and buffer."""
+        held = self._cache.get(parent_id)
+        if (held is not None and held[0].shape == genome.shape and held[1].shape == inputs.shape
+                and torch.equal(held[0], genome) and torch.equal(held[1], inputs)):
+            self._cache.move_to_end(parent_id)
+            self.cache_hits += 1
+            return held[2]
+        config = self.config
+        if config.method == "sum":
+            s = sensitivity_sum(self.layout, self.model, genome, inputs, chunk_size=config.chunk_size)
+        else:
+            s = sensitivity_abs(self.layout, self.model, genome, inputs, chunk_size=config.chunk_size,
+                                vectorize=config.vectorize)
+        self._cache[parent_id] = (genome.clone(), inputs.detach().clone(), s)
+        self._cache.move_to_end(parent_id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return s
 
     @staticmethod
     def _experiences(experience: Sequence[Tensor | ExperienceBuffer] | Tensor | None,
