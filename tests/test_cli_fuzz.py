@@ -140,6 +140,13 @@ def _accepted(name: str, pairs: list[tuple[str, str]]) -> bool:
     return True
 
 
+def test_every_registered_experiment_has_tiny_overrides():
+    """A new experiment needs an entry in tests/experiments/tiny_overrides.py, so that the fuzz test covers it."""
+    from neuroplastic.experiments import registry
+
+    assert sorted(registry()) == list(NAMES)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_cli_set_fuzz(name, tmp_path_factory):
     outcomes: list[str] = []

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from experiments.tiny_overrides import tiny
 from neuroplastic.evolution import ParameterLayout, ParityProblem
 from neuroplastic.experiments.safe_mutations import (
     CLAIMS,
@@ -19,9 +20,7 @@ from neuroplastic.experiments.safe_mutations import (
 )
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path, validate_config
 
-TINY = {"deep_width": 4, "parents": 1, "perturbations": 2, "hidden_size": 3, "population_size": 5,
-        "batch_size": 2, "max_evaluations": 12, "repeats": 2, "report_every": 3, "checkpoint_every": 2,
-        "gaussian_stds": "0.1", "divergence_methods": "gaussian,sum,abs,r", "maze_steps": 30}
+TINY = tiny("safe-mutations")
 
 
 @pytest.fixture(scope="module")

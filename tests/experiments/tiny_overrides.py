@@ -41,6 +41,11 @@ _TINY: dict[str, dict[str, Any]] = {
         "max_chars": "12000", "embedding_dim": "8", "hidden_size": "12", "batch_size": "4", "seq_len": "16",
         "steps": "6", "eval_every": "3", "eval_batch": "4", "eval_chars": "2000", "sample_chars": "16",
     },
+    "safe-mutations": {
+        "deep_width": 4, "parents": 1, "perturbations": 2, "hidden_size": 3, "population_size": 5, "batch_size": 2,
+        "max_evaluations": 12, "repeats": 2, "report_every": 3, "checkpoint_every": 2, "gaussian_stds": "0.1",
+        "divergence_methods": "gaussian,sum,abs,r", "maze_steps": 30,
+    },
     "snn-lnp": {
         "neurons": 24, "train_steps": 160, "test_steps": 80, "test_series": 2, "washout": 20, "noise_steps": 120,
         "lyapunov_warmup": 20, "spectrum_steps": 60, "spectrum_k": 3, "sweep_fractions": (0.5,),
