@@ -56,6 +56,9 @@ __all__ = [
 METHODS = ("gaussian", "sum", "abs", "so", "r")
 """Plain Gaussian mutation, SM-G-SUM, SM-G-ABS, SM-G-SO and SM-R."""
 
+VECTORIZE = ("auto", "linear", "samples", "outputs")
+"""How :func:`sensitivity_abs` computes per-entry gradients."""
+
 
 # ---------------------------------------------------------------------------------------------------- sensitivities
 
@@ -112,6 +115,80 @@ def _per_entry_jacobians(model: nn.Module, params: dict[str, Tensor], chunk: Ten
     return jacrev(lambda p: _outputs_of(model, p, chunk))(params)
 
 
+def _linear_owners(layout: ParameterLayout, model: nn.Module) -> dict[str, tuple[str, str]] | None:
+    """``{module name: (weight name or "", bias name or "")}`` when every genome parameter is the weight or bias
+    of an ``nn.Linear`` owned by that module alone (not shared, not tied); None otherwise."""
+    owners: dict[str, list[str]] = {}
+    for slot in layout:
+        prefix, _, attr = slot.name.rpartition(".")
+        try:
+            module = model.get_submodule(prefix)
+        except AttributeError:
+            return None
+        if type(module) is not nn.Linear or attr not in ("weight", "bias"):
+            return None
+        owners.setdefault(prefix, ["", ""])[attr == "bias"] = slot.name
+    names = [name for name, _ in model.named_modules(remove_duplicate=False)]
+    uses: dict[int, int] = {}
+    for _, p in model.named_parameters(remove_duplicate=False):
+        uses[id(p)] = uses.get(id(p), 0) + 1
+    own = dict(model.named_parameters())
+    if any(names.count(name) != 1 for name in owners) or any(uses[id(own[slot.name])] != 1 for slot in layout):
+        return None
+    return {name: (pair[0], pair[1]) for name, pair in owners.items()}
+
+
+def _abs_sums_linear(model: nn.Module, params: dict[str, Tensor], chunk: Tensor,
+                     owners: dict[str, tuple[str, str]]) -> dict[str, Tensor] | None:
+    """``{name: [O, *shape]}``: ``sum_t |dy_o(x_t)/dw|`` over the chunk's entries for a model whose parameters all
+    belong to ``nn.Linear`` layers each called once on a ``[C, in]`` batch (None when a call breaks that).
+
+    For such a layer entry ``t``'s gradient is the outer product ``d_t a_t^T`` (``d_t = dy_o(x_t)/dz_t`` at the
+    layer's output ``z_t``, ``a_t`` its input), so ``sum_t |d_t a_t^T| = |D|^T |A|``: one matrix product per layer
+    and output, no per-entry gradient materialised. ``D`` for all outputs comes from one forward pass and one
+    ``vmap`` over outputs of its pullback, taken with respect to zero "probes" added to each layer's output.
+    """
+    modules = [model.get_submodule(name) for name in owners]
+    index = {id(module): i for i, module in enumerate(modules)}
+    rows, broken = chunk.shape[0], [False]
+
+    def run(probes: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        seen: list[Tensor | None] = [None] * len(modules)
+
+        def hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
+            i, x = index[id(module)], (args[0] if args else None)
+            if seen[i] is not None or not isinstance(x, Tensor) or x.dim() != 2 or len(x) != rows:
+                broken[0] = True  # called twice, or not on a [C, in] batch
+                return None
+            seen[i] = x
+            return output + probes[i]
+
+        handles = [module.register_forward_hook(hook) for module in modules]
+        try:
+            out = _outputs_of(model, params, chunk)
+        finally:
+            for handle in handles:
+                handle.remove()
+        broken[0] = broken[0] or any(x is None for x in seen)
+        return out, [probe if x is None else x for probe, x in zip(probes, seen, strict=True)]
+
+    probes = [chunk.new_zeros(rows, module.out_features) for module in modules]
+    out, pullback, seen = vjp(run, probes, has_aux=True)
+    if broken[0]:
+        return None
+    width = out.shape[1]
+    cotangents = torch.eye(width, dtype=out.dtype, device=out.device).unsqueeze(1).expand(width, rows, width)
+    (deltas,) = vmap(pullback)(cotangents)  # per layer [O, C, out]
+    result: dict[str, Tensor] = {}
+    for (weight, bias), delta, a in zip(owners.values(), deltas, seen, strict=True):
+        delta = delta.abs()
+        if weight:  # [O, out, in], as one matrix product [O * out, C] @ [C, in]
+            result[weight] = (delta.transpose(1, 2).reshape(-1, rows) @ a.abs()).reshape(width, -1, a.shape[1])
+        if bias:
+            result[bias] = delta.sum(1)
+    return result
+
+
 def sensitivity_abs(layout: ParameterLayout, model: nn.Module, genome: Tensor, inputs: Tensor, *,
                     chunk_size: int | None = None, vectorize: str = "auto") -> Tensor:
     """SM-G-ABS sensitivity of every weight: the norm over outputs of the mean absolute per-entry gradient.
@@ -120,15 +197,24 @@ def sensitivity_abs(layout: ParameterLayout, model: nn.Module, genome: Tensor, i
     the reference's recurrent-domain code (its ``sm_simple.py`` divides by the number of entries twice); unlike
     :func:`sensitivity_sum`, gradients of opposite signs do not cancel.
 
-    Per-entry Jacobians with ``torch.func``, no Python loop over entries or outputs, summed over chunks of
-    ``chunk_size`` entries (memory ``chunk_size * O * D``):
+    Per-entry gradients with ``torch.func``, no Python loop over entries or outputs, summed over chunks of
+    ``chunk_size`` entries:
 
-    - ``vectorize="samples"``: ``vmap`` over the entries of ``jacrev`` of one entry's outputs (``S * O`` backward
-      passes of one entry, vectorised). Needs batching rules for every operation of the model.
+    - ``vectorize="linear"``: for models whose every trainable parameter is the weight or bias of an
+      ``nn.Linear`` (not shared) called once per forward pass on a ``[C, in]`` batch, such as an MLP: an entry's
+      gradient of a layer's weight is the outer product ``d_t a_t^T`` of the output's gradient at the layer's
+      output and the layer's input, so ``sum_t |d_t a_t^T| = |D|^T |A|`` (one matrix product per layer and
+      output; one forward pass and ``O`` vectorised backward passes of the chunk, memory ``O * D``). The
+      parameters must not be used outside the layers' calls. A model that breaks a condition raises
+      ``ValueError``.
+    - ``"samples"``: ``vmap`` over the entries of ``jacrev`` of one entry's outputs (``S * O`` backward
+      passes of one entry, vectorised; memory ``chunk_size * O * D``). Needs batching rules for every operation
+      of the model.
     - ``"outputs"``: ``jacrev`` of the chunk's outputs ``[C, O]`` (exact since entries do not interact; ``C * O``
       backward passes of the whole chunk, so a small ``chunk_size`` is cheaper). Works where ``vmap`` cannot
       batch the model, such as ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``.
-    - ``"auto"``: ``"samples"``, or ``"outputs"`` when ``vmap`` raises a ``RuntimeError`` on the model.
+    - ``"auto"``: ``"linear"`` where it applies, else ``"samples"``, or ``"outputs"`` when ``vmap`` raises a
+      ``RuntimeError`` on the model.
 
     Returns:
         ``s [D]``, non-negative, in the genome's dtype.
@@ -136,11 +222,43 @@ def sensitivity_abs(layout: ParameterLayout, model: nn.Module, genome: Tensor, i
     _check_setup(layout, model)
     genome = _check_genome("genome", genome, layout)
     inputs = _check_inputs(inputs, genome)
-    vectorize = check_choice("vectorize", vectorize, ("auto", "samples", "outputs"))
+    vectorize = check_choice("vectorize", vectorize, VECTORIZE)
     params = layout.unflatten(genome)
+    total = None
+    owners = _linear_owners(layout, model) if vectorize in ("auto", "linear") else None
+    if vectorize == "linear" and owners is None:
+        raise ValueError("vectorize='linear' needs every trainable parameter to be the weight or bias of an "
+                         "nn.Linear of its own; use 'auto', 'samples' or 'outputs' for this model")
+    if owners is not None:
+        total = _abs_totals_linear(model, params, inputs, chunk_size, owners)
+        if total is None and vectorize == "linear":
+            raise ValueError("vectorize='linear' needs each nn.Linear called once per forward pass on an "
+                             "[S, in] batch; use 'auto', 'samples' or 'outputs' for this model")
+    if total is None:
+        total = _abs_totals_jacobians(model, params, inputs, chunk_size, vectorize)
+    return (_flat(layout, total, 1) / inputs.shape[0]).square().sum(0).sqrt()
+
+
+def _abs_totals_linear(model: nn.Module, params: dict[str, Tensor], inputs: Tensor, chunk_size: int | None,
+                       owners: dict[str, tuple[str, str]]) -> dict[str, Tensor] | None:
+    """``{name: [O, *shape]}``: ``sum_t |dy_o(x_t)/dw|`` by :func:`_abs_sums_linear` chunk by chunk (None: the
+    model's calls break its conditions)."""
     total: dict[str, Tensor] = {}
     for chunk in _chunks(inputs, chunk_size):
-        if vectorize == "auto":
+        sums = _abs_sums_linear(model, params, chunk, owners)
+        if sums is None:
+            return None
+        total = {name: total.get(name, 0) + value for name, value in sums.items()}
+    return total
+
+
+def _abs_totals_jacobians(model: nn.Module, params: dict[str, Tensor], inputs: Tensor, chunk_size: int | None,
+                          vectorize: str) -> dict[str, Tensor]:
+    """``{name: [O, *shape]}``: ``sum_t |dy_o(x_t)/dw|`` from per-entry Jacobians ("samples" / "outputs";
+    "auto" and "linear" try "samples" first)."""
+    total: dict[str, Tensor] = {}
+    for chunk in _chunks(inputs, chunk_size):
+        if vectorize in ("auto", "linear"):
             try:
                 jac = _per_entry_jacobians(model, params, chunk, "samples")
                 vectorize = "samples"
@@ -150,7 +268,7 @@ def sensitivity_abs(layout: ParameterLayout, model: nn.Module, genome: Tensor, i
         else:
             jac = _per_entry_jacobians(model, params, chunk, vectorize)
         total = {name: total.get(name, 0) + value.abs().sum(0) for name, value in jac.items()}
-    return (_flat(layout, total, 1) / inputs.shape[0]).square().sum(0).sqrt()
+    return total
 
 
 def sensitivity_so(layout: ParameterLayout, model: nn.Module, genome: Tensor, inputs: Tensor, direction: Tensor,
@@ -296,7 +414,7 @@ class SafeMutationConfig:
         if self.equal_norm and self.target is not None:
             raise ValueError("equal_norm and target both set the perturbation's size: choose one")
         check_optional_int("chunk_size", self.chunk_size, minimum=1)
-        check_choice("vectorize", self.vectorize, ("auto", "samples", "outputs"))
+        check_choice("vectorize", self.vectorize, VECTORIZE)
         object.__setattr__(self, "step_range", check_step_range(self.step_range))
         check_number("rtol", self.rtol, minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True)
         check_int("max_evaluations", self.max_evaluations, minimum=1)
