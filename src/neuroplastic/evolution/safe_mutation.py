@@ -91,7 +91,14 @@ def sensitivity_sum(layout: ParameterLayout, model: nn.Module, genome: Tensor, i
     for chunk in _chunks(inputs, chunk_size):
         jac = jacrev(lambda p, c=chunk: _outputs_of(model, p, c).sum(0))(params)  # name -> [O, *shape]
         total = {name: total.get(name, 0) + value for name, value in jac.items()}
-    return _flat(layout, total, 1).square().sum(0).sqrt()
+    return _norm_over_outputs(layout, total, 1)
+
+
+def _norm_over_outputs(layout: ParameterLayout, tree: dict[str, Tensor], divisor: int) -> Tensor:
+    """``[D]``: ``sqrt(sum_o (g_o / divisor)^2)`` from ``{name: [O, *shape]}``, reduced parameter by parameter
+    (no ``[O, D]`` concatenation: at large ``O * D`` that copy costs as much as a backward pass)."""
+    return torch.cat([(tree[slot.name] if divisor == 1 else tree[slot.name] / divisor).square().sum(0).reshape(-1)
+                      for slot in layout]).sqrt()
 
 
 def _flat(layout: ParameterLayout, tree: dict[str, Tensor], lead: int) -> Tensor:
@@ -236,7 +243,7 @@ def sensitivity_abs(layout: ParameterLayout, model: nn.Module, genome: Tensor, i
                              "[S, in] batch; use 'auto', 'samples' or 'outputs' for this model")
     if total is None:
         total = _abs_totals_jacobians(model, params, inputs, chunk_size, vectorize)
-    return (_flat(layout, total, 1) / inputs.shape[0]).square().sum(0).sqrt()
+    return _norm_over_outputs(layout, total, inputs.shape[0])
 
 
 def _abs_totals_linear(model: nn.Module, params: dict[str, Tensor], inputs: Tensor, chunk_size: int | None,
