@@ -326,3 +326,16 @@ def test_linear_abs_path_refuses_layers_whose_entry_gradients_are_not_rank_one_a
     with library_error() as info:
         sensitivity_abs(lstm_layout, lstm, lstm_genome, lstm_inputs, vectorize="linear")
     assert info.match("nn.Linear of its own")
+
+
+def test_linear_abs_path_refuses_a_layer_registered_twice(library_error):
+    layer = nn.Linear(3, 3)
+    model = nn.Sequential(layer, nn.Tanh(), layer).double()
+    layout = ParameterLayout(model)
+    genome = layout.flatten(model)
+    inputs = torch.randn(4, 3, generator=torch.Generator().manual_seed(7), dtype=F64)
+    expected = _slow_jacobians(model, layout, genome, inputs).abs().mean(0).square().sum(0).sqrt()
+    assert torch.allclose(sensitivity_abs(layout, model, genome, inputs), expected, atol=1e-12)
+    with library_error() as info:
+        sensitivity_abs(layout, model, genome, inputs, vectorize="linear")
+    assert info.match("nn.Linear of its own")

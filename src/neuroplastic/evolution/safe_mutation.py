@@ -90,8 +90,13 @@ def sensitivity_sum(layout: ParameterLayout, model: nn.Module, genome: Tensor, i
     total: dict[str, Tensor] = {}
     for chunk in _chunks(inputs, chunk_size):
         jac = jacrev(lambda p, c=chunk: _outputs_of(model, p, c).sum(0))(params)  # name -> [O, *shape]
-        total = {name: total.get(name, 0) + value for name, value in jac.items()}
+        total = _accumulate(total, jac)
     return _norm_over_outputs(layout, total, 1)
+
+
+def _accumulate(total: dict[str, Tensor], new: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``total + new`` name by name; the first chunk's tensors are kept as they are (no copy)."""
+    return {name: value if name not in total else total[name] + value for name, value in new.items()}
 
 
 def _norm_over_outputs(layout: ParameterLayout, tree: dict[str, Tensor], divisor: int) -> Tensor:
@@ -135,12 +140,9 @@ def _linear_owners(layout: ParameterLayout, model: nn.Module) -> dict[str, tuple
         if type(module) is not nn.Linear or attr not in ("weight", "bias"):
             return None
         owners.setdefault(prefix, ["", ""])[attr == "bias"] = slot.name
-    names = [name for name, _ in model.named_modules(remove_duplicate=False)]
-    uses: dict[int, int] = {}
-    for _, p in model.named_parameters(remove_duplicate=False):
-        uses[id(p)] = uses.get(id(p), 0) + 1
-    own = dict(model.named_parameters())
-    if any(names.count(name) != 1 for name in owners) or any(uses[id(own[slot.name])] != 1 for slot in layout):
+    # a tied parameter, or one of a module registered twice, is listed more than once here
+    uses = [id(p) for _, p in model.named_parameters(remove_duplicate=False)]
+    if any(uses.count(id(p)) != 1 for _, p in model.named_parameters()):
         return None
     return {name: (pair[0], pair[1]) for name, pair in owners.items()}
 
@@ -255,7 +257,7 @@ def _abs_totals_linear(model: nn.Module, params: dict[str, Tensor], inputs: Tens
         sums = _abs_sums_linear(model, params, chunk, owners)
         if sums is None:
             return None
-        total = {name: total.get(name, 0) + value for name, value in sums.items()}
+        total = _accumulate(total, sums)
     return total
 
 
@@ -274,7 +276,7 @@ def _abs_totals_jacobians(model: nn.Module, params: dict[str, Tensor], inputs: T
                 vectorize = "outputs"
         else:
             jac = _per_entry_jacobians(model, params, chunk, vectorize)
-        total = {name: total.get(name, 0) + value.abs().sum(0) for name, value in jac.items()}
+        total = _accumulate(total, {name: value.abs().sum(0) for name, value in jac.items()})
     return total
 
 
@@ -314,7 +316,7 @@ def sensitivity_so(layout: ParameterLayout, model: nn.Module, genome: Tensor, in
 
         _, jv = jvp(f, (params,), (tangent,))
         _, pullback = vjp(f, params)
-        hv = {name: hv.get(name, 0) + value for name, value in pullback(jv)[0].items()}
+        hv = _accumulate(hv, pullback(jv)[0])
     return (_flat(layout, hv, 0) * (2.0 / inputs.shape[0])).abs().sqrt()
 
 
