@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark environments with the peer SNN libraries (never dependencies of neuroplastic itself):
+# Benchmark environments with the peer libraries (never dependencies of neuroplastic itself):
 #   .bench-venv        torch 2.13.0 (pinned, installed first so pip does not fetch a multi-GB CUDA build),
 #                      neuroplastic (editable, with its rl and ray extras: gymnasium, ray), snnTorch,
 #                      SpikingJelly and EvoTorch (GymNE and its Ray actors, for benchmarks/evolution.py)
