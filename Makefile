@@ -40,8 +40,13 @@ bench: $(STAMP)
 	$(PY) benchmarks/compaction.py
 	if [ -x .bench-venv/bin/python ]; then .bench-venv/bin/python benchmarks/snn_layer.py; \
 	else $(PY) benchmarks/snn_layer.py; echo "peers not installed: run make bench-env first"; fi
+	if [ -x .bench-venv/bin/python ]; then .bench-venv/bin/python benchmarks/evolution.py; \
+	else $(PY) benchmarks/evolution.py; echo "EvoTorch not installed: run make bench-env first"; fi
+	$(PY) benchmarks/safe_mutation_cost.py --outputs 4,16 --width 64
+	$(PY) benchmarks/safe_mutation_cost.py --outputs 4,16 --width 256 --repeats 10
 
-# peer SNN libraries (snnTorch, SpikingJelly; Norse in its own venv) for benchmarks/snn_layer.py only
+# peer libraries, never dependencies: snnTorch, SpikingJelly (Norse in its own venv) for benchmarks/snn_layer.py,
+# EvoTorch (with gymnasium and ray) for benchmarks/evolution.py
 bench-env:
 	bash benchmarks/bench_env.sh
 

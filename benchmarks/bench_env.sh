@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Benchmark environments with the peer SNN libraries (never dependencies of neuroplastic itself):
+# Benchmark environments with the peer libraries (never dependencies of neuroplastic itself):
 #   .bench-venv        torch 2.13.0 (pinned, installed first so pip does not fetch a multi-GB CUDA build),
-#                      neuroplastic (editable), snnTorch and SpikingJelly
+#                      neuroplastic (editable, with its rl and ray extras: gymnasium, ray), snnTorch,
+#                      SpikingJelly and EvoTorch (GymNE and its Ray actors, for benchmarks/evolution.py)
 #   .bench-venv-norse  Norse (with its nir/nirtorch dependencies, kept apart from SpikingJelly's) and
 #                      neuroplastic (editable), on the same pinned torch 2.13.0 (norse accepts torch>=2.0)
 # Every install repeats the torch pin: snnTorch, SpikingJelly and Norse depend on torchvision/torchaudio,
 # which would otherwise pull the newest CUDA torch (~5 GB) over the CPU one.
 # Usage: bash benchmarks/bench_env.sh   (from the repository root; PYTHON=python3.11 to choose the interpreter)
 # Then:  .bench-venv/bin/python benchmarks/snn_layer.py
+#        .bench-venv/bin/python benchmarks/evolution.py
 #        .bench-venv-norse/bin/python benchmarks/snn_layer.py --only norse,neuroplastic
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +24,10 @@ make_venv() {
 TORCH="torch==2.13.0"
 make_venv .bench-venv
 .bench-venv/bin/python -m pip install -q "$TORCH"
-.bench-venv/bin/python -m pip install -q -e . "$TORCH"
+.bench-venv/bin/python -m pip install -q -e '.[rl,ray]' "$TORCH"
 .bench-venv/bin/python -m pip install -q snntorch "$TORCH"
+# EvoTorch: GymNE needs gymnasium (CartPole) and ray (its actors); both come with the extras above
+.bench-venv/bin/python -m pip install -q evotorch gymnasium ray "$TORCH"
 # SpikingJelly 2.x requires torchvision, torchaudio, tensorboard and more for parts the benchmark does not
 # use; its neurons and layers need only these:
 .bench-venv/bin/python -m pip install -q --no-deps spikingjelly
@@ -38,7 +42,7 @@ for venv in .bench-venv .bench-venv-norse; do
     "$venv/bin/python" - <<'EOF'
 import importlib, sys
 found = []
-for name in ("torch", "neuroplastic", "snntorch", "spikingjelly", "norse"):
+for name in ("torch", "neuroplastic", "snntorch", "spikingjelly", "evotorch", "gymnasium", "ray", "norse"):
     try:
         module = importlib.import_module(name)
         found.append(f"{name} {getattr(module, '__version__', '?')}")

@@ -304,3 +304,77 @@ def test_the_sensitivity_cache_reuses_a_parent_and_changes_no_child(method, libr
     with library_error() as info:
         SafeMutation(model, config, cache_size=-1)
     assert info.match("cache_size")
+
+
+class _TwiceLinear(nn.Module):
+    """A layer applied twice (its per-entry gradient is a sum of two outer products, not rank one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.head = nn.Linear(3, 3), nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.inner(torch.tanh(self.inner(x)))))
+
+
+class _Sequences(nn.Module):
+    """Linear layers on sequences [S, T, F] (per-entry gradients summed over steps, not rank one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body, self.head = nn.Linear(2, 4), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.body(x)))
+
+
+def test_linear_abs_path_equals_per_entry_jacobians_on_a_deep_mlp_with_a_frozen_bias():
+    torch.manual_seed(3)
+    layers: list[nn.Module] = [nn.Linear(4, 6), nn.ReLU()]
+    for _ in range(4):
+        layers += [nn.Linear(6, 6), nn.Tanh()]
+    model = nn.Sequential(*layers, nn.Linear(6, 3)).double()
+    model[2].bias.requires_grad_(False)
+    layout = ParameterLayout(model)
+    genome = layout.flatten(model)
+    inputs = torch.randn(7, 4, generator=torch.Generator().manual_seed(4), dtype=F64)
+    jac = _slow_jacobians(model, layout, genome, inputs)
+    expected = jac.abs().mean(0).square().sum(0).sqrt()
+    for chunk_size in (None, 2):
+        fast = sensitivity_abs(layout, model, genome, inputs, chunk_size=chunk_size, vectorize="linear")
+        samples = sensitivity_abs(layout, model, genome, inputs, chunk_size=chunk_size, vectorize="samples")
+        assert torch.allclose(fast, expected, atol=1e-12) and torch.allclose(fast, samples, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["twice", "sequences"])
+def test_linear_abs_path_refuses_layers_whose_entry_gradients_are_not_rank_one_and_auto_falls_back(kind,
+                                                                                                   library_error):
+    torch.manual_seed(5)
+    model = (_TwiceLinear() if kind == "twice" else _Sequences()).double()
+    gen = torch.Generator().manual_seed(6)
+    inputs = torch.randn(4, 3, generator=gen, dtype=F64) if kind == "twice" else torch.randn(4, 3, 2, generator=gen,
+                                                                                              dtype=F64)
+    layout = ParameterLayout(model)
+    genome = layout.flatten(model)
+    expected = _slow_jacobians(model, layout, genome, inputs).abs().mean(0).square().sum(0).sqrt()
+    assert torch.allclose(sensitivity_abs(layout, model, genome, inputs), expected, atol=1e-12)
+    with library_error() as info:
+        sensitivity_abs(layout, model, genome, inputs, vectorize="linear")
+    assert info.match("called once")
+    lstm, lstm_layout, lstm_genome, lstm_inputs = _case("lstm")
+    with library_error() as info:
+        sensitivity_abs(lstm_layout, lstm, lstm_genome, lstm_inputs, vectorize="linear")
+    assert info.match("nn.Linear of its own")
+
+
+def test_linear_abs_path_refuses_a_layer_registered_twice(library_error):
+    layer = nn.Linear(3, 3)
+    model = nn.Sequential(layer, nn.Tanh(), layer).double()
+    layout = ParameterLayout(model)
+    genome = layout.flatten(model)
+    inputs = torch.randn(4, 3, generator=torch.Generator().manual_seed(7), dtype=F64)
+    expected = _slow_jacobians(model, layout, genome, inputs).abs().mean(0).square().sum(0).sqrt()
+    assert torch.allclose(sensitivity_abs(layout, model, genome, inputs), expected, atol=1e-12)
+    with library_error() as info:
+        sensitivity_abs(layout, model, genome, inputs, vectorize="linear")
+    assert info.match("nn.Linear of its own")

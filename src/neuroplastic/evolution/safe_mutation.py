@@ -24,15 +24,11 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from torch.func import jacrev, jvp, vjp, vmap
 
 from .._checks import check_bool, check_choice, check_int, check_number, check_optional_int
 from .divergence import (
     _check_genome,
-    _check_inputs,
     _check_setup,
-    _chunks,
-    _outputs_of,
     check_step_range,
     divergence_line_search,
     output_divergence,
@@ -40,6 +36,7 @@ from .divergence import (
 from .experience import ExperienceBuffer
 from .genome import ParameterLayout
 from .protocols import MutationContext
+from .sensitivity import VECTORIZE, sensitivity_abs, sensitivity_so, sensitivity_sum
 
 __all__ = [
     "METHODS",
@@ -56,143 +53,6 @@ __all__ = [
 
 METHODS = ("gaussian", "sum", "abs", "so", "r")
 """Plain Gaussian mutation, SM-G-SUM, SM-G-ABS, SM-G-SO and SM-R."""
-
-
-# ---------------------------------------------------------------------------------------------------- sensitivities
-
-
-def sensitivity_sum(layout: ParameterLayout, model: nn.Module, genome: Tensor, inputs: Tensor, *,
-                    chunk_size: int | None = None) -> Tensor:
-    """SM-G-SUM sensitivity of every weight: the norm over outputs of the gradient summed over the buffer.
-
-    Lehman et al. 2018, SM-G-SUM: ``s_w = sqrt(sum_o (sum_t dy_o(x_t)/dw)^2)``, as the paper and the reference
-    define it: the gradients are summed over the buffer *before* squaring, so gradients of opposite signs on two
-    entries cancel and a weight that matters a lot may get a small ``s`` (then a large step); use
-    :func:`sensitivity_abs` for the average magnitude. The sum is not divided by ``S`` (as the reference), so
-    ``s`` grows with the buffer size.
-
-    Computed as the Jacobian ``[O, D]`` of ``sum_t y(x_t)`` (``torch.func.jacrev``: ``O`` vectorised backward
-    passes through the buffer), summed over chunks of ``chunk_size`` entries (None: the buffer at once).
-
-    Args:
-        layout, model, genome ``[D]``, inputs ``[S, ...]``: as :func:`buffer_outputs`.
-        chunk_size: entries per vectorised call (memory ``O * D`` plus one batch of activations per output).
-
-    Returns:
-        ``s [D]``, non-negative, in the genome's dtype.
-    """
-    _check_setup(layout, model)
-    genome = _check_genome("genome", genome, layout)
-    inputs = _check_inputs(inputs, genome)
-    params = layout.unflatten(genome)
-    total: dict[str, Tensor] = {}
-    for chunk in _chunks(inputs, chunk_size):
-        jac = jacrev(lambda p, c=chunk: _outputs_of(model, p, c).sum(0))(params)  # name -> [O, *shape]
-        total = {name: total.get(name, 0) + value for name, value in jac.items()}
-    return _flat(layout, total, 1).square().sum(0).sqrt()
-
-
-def _flat(layout: ParameterLayout, tree: dict[str, Tensor], lead: int) -> Tensor:
-    """``[*lead dims, D]`` from per-parameter tensors ``{name: [*lead dims, *shape]}`` in genome order.
-
-    The derivatives are taken with respect to the parameters (``layout.unflatten``), not the flat genome: the
-    backward of slicing a flat vector would fill a zero tensor ``[..., D]`` per parameter and output.
-    """
-    return torch.cat([tree[slot.name].reshape(*tree[slot.name].shape[:lead], -1) for slot in layout], dim=-1)
-
-
-def _per_entry_jacobians(model: nn.Module, params: dict[str, Tensor], chunk: Tensor,
-                         vectorize: str) -> dict[str, Tensor]:
-    """``{name: [C, O, *shape]}``: the Jacobian of each entry's output vector with respect to the parameters."""
-    if vectorize == "samples":
-        def one(p: dict[str, Tensor], x: Tensor) -> Tensor:
-            return _outputs_of(model, p, x.unsqueeze(0))[0]
-
-        return vmap(jacrev(one), in_dims=(None, 0))(params, chunk)
-    # entries do not interact, so the Jacobian of the batch's outputs [C, O] holds each entry's own
-    return jacrev(lambda p: _outputs_of(model, p, chunk))(params)
-
-
-def sensitivity_abs(layout: ParameterLayout, model: nn.Module, genome: Tensor, inputs: Tensor, *,
-                    chunk_size: int | None = None, vectorize: str = "auto") -> Tensor:
-    """SM-G-ABS sensitivity of every weight: the norm over outputs of the mean absolute per-entry gradient.
-
-    Lehman et al. 2018, SM-G-ABS: ``s_w = sqrt(sum_o (mean_t |dy_o(x_t)/dw|)^2)``. The mean over entries is
-    the reference's recurrent-domain code (its ``sm_simple.py`` divides by the number of entries twice); unlike
-    :func:`sensitivity_sum`, gradients of opposite signs do not cancel.
-
-    Per-entry Jacobians with ``torch.func``, no Python loop over entries or outputs, summed over chunks of
-    ``chunk_size`` entries (memory ``chunk_size * O * D``):
-
-    - ``vectorize="samples"``: ``vmap`` over the entries of ``jacrev`` of one entry's outputs (``S * O`` backward
-      passes of one entry, vectorised). Needs batching rules for every operation of the model.
-    - ``"outputs"``: ``jacrev`` of the chunk's outputs ``[C, O]`` (exact since entries do not interact; ``C * O``
-      backward passes of the whole chunk, so a small ``chunk_size`` is cheaper). Works where ``vmap`` cannot
-      batch the model, such as ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``.
-    - ``"auto"``: ``"samples"``, or ``"outputs"`` when ``vmap`` raises a ``RuntimeError`` on the model.
-
-    Returns:
-        ``s [D]``, non-negative, in the genome's dtype.
-    """
-    _check_setup(layout, model)
-    genome = _check_genome("genome", genome, layout)
-    inputs = _check_inputs(inputs, genome)
-    vectorize = check_choice("vectorize", vectorize, ("auto", "samples", "outputs"))
-    params = layout.unflatten(genome)
-    total: dict[str, Tensor] = {}
-    for chunk in _chunks(inputs, chunk_size):
-        if vectorize == "auto":
-            try:
-                jac = _per_entry_jacobians(model, params, chunk, "samples")
-                vectorize = "samples"
-            except RuntimeError:
-                jac = _per_entry_jacobians(model, params, chunk, "outputs")
-                vectorize = "outputs"
-        else:
-            jac = _per_entry_jacobians(model, params, chunk, vectorize)
-        total = {name: total.get(name, 0) + value.abs().sum(0) for name, value in jac.items()}
-    return (_flat(layout, total, 1) / inputs.shape[0]).square().sum(0).sqrt()
-
-
-def sensitivity_so(layout: ParameterLayout, model: nn.Module, genome: Tensor, inputs: Tensor, direction: Tensor,
-                   *, chunk_size: int | None = None) -> Tensor:
-    """SM-G-SO sensitivity of every weight along a perturbation direction, from a Hessian-vector product.
-
-    Lehman et al. 2018, SM-G-SO, as the reference computes it: with the divergence from the parent's outputs
-    ``L(w') = mean_t sum_o (y_o(x_t; w') - y_o(x_t; w))^2`` (summed over outputs, averaged over entries) and the
-    unit direction ``v = direction / |direction|``, ``s = sqrt(|H v|)`` with ``H`` the Hessian of ``L`` at the
-    parent ``w' = w``. The residuals are zero there, so ``H`` is exactly the Gauss-Newton matrix
-    ``(2 / S) sum_t J_t^T J_t`` (``J_t [O, D]`` the Jacobian of entry ``t``'s outputs): this computes
-    ``H v = (2 / S) J^T (J v)`` with one forward-mode product (``torch.func.jvp``) and one backward pass
-    (``torch.func.vjp``) per chunk, the same value as the reference's double backward at a fraction of the cost.
-
-    Args:
-        layout, model, genome ``[D]``, inputs ``[S, ...]``: as :func:`buffer_outputs`.
-        direction: ``[D]``, the perturbation the sensitivity will scale (only its direction matters; not zero).
-        chunk_size: entries per vectorised call (None: the buffer at once).
-
-    Returns:
-        ``s [D]``, non-negative, in the genome's dtype.
-    """
-    _check_setup(layout, model)
-    genome = _check_genome("genome", genome, layout)
-    inputs = _check_inputs(inputs, genome)
-    direction = _check_genome("direction", direction, layout).to(genome.dtype)
-    norm = direction.norm()
-    if not bool(torch.isfinite(norm)) or float(norm) == 0.0:
-        raise ValueError(f"direction must be finite and not zero, got a norm of {float(norm)}")
-    params = layout.unflatten(genome)
-    tangent = layout.unflatten(direction / norm)
-    hv: dict[str, Tensor] = {}
-    for chunk in _chunks(inputs, chunk_size):
-        def f(p: dict[str, Tensor], c: Tensor = chunk) -> Tensor:
-            return _outputs_of(model, p, c)
-
-        _, jv = jvp(f, (params,), (tangent,))
-        _, pullback = vjp(f, params)
-        hv = {name: hv.get(name, 0) + value for name, value in pullback(jv)[0].items()}
-    return (_flat(layout, hv, 0) * (2.0 / inputs.shape[0])).abs().sqrt()
-
 
 def scale_perturbation(delta: Tensor, sensitivity: Tensor, floor: float = 0.01) -> Tensor:
     """A perturbation divided by the weights' sensitivities: ``delta / s'`` with ``s' = max(s, floor)`` where
@@ -297,7 +157,7 @@ class SafeMutationConfig:
         if self.equal_norm and self.target is not None:
             raise ValueError("equal_norm and target both set the perturbation's size: choose one")
         check_optional_int("chunk_size", self.chunk_size, minimum=1)
-        check_choice("vectorize", self.vectorize, ("auto", "samples", "outputs"))
+        check_choice("vectorize", self.vectorize, VECTORIZE)
         object.__setattr__(self, "step_range", check_step_range(self.step_range))
         check_number("rtol", self.rtol, minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True)
         check_int("max_evaluations", self.max_evaluations, minimum=1)
