@@ -35,6 +35,7 @@ from .population import LineageRecord, Population
 from .problems import LOSSES, ParityProblem, ProblemEvaluation, SequenceClassifier, SupervisedProblem, check_population
 from .protocols import Best, Evaluation, Evaluator, GaussianMutation, Mutation, MutationContext, Pending
 from .ray_evaluator import RayEvaluator
+from .recurrent_problem import CueRewardProblem, RecurrentPolicy, population_call
 from .safe_mutation import (
     METHODS,
     MutationRecord,
@@ -54,6 +55,7 @@ __all__ = [
     "METHODS",
     "ROOT",
     "Best",
+    "CueRewardProblem",
     "Evaluation",
     "Evaluator",
     "ExperienceBuffer",
@@ -75,6 +77,7 @@ __all__ = [
     "Problem",
     "ProblemEvaluation",
     "ProcessPoolEvaluator",
+    "RecurrentPolicy",
     "RayEvaluator",
     "Rollout",
     "SafeMutation",
@@ -97,6 +100,7 @@ __all__ = [
     "maze_controller",
     "merge_evaluations",
     "one_point_crossover",
+    "population_call",
     "output_divergence",
     "reservoir_update",
     "safe_mutate",
