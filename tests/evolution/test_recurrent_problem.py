@@ -46,7 +46,7 @@ def test_population_call_equals_each_genome_called_alone_with_its_own_state():
     logits, new_state = population_call(layout, policy, genomes, obs, state)
     assert logits.shape == (3, 4, 2) and new_state.plastic.threshold is None
     for i in range(3):
-        mine = tree_map(lambda t: None if t is None else t[i], state)
+        mine = tree_map(lambda t, i=i: None if t is None else t[i], state)
         ref_logits, ref_state = layout.call(policy, genomes[i], obs[i], mine)
         torch.testing.assert_close(logits[i], ref_logits)
         torch.testing.assert_close(new_state.plastic.trace[i], ref_state.plastic.trace)

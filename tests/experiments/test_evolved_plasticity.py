@@ -78,11 +78,23 @@ def test_claim_arithmetic():
 
 @pytest.mark.parametrize("overrides, field", [
     ({"num_cues": 2}, "num_cues"), ({"num_cues": 5, "cue_size": 2}, "num_cues"),
-    ({"trial_steps": 4}, "trial_steps"), ({"elite": 64}, "elite"), ({"tournament_size": 65}, "tournament_size"),
-    ({"finalists": 65}, "finalists"), ({"mutation_std": 0.0}, "mutation_std"), ({"display": "mixed"}, "display"),
+    ({"trial_steps": 4, "display": "sequential"}, "trial_steps"), ({"elite": 128}, "elite"),
+    ({"tournament_size": 129}, "tournament_size"), ({"finalists": 129}, "finalists"),
+    ({"input_projection": False, "hidden_size": 16}, "hidden_size"),
+    ({"trial_steps": 3}, "trial_steps"), ({"mutation_std": 0.0}, "mutation_std"), ({"display": "mixed"}, "display"),
     ({"population": 1}, "population"), ({"test_episodes": 1}, "test_episodes"),
 ])
 def test_bad_configs_are_refused(overrides, field):
     config = Config(**overrides)
     with pytest.raises(ValueError, match=field):
         validate_config(config)
+
+
+def test_without_an_input_projection_the_hidden_size_is_the_observation_size():
+    config = Config(input_projection=False, hidden_size=14)  # 2 cues of 4 bits side by side + 6
+    validate_config(config)
+    policy = make_policy("plasticity_only", 14, config)
+    assert policy.cell.input_to_hidden is None
+    assert {s.name for s in ParameterLayout(policy)} == {
+        "cell.synapses.alpha", "cell.synapses.modulator.neuromodulator.weight",
+        "cell.synapses.modulator.neuromodulator.bias", "policy.weight", "policy.bias"}

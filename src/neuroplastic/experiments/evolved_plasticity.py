@@ -49,7 +49,6 @@ from neuroplastic.models import RNNCell
 from neuroplastic.plasticity import PlasticRNNCell
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.config import config_error, param
-from neuroplastic.tasks import CueRewardTask
 
 __all__ = ["Config", "EXPERIMENT", "VARIANTS", "make_policy", "make_problem", "run"]
 
@@ -76,20 +75,21 @@ class Config:
     ``test_episodes``. ``plasticity_only``: also evolve the variant with fixed random W.
     """
 
-    num_cues: int = param(4, minimum=3)
-    cue_size: int = param(20, minimum=1)
-    trial_steps: int = param(5, minimum=4)
+    num_cues: int = param(3, minimum=3)
+    cue_size: int = param(4, minimum=1)
+    trial_steps: int = param(4, minimum=4)
     num_trials: int = param(10, minimum=2)
-    display: str = param("sequential", choices=("sequential", "concatenated"))
+    display: str = param("concatenated", choices=("sequential", "concatenated"))
     hidden_size: int = param(16, minimum=1)
+    input_projection: bool = True
     clip: float = param(1.0, minimum=0, exclusive_minimum=True)
     alpha_init: float = param(0.1, minimum=0)
-    population: int = param(64, minimum=2)
-    generations: int = param(100, minimum=1)
+    population: int = param(128, minimum=2)
+    generations: int = param(200, minimum=1)
     elite: int = param(1, minimum=0)
     tournament_size: int = param(5, minimum=1)
     mutation_std: float = param(0.05, minimum=0, exclusive_minimum=True)
-    episodes: int = param(8, minimum=1)
+    episodes: int = param(32, minimum=1)
     finalists: int = param(5, minimum=1)
     validation_episodes: int = param(128, minimum=1)
     test_episodes: int = param(512, minimum=2)
@@ -99,12 +99,20 @@ class Config:
     def check(self) -> None:
         if self.cue_size < 63 and self.num_cues > 2 ** self.cue_size:
             raise config_error(self, "num_cues", f"at most 2 ** cue_size = {2 ** self.cue_size} (distinct cues)")
+        if not self.input_projection and self.hidden_size != obs_size(self):
+            raise config_error(self, "hidden_size", f"the observation size {obs_size(self)} without an input "
+                               "projection (the observation enters the recurrent layer as it is)")
         if self.display == "sequential" and self.trial_steps < 5:
             raise config_error(self, "trial_steps", "at least 5 with display 'sequential'")
         for name in ("elite", "tournament_size", "finalists"):
             limit = self.population - 1 if name == "elite" else self.population
             if getattr(self, name) > limit:
                 raise config_error(self, name, f"at most {limit} (population {self.population})")
+
+
+def obs_size(config: Config) -> int:
+    """The cue-reward observation size: the cue input (one cue, or two side by side) plus 6."""
+    return (1 if config.display == "sequential" else 2) * config.cue_size + 6
 
 
 def variants(config: Config) -> tuple[str, ...]:
@@ -115,14 +123,16 @@ def variants(config: Config) -> tuple[str, ...]:
 def make_policy(variant: str, obs_dim: int, config: Config) -> RecurrentPolicy:
     """The template network of ``variant`` (its parameters drawn from the global generator)."""
     if variant == "nonplastic":
-        return RecurrentPolicy(RNNCell(obs_dim, config.hidden_size))
+        return RecurrentPolicy(RNNCell(obs_dim, config.hidden_size, input_projection=config.input_projection))
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     cell = PlasticRNNCell(obs_dim, config.hidden_size, rule="clip", modulation="simple", modulator_channels=1,
-                          fanout=False, alpha="connection", clip=config.clip, alpha_init=config.alpha_init)
+                          fanout=False, alpha="connection", clip=config.clip, alpha_init=config.alpha_init,
+                          input_projection=config.input_projection)
     policy = RecurrentPolicy(cell)
     if variant == "plasticity_only":  # fixed random W_in, b and W: not in the genome
-        for parameter in (cell.weight, *cell.input_to_hidden.parameters()):
+        fixed = [cell.weight] + ([] if cell.input_to_hidden is None else list(cell.input_to_hidden.parameters()))
+        for parameter in fixed:
             parameter.requires_grad_(False)
     return policy
 
@@ -238,9 +248,7 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     first-trial and late-trial rewards, the within-episode gain, the final best and mean fitness, the genome size
     and evaluations, and for the plastic variants the selected genome's mean |alpha|.
     """
-    obs_dim = CueRewardTask(1, num_cues=config.num_cues, cue_size=config.cue_size, trial_steps=config.trial_steps,
-                            num_trials=config.num_trials, display=config.display,
-                            generator=torch.Generator()).obs_dim
+    obs_dim = obs_size(config)
     metrics: dict[str, Any] = {"max_reward": float(config.num_trials)}
     results: dict[str, dict[str, Any]] = {}
     gas: dict[str, GeneticAlgorithm] = {}
@@ -307,9 +315,9 @@ EXPERIMENT = Experiment(
     config_class=Config,
     budgets={
         "quick": Config(),
-        "full": Config(cue_size=20, num_trials=20, trial_steps=6, hidden_size=32, population=256, generations=1000,
-                       episodes=16, finalists=10, validation_episodes=256, test_episodes=1000, plasticity_only=True,
-                       checkpoint_every=20),
+        "full": Config(num_cues=4, cue_size=20, display="sequential", num_trials=20, trial_steps=6, hidden_size=32,
+                       population=256, generations=2000, episodes=32, finalists=10, validation_episodes=256,
+                       test_episodes=1000, plasticity_only=True, checkpoint_every=20),
     },
     run=run,
     claims=CLAIMS,
