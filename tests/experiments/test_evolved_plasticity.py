@@ -35,6 +35,7 @@ def test_tiny_run_writes_files_and_metrics(tmp_path):
         assert -2 <= metrics[f"{variant}_reward"] <= 2  # 2 trials of +-1
         assert metrics[f"{variant}_evaluations"] == 4 + 2 * 3  # founders, then P - elite per generation
         assert metrics[f"{variant}_lineage_length"] >= 1
+    assert -2 <= metrics["modulated_reward_alpha_zero"] <= 2 and "nonplastic_reward_alpha_zero" not in metrics
     sizes = {v: metrics[f"{v}_genome_size"] for v in VARIANTS}
     assert sizes["plasticity_only"] < sizes["nonplastic"] < sizes["modulated"]
     assert len(summary["claims"]) == 2

@@ -64,15 +64,23 @@ _TEST_SEED = 20_000_003
 
 @dataclass
 class Config:
-    """Task, network and GA settings (quick: a 4-cue task with shorter cues, a small population).
+    """Task, network and GA settings.
 
-    Task (:class:`~neuroplastic.tasks.CueRewardTask`): ``num_cues`` cues of ``cue_size`` bits, ``num_trials``
-    trials of ``trial_steps`` steps. Network: ``hidden_size`` neurons, plastic traces clipped at ``clip``, alpha
-    drawn ``alpha_init * N(0, 1)`` per connection. GA: ``population`` genomes, ``generations`` generations after
-    the founders, ``elite`` kept unchanged, parents by tournaments of ``tournament_size``, Gaussian mutation of
-    ``mutation_std`` (founders: the template plus the same noise). Fitness: ``episodes`` episodes per evaluation.
-    Selection of the result: ``finalists`` members re-evaluated on ``validation_episodes``; the best tested on
-    ``test_episodes``. ``plasticity_only``: also evolve the variant with fixed random W.
+    Task (:class:`~neuroplastic.tasks.CueRewardTask`): ``num_cues`` cues of ``cue_size`` bits shown as ``display``,
+    ``num_trials`` trials of ``trial_steps`` steps. Network: ``hidden_size`` neurons, plastic traces clipped at
+    ``clip``, alpha drawn ``alpha_init * N(0, 1)`` per connection; ``input_projection=False`` feeds the observation
+    to the recurrent layer as it is (then ``hidden_size`` must be the observation size). GA: ``population``
+    genomes, ``generations`` generations after the founders, ``elite`` kept unchanged (with their fitness),
+    parents by tournaments of ``tournament_size``, Gaussian mutation of ``mutation_std`` (founders: the template
+    plus the same noise). Fitness: ``episodes`` episodes per evaluation. The result of a variant: ``finalists``
+    members re-evaluated on ``validation_episodes`` common episodes, the best tested on ``test_episodes`` fresh
+    ones (the same for every variant). ``plasticity_only``: also evolve the variant with fixed random W.
+
+    ``quick`` simplifies the paper's task: 3 cues instead of 4 (the rewarded cue is in a trial's pair with
+    probability 2/3, so answering 1 on every trial earns 1/3 per trial without learning: a stepping stone that
+    a GA finds), cues of 4 bits shown side by side on one step (4-step trials), 10 trials. ``full`` is the paper's
+    task (4 cues of 20 bits shown one after the other, 20 trials of 6 steps) with 32 neurons, a population of 256
+    and 2000 generations (not run; expected several hours of CPU, from the per-generation cost of quick).
     """
 
     num_cues: int = param(3, minimum=3)
@@ -268,7 +276,13 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
         metrics[f"{variant}_lineage_length"] = len(ga.population.lineage(result["id"]))
         params = problem.layout.unflatten(result["genome"])
         if "cell.synapses.alpha" in params:
-            metrics[f"{variant}_alpha_abs_mean"] = float(params["cell.synapses.alpha"].abs().mean())
+            alpha = params["cell.synapses.alpha"]
+            metrics[f"{variant}_alpha_abs_mean"] = float(alpha.abs().mean())
+            # The same genome with its plasticity switched off (alpha = 0), on the same test episodes.
+            frozen = result["genome"].clone()
+            frozen[next(s for s in problem.layout if s.name == "cell.synapses.alpha").slice] = 0
+            trials = problem.trial_rewards(frozen[None], torch.tensor([_TEST_SEED]), config.test_episodes)
+            metrics[f"{variant}_reward_alpha_zero"] = float(trials.sum(-1).mean())
     run_dir.state["per_trial"] = {v: r["per_trial"] for v, r in results.items()}
     _plot_fitness(run_dir, config, names)
     _plot_lineage(run_dir, results, gas)
