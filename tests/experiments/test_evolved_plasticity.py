@@ -92,9 +92,9 @@ def test_bad_configs_are_refused(overrides, field):
 
 
 def test_without_an_input_projection_the_hidden_size_is_the_observation_size():
-    config = Config(input_projection=False, hidden_size=14)  # 2 cues of 4 bits side by side + 6
+    config = Config(input_projection=False, hidden_size=26)  # a cue of 20 bits + 6
     validate_config(config)
-    policy = make_policy("plasticity_only", 14, config)
+    policy = make_policy("plasticity_only", 26, config)
     assert policy.cell.input_to_hidden is None
     assert {s.name for s in ParameterLayout(policy)} == {
         "cell.synapses.alpha", "cell.synapses.modulator.neuromodulator.weight",

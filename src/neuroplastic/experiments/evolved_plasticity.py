@@ -76,18 +76,18 @@ class Config:
     members re-evaluated on ``validation_episodes`` common episodes, the best tested on ``test_episodes`` fresh
     ones (the same for every variant). ``plasticity_only``: also evolve the variant with fixed random W.
 
-    ``quick`` simplifies the paper's task: 3 cues instead of 4 (the rewarded cue is in a trial's pair with
-    probability 2/3, so answering 1 on every trial earns 1/3 per trial without learning: a stepping stone that
-    a GA finds), cues of 4 bits shown side by side on one step (4-step trials), 10 trials. ``full`` is the paper's
-    task (4 cues of 20 bits shown one after the other, 20 trials of 6 steps) with 32 neurons, a population of 256
-    and 2000 generations (not run; expected several hours of CPU, from the per-generation cost of quick).
+    ``quick`` is the task of the ``cue-reward`` experiment's quick budget (the paper's 4 cues of 20 bits shown one
+    after the other; 10 trials of 5 steps), where A2C trains the same plastic network of 32 neurons to learn
+    within the episode; here 16 neurons, a population of 128, 200 generations, 32 episodes per evaluation.
+    ``full``: the paper's episode length (20 trials of 6 steps), 32 neurons, a population of 256 and 2000
+    generations, and the plasticity-only variant (not run; expected several hours of CPU).
     """
 
-    num_cues: int = param(3, minimum=3)
-    cue_size: int = param(4, minimum=1)
-    trial_steps: int = param(4, minimum=4)
+    num_cues: int = param(4, minimum=3)
+    cue_size: int = param(20, minimum=1)
+    trial_steps: int = param(5, minimum=4)
     num_trials: int = param(10, minimum=2)
-    display: str = param("concatenated", choices=("sequential", "concatenated"))
+    display: str = param("sequential", choices=("sequential", "concatenated"))
     hidden_size: int = param(16, minimum=1)
     input_projection: bool = True
     clip: float = param(1.0, minimum=0, exclusive_minimum=True)
