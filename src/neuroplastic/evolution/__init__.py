@@ -10,7 +10,9 @@ population: :class:`LocalEvaluator`; :class:`GymProblem` steps all genomes' epis
 environment), in a process pool (:class:`ProcessPoolEvaluator`) or on Ray actors (:class:`RayEvaluator`,
 ``neuroplastic[ray]``). Problems: supervised fitness (:class:`SupervisedProblem`, the recurrent parity task
 :class:`ParityProblem`, with recurrent layers unrolled for ``vmap``) and the breadcrumb hard maze
-(:class:`HardMazeProblem`). Lamarckian evolution and self-replication are to come. The package sits on top of
+(:class:`HardMazeProblem`), and recurrent (plastic) policies on the cue-reward task, the population stepped
+together by ``vmap`` (:class:`CueRewardProblem`, :class:`RecurrentPolicy`, :func:`population_call`).
+Lamarckian evolution and self-replication are to come. The package sits on top of
 ``neuroplastic.structure`` and below the experiments (see the package layers in ``docs/architecture.md``).
 """
 
