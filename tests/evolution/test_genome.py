@@ -89,3 +89,11 @@ def test_bad_input_is_a_clear_error(library_error):
     with library_error() as info:
         layout.flatten(nn.Linear(3, 4))
     assert info.type is ValueError and info.match("does not match the layout")
+
+
+def test_a_zero_dimensional_parameter_unflattens_from_a_single_genome():
+    model = torch.nn.Module()
+    model.scale = torch.nn.Parameter(torch.tensor(2.0))
+    layout = ParameterLayout(model)
+    assert layout.unflatten(torch.tensor([3.0]))["scale"].shape == ()
+    assert layout.unflatten(torch.tensor([[3.0], [4.0]]))["scale"].shape == (2,)

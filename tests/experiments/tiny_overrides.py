@@ -24,6 +24,11 @@ _TINY: dict[str, dict[str, Any]] = {
         "steps_per_phase": 10, "redo_every": 5, "drm_every": 10, "adapt_steps": 4, "eval_every": 5,
         "probe_size": 64,
     },
+    "evolved-plasticity": {
+        "cue_size": 4, "num_trials": 2, "hidden_size": 4, "population": 4, "generations": 2, "episodes": 2,
+        "tournament_size": 2, "finalists": 2, "validation_episodes": 2, "test_episodes": 4, "plasticity_only": True,
+        "checkpoint_every": 1,
+    },
     "gradient-rewiring": {"hidden": "16", "alphas": "0.3,3.0", "epochs": 2, "batch_size": 500, "lr": 0.01},
     "grid-maze": {
         "updates": 3, "maze_size": 5, "episode_length": 12, "hidden_size": 8, "batch_size": 4, "eval_episodes": 6,

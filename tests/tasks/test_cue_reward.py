@@ -164,3 +164,30 @@ def test_episode_end_and_misuse():
 def test_bad_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
         make(**kwargs)
+
+
+def test_reset_with_generators_draws_each_block_as_a_task_of_its_own():
+    settings = dict(num_cues=4, cue_size=6, trial_steps=5, num_trials=3)
+    big = CueRewardTask(6, generator=torch.Generator().manual_seed(99), **settings)
+    obs = big.reset([torch.Generator().manual_seed(s) for s in (4, 5, 6)])
+    actions = torch.tensor([1, 0, 1, 1, 0, 0])
+    steps = [big.step(actions) for _ in range(big.episode_length)]
+    for block, seed in enumerate((4, 5, 6)):
+        small = CueRewardTask(2, generator=torch.Generator().manual_seed(seed), **settings)
+        rows = slice(2 * block, 2 * block + 2)
+        assert torch.equal(small.reset(), obs[rows])
+        assert torch.equal(small.cues, big.cues[rows]) and torch.equal(small.rewarded_cue, big.rewarded_cue[rows])
+        for big_step in steps:
+            small_obs, small_reward, small_done = small.step(actions[rows])
+            assert torch.equal(small_obs, big_step[0][rows]) and torch.equal(small_reward, big_step[1][rows])
+            assert small_done == big_step[2]
+
+
+def test_reset_with_generators_refuses_a_count_that_does_not_divide_the_batch(library_error):
+    task = CueRewardTask(6, num_cues=4, cue_size=6, generator=torch.Generator())
+    with library_error() as info:
+        task.reset([torch.Generator()] * 4)
+    assert info.match("dividing batch_size=6")
+    with library_error() as info:
+        task.reset(torch.Generator())
+    assert info.match("sequence of torch.Generator")

@@ -10,7 +10,9 @@ population: :class:`LocalEvaluator`; :class:`GymProblem` steps all genomes' epis
 environment), in a process pool (:class:`ProcessPoolEvaluator`) or on Ray actors (:class:`RayEvaluator`,
 ``neuroplastic[ray]``). Problems: supervised fitness (:class:`SupervisedProblem`, the recurrent parity task
 :class:`ParityProblem`, with recurrent layers unrolled for ``vmap``) and the breadcrumb hard maze
-(:class:`HardMazeProblem`). Lamarckian evolution and self-replication are to come. The package sits on top of
+(:class:`HardMazeProblem`), and recurrent (plastic) policies on the cue-reward task, the population stepped
+together by ``vmap`` (:class:`CueRewardProblem`, :class:`RecurrentPolicy`, :func:`population_call`).
+Lamarckian evolution and self-replication are to come. The package sits on top of
 ``neuroplastic.structure`` and below the experiments (see the package layers in ``docs/architecture.md``).
 """
 
@@ -35,6 +37,7 @@ from .population import LineageRecord, Population
 from .problems import LOSSES, ParityProblem, ProblemEvaluation, SequenceClassifier, SupervisedProblem, check_population
 from .protocols import Best, Evaluation, Evaluator, GaussianMutation, Mutation, MutationContext, Pending
 from .ray_evaluator import RayEvaluator
+from .recurrent_problem import CueRewardProblem, RecurrentPolicy, population_call
 from .safe_mutation import (
     METHODS,
     MutationRecord,
@@ -54,6 +57,7 @@ __all__ = [
     "METHODS",
     "ROOT",
     "Best",
+    "CueRewardProblem",
     "Evaluation",
     "Evaluator",
     "ExperienceBuffer",
@@ -75,6 +79,7 @@ __all__ = [
     "Problem",
     "ProblemEvaluation",
     "ProcessPoolEvaluator",
+    "RecurrentPolicy",
     "RayEvaluator",
     "Rollout",
     "SafeMutation",
@@ -97,6 +102,7 @@ __all__ = [
     "maze_controller",
     "merge_evaluations",
     "one_point_crossover",
+    "population_call",
     "output_divergence",
     "reservoir_update",
     "safe_mutate",

@@ -100,7 +100,7 @@ class ParameterLayout:
         """Views of ``genomes [..., D]`` as the model's parameters: ``{name: [..., *shape]}``."""
         genomes = self._check_genomes(genomes, "genomes")
         lead = genomes.shape[:-1]
-        return {s.name: genomes[..., s.slice].reshape(*lead, *s.shape) for s in self.slots}
+        return {s.name: genomes[..., s.slice].reshape((*lead, *s.shape)) for s in self.slots}
 
     def load(self, model: nn.Module, genome: Tensor) -> nn.Module:
         """Copy ``genome [D]`` into ``model``'s parameters in place (no gradient); returns ``model``."""

@@ -26,6 +26,8 @@ with 4 cues), so episodes are a whole number of trials; there is no unused input
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from neuroplastic._checks import check_choice, check_int, check_number
@@ -161,13 +163,46 @@ class CueRewardTask:
         self._t: int | None = None
 
     # ------------------------------------------------------------------ episode state
-    def reset(self) -> torch.Tensor:
+    def reset(self, generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
         """Start ``B`` new episodes (new cues, rewarded cue and trial schedule); return the first observation.
+
+        Args:
+            generators: None (draw every episode from the task's generator), or ``G`` CPU generators, ``G``
+                dividing ``B``: the episodes come in ``G`` blocks of ``B / G``, block ``j`` drawn from
+                ``generators[j]`` exactly as a task of batch ``B / G`` with that generator draws them (one task
+                steps the episodes of many independently seeded evaluations, e.g. one block per genome).
 
         Returns:
             ``[B, obs_dim]`` float observation at step 0.
         """
-        b, k, g = self.batch_size, self.num_cues, self.generator
+        if generators is None:
+            cues, rewarded, pairs, stimulus = self._draw(self.batch_size, self.generator)
+        else:
+            if isinstance(generators, torch.Generator) or not isinstance(generators, Sequence):
+                raise TypeError(f"generators must be None or a sequence of torch.Generator, got "
+                                f"{type(generators).__name__}")
+            count = len(generators)
+            if count == 0 or self.batch_size % count:
+                raise ValueError(f"generators must hold a number of generators dividing batch_size="
+                                 f"{self.batch_size}, got {count}")
+            blocks = [self._draw(self.batch_size // count, check_generator(g)) for g in generators]
+            cues, rewarded, pairs, stimulus = (torch.cat(parts) for parts in zip(*blocks, strict=True))
+        dev = self.device
+        self.cues = cues.to(dev)
+        self.rewarded_cue = rewarded.to(dev)
+        self.pairs = pairs.to(dev)
+        self._stimulus = stimulus.reshape(cues.shape[0], self.episode_length, -1).to(dev)
+        self._rewarded_in_pair = (pairs == rewarded[:, None, None]).any(dim=-1).to(dev)  # [B, num_trials]
+        b = self.batch_size
+        self._t = 0
+        self._prev_reward = torch.zeros(b, device=dev)
+        self._prev_action = torch.zeros(b, self.num_actions, device=dev)
+        return self._observation()
+
+    def _draw(self, b: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``b`` episodes from ``g``: cues ``[b, K, S]``, rewarded cue ``[b]``, pairs ``[b, trials, 2]``, stimulus
+        ``[b, trials, trial_steps, W]`` (on the CPU)."""
+        k = self.num_cues
         cues = draw_distinct_cues(b, k, self.cue_size, g)
         rewarded = torch.randint(0, k, (b,), generator=g)
         # Ordered pair of two different cues, uniform over the k * (k - 1) ordered pairs.
@@ -187,16 +222,7 @@ class CueRewardTask:
         else:
             stimulus[:, :, 1 : 1 + cue_steps] = pair_bits.reshape(b, self.num_trials, 1, 2 * self.cue_size)
 
-        dev = self.device
-        self.cues = cues.to(dev)
-        self.rewarded_cue = rewarded.to(dev)
-        self.pairs = pairs.to(dev)
-        self._stimulus = stimulus.reshape(b, self.episode_length, -1).to(dev)
-        self._rewarded_in_pair = (pairs == rewarded[:, None, None]).any(dim=-1).to(dev)  # [B, num_trials]
-        self._t = 0
-        self._prev_reward = torch.zeros(b, device=dev)
-        self._prev_action = torch.zeros(b, self.num_actions, device=dev)
-        return self._observation()
+        return cues, rewarded, pairs, stimulus
 
     @property
     def t(self) -> int:
