@@ -84,3 +84,16 @@ def test_readable_names():
     assert readable("train_loss") == "train loss"
     assert readable("__x__y") == "x y"
     assert readable("") == ""
+
+
+def test_reward_per_trial_figure_draws_one_curve_per_variant_and_the_chance_line():
+    from neuroplastic.runs.plots import reward_per_trial_figure
+
+    results = {"a": {"per_trial": [0.1, 0.5, 0.9], "per_trial_sem": [0.1, 0.1, 0.1]},
+               "b": {"per_trial": [0.0, -0.2, 0.1], "per_trial_sem": [0.05, 0.05, 0.05]}}
+    fig = reward_per_trial_figure(results, colors={"a": "C0", "b": "C1"}, labels={"a": "plastic", "b": "fixed"},
+                                  title="t")
+    ax = fig.axes[0]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["chance", "plastic", "fixed"]
+    assert list(ax.get_xticks()) == [1, 2, 3] and ax.get_title() == "t"
+    assert list(ax.containers[0].lines[0].get_ydata()) == [0.1, 0.5, 0.9]

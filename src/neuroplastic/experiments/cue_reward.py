@@ -36,7 +36,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -45,7 +44,7 @@ from neuroplastic.evaluation import count_parameters
 from neuroplastic.models import ActorCritic, RNNCell
 from neuroplastic.plasticity import PlasticRNNCell
 from neuroplastic.runs import Claim, Experiment, RunDirectory, param
-from neuroplastic.runs.plots import metric_series, smooth_curve
+from neuroplastic.runs.plots import metric_series, reward_per_trial_figure, smooth_curve
 from neuroplastic.tasks import CueRewardTask, a2c_loss
 
 __all__ = [
@@ -249,21 +248,9 @@ def _plot_learning_curves(run_dir: RunDirectory, config: Config) -> None:
 
 
 def _plot_per_trial(run_dir: RunDirectory, config: Config, results: dict[str, dict[str, Any]]) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4))
-    ax = fig.subplots()
-    trials = np.arange(1, config.num_trials + 1)
-    for variant, result in results.items():
-        ax.errorbar(trials, result["per_trial"], yerr=result["per_trial_sem"], color=COLORS[variant],
-                    marker="o", ms=3, capsize=2, label=LABELS[variant])
-    ax.axhline(0, color="gray", ls=":", lw=1, label="chance")
-    ax.set_xlabel("trial within the episode")
-    ax.set_ylabel("mean reward (+1 correct, -1 wrong)")
-    ax.set_title(f"After training: reward per trial, {config.eval_episodes} fresh episodes (±1 s.e.)")
-    ax.set_xticks(trials)
-    ax.legend(fontsize=8)
-    run_dir.save_figure(fig, "reward_per_trial")
+    title = f"After training: reward per trial, {config.eval_episodes} fresh episodes (±1 s.e.)"
+    run_dir.save_figure(reward_per_trial_figure(results, colors=COLORS, labels=LABELS, title=title),
+                        "reward_per_trial")
 
 
 def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:

@@ -35,7 +35,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from neuroplastic.evolution import (
@@ -49,6 +48,7 @@ from neuroplastic.models import RNNCell
 from neuroplastic.plasticity import PlasticRNNCell
 from neuroplastic.runs import Claim, Experiment, RunDirectory
 from neuroplastic.runs.config import config_error, param
+from neuroplastic.runs.plots import reward_per_trial_figure
 
 __all__ = ["Config", "EXPERIMENT", "VARIANTS", "make_policy", "make_problem", "run"]
 
@@ -232,21 +232,9 @@ def _plot_lineage(run_dir: RunDirectory, results: dict[str, dict[str, Any]], gas
 
 
 def _plot_per_trial(run_dir: RunDirectory, config: Config, results: dict[str, dict[str, Any]]) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4))
-    ax = fig.subplots()
-    trials = np.arange(1, config.num_trials + 1)
-    for variant, result in results.items():
-        ax.errorbar(trials, result["per_trial"], yerr=result["per_trial_sem"], color=COLORS[variant], marker="o",
-                    ms=3, capsize=2, label=LABELS[variant])
-    ax.axhline(0, color="gray", ls=":", lw=1, label="chance")
-    ax.set_xlabel("trial within the episode")
-    ax.set_ylabel("mean reward (+1 correct, -1 wrong)")
-    ax.set_title(f"Selected genomes: reward per trial on {config.test_episodes} fresh episodes (±1 s.e.)")
-    ax.set_xticks(trials)
-    ax.legend(fontsize=8)
-    run_dir.save_figure(fig, "reward_per_trial")
+    title = f"Selected genomes: reward per trial on {config.test_episodes} fresh episodes (±1 s.e.)"
+    run_dir.save_figure(reward_per_trial_figure(results, colors=COLORS, labels=LABELS, title=title),
+                        "reward_per_trial")
 
 
 def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:

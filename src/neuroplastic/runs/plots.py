@@ -165,3 +165,27 @@ def metrics_figure(
                    loc="upper center", ncol=min(6, len(phases)), frameon=False, fontsize=9,
                    bbox_to_anchor=(0.5, 1 - title_space / height))
     return fig
+
+
+def reward_per_trial_figure(results: Mapping[str, Mapping[str, Any]], *, colors: Mapping[str, str],
+                            labels: Mapping[str, str], title: str) -> Any:
+    """A figure of the mean reward per trial within an episode, one curve (±1 s.e.) per variant.
+
+    ``results[variant]`` holds ``per_trial`` and ``per_trial_sem`` (one value per trial); rewards are +1 for a
+    correct and -1 for a wrong response, so the chance line is at 0.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    trials = np.arange(1, 1 + max(len(result["per_trial"]) for result in results.values()))
+    for variant, result in results.items():
+        ax.errorbar(trials[: len(result["per_trial"])], result["per_trial"], yerr=result["per_trial_sem"],
+                    color=colors[variant], marker="o", ms=3, capsize=2, label=labels[variant])
+    ax.axhline(0, color="gray", ls=":", lw=1, label="chance")
+    ax.set_xlabel("trial within the episode")
+    ax.set_ylabel("mean reward (+1 correct, -1 wrong)")
+    ax.set_title(title)
+    ax.set_xticks(trials)
+    ax.legend(fontsize=8)
+    return fig
