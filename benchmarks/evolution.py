@@ -88,7 +88,10 @@ def ours_cartpole(generations: int, population: int, seed: int) -> tuple[dict, t
 
 
 def ours_same_genomes(genomes: torch.Tensor, repeats: int) -> dict:
-    """The same genomes evaluated ``repeats`` times (one episode each): evaluation only, no GA operators."""
+    """The same genomes evaluated ``repeats`` times (one episode each): evaluation only, no GA operators.
+
+    At least 40 times: one evaluation takes a few tens of milliseconds here, too short to time alone."""
+    repeats = max(repeats, 40)
     torch.set_num_threads(1)
     problem = Counting(GymProblem("CartPole-v1", policy(), episodes=1))
     evaluate = LocalEvaluator(problem)
