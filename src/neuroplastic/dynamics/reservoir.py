@@ -43,7 +43,7 @@ from neuroplastic._checks import (
 from neuroplastic.dynamics.lyapunov import perturbation_lyapunov_exponent
 from neuroplastic.dynamics.readout import fit_validated_readout, predict, validation_scores
 from neuroplastic.dynamics.smooth_lif import network_lyapunov_spectrum, smooth_lif_step
-from neuroplastic.neurons import decay_from_tau, get_surrogate, lif_step
+from neuroplastic.neurons import decay_from_tau, get_surrogate
 from neuroplastic.neurons.lif import _lif_step
 from neuroplastic.tasks.lorenz import nrmse
 
@@ -234,18 +234,23 @@ def spike_divergence(net: SpikingReservoir, currents: Tensor, *, warmup: int, ge
     initial state); a lasting mismatch means finite-size instability (what a smooth map's positive exponents
     stand for).
     """
+    check_reservoir(net)
+    check_tensor("currents", currents, ("T", net.neurons), like=net.weight, like_name="net.weight")
     check_int("warmup", warmup, minimum=0, maximum=currents.shape[0] - 1)
+    check_number("threshold", threshold, minimum=0, exclusive_minimum=True)
+    surrogate = get_surrogate("fast_sigmoid")
     v = currents.new_zeros(1, net.neurons)
     s = currents.new_zeros(1, net.neurons)
     weight_t = net.weight.T.contiguous()
     for t in range(warmup):
-        s, v = lif_step(v, currents[t] + s @ weight_t, net.decay, threshold, reset="soft")
+        s, v = _lif_step(v, currents[t] + s @ weight_t, net.decay, threshold, "soft", 0.0, False, False, surrogate)
     v2 = v + perturbation * torch.randn(copies, net.neurons, generator=generator).to(v)
     s2 = s.expand(copies, -1).clone()
     mismatch = []
     for t in range(warmup, currents.shape[0]):
-        s, v = lif_step(v, currents[t] + s @ weight_t, net.decay, threshold, reset="soft")
-        s2, v2 = lif_step(v2, currents[t] + s2 @ weight_t, net.decay, threshold, reset="soft")
+        s, v = _lif_step(v, currents[t] + s @ weight_t, net.decay, threshold, "soft", 0.0, False, False, surrogate)
+        s2, v2 = _lif_step(v2, currents[t] + s2 @ weight_t, net.decay, threshold, "soft", 0.0, False, False,
+                           surrogate)  # (lif_step, its arguments checked above, once rather than every step)
         mismatch.append(float((s2 != s).float().mean()))
     tail = mismatch[len(mismatch) // 2:]
     return sum(tail) / max(1, len(tail))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from neuroplastic._checks import check_fraction, check_int, check_number
-from neuroplastic.neurons.lif import decay_from_tau, lif_step
+from neuroplastic._checks import check_fraction, check_int, check_nonempty_sequence, check_number, check_tensor
+from neuroplastic.neurons.lif import _lif_step, decay_from_tau
 from neuroplastic.neurons.surrogates import FastSigmoid
 from neuroplastic.plasticity.spiking import spike_trace
 
@@ -46,13 +46,15 @@ class PlainRecurrentLIF(nn.Module):
 
     def forward(self, inputs: Tensor, state: None = None) -> tuple[Tensor, None]:
         """``inputs [B, T, I]`` -> ``(spikes [B, T, O], None)``; membrane and spikes start at zero."""
+        check_tensor("inputs", inputs, ("B", "T", self.in_features), like=self.weight)
+        check_nonempty_sequence("inputs", inputs)
         drive = inputs @ self.weight + self.bias
         decay = decay_from_tau(self.tau_mem)
         membrane = spikes = drive.new_zeros(drive.shape[0], self.out_features)
         outputs = []
         for t in range(drive.shape[1]):
-            spikes, membrane = lif_step(membrane, drive[:, t] + spikes @ self.recurrent_weight, decay, 1.0,
-                                        reset="soft", surrogate=self.surrogate)
+            spikes, membrane = _lif_step(membrane, drive[:, t] + spikes @ self.recurrent_weight, decay, 1.0, "soft",
+                                         0.0, False, False, self.surrogate)  # lif_step; inputs checked above
             outputs.append(spikes)
         return torch.stack(outputs, dim=1), None
 
