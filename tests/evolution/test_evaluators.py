@@ -156,7 +156,7 @@ def test_merge_evaluations_concatenates_each_kind_of_experience():
 @pytest.mark.parametrize(("fitness", "match"), [
     (torch.tensor([1.0, float("nan"), 2.0]), "fixed-returns.*1 NaN"),
     (torch.tensor([1.0, float("inf"), 2.0]), "fixed-returns.*1 infinite"),
-    (torch.zeros(2), r"fixed-returns.*shape \[2\]; expected \[3\]"),
+    (torch.zeros(2), r"fixed-returns.*must have shape \[3\].*got shape \[2\]"),
     (torch.zeros(3, 1), r"fixed-returns.*shape \[3, 1\]"),
 ])
 def test_bad_fitness_is_refused_naming_the_problem(library_error, fitness, match):
@@ -224,8 +224,8 @@ def test_process_pool_gives_the_local_fitness_and_experience():
     with ProcessPoolEvaluator(Regression(), workers=2, start_method="fork") as pool:
         genomes = _genomes(7, Regression().genome_size)
         assert torch.equal(pool(genomes, _seeds(7)), LocalEvaluator(Regression())(genomes, _seeds(7)))
-    with ProcessPoolEvaluator(Returns(torch.zeros(2)), workers=2, start_method="fork") as pool:
-        with pytest.raises(ValueError, match=r"fixed-returns.*shape \[2\]; expected \[4\]"):  # a worker's result
+    with ProcessPoolEvaluator(Returns(torch.zeros(2)), workers=2, start_method="fork") as pool:  # a worker's result
+        with pytest.raises(ValueError, match=r"fixed-returns.*must have shape \[4\].*got shape \[2\]"):
             pool(_genomes(7, 2), _seeds(7))
 
 

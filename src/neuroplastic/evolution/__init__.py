@@ -35,7 +35,16 @@ from .operators import (
 )
 from .population import LineageRecord, Population
 from .problems import LOSSES, ParityProblem, ProblemEvaluation, SequenceClassifier, SupervisedProblem, check_population
-from .protocols import Best, Evaluation, Evaluator, GaussianMutation, Mutation, MutationContext, Pending
+from .protocols import (
+    Best,
+    Evaluation,
+    Evaluator,
+    GaussianMutation,
+    Mutation,
+    MutationContext,
+    Pending,
+    check_fitness,
+)
 from .ray_evaluator import RayEvaluator
 from .recurrent_problem import CueRewardProblem, RecurrentPolicy, population_call
 from .safe_mutation import (
@@ -93,6 +102,7 @@ __all__ = [
     "UnrolledRecurrent",
     "buffer_outputs",
     "check_evaluation",
+    "check_fitness",
     "check_population",
     "divergence_line_search",
     "elite_indices",

@@ -55,7 +55,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_choice, check_int, check_optional_int
-from .protocols import Evaluation
+from .protocols import Evaluation, check_fitness
 
 __all__ = ["LocalEvaluator", "Problem", "ProcessPoolEvaluator", "check_evaluation", "merge_evaluations"]
 
@@ -104,32 +104,12 @@ def check_evaluation(result: Any, n: int, problem: Any, nan_fitness: str = "rais
         ValueError: the fitness is not ``[n]``, or holds an infinite value, or NaN with ``nan_fitness="raise"``;
             the message names the problem.
     """
-    name = problem_name(problem)
     experience = None
     fitness = result
     if not isinstance(result, Tensor) and hasattr(result, "fitness"):
         fitness, experience = result.fitness, getattr(result, "experience", None)
-    if not isinstance(fitness, Tensor):
-        try:
-            fitness = torch.as_tensor(fitness, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise TypeError(f"problem {name!r} must return a fitness tensor [N] (N = {n}) or an Evaluation, got "
-                            f"{type(fitness).__name__}") from error
-    if fitness.is_complex() or fitness.dtype == torch.bool:
-        raise TypeError(f"problem {name!r} must return real fitness values, got dtype {fitness.dtype}")
-    if tuple(fitness.shape) != (n,):
-        raise ValueError(f"problem {name!r} returned fitness of shape {list(fitness.shape)}; expected [{n}], one "
-                         f"value per genome")
-    fitness = fitness.detach().to(torch.float64)
-    infinite = torch.isinf(fitness)
-    if bool(infinite.any()):
-        raise ValueError(f"problem {name!r} returned {int(infinite.sum())} infinite fitness values of {n} (genomes "
-                         f"{infinite.nonzero().flatten()[:10].tolist()}); fitness must be finite")
-    nan = torch.isnan(fitness)
-    if nan_fitness == "raise" and bool(nan.any()):
-        raise ValueError(f"problem {name!r} returned {int(nan.sum())} NaN fitness values of {n} (genomes "
-                         f"{nan.nonzero().flatten()[:10].tolist()}); use nan_fitness='worst' here and in the GA's "
-                         f"config to count NaN as the worst fitness instead")
+    fitness = check_fitness(fitness, n, source=f"fitness returned by problem {problem_name(problem)!r}",
+                            nan_fitness=nan_fitness)
     return Evaluation(fitness, experience)
 
 

@@ -55,7 +55,7 @@ from .operators import (
     uniform_crossover,
 )
 from .population import Population
-from .protocols import Best, Evaluator, GaussianMutation, Mutation, MutationContext, Pending
+from .protocols import Best, Evaluator, GaussianMutation, Mutation, MutationContext, Pending, check_fitness
 
 __all__ = ["GAConfig", "GeneticAlgorithm", "SteadyStateConfig", "SteadyStateGA"]
 
@@ -280,7 +280,7 @@ class _Algorithm:
         if self._pending is None:
             raise RuntimeError("tell() needs a pending ask(): call ask() first")
         n = self._pending.ids.shape[0]
-        fitness = self._check_fitness(fitness, n)
+        fitness = check_fitness(fitness, n, nan_fitness=self.config.nan_fitness).to(self.population.fitness.device)
         entries = _split_experience(experience, n)
         nan = torch.isnan(fitness)
         if bool(nan.any()):  # nan_fitness="worst" (the check refused NaN otherwise); counted once all is valid
@@ -335,29 +335,6 @@ class _Algorithm:
         if self.solved and self._best is not None:
             return f"best fitness {self._best.fitness} >= target_fitness {self.config.target_fitness}"
         return f"{self.evaluations} evaluations >= max_evaluations {self.config.max_evaluations}"
-
-    def _check_fitness(self, fitness: Any, n: int) -> Tensor:
-        if not isinstance(fitness, Tensor):
-            try:
-                fitness = torch.as_tensor(fitness, dtype=torch.float64)
-            except (TypeError, ValueError, RuntimeError) as error:
-                raise TypeError(f"fitness must be a tensor [N] of numbers (N = {n}), got "
-                                f"{type(fitness).__name__}") from error
-        if fitness.is_complex() or fitness.dtype == torch.bool:
-            raise TypeError(f"fitness must be real numbers, got dtype {fitness.dtype}")
-        if tuple(fitness.shape) != (n,):
-            raise ValueError(f"fitness must have shape [{n}] (one value per genome asked), got "
-                             f"{list(fitness.shape)}")
-        fitness = fitness.detach().to(self.population.fitness.device, torch.float64)
-        nan = torch.isnan(fitness)
-        infinite = int(torch.isinf(fitness).sum())
-        if infinite:
-            raise ValueError(f"fitness must be finite, got {infinite} infinite values of {n}")
-        if bool(nan.any()):
-            if self.config.nan_fitness == "raise":
-                raise ValueError(f"fitness must be finite, got {int(nan.sum())} NaN of {n} (set nan_fitness='worst' "
-                                 f"in the config to count NaN as the worst fitness instead)")
-        return fitness
 
     def _select(self, count: int) -> Tensor:
         return tournament_selection(self.population.fitness, count, self.config.tournament_size, self.generator)

@@ -16,7 +16,9 @@ from torch import Tensor
 from .._checks import check_values
 from .operators import gaussian_mutation
 
-__all__ = ["Best", "Evaluation", "Evaluator", "GaussianMutation", "Mutation", "MutationContext", "Pending"]
+__all__ = [
+    "Best", "Evaluation", "Evaluator", "GaussianMutation", "Mutation", "MutationContext", "Pending", "check_fitness",
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,38 @@ class Evaluation:
 
     fitness: Tensor
     experience: Any = None
+
+
+def check_fitness(fitness: Any, n: int, *, source: str = "fitness", nan_fitness: str = "raise") -> Tensor:
+    """``fitness`` for ``n`` genomes as a detached float64 tensor ``[n]``, or a clear error.
+
+    ``source`` names what produced it in the messages (e.g. "fitness returned by problem 'parity'"). NaN is
+    refused with ``nan_fitness="raise"`` and passed through with ``"worst"`` (the caller counts and replaces it).
+
+    Raises:
+        TypeError: not a tensor (or sequence) of real numbers.
+        ValueError: not of shape ``[n]``, an infinite value, or NaN with ``nan_fitness="raise"``.
+    """
+    if not isinstance(fitness, Tensor):
+        try:
+            fitness = torch.as_tensor(fitness, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(f"{source} must be a tensor [N] of numbers (N = {n}) or an Evaluation, got "
+                            f"{type(fitness).__name__}") from error
+    if fitness.is_complex() or fitness.dtype == torch.bool:
+        raise TypeError(f"{source} must be real numbers, got dtype {fitness.dtype}")
+    if tuple(fitness.shape) != (n,):
+        raise ValueError(f"{source} must have shape [{n}] (one value per genome), got shape {list(fitness.shape)}")
+    fitness = fitness.detach().to(torch.float64)
+    for bad, what in ((torch.isinf(fitness), "infinite values"), (torch.isnan(fitness), "NaN")):
+        if what == "NaN" and nan_fitness != "raise":
+            break
+        if bool(bad.any()):
+            hint = (" (set nan_fitness='worst' in the GA's config and the evaluator to count NaN as the worst "
+                    "fitness instead)" if what == "NaN" else "")
+            raise ValueError(f"{source} must be finite, got {int(bad.sum())} {what} of {n} (genomes "
+                             f"{bad.nonzero().flatten()[:10].tolist()}){hint}")
+    return fitness
 
 
 @runtime_checkable
