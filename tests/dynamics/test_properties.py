@@ -20,8 +20,8 @@ from neuroplastic.dynamics import (
     random_reservoir,
     simulate,
 )
+from property_inputs import DTYPES, as_input
 
-DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.bool]
 BAD_NUMBERS = [float("nan"), float("inf"), -1.0, 0.0, True, "1"]
 
 
@@ -31,14 +31,8 @@ def reservoir(n, d, seed=0):
 
 
 def make(shape, dtype, special="none", seed=0):
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    if x.numel() and special != "none":
-        x.view(-1)[0] = float(special)
-    if dtype == torch.bool:
-        return x > 0
-    if dtype == torch.int64:
-        return x.nan_to_num(0.0, 0.0, 0.0).long()
-    return x.to(dtype)
+    return as_input(torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64), dtype,
+                    special)
 
 
 @given(n=st.integers(1, 6), d=st.integers(1, 3), batch=st.one_of(st.integers(1, 3), st.integers(0, 3)),

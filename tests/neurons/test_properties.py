@@ -42,9 +42,8 @@ from neuroplastic.neurons import (
     spike_linear,
     surrogate_names,
 )
+from property_inputs import DTYPES, FLOATING, as_input
 
-DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.bool]
-FLOATING = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 BAD_NUMBERS = [float("nan"), float("inf"), -float("inf"), True, False, -1.0, 0.0, "1"]
 
 sizes = st.integers(1, 6)
@@ -56,15 +55,8 @@ specials = st.sampled_from(["none", "nan", "inf"])
 
 
 def make_input(shape, dtype, special="none", scale=2.0, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.rand(shape, generator=gen, dtype=torch.float64) * scale
-    if x.numel() and special != "none":
-        x.view(-1)[0] = float(special)
-    if dtype == torch.bool:
-        return x > 1.0
-    if dtype == torch.int64:
-        return (x * 3).nan_to_num(0.0, 0.0, 0.0).long()
-    return x.to(dtype)
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * scale
+    return as_input(x, dtype, special, bool_above=1.0, int_scale=3.0)
 
 
 def tol(dtype):

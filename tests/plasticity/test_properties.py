@@ -44,8 +44,8 @@ from neuroplastic.plasticity import (
     soft_bounded_update,
     supports_fused,
 )
+from property_inputs import DTYPES, as_input
 
-DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.bool]
 SEQUENCES = {"rnn": PlasticRNN, "lstm": PlasticLSTM}
 CELLS = {"rnn": PlasticRNNCell, "lstm": PlasticLSTMCell}
 NON_NUMBERS = [float("nan"), float("inf"), -float("inf"), True, "0.1", None]
@@ -53,11 +53,8 @@ NON_NUMBERS = [float("nan"), float("inf"), -float("inf"), True, "0.1", None]
 
 def tensor(shape, dtype, seed=0, special=None):
     """A small random tensor of ``dtype``; ``special`` (nan/inf) put into its first entry if it has one."""
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=gen, dtype=torch.float64)
-    if special is not None and x.numel():
-        x.view(-1)[0] = special
-    return x > 0 if dtype == torch.bool else x.to(dtype)
+    return as_input(torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64), dtype,
+                    special)
 
 
 # -- pure rules ---------------------------------------------------------------------------------------------

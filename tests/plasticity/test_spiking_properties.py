@@ -23,22 +23,14 @@ from neuroplastic.plasticity import (
     spike_trace,
     trace_step,
 )
+from property_inputs import DTYPES, as_input
 
-DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.bool]
-FLOATING = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 STATE_KINDS = ["none", "own", "wrong_batch", "other_layer", "float64", "meta", "no_trace", "membrane_none", "tuple"]
 
 
 def make_input(shape, dtype, special="none", seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x = (torch.rand(shape, generator=gen, dtype=torch.float64) < 0.4).double() * 1.5
-    if x.numel() and special != "none":
-        x.view(-1)[0] = float(special)
-    if dtype == torch.bool:
-        return x > 0
-    if dtype == torch.int64:
-        return x.nan_to_num(0.0, 0.0, 0.0).long()
-    return x.to(dtype)
+    x = (torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) < 0.4).double() * 1.5
+    return as_input(x, dtype, special)
 
 
 def build(recurrent, n_in, n_out, backend, backprop, rule="hebbian"):

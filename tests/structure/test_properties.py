@@ -39,8 +39,8 @@ from neuroplastic.structure import (
     uniform_densities,
     unit_activity,
 )
+from property_inputs import DTYPES
 
-DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.bool]
 BAD_FRACTIONS = [float("nan"), float("inf"), -0.5, 0, 0.0, 1.5, True, "0.5", None]
 
 
