@@ -113,7 +113,8 @@ def test_bad_inputs(library_error):
     data = _toy()
     for kwargs, pattern in (({"num_tasks": 0}, "num_tasks"), ({"num_tasks": 3}, "divide"),
                             ({"num_tasks": 8}, "divide"), ({"num_tasks": 2, "scenario": "domain"}, "scenario"),
-                            ({"num_tasks": 2, "seed": -1}, "seed"), ({"num_tasks": 2, "shuffle_classes": 1}, "shuffle")):
+                            ({"num_tasks": 2, "seed": -1}, "seed"),
+                            ({"num_tasks": 2, "shuffle_classes": 1}, "shuffle")):
         with library_error() as info:
             split_tasks(*data, **kwargs)
         assert info.match(pattern)
