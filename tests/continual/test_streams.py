@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from neuroplastic.continual import Task, TaskStream, digits_stream, mnist_idx_stream, permuted_tasks, split_tasks
+from neuroplastic.continual import (
+    Task,
+    TaskStream,
+    digits_stream,
+    mnist_idx_stream,
+    permuted_tasks,
+    split_tasks,
+    split_validation,
+)
 
 
 def _toy(n_train=40, n_test=20, classes=4, features=6, seed=0):
@@ -150,3 +158,24 @@ def test_bad_inputs(library_error):
         TaskStream((task,), "rotated", 4, 0)
     assert info.match("scenario")
     assert isinstance(task, Task) and "Task(task_id=0" in repr(task)
+
+
+def test_split_validation_holds_out_part_of_each_training_set(library_error):
+    stream = split_tasks(*_toy(n_train=40, classes=4), 2, scenario="task-incremental")
+    train, valid = split_validation(stream, 0.25, seed=1)
+    for whole, t, v in zip(stream, train, valid, strict=True):
+        assert t.x_train.shape[0] == 15 and v.x_test.shape[0] == 5 and torch.equal(t.x_test, whole.x_test)
+        assert torch.equal(v.x_train, t.x_train) and (t.classes, t.head) == (whole.classes, whole.head)
+        rows = torch.cat([t.x_train, v.x_test])  # a partition of the training set, labels kept with their rows
+        order = [int((whole.x_train == r).all(1).nonzero()) for r in rows]
+        assert sorted(order) == list(range(20))
+        assert torch.equal(torch.cat([t.y_train, v.y_test]), whole.y_train[order])
+    again = split_validation(stream, 0.25, seed=1)[1]
+    assert torch.equal(again[1].x_test, valid[1].x_test)
+    assert valid.scenario == stream.scenario and len(valid) == 2
+    with library_error() as info:
+        split_validation(stream, 1.0)
+    assert info.match("fraction")
+    with library_error() as info:
+        split_validation([stream[0]], 0.5)
+    assert info.match("TaskStream")

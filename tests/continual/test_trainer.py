@@ -123,6 +123,7 @@ def test_the_matrix_holds_direct_evaluations(digits, kind):
     b = torch.tensor([_accuracy(initial, t, stream.task_incremental) for t in stream], dtype=torch.float64)
     assert torch.allclose(trainer.accuracy.initial, b)
     assert trainer.global_step == trainer.total_steps
+    assert trainer.evaluate_task(stream[1]) == trainer.evaluate(1) == rows[-1][1]
 
 
 def test_fine_tuning_forgets_the_first_classes_in_a_class_incremental_stream(digits):

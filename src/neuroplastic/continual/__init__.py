@@ -3,7 +3,8 @@
 The frame of Parisi et al. 2019 ("Continual lifelong learning with neural networks: a review"):
 
 - :mod:`.streams`: :class:`Task`, :class:`TaskStream` and their builders (permuted digits, split digits
-  task- or class-incremental; from the embedded data or the full MNIST IDX files), every one seeded.
+  task- or class-incremental; from the embedded data or the full MNIST IDX files), every one seeded;
+  :func:`split_validation` holds out a validation share of each task's training set.
 - :mod:`.metrics`: ACC, BWT, FWT (Lopez-Paz & Ranzato 2017) and forgetting (Avalanche) as pure functions of the
   accuracy matrix ``R [T, T]``; :class:`AccuracyMatrix` records it as training runs.
 - :mod:`.strategy`: the interface of a strategy (hooks before and after a task and around each step) and
@@ -26,11 +27,21 @@ from .metrics import (
     forward_transfer,
 )
 from .strategy import Batch, FineTuning, Strategy
-from .streams import SCENARIOS, Task, TaskStream, digits_stream, mnist_idx_stream, permuted_tasks, split_tasks
+from .streams import (
+    SCENARIOS,
+    Task,
+    TaskStream,
+    digits_stream,
+    mnist_idx_stream,
+    permuted_tasks,
+    split_tasks,
+    split_validation,
+)
 from .trainer import ContinualTrainer, MultiHeadClassifier, StepInfo
 
 __all__ = [
     "Task", "TaskStream", "SCENARIOS", "permuted_tasks", "split_tasks", "digits_stream", "mnist_idx_stream",
+    "split_validation",
     "average_accuracy", "backward_transfer", "forward_transfer", "forgetting", "continual_metrics",
     "AccuracyMatrix",
     "Batch", "Strategy", "FineTuning", "JointTraining", "EWC", "ExperienceReplay", "diagonal_fisher", "ewc_penalty",

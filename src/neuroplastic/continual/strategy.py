@@ -18,10 +18,12 @@ task ``i`` the trainer calls::
         after_step(trainer, batch)                       the task's own batch, e.g. fill a buffer
     after_task(trainer, task)             before the evaluation of row i of the accuracy matrix
 
-``trainer`` exposes ``model``, ``optimizer``, ``stream``, ``task_index``, ``forward(x, task_ids)`` and
-``evaluate(j)``. A strategy owns its random generators and returns everything it needs to continue exactly
-from ``state_dict()``; ``training_data`` must depend only on the stream, the task index and state fixed at
-``before_task`` (it is called again when a trainer resumes mid-task).
+``trainer`` exposes ``model``, ``optimizer``, ``stream``, ``task_index``, ``device``, ``forward(x, task_ids)``,
+``task_data(j)``, ``evaluate(j)`` and ``evaluate_task(task)`` (e.g. on a validation stream). A strategy owns
+its random generators and returns everything it needs to continue exactly from ``state_dict()``;
+``training_data`` must depend only on the stream, the task index and state fixed at ``before_task`` (it is
+called again when a trainer resumes mid-task). Things that are not state (forward hooks on the model, hooks on
+the optimiser) are attached in ``before_task`` and again in ``resume_task``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ learning with neural networks: a review"):
 
 :func:`permuted_tasks` and :func:`split_tasks` build a stream from any train and test tensors;
 :func:`digits_stream` from the embedded data (scikit-learn's 8 x 8 digits or the 5,000-image MNIST sample) and
-:func:`mnist_idx_stream` from the full MNIST IDX files in a directory.
+:func:`mnist_idx_stream` from the full MNIST IDX files in a directory. :func:`split_validation` holds out part
+of each task's training set (e.g. to choose a tolerance or a penalty without looking at the test sets).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from torch import Tensor
 from .._checks import check_bool, check_choice, check_fraction, check_int
 from ..data import load_digits_dataset, load_mnist_idx, load_mnist_sample
 
-__all__ = ["Task", "TaskStream", "SCENARIOS", "permuted_tasks", "split_tasks", "digits_stream", "mnist_idx_stream"]
+__all__ = ["Task", "TaskStream", "SCENARIOS", "permuted_tasks", "split_tasks", "digits_stream", "mnist_idx_stream",
+           "split_validation"]
 
 SCENARIOS = ("domain-incremental", "task-incremental", "class-incremental")
 STREAM_KINDS = ("permuted", "split-task", "split-class")
@@ -277,3 +279,38 @@ def mnist_idx_stream(directory: str | Path, kind: str, num_tasks: int, *, datase
     x_train, y_train = load_mnist_idx(directory, "train", dataset)
     x_test, y_test = load_mnist_idx(directory, "test", dataset)
     return _build(kind, (x_train, y_train, x_test, y_test), num_tasks, seed, first_identity, shuffle_classes)
+
+
+def split_validation(stream: TaskStream, fraction: float, *, seed: int = 0) -> tuple[TaskStream, TaskStream]:
+    """Hold out a share of each task's training set: ``(training stream, validation stream)``.
+
+    Each task's training examples are shuffled (``torch.randperm`` from a generator seeded with ``seed``, one
+    draw per task) and the first ``round(fraction * n)`` (at least 1, at most ``n - 1``) held out. The training
+    stream has the rest as training sets and the original test sets; the validation stream has the same
+    training sets and the held-out examples as its "test" sets, so that evaluating it measures validation
+    accuracy. Classes, heads and permutations are kept.
+
+    Args:
+        stream: the stream to split.
+        fraction: the share held out, in (0, 1).
+        seed: seed of the shuffles.
+    """
+    if not isinstance(stream, TaskStream):
+        raise TypeError(f"stream must be a TaskStream, got {type(stream).__name__}")
+    fraction = check_fraction("fraction", fraction, low_open=True, high_open=True)
+    seed = check_int("seed", seed, minimum=0)
+    gen = torch.Generator().manual_seed(seed)
+    train, valid = [], []
+    for task in stream:
+        n = task.x_train.shape[0]
+        if n < 2:
+            raise ValueError(f"task {task.task_id} has {n} training example(s): at least 2 are needed to hold one out")
+        held = min(max(1, round(fraction * n)), n - 1)
+        order = torch.randperm(n, generator=gen).to(task.x_train.device)
+        keep, out = order[held:], order[:held]
+        x, y = task.x_train[keep], task.y_train[keep]
+        rest = (task.classes, task.head, task.num_outputs, task.permutation)
+        train.append(Task(task.task_id, x, y, task.x_test, task.y_test, *rest))
+        valid.append(Task(task.task_id, x, y, task.x_train[out], task.y_train[out], *rest))
+    return (TaskStream(tuple(train), stream.scenario, stream.num_classes, stream.seed),
+            TaskStream(tuple(valid), stream.scenario, stream.num_classes, stream.seed))

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from .._checks import check_bool, check_int
 from .metrics import AccuracyMatrix
 from .strategy import Batch, FineTuning, Strategy
-from .streams import TaskStream
+from .streams import Task, TaskStream
 
 __all__ = ["ContinualTrainer", "StepInfo", "MultiHeadClassifier"]
 
@@ -177,11 +177,17 @@ class ContinualTrainer:
         ids = torch.full((task.x_train.shape[0],), task_index, dtype=torch.long, device=task.y_train.device)
         return Batch(task.x_train, task.y_train, ids)
 
-    @torch.no_grad()
     def evaluate(self, task_index: int) -> float:
-        """Test accuracy on task ``task_index`` (model in eval mode, its mode restored after)."""
+        """Test accuracy on task ``task_index`` of the stream (:meth:`evaluate_task`)."""
         task_index = check_int("task_index", task_index, minimum=0, maximum=len(self.stream) - 1)
-        task = self.stream[task_index]
+        return self.evaluate_task(self.stream[task_index])
+
+    @torch.no_grad()
+    def evaluate_task(self, task: Task) -> float:
+        """Accuracy on ``task``'s test set (e.g. a task of a validation stream, :func:`split_validation`), the
+        model in eval mode (its mode restored after) and called with ``task.task_id`` as the task id."""
+        if not isinstance(task, Task):
+            raise TypeError(f"task must be a Task, got {type(task).__name__}")
         was_training = self.model.training
         self.model.eval()
         correct = 0
@@ -189,7 +195,7 @@ class ContinualTrainer:
             for start in range(0, task.x_test.shape[0], self.eval_batch_size):
                 x = task.x_test[start:start + self.eval_batch_size].to(self.device)
                 y = task.y_test[start:start + self.eval_batch_size].to(self.device)
-                ids = torch.full((x.shape[0],), task_index, dtype=torch.long, device=x.device)
+                ids = torch.full((x.shape[0],), task.task_id, dtype=torch.long, device=x.device)
                 correct += int((self.forward(x, ids).argmax(dim=1) == y).sum())
         finally:
             self.model.train(was_training)

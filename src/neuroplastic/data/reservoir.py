@@ -119,7 +119,8 @@ def reservoir_update(buffer: Items | None, seen: int, states: Items, generator: 
         raise ValueError(f"buffer must hold min(seen, capacity) = {min(seen, capacity)} states, got {held} "
                          f"(seen={seen}, capacity={capacity})")
     if old is not None and (len(old) != len(new) or any(
-            b.shape[1:] != s.shape[1:] or b.dtype != s.dtype or b.device != s.device for b, s in zip(old, new))):
+            b.shape[1:] != s.shape[1:] or b.dtype != s.dtype or b.device != s.device
+            for b, s in zip(old, new, strict=False))):
         raise ValueError(f"states [B, ...] must match the buffer's states: buffer "
                          f"{[(list(b.shape), b.dtype, str(b.device)) for b in old]}, states "
                          f"{[(list(s.shape), s.dtype, str(s.device)) for s in new]}")
@@ -129,8 +130,8 @@ def reservoir_update(buffer: Items | None, seen: int, states: Items, generator: 
     else:
         fill, slots, sources = reservoir_slots(seen, count, capacity, generator, device=new[0].device)
         out = tuple(s[:fill].clone() if b is None else torch.cat([b, s[:fill]])
-                    for b, s in zip(old if old is not None else (None,) * len(new), new))
+                    for b, s in zip(old if old is not None else (None,) * len(new), new, strict=True))
         if slots.numel():
-            for o, s in zip(out, new):
+            for o, s in zip(out, new, strict=True):
                 o[slots] = s[fill:][sources]
     return (out[0] if single else out), seen + count  # type: ignore[return-value]
