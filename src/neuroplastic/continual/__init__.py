@@ -1,8 +1,49 @@
-"""Continual learning: networks that keep learning on a changing stream of tasks (planned).
+"""Continual learning: networks that keep learning on a stream of tasks without forgetting the earlier ones.
 
-This package sits on the top layer of the library, beside ``neuroplastic.evolution``: it may use
-``neurons``, ``plasticity`` and ``structure`` (see the package layers in ``docs/architecture.md``).
-It exists so that the layering is in place; it has no public names yet.
+The frame of Parisi et al. 2019 ("Continual lifelong learning with neural networks: a review"):
+
+- :mod:`.streams`: :class:`Task`, :class:`TaskStream` and their builders (permuted digits, split digits
+  task- or class-incremental; from the embedded data or the full MNIST IDX files), every one seeded;
+  :func:`split_validation` holds out a validation share of each task's training set.
+- :mod:`.metrics`: ACC, BWT, FWT (Lopez-Paz & Ranzato 2017) and forgetting (Avalanche) as pure functions of the
+  accuracy matrix ``R [T, T]``; :class:`AccuracyMatrix` records it as training runs.
+- :mod:`.strategy`: the interface of a strategy (hooks before and after a task and around each step) and
+  :class:`FineTuning`, the lower bound; :mod:`.baselines`: :class:`JointTraining` (the upper bound),
+  :class:`EWC` (separate and online) and :class:`ExperienceReplay` (a reservoir-sampled buffer).
+- :mod:`.trainer`: :class:`ContinualTrainer`, any model with any strategy, step by step, with exact resume in
+  the middle of a task; :class:`MultiHeadClassifier`, one head per task.
+
+This package sits on the top layer of the library, beside ``neuroplastic.evolution`` (see the package layers
+in ``docs/architecture.md``); it never imports the run platform.
 """
 
-__all__: list[str] = []
+from .baselines import EWC, ExperienceReplay, JointTraining, diagonal_fisher, ewc_penalty
+from .metrics import (
+    AccuracyMatrix,
+    average_accuracy,
+    backward_transfer,
+    continual_metrics,
+    forgetting,
+    forward_transfer,
+)
+from .strategy import Batch, FineTuning, Strategy
+from .streams import (
+    SCENARIOS,
+    Task,
+    TaskStream,
+    digits_stream,
+    mnist_idx_stream,
+    permuted_tasks,
+    split_tasks,
+    split_validation,
+)
+from .trainer import ContinualTrainer, MultiHeadClassifier, StepInfo
+
+__all__ = [
+    "Task", "TaskStream", "SCENARIOS", "permuted_tasks", "split_tasks", "digits_stream", "mnist_idx_stream",
+    "split_validation",
+    "average_accuracy", "backward_transfer", "forward_transfer", "forgetting", "continual_metrics",
+    "AccuracyMatrix",
+    "Batch", "Strategy", "FineTuning", "JointTraining", "EWC", "ExperienceReplay", "diagonal_fisher", "ewc_penalty",
+    "ContinualTrainer", "MultiHeadClassifier", "StepInfo",
+]

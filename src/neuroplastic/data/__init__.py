@@ -7,6 +7,8 @@
   BadNets-style backdoor poisoning.
 - :func:`random_shift`, :func:`random_flip`, :func:`augment_images`: seeded image augmentation.
 - :func:`load_mnist_idx`: MNIST / Fashion-MNIST IDX files; :func:`load_cifar10`: CIFAR-10 python batches.
+- :func:`reservoir_update`, :func:`reservoir_slots`: a uniform fixed-size sample of a stream of items (algorithm R),
+  for the experience buffers of ``evolution`` and the replay buffer of ``continual``.
 
 Every loader but :func:`load_mnist_sample_splits` returns ``(X, y)``: float32 images in [0, 1] and long labels,
 on the CPU.
@@ -23,6 +25,7 @@ from neuroplastic.data.embedded import (
     load_mnist_sample_splits,
 )
 from neuroplastic.data.idx import FASHION_MNIST_CLASSES, idx_file_names, load_mnist_idx, read_idx
+from neuroplastic.data.reservoir import reservoir_slots, reservoir_update
 
 __all__ = [
     "load_digits_dataset",
@@ -44,4 +47,6 @@ __all__ = [
     "random_shift",
     "random_flip",
     "augment_images",
+    "reservoir_update",
+    "reservoir_slots",
 ]
