@@ -38,8 +38,6 @@ from .operators import (
 from .population import LineageRecord, Population
 from .problems import LOSSES, ParityProblem, ProblemEvaluation, SequenceClassifier, SupervisedProblem, check_population
 from .protocols import Best, Evaluation, Evaluator, GaussianMutation, Mutation, MutationContext, Pending
-from .ray_evaluator import RayEvaluator
-from .recurrent_problem import CueRewardProblem, RecurrentPolicy, population_call
 from .quine import (
     ACTIVATIONS,
     AuxiliaryLoss,
@@ -60,6 +58,8 @@ from .quine_training import (
     train_optimisation,
     train_regeneration,
 )
+from .ray_evaluator import RayEvaluator
+from .recurrent_problem import CueRewardProblem, RecurrentPolicy, population_call
 from .safe_mutation import (
     METHODS,
     MutationRecord,

@@ -161,7 +161,8 @@ class _IndexedMLP(nn.Module):
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
         sizes = (embedding_dim + in_extra, *self.hidden, out_features)
-        self.layers = nn.ModuleList(nn.Linear(a, b, dtype=dtype, device=device) for a, b in zip(sizes, sizes[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b, dtype=dtype, device=device)
+                                    for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         with torch.no_grad():  # PyTorch's default bounds 1/sqrt(fan_in), drawn from the generator
             for layer in self.layers:
                 bound = 1.0 / math.sqrt(layer.in_features)

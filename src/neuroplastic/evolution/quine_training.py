@@ -304,4 +304,4 @@ class AuxiliaryTrainer(_Trainer):
             self._record({"step": self.steps, "loss": float(diff.square()),
                           "relative_error": float(diff / norm) if float(norm) > 0 else math.inf,
                           "norm": float(norm), "regenerations": self.regenerations,
-                          "task_loss": float(loss.task)})
+                          "task_loss": float(loss.task.detach())})

@@ -294,8 +294,9 @@ def _tradeoff(m: dict[str, Any]) -> tuple[bool, Any]:
 CLAIMS = [
     Claim(PAPER, "Alternating regeneration and optimisation reaches a lower replication error than optimisation "
           "alone or regeneration alone, with a non-trivial quine: held when alternating's median relative error "
-          "||w_hat - w|| / ||w|| over the repeats is at most `margin` (0.9) times the better single schedule's, and every "
-          "alternating repeat ends non-trivial (norm >= 10% of its initial norm, weight spread std/rms >= 0.1).",
+          "||w_hat - w|| / ||w|| over the repeats is at most `margin` (0.9) times the better single schedule's, "
+          "and every alternating repeat ends non-trivial (norm >= 10% of its initial norm, weight spread "
+          "std/rms >= 0.1).",
           _alternating_best),
     Claim(PAPER, "In the auxiliary quine, raising the task weight lambda raises held-out digit accuracy and worsens "
           "replication: held when accuracy and relative replication error are both higher at the largest lambda "
