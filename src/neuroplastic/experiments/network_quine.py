@@ -65,11 +65,11 @@ class Config:
     aux_embedding_dim: int = param(32, minimum=1)
     aux_hidden: tuple[int, ...] = param((64,), minimum=1, min_length=1)
     aux_lr: float = param(1e-3, minimum=0, exclusive_minimum=True)
-    aux_steps: int = param(600, minimum=1)
+    aux_steps: int = param(1500, minimum=1)
     aux_batch_size: int = param(64, minimum=1)
     aux_regenerate_every: int = param(0, minimum=0)
     aux_repeats: int = param(1, minimum=1)
-    task_weights: tuple[float, ...] = param((1e-4, 1e-3, 1e-2, 1e-1, 1.0), minimum=0, min_length=2)
+    task_weights: tuple[float, ...] = param((0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0), minimum=0, min_length=2)
     checkpoint_every: int = param(200, minimum=1)
 
     def check(self) -> None:
@@ -265,7 +265,7 @@ def _plot_tradeoff(config: Config, run_dir: RunDirectory, m: dict[str, Any]) -> 
         ax.plot([row["relative_error"] for row in rows], [row["accuracy"] for row in rows], marker="o", alpha=0.6)
     for i, weight in enumerate(config.task_weights):
         ax.annotate(f"λ={weight:g}", (m[f"aux_l{i}_relative_error"], m[f"aux_l{i}_accuracy"]), fontsize=8)
-    ax.set(xscale="log", xlabel="relative replication error (held-out pairing)", ylabel="held-out accuracy",
+    ax.set(xlabel="relative replication error (held-out pairing)", ylabel="held-out accuracy",
            title=f"auxiliary quine on {config.aux_dataset}: {m['aux_parameters']} parameters")
     run_dir.save_figure(fig, "tradeoff")
 
