@@ -29,6 +29,11 @@ _TINY: dict[str, dict[str, Any]] = {
         "tournament_size": 2, "finalists": 2, "validation_episodes": 2, "test_episodes": 4, "plasticity_only": True,
         "checkpoint_every": 1,
     },
+    "network-quine": {
+        "embedding_dim": 8, "hidden": "8", "steps": 12, "regenerate_every": 4, "repeats": 2, "log_every": 4,
+        "aux_embedding_dim": 4, "aux_hidden": "8", "aux_steps": 6, "aux_batch_size": 32,
+        "task_weights": "0.01,1.0", "checkpoint_every": 3,
+    },
     "gradient-rewiring": {"hidden": "16", "alphas": "0.3,3.0", "epochs": 2, "batch_size": 500, "lr": 0.01},
     "grid-maze": {
         "updates": 3, "maze_size": 5, "episode_length": 12, "hidden_size": 8, "batch_size": 4, "eval_episodes": 6,

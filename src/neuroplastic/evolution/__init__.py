@@ -12,7 +12,9 @@ environment), in a process pool (:class:`ProcessPoolEvaluator`) or on Ray actors
 :class:`ParityProblem`, with recurrent layers unrolled for ``vmap``) and the breadcrumb hard maze
 (:class:`HardMazeProblem`), and recurrent (plastic) policies on the cue-reward task, the population stepped
 together by ``vmap`` (:class:`CueRewardProblem`, :class:`RecurrentPolicy`, :func:`population_call`).
-Lamarckian evolution and self-replication are to come. The package sits on top of
+Self-replicating networks (Chang & Lipson 2018): :class:`Quine` outputs its own weights from a fixed random
+embedding of each parameter index, trained by optimisation, regeneration or both (:class:`QuineTrainer`);
+:class:`AuxiliaryQuine` also classifies digits (:class:`AuxiliaryTrainer`). The package sits on top of
 ``neuroplastic.structure`` and below the experiments (see the package layers in ``docs/architecture.md``).
 """
 
@@ -45,6 +47,26 @@ from .protocols import (
     Pending,
     check_fitness,
 )
+from .quine import (
+    ACTIVATIONS,
+    AuxiliaryLoss,
+    AuxiliaryQuine,
+    Quine,
+    index_embedding,
+    random_projection,
+    regenerate_,
+    relative_error,
+    replication_loss,
+)
+from .quine_training import (
+    SCHEDULES,
+    AuxiliaryTrainer,
+    QuineSchedule,
+    QuineTrainer,
+    train_alternating,
+    train_optimisation,
+    train_regeneration,
+)
 from .ray_evaluator import RayEvaluator
 from .recurrent_problem import CueRewardProblem, RecurrentPolicy, population_call
 from .safe_mutation import (
@@ -62,6 +84,22 @@ from .safe_mutation import (
 from .unrolled import UnrolledCell, UnrolledRecurrent, unroll_recurrent
 
 __all__ = [
+    "ACTIVATIONS",
+    "AuxiliaryLoss",
+    "AuxiliaryQuine",
+    "Quine",
+    "index_embedding",
+    "random_projection",
+    "regenerate_",
+    "relative_error",
+    "replication_loss",
+    "SCHEDULES",
+    "AuxiliaryTrainer",
+    "QuineSchedule",
+    "QuineTrainer",
+    "train_alternating",
+    "train_optimisation",
+    "train_regeneration",
     "LOSSES",
     "METHODS",
     "ROOT",
