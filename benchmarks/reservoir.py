@@ -4,8 +4,9 @@ One JSON line per library with ``lib``, ``run_fit_ms`` (the fastest of ``--repea
 for reservoirpy: run an ESN of ``--units`` tanh units over ``--steps`` steps of one input, then fit a ridge
 readout to the input delayed by 1..10 steps), ``memory_capacity`` (Jaeger's, on reservoirpy's calibration:
 100 units, spectral radius 1, ridge 1e-4, k_max 50, their seed 1 for the reservoir and the series) and, on
-our line, ``speedup`` (reservoirpy's time over ours) and ``mc_difference``. Both libraries use the same weights: reservoirpy draws the reservoir (its defaults: sparse
-W with 10% connectivity rescaled to the radius, Bernoulli input weights, no bias), and
+our line, ``speedup`` (reservoirpy's time over ours) and ``mc_difference``. Both libraries use the same
+weights: reservoirpy draws the reservoir (its defaults: sparse W with 10% connectivity rescaled to the radius,
+Bernoulli input weights, no bias), and
 :class:`neuroplastic.dynamics.EchoStateNetwork` takes those matrices; both run in float64. Without reservoirpy
 (it is never a dependency: ``bash benchmarks/bench_env.sh`` installs it in ``.bench-venv``) only our line is
 printed.
