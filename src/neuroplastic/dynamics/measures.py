@@ -22,7 +22,8 @@ exponent from the Jacobians of a leaky rate network, and active information stor
                   = H(x_{t+1}, x_t^(k)) - H(x_t^(k)) - H(x_{t+1}, y_t, x_t^(k)) + H(y_t, x_t^(k))
 
   in bits, from the empirical joint frequencies (no bias correction). :func:`discretize` bins a real series
-  into equal-width bins over its range.
+  into equal-width bins over its range. These are the library's own estimators (no dependency); on discrete
+  series they compute what ``infomeasure``'s "discrete" approach computes.
 """
 
 from __future__ import annotations
