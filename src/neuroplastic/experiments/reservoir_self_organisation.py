@@ -160,6 +160,7 @@ def _plot(run_dir: RunDirectory, config: Config, m: dict[str, Any], rows: dict[s
     ax_lam.set(xlabel="spectral radius", ylabel="largest Lyapunov exponent (per step)")
     ax_mc.legend()
     ax_lam.legend()
+    fig.tight_layout()
     run_dir.save_figure(fig, "mc_lyapunov_vs_radius")
     fig = Figure(figsize=(10, 4))
     axes = fig.subplots(1, 3)
@@ -173,6 +174,7 @@ def _plot(run_dir: RunDirectory, config: Config, m: dict[str, Any], rows: dict[s
         ax.axvline(0.0, color="gray", lw=0.8)
         ax.set(xlabel="largest Lyapunov exponent", ylabel=label)
     axes[0].legend()
+    fig.tight_layout()
     run_dir.save_figure(fig, "information_vs_lyapunov")
 
 
