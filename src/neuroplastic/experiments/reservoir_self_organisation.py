@@ -231,7 +231,7 @@ EXPERIMENT = Experiment(
     config_class=Config,
     budgets={
         "quick": Config(),
-        # 5 reservoir draws, a finer sweep, longer measurement and IP phases: about 10 minutes on one core.
+        # 5 reservoir draws, a finer sweep, longer measurement and IP phases: about 12 minutes of CPU (55 x 13 s).
         "full": Config(radii=(0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0), reservoirs=5,
                        measure_steps=6000, ip_steps=10000, info_units=100),
     },
