@@ -23,7 +23,7 @@ ALLOWED = {
     "dynamics": {"neurons", "tasks"},
     "plasticity": {"neurons"},
     "structure": {"neurons", "plasticity", "dynamics", "evaluation"},
-    "models": {"neurons", "plasticity", "structure", "tasks", "data", "evaluation"},
+    "models": {"neurons", "plasticity", "structure", "dynamics", "tasks", "data", "evaluation"},
     "evolution": {"neurons", "plasticity", "structure", "dynamics", "models", "evaluation", "tasks", "data"},
     "continual": {"neurons", "plasticity", "structure", "dynamics", "models", "evaluation", "tasks", "data"},
     "runs": {"evaluation"},

@@ -51,6 +51,10 @@ _TINY: dict[str, dict[str, Any]] = {
         "max_chars": "12000", "embedding_dim": "8", "hidden_size": "12", "batch_size": "4", "seq_len": "16",
         "steps": "6", "eval_every": "3", "eval_batch": "4", "eval_chars": "2000", "sample_chars": "16",
     },
+    "reservoir-self-organisation": {
+        "units": 12, "radii": "0.5,1.0,2.0", "reservoirs": 1, "k_max": 10, "washout": 20, "measure_steps": 200,
+        "ip_steps": 100, "info_units": 4,
+    },
     "safe-mutations": {
         "deep_width": 4, "parents": 1, "perturbations": 2, "hidden_size": 3, "population_size": 5, "batch_size": 2,
         "max_evaluations": 12, "repeats": 2, "report_every": 3, "checkpoint_every": 2, "gaussian_stds": "0.1",

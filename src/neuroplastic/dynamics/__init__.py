@@ -7,6 +7,11 @@
 - :mod:`.reservoir`: a recurrent spiking reservoir with heterogeneous neurons (:class:`SpikingReservoir`,
   after Chakraborty & Mukhopadhyay's heterogeneous recurrent SNN): build, simulate, restrict, probe.
 - :mod:`.readout`: the ridge-regression readout trained on a reservoir's filtered spikes.
+- :mod:`.esn`: the echo-state network (leaky tanh or Fermi units with a per-unit gain and bias), batch-first.
+- :mod:`.intrinsic`: intrinsic plasticity of the units' gain and bias (Triesch's exponential target, Schrauwen's
+  Gaussian target) and a training phase that applies it to an echo-state network.
+- :mod:`.measures`: a closed-form ridge readout, Jaeger's memory capacity, the largest Lyapunov exponent from
+  a driven network's Jacobians, active information storage and transfer entropy (plug-in, binned).
 - :mod:`.plots`: predicted series, Lyapunov spectra and the time constants a pruning keeps, on matplotlib axes.
 
 Imports: this package depends only on ``neurons`` (and ``tasks`` for the NRMSE metric), never on
@@ -14,11 +19,22 @@ Imports: this package depends only on ``neurons`` (and ``tasks`` for the NRMSE m
 them (Lyapunov noise pruning, :mod:`neuroplastic.structure.lnp`, checks the stability of what it prunes).
 """
 
+from neuroplastic.dynamics.esn import ACTIVATIONS, EchoStateNetwork, scale_to_spectral_radius, spectral_radius
+from neuroplastic.dynamics.intrinsic import IP_RULES, adapt_intrinsic, exponential_ip_update, gaussian_ip_update
 from neuroplastic.dynamics.lyapunov import (
     JACOBIAN_METHODS,
     LyapunovSpectrum,
     lyapunov_spectrum,
     perturbation_lyapunov_exponent,
+)
+from neuroplastic.dynamics.measures import (
+    MemoryCapacity,
+    active_information_storage,
+    discretize,
+    jacobian_lyapunov_exponent,
+    memory_capacity,
+    ridge_regression,
+    transfer_entropy,
 )
 from neuroplastic.dynamics.readout import fit_readout, fit_validated_readout, predict, validation_scores
 from neuroplastic.dynamics.reservoir import (
@@ -49,4 +65,8 @@ __all__ = [
     "SpikingReservoir", "random_reservoir", "subnetwork", "simulate", "reservoir_readout", "reservoir_validation_nrmse",
     "noise_currents", "reservoir_exponents", "spike_divergence", "reservoir_stability",
     "fit_readout", "predict", "validation_scores", "fit_validated_readout",
+    "ACTIVATIONS", "EchoStateNetwork", "spectral_radius", "scale_to_spectral_radius",
+    "IP_RULES", "gaussian_ip_update", "exponential_ip_update", "adapt_intrinsic",
+    "MemoryCapacity", "ridge_regression", "memory_capacity", "jacobian_lyapunov_exponent", "discretize",
+    "active_information_storage", "transfer_entropy",
 ]

@@ -18,6 +18,7 @@ EXPERIMENT_MODULES: tuple[str, ...] = (
     "sparse_training", "gradient_rewiring", "dormant_neurons", "growing_rnn", "backdoor_pruning",
     "snn_plasticity", "snn_lnp", "snn_reset", "snn_rewiring", "safe_mutations", "evolved_plasticity",
     "network_quine",
+    "reservoir_self_organisation",
 )
 
 _registered: dict[str, Experiment] = {}

@@ -13,8 +13,10 @@
   :class:`LeNet5`; the sparse-training experiment).
 - :mod:`~neuroplastic.models.spiking_mlp`: spiking MLPs of LIF neurons (:class:`SpikingMLP`,
   :class:`SpikingRateMLP`, :func:`spiking_activity`).
+- :mod:`~neuroplastic.models.plastic_reservoir`: the local synaptic rules of ``plasticity`` applied to an
+  echo-state network's recurrent weights (:func:`adapt_reservoir_weights`).
 
-Layer: above ``neurons`` and ``plasticity`` (whose layers these networks combine); uses ``tasks``.
+Layer: above ``neurons``, ``plasticity`` and ``dynamics`` (whose layers these networks combine); uses ``tasks``.
 """
 
 from neuroplastic.models.agents import ActorCritic, MazeAgent, run_maze_episodes
@@ -32,6 +34,7 @@ from neuroplastic.models.language import (
 )
 from neuroplastic.models.lenet import LeNet5, LeNet300100
 from neuroplastic.models.mlp import relu_mlp
+from neuroplastic.models.plastic_reservoir import adapt_reservoir_weights
 from neuroplastic.models.resnet import BasicBlock, ResNet
 from neuroplastic.models.rnn import RNN, RNNCell, RNNState
 from neuroplastic.models.spiking_mlp import SpikingMLP, SpikingRateMLP, spiking_activity
@@ -42,4 +45,5 @@ __all__ = [
     "CharLanguageModel", "detach_state", "lstm_parameter_count", "matched_lstm_hidden_size",
     "init_like_plastic_cell", "evaluate_bpc", "sample_text", "PlainRecurrentLIF", "AssociationSNN",
     "relu_mlp", "LeNet300100", "LeNet5", "SpikingMLP", "SpikingRateMLP", "spiking_activity",
+    "adapt_reservoir_weights",
 ]
