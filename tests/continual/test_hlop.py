@@ -163,3 +163,15 @@ def test_bad_inputs_are_refused(library_error, stream):
     with library_error() as info:
         hlop.load_state_dict({**hlop.state_dict(), "layers": ["x"]})
     assert info.match("layers")
+
+
+def test_projector_with_a_large_subspace_uses_the_complement_and_agrees():
+    g = torch.Generator().manual_seed(4)
+    weight = torch.nn.Parameter(torch.randn(3, 6, generator=g, dtype=torch.float64))
+    basis = orthonormal_rows(torch.randn(5, 6, generator=g, dtype=torch.float64))
+    weight.grad = torch.randn(3, 6, generator=g, dtype=torch.float64)
+    raw = weight.grad.clone()
+    projector = GradientProjector([weight], [basis])
+    assert projector._complements[0] is not None
+    projector.project()
+    assert torch.allclose(weight.grad, raw - raw @ basis.T @ basis)

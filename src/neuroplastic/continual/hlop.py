@@ -38,7 +38,8 @@ class GradientProjector:
     optimizer steps (Xiao et al. 2024, HLOP; with orthonormal rows ``Q`` that is ``g (I - Q^T Q)``). Attach it
     with :meth:`attach` (``optimizer.register_step_pre_hook``, the attachment pattern of
     :class:`~neuroplastic.structure.SparsityManager`) and remove it with :meth:`detach`; :meth:`project`
-    does the same by hand. Pairs with ``k = 0`` are skipped.
+    does the same by hand. Pairs with ``k = 0`` are skipped; with ``k > n / 2`` the hook multiplies by the
+    precomputed complement ``I - Q^T Q`` instead (one product of ``n x n`` rather than two of ``n x k``).
 
     Args:
         weights: the weights ``[out, n]`` (parameters).
@@ -59,6 +60,9 @@ class GradientProjector:
             if q.dtype != w.dtype or q.device != w.device:
                 raise ValueError(f"bases[{i}] must have weights[{i}]'s dtype and device ({w.dtype}, {w.device})")
         self.pairs = [(w, q) for w, q in zip(weights, bases, strict=True) if q.shape[0] > 0]
+        # with k > n / 2 rows, one product with the complement projector I - Q^T Q [n, n] is cheaper
+        self._complements = [torch.eye(q.shape[1], dtype=q.dtype, device=q.device) - q.T @ q
+                             if 2 * q.shape[0] > q.shape[1] else None for _, q in self.pairs]
         self._handle: Any = None
         self.optimizer: torch.optim.Optimizer | None = None
 
@@ -69,9 +73,13 @@ class GradientProjector:
     @torch.no_grad()
     def project(self) -> None:
         """Project every weight's ``.grad`` in place (weights without a gradient are left alone)."""
-        for weight, basis in self.pairs:
-            if weight.grad is not None:
+        for (weight, basis), complement in zip(self.pairs, self._complements, strict=True):
+            if weight.grad is None:
+                continue
+            if complement is None:
                 weight.grad.sub_((weight.grad @ basis.T) @ basis)
+            else:
+                weight.grad.copy_(weight.grad @ complement)
 
     def _hook(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.project()
