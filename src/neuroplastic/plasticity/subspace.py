@@ -64,11 +64,13 @@ def oja_subspace_update(weight: Tensor, x: Tensor, rate: float, *, fixed: int = 
     if clip is not None:
         clip = check_number("clip", clip, minimum=0.0, exclusive_minimum=True)
     y = x @ weight.T
-    delta = (y.T @ x - (y.T @ y) @ weight) / x.shape[0]
+    residual = x - y @ weight  # x - x_hat: one [B, k] x [k, n] product, shared by every row
+    delta = y[:, fixed:].T @ residual / x.shape[0]  # only the free rows are computed
     if clip is not None:
         delta = delta.clamp(-clip, clip)
-    delta[:fixed] = 0
-    return weight + rate * delta
+    out = weight.clone()
+    out[fixed:] += rate * delta
+    return out
 
 
 def orthonormal_rows(weight: Tensor, *, tolerance: float = 1e-6) -> Tensor:
