@@ -79,6 +79,7 @@ class Config:
     hebbian_rate: float = param(0.5, minimum=0, exclusive_minimum=True)
     hebbian_epochs: int = param(3, minimum=1)
     hebbian_samples: int = param(0, minimum=0)  # 0: all of the task's training examples
+    hlop_orthonormalize: bool = True  # False: project with the lateral weights as they are (the paper's H^T H)
     ewc_strength: float = param(100.0, minimum=0)
     replay_capacity: int = param(200, minimum=1)
     synthetic_features: int = param(64, minimum=2)
@@ -129,7 +130,8 @@ def make_strategy(method: str, model: nn.Module, config: Config, seed: int) -> S
         sizes = hlop_sizes(config.num_tasks, config.hlop_initial, config.hlop_growth,
                            decrease=config.hlop_decrease, every=config.hlop_every)
         return HLOP(model, sizes, layers=["fc1", "fc2", "fc3"], hebbian_rate=config.hebbian_rate,
-                    hebbian_epochs=config.hebbian_epochs, hebbian_samples=config.hebbian_samples or None, seed=seed)
+                    hebbian_epochs=config.hebbian_epochs, hebbian_samples=config.hebbian_samples or None,
+                    orthonormalize=config.hlop_orthonormalize, seed=seed)
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
