@@ -11,6 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 _TINY: dict[str, dict[str, Any]] = {
+    "continual-hlop": {
+        "num_tasks": 2, "hidden": 16, "time_steps": 2, "epochs": 1, "batch_size": 256, "hlop_initial": "8,4,4",
+        "hlop_growth": "2,2,2", "hebbian_epochs": 1, "hebbian_samples": 200, "replay_capacity": 50,
+        "synthetic_features": 16, "synthetic_rank": 3, "synthetic_samples": 400,
+    },
     "backdoor-pruning": {
         "channels": "4,8", "strides": "2,2", "epochs": 1, "batch_size": 200, "max_unlearning_updates": 3,
         "recovery_updates": 2, "ablation_fractions": "0.02", "monitor_size": 20, "sweep_thresholds": "0.2,0.5",

@@ -19,6 +19,7 @@ EXPERIMENT_MODULES: tuple[str, ...] = (
     "snn_plasticity", "snn_lnp", "snn_reset", "snn_rewiring", "safe_mutations", "evolved_plasticity",
     "network_quine",
     "reservoir_self_organisation",
+    "continual_hlop",
 )
 
 _registered: dict[str, Experiment] = {}

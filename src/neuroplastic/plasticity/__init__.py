@@ -40,6 +40,13 @@ from neuroplastic.plasticity.spiking import (
     spike_trace,
     trace_step,
 )
+from neuroplastic.plasticity.subspace import (
+    SubspaceNeurons,
+    oja_subspace_update,
+    orthonormal_rows,
+    principal_angle_cosines,
+    project_out,
+)
 from neuroplastic.plasticity.synapses import (
     ALPHA_GRANULARITIES,
     ETA_GRANULARITIES,
@@ -58,4 +65,5 @@ __all__ = [
     "SPIKING_BACKENDS", "SPIKING_BACKPROP_MODES", "PlasticLIF", "PlasticRecurrentLIF", "PlasticSpikingState",
     "SpikingNeuronConfig", "spike_trace", "trace_step",
     "SynapseConfig", "FusedCell", "plastic_scan", "supports_fused",
+    "SubspaceNeurons", "oja_subspace_update", "orthonormal_rows", "principal_angle_cosines", "project_out",
 ]
