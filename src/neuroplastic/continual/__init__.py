@@ -12,12 +12,15 @@ The frame of Parisi et al. 2019 ("Continual lifelong learning with neural networ
   :class:`EWC` (separate and online) and :class:`ExperienceReplay` (a reservoir-sampled buffer).
 - :mod:`.trainer`: :class:`ContinualTrainer`, any model with any strategy, step by step, with exact resume in
   the middle of a task; :class:`MultiHeadClassifier`, one head per task.
+- :mod:`.clnp`: :class:`CLNP`, continual learning via neural pruning (Golkar, Kagan & Cho 2019): L1 activation
+  sparsity, pruning by validation activity within a tolerance, frozen per-task neurons.
 
 This package sits on the top layer of the library, beside ``neuroplastic.evolution`` (see the package layers
 in ``docs/architecture.md``); it never imports the run platform.
 """
 
 from .baselines import EWC, ExperienceReplay, JointTraining, diagonal_fisher, ewc_penalty
+from .clnp import CLNP, activation_l1, clnp_layers
 from .metrics import (
     AccuracyMatrix,
     average_accuracy,
@@ -46,4 +49,5 @@ __all__ = [
     "AccuracyMatrix",
     "Batch", "Strategy", "FineTuning", "JointTraining", "EWC", "ExperienceReplay", "diagonal_fisher", "ewc_penalty",
     "ContinualTrainer", "MultiHeadClassifier", "StepInfo",
+    "CLNP", "clnp_layers", "activation_l1",
 ]
