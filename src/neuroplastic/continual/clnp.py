@@ -27,6 +27,12 @@ Per hidden layer ``l`` with weight ``W_l [N_l, N_{l-1}]`` and bias ``b_l [N_l]``
                   W_l[used_l, free_{l-1}] = 0,   head_t[:, free_L] = 0         (interference zeroed)
                   frozen exactly: rows W_l[used_l], b_l[used_l], head_t entirely
 
+Recycling (an addition to the paper, ``reinit_free``): the L1 pressure leaves many pruned ReLU neurons dead
+(negative input for every example), so they could never learn a later task. After each task but the last the
+free neurons are recycled as ReDo does (:func:`~neuroplastic.structure.dormant.redo_reset`): fresh incoming
+weights and bias from the strategy's generator, zero outgoing weights into the next hidden layer (their
+per-element optimiser state zeroed). Used neurons never read free ones, so this changes no earlier output.
+
 Frozen entries have their gradients zeroed after ``backward`` (and their per-element optimiser state zeroed,
 :func:`~neuroplastic.structure.reset_state`) and are copied back from the stored values after every optimiser
 step, so they stay bit-identical whatever the optimiser (momentum, weight decay, Adam). Since a used neuron
@@ -45,8 +51,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from .._checks import check_fraction, check_int, check_number
-from ..structure.dormant import ACTIVATION_MODULES, unit_activity
+from .._checks import check_bool, check_fraction, check_int, check_number
+from ..structure.dormant import ACTIVATION_MODULES, redo_reset, unit_activity
 from ..structure.neuron_masks import mask_units
 from ..structure.surgery import reset_state
 from .strategy import Batch, Strategy
@@ -128,12 +134,15 @@ class CLNP(Strategy):
             set measures activity and accuracy.
         search_steps: the number of prune counts tried is ``search_steps + 1`` (0 to all candidates).
         eval_batch_size: batch size of the activity measurement.
+        reinit_free: recycle the free neurons after each task (fresh incoming, zero outgoing weights).
+        seed: seed of the recycling's generator.
     """
 
     name = "clnp"
 
     def __init__(self, strength: float, *, tolerance: float = 0.0, validation: TaskStream | None = None,
-                 search_steps: int = 32, eval_batch_size: int = 1000) -> None:
+                 search_steps: int = 32, eval_batch_size: int = 1000, reinit_free: bool = True,
+                 seed: int = 0) -> None:
         self.strength = check_number("strength", strength, minimum=0.0)
         self.tolerance = check_fraction("tolerance", tolerance)
         if validation is not None and not isinstance(validation, TaskStream):
@@ -141,6 +150,9 @@ class CLNP(Strategy):
         self.validation = validation
         self.search_steps = check_int("search_steps", search_steps, minimum=1)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, minimum=1)
+        self.reinit_free = check_bool("reinit_free", reinit_free)
+        self.seed = check_int("seed", seed, minimum=0)
+        self.generator = torch.Generator().manual_seed(self.seed)
         self.layers: list[tuple[str, str]] = []
         self.owners: list[Tensor] = []  # per layer [N_l] long, -1 = free
         self.frozen: dict[str, tuple[Tensor, Tensor]] = {}  # parameter name -> (mask, values)
@@ -280,6 +292,12 @@ class CLNP(Strategy):
             if position not in pruned:
                 self.owners[int(layer_of[position])][int(index_in[position])] = t
         self._freeze(trainer.model, t)
+        if self.reinit_free and t + 1 < len(trainer.stream):
+            masks = {lin: owner < 0 for (lin, _), owner in zip(self.layers, self.owners, strict=True)}
+            pairs = [(lin, nxt) for (lin, _), (nxt, _) in zip(self.layers, self.layers[1:], strict=False)]
+            redo_reset(trainer.model, masks, trainer.optimizer, pairs=[*pairs, (self.layers[-1][0], None)],
+                       generator=self.generator)
+            self._enforce(trainer.model)
         self.free_history.append(list(self.free_neurons().values()))
         self.validation_accuracy.append((base, chosen_acc))
 
@@ -309,7 +327,8 @@ class CLNP(Strategy):
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        return {"layers": [list(p) for p in self.layers], "owners": [o.clone() for o in self.owners],
+        return {"generator": self.generator.get_state(), "layers": [list(p) for p in self.layers],
+                "owners": [o.clone() for o in self.owners],
                 "frozen": {k: (m.clone(), v.clone()) for k, (m, v) in self.frozen.items()},
                 "free_history": [list(r) for r in self.free_history],
                 "unpruned_accuracy": list(self.unpruned_accuracy),
@@ -317,7 +336,7 @@ class CLNP(Strategy):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        keys = {"layers", "owners", "frozen", "free_history", "unpruned_accuracy", "validation_accuracy"}
+        keys = {"generator", "layers", "owners", "frozen", "free_history", "unpruned_accuracy", "validation_accuracy"}
         missing = keys - set(state)
         if missing:
             raise ValueError(f"state is missing {sorted(missing)}: not a CLNP.state_dict()")
@@ -325,6 +344,7 @@ class CLNP(Strategy):
         if len(layers) != len(state["owners"]):
             raise ValueError("state['owners'] must hold one tensor per layer of state['layers']")
         self.layers = layers  # type: ignore[assignment]
+        self.generator.set_state(state["generator"])
         self.owners = [o.clone() for o in state["owners"]]
         self.frozen = {k: (m.clone(), v.clone()) for k, (m, v) in state["frozen"].items()}
         self.free_history = [list(r) for r in state["free_history"]]
