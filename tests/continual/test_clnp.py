@@ -182,3 +182,31 @@ def test_bad_inputs(library_error, streams):
     with library_error() as info:
         CLNP(0.1).load_state_dict({"owners": []})
     assert info.match("missing")
+
+
+def test_without_a_validation_stream_the_training_set_measures_and_recycling_can_be_off(streams):
+    stream, _ = streams
+    one = type(stream)(stream.tasks[:2], stream.scenario, stream.num_classes, stream.seed)
+    model = _model(one)
+    strategy = CLNP(1e-3, tolerance=0.0, search_steps=4, reinit_free=False)
+    trainer = ContinualTrainer(model, one, lambda m: torch.optim.SGD(m.parameters(), lr=0.1), strategy=strategy,
+                               epochs=1, batch_size=32)
+    trainer.run(max_steps=trainer._batches_in_task(0))
+    base, pruned = strategy.validation_accuracy[0]
+    task = one[0]
+    assert pruned >= base
+    on_train = type(task)(0, task.x_train, task.y_train, task.x_train, task.y_train, task.classes, task.head,
+                          task.num_outputs)
+    assert trainer.evaluate_task(on_train) == pruned
+    free = strategy.owners[0] < 0
+    recycled = ContinualTrainer(_model(one), one, lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
+                                strategy=CLNP(1e-3, tolerance=0.0, search_steps=4), epochs=1, batch_size=32)
+    recycled.run(max_steps=recycled._batches_in_task(0))
+    assert torch.equal(recycled.strategy.owners[0], strategy.owners[0])
+    plain, fresh = model.body[0].weight.detach(), recycled.model.body[0].weight.detach()
+    assert free.any() and torch.equal(plain[~free], fresh[~free])  # used rows untouched by recycling
+    assert not torch.equal(plain[free], fresh[free])  # free rows re-initialised
+    used1 = recycled.strategy.owners[1] >= 0
+    w1 = recycled.model.body[2].weight.detach()
+    assert (w1[used1][:, free] == 0).all()  # nothing flows from them into used neurons
+    assert (w1[~used1][:, free] != 0).any()  # free rows of the next layer are fresh, their inputs included

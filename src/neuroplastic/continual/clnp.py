@@ -30,8 +30,9 @@ Per hidden layer ``l`` with weight ``W_l [N_l, N_{l-1}]`` and bias ``b_l [N_l]``
 Recycling (an addition to the paper, ``reinit_free``): the L1 pressure leaves many pruned ReLU neurons dead
 (negative input for every example), so they could never learn a later task. After each task but the last the
 free neurons are recycled as ReDo does (:func:`~neuroplastic.structure.dormant.redo_reset`): fresh incoming
-weights and bias from the strategy's generator, zero outgoing weights into the next hidden layer (their
-per-element optimiser state zeroed). Used neurons never read free ones, so this changes no earlier output.
+weights and bias from the strategy's generator and zero outgoing weights into the next hidden layer, whose own
+free neurons are then fresh as a whole (inputs from free neurons included); per-element optimiser state of
+these entries zeroed. Used neurons never read free ones, so this changes no earlier output.
 
 Frozen entries have their gradients zeroed after ``backward`` (and their per-element optimiser state zeroed,
 :func:`~neuroplastic.structure.reset_state`) and are copied back from the stored values after every optimiser
@@ -134,7 +135,7 @@ class CLNP(Strategy):
             set measures activity and accuracy.
         search_steps: the number of prune counts tried is ``search_steps + 1`` (0 to all candidates).
         eval_batch_size: batch size of the activity measurement.
-        reinit_free: recycle the free neurons after each task (fresh incoming, zero outgoing weights).
+        reinit_free: recycle the free neurons after each task (fresh incoming weights, none into used neurons).
         seed: seed of the recycling's generator.
     """
 
@@ -309,16 +310,17 @@ class CLNP(Strategy):
         for (lin, _), owner in zip(self.layers, self.owners, strict=True):
             layer = modules[lin]
             used = owner >= 0
-            weight_mask = used[:, None].expand_as(layer.weight).clone()
+            weight_mask = used[:, None].expand(layer.weight.shape).clone()
             if previous_used is not None:
-                layer.weight[used[:, None] & ~previous_used[None, :]] = 0.0
+                cut = used[:, None] & ~previous_used[None, :]
+                layer.weight.masked_fill_(cut.to(layer.weight.device), 0.0)
             self.frozen[f"{lin}.weight"] = (weight_mask, layer.weight.detach().clone().cpu())
             if layer.bias is not None:
                 self.frozen[f"{lin}.bias"] = (used.clone(), layer.bias.detach().clone().cpu())
             previous_used = used
         assert previous_used is not None
         head = model.heads[t]
-        head.weight[:, ~previous_used] = 0.0
+        head.weight.masked_fill_((~previous_used)[None, :].to(head.weight.device), 0.0)
         self.frozen[f"heads.{t}.weight"] = (torch.ones_like(head.weight, dtype=torch.bool).cpu(),
                                             head.weight.detach().clone().cpu())
         if head.bias is not None:
