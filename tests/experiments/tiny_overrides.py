@@ -20,6 +20,10 @@ _TINY: dict[str, dict[str, Any]] = {
         "channels": "4,8", "strides": "2,2", "epochs": 1, "batch_size": 200, "max_unlearning_updates": 3,
         "recovery_updates": 2, "ablation_fractions": "0.02", "monitor_size": 20, "sweep_thresholds": "0.2,0.5",
     },
+    "continual-clnp": {
+        "max_train": 40, "max_test": 30, "hidden": 16, "epochs": 1, "batch_size": 16, "tolerances": "0,5",
+        "search_steps": 4, "ewc_strengths": "1,100", "ewc_fisher_samples": 8, "replay_capacity": 20,
+    },
     "cue-reward": {
         "cue_size": 6, "num_trials": 3, "hidden_size": 8, "batch_size": 4, "updates": 2, "eval_episodes": 6,
         "checkpoint_every": 1,

@@ -14,12 +14,15 @@ The frame of Parisi et al. 2019 ("Continual lifelong learning with neural networ
   the middle of a task; :class:`MultiHeadClassifier`, one head per task.
 - :mod:`.hlop`: :class:`HLOP` (Xiao et al. 2024), Hebbian lateral subspace neurons per layer and the
   gradient projection orthogonal to the earlier tasks' input subspaces (:class:`GradientProjector`).
+- :mod:`.clnp`: :class:`CLNP`, continual learning via neural pruning (Golkar, Kagan & Cho 2019): L1 activation
+  sparsity, pruning by validation activity within a tolerance, frozen per-task neurons.
 
 This package sits on the top layer of the library, beside ``neuroplastic.evolution`` (see the package layers
 in ``docs/architecture.md``); it never imports the run platform.
 """
 
 from .baselines import EWC, ExperienceReplay, JointTraining, diagonal_fisher, ewc_penalty
+from .clnp import CLNP, activation_l1, clnp_layers
 from .hlop import HLOP, GradientProjector, hlop_sizes
 from .metrics import (
     AccuracyMatrix,
@@ -50,4 +53,5 @@ __all__ = [
     "Batch", "Strategy", "FineTuning", "JointTraining", "EWC", "ExperienceReplay", "diagonal_fisher", "ewc_penalty",
     "ContinualTrainer", "MultiHeadClassifier", "StepInfo",
     "HLOP", "GradientProjector", "hlop_sizes",
+    "CLNP", "clnp_layers", "activation_l1",
 ]

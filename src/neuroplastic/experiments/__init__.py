@@ -20,6 +20,7 @@ EXPERIMENT_MODULES: tuple[str, ...] = (
     "network_quine",
     "reservoir_self_organisation",
     "continual_hlop",
+    "continual_clnp",
 )
 
 _registered: dict[str, Experiment] = {}
