@@ -221,7 +221,7 @@ def binary_matmul(x: Tensor, w: Tensor, k: int) -> Tensor:
 
 
 def bitplane_matmul(x: Tensor, w: Tensor) -> Tensor:
-    """``sum_j l[b, j] w[o, j]`` for bit-plane levels ``x: [B, P, W]`` and packed signs ``w: [N, W]`` -> int32 ``[B, N]``.
+    """``sum_j l[b, j] w[o, j]`` for bit-plane levels ``x: [B, P, W]``, packed signs ``w: [N, W]`` -> int32 ``[B, N]``.
 
     ``sum_p 2^p (2 popcount(x_p AND w) - popcount(x_p))``: exactly the integer the float product of the levels
     and the ±1 weights gives.

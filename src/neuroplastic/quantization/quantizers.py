@@ -193,7 +193,7 @@ class Binarize(nn.Module):
 
 
 class QuantActivation(nn.Module):
-    """Module form of :func:`quantize_activations`: ``bits = 1`` -> +-1, ``bits >= 2`` -> ``2^bits`` levels in [0, 1]."""
+    """Module form of :func:`quantize_activations`: ``bits = 1``: +-1; ``bits >= 2``: ``2^bits`` levels in [0, 1]."""
 
     def __init__(self, bits: int = 2, ste: str = "gated") -> None:
         super().__init__()
