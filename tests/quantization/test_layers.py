@@ -14,7 +14,10 @@ from neuroplastic.quantization import (
     QuantConv2d,
     QuantLinear,
     binarize,
+    pack_model,
+    quantized_cnn,
     quantized_layers,
+    quantized_mlp,
 )
 from neuroplastic.structure import GMP
 
@@ -145,3 +148,42 @@ def test_bad_arguments_are_refused(library_error):
     with library_error() as info:
         LatentWeightClipping(model, torch.optim.SGD([model.bias], lr=0.1))
     assert info.match("not among the optimizer")
+
+
+@pytest.mark.parametrize("input_bits", [1, 2])
+def test_networks_and_packed_model_agree_exactly(input_bits):
+    torch.manual_seed(0)
+    model = quantized_mlp(30, (40, 24), 5, weight_bits=1, input_bits=input_bits)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):  # move the batch-norm statistics and weights away from their initial values
+        optimizer.zero_grad()
+        F.cross_entropy(model(torch.rand(32, 30)), torch.randint(0, 5, (32,))).backward()
+        optimizer.step()
+    model.eval()
+    packed = pack_model(model)
+    kinds = [type(m).__name__ for m in packed]
+    assert kinds == ["QuantLinear", "BatchNorm1d", "PackedBinaryLinear", "BatchNorm1d", "PackedBinaryLinear",
+                     "BatchNorm1d"]  # the first layer keeps its real input and stays a QuantLinear
+    x = torch.rand(50, 30)
+    assert torch.equal(packed(x), model(x))
+    assert isinstance(model[2], QuantLinear)  # the original is not changed
+    float_net = quantized_mlp(30, (40,), 5, weight_bits=None, input_bits=None)
+    assert [type(m).__name__ for m in float_net] == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d"]
+    cnn = quantized_cnn((4, 6), 10, input_bits=input_bits)
+    assert cnn(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    assert quantized_cnn((4,), 10, weight_bits=None, input_bits=None)(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_network_bad_arguments(library_error):
+    with library_error() as info:
+        quantized_mlp(4, (3,), 2, weight_bits=1, input_bits=None)
+    assert info.match("both be None")
+    with library_error() as info:
+        quantized_mlp(4, (0,), 2)
+    assert info.match("hidden must be")
+    with library_error() as info:
+        quantized_cnn((4, 4, 4), 10, image_size=28)
+    assert info.match("divisible")
+    with library_error() as info:
+        pack_model("model")
+    assert info.match("nn.Module")

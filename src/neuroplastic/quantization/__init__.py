@@ -8,6 +8,7 @@ from neuroplastic.quantization.layers import (
     QuantLinear,
     quantized_layers,
 )
+from neuroplastic.quantization.networks import pack_model, quantized_cnn, quantized_mlp
 from neuroplastic.quantization.packing import (
     MAX_PLANES,
     binary_kernels,
@@ -34,5 +35,6 @@ __all__ = [
     "STES", "MAX_PLANES", "binarize", "quantize_weights", "activation_levels", "quantize_activations",
     "quantize_gradients", "clip_latent_weights", "Binarize", "QuantActivation", "QuantGradient",
     "QuantLinear", "QuantConv2d", "PackedBinaryLinear", "LatentWeightClipping", "quantized_layers",
+    "quantized_mlp", "quantized_cnn", "pack_model",
     "packed_words", "pack_signs", "pack_levels", "binary_matmul", "bitplane_matmul", "binary_kernels",
 ]

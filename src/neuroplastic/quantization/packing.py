@@ -44,7 +44,7 @@ __all__ = ["packed_words", "pack_signs", "pack_levels", "binary_matmul", "bitpla
 
 MAX_PLANES = 8
 """The most bit-planes a packed activation may have (8-bit inputs, as the paper's first layer)."""
-GRAIN = 1 << 16
+GRAIN = 1 << 20
 """64-bit words of popcount work per OpenMP thread."""
 _VARIANTS = {"default": ("binary_kernels", [])}
 
