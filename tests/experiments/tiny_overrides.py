@@ -46,6 +46,10 @@ _TINY: dict[str, dict[str, Any]] = {
         "max_chars": "12000", "embedding_dim": "8", "hidden_size": "12", "batch_size": "4", "seq_len": "16",
         "steps": "6", "eval_every": "3", "eval_batch": "4", "eval_chars": "2000", "sample_chars": "16",
     },
+    "quantized-nets": {
+        "train_size": 200, "hidden": "16,16", "channels": "2,4", "mlp_epochs": 2, "cnn_epochs": 1, "batch_size": 50,
+        "ste_repeats": 2,
+    },
     "safe-mutations": {
         "deep_width": 4, "parents": 1, "perturbations": 2, "hidden_size": 3, "population_size": 5, "batch_size": 2,
         "max_evaluations": 12, "repeats": 2, "report_every": 3, "checkpoint_every": 2, "gaussian_stds": "0.1",
