@@ -47,7 +47,7 @@ _TINY: dict[str, dict[str, Any]] = {
         "steps": "6", "eval_every": "3", "eval_batch": "4", "eval_chars": "2000", "sample_chars": "16",
     },
     "quantized-nets": {
-        "train_size": 200, "hidden": "16,16", "channels": "2,4", "mlp_epochs": 2, "cnn_epochs": 1, "batch_size": 50,
+        "train_size": 100, "hidden": "8,8", "channels": "2,2", "mlp_epochs": 2, "cnn_epochs": 1, "batch_size": 50,
         "ste_repeats": 2,
     },
     "safe-mutations": {

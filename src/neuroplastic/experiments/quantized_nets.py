@@ -250,7 +250,7 @@ EXPERIMENT = Experiment(
     config_class=Config,
     budgets={
         "quick": Config(),
-        "full": Config(hidden=(4096, 4096, 4096), channels=(32, 64), mlp_epochs=100, cnn_epochs=50,
+        "full": Config(hidden=(4096, 4096, 4096), channels=(128, 256), mlp_epochs=100, cnn_epochs=50,
                        lr_final=3e-5, ste_repeats=5),
     },
     run=run,
