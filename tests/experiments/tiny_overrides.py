@@ -30,6 +30,10 @@ _TINY: dict[str, dict[str, Any]] = {
         "checkpoint_every": 1,
     },
     "gradient-rewiring": {"hidden": "16", "alphas": "0.3,3.0", "epochs": 2, "batch_size": 500, "lr": 0.01},
+    "gradient-activation": {
+        "depth": 4, "width": 8, "steps": 20, "eval_every": 5, "repeats": 2, "loss_threshold": 2.2,
+        "saddle_steps": 300,
+    },
     "grid-maze": {
         "updates": 3, "maze_size": 5, "episode_length": 12, "hidden_size": 8, "batch_size": 4, "eval_episodes": 6,
         "eval_batch": 4, "time_windows": 3, "log_every": 1, "checkpoint_every": 1,

@@ -17,7 +17,7 @@ EXPERIMENT_MODULES: tuple[str, ...] = (
     "pattern_completion", "cue_reward", "grid_maze", "plastic_lm",
     "sparse_training", "gradient_rewiring", "dormant_neurons", "growing_rnn", "backdoor_pruning",
     "snn_plasticity", "snn_lnp", "snn_reset", "snn_rewiring", "safe_mutations", "evolved_plasticity",
-    "quantized_nets",
+    "quantized_nets", "gradient_activation",
 )
 
 _registered: dict[str, Experiment] = {}
