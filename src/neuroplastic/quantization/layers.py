@@ -106,7 +106,7 @@ class QuantLinear(nn.Linear, _Quantised):
         if isinstance(getattr(self, "weight_mask", None), Tensor) and not bool(self.weight_mask.all()):
             raise ValueError("a layer with pruned (masked) weights cannot be packed: binary weights have no zero")
         with torch.no_grad():
-            weight = pack_signs(self.weight.detach().float().cpu())
+            weight = pack_signs(self.weight.detach().float())  # on the weight's device (C kernels on the CPU)
             bias = None if self.bias is None else self.bias.detach().clone()
         return PackedBinaryLinear(weight, self.in_features, self.input_bits, bias, ste=self.ste)
 
