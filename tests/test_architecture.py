@@ -27,6 +27,11 @@ ALLOWED = {
     "evolution": {"neurons", "plasticity", "structure", "dynamics", "models", "evaluation", "tasks", "data"},
     "continual": {"neurons", "plasticity", "structure", "dynamics", "models", "evaluation", "tasks", "data"},
     "runs": {"evaluation"},
+    # quantised layers, quantisers and packed kernels stand alone (they compose with structure's sparsity
+    # manager through its mask buffer name, without importing it)
+    "quantization": set(),
+    # optimizer add-ons (gradient activation functions): hooks on any torch optimizer, nothing else
+    "optim": set(),
 }
 
 

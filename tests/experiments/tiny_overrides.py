@@ -44,6 +44,10 @@ _TINY: dict[str, dict[str, Any]] = {
         "task_weights": "0.01,1.0", "checkpoint_every": 3,
     },
     "gradient-rewiring": {"hidden": "16", "alphas": "0.3,3.0", "epochs": 2, "batch_size": 500, "lr": 0.01},
+    "gradient-activation": {
+        "depth": 4, "width": 8, "steps": 20, "eval_every": 5, "repeats": 2, "loss_threshold": 2.2,
+        "saddle_steps": 300,
+    },
     "grid-maze": {
         "updates": 3, "maze_size": 5, "episode_length": 12, "hidden_size": 8, "batch_size": 4, "eval_episodes": 6,
         "eval_batch": 4, "time_windows": 3, "log_every": 1, "checkpoint_every": 1,
@@ -63,6 +67,10 @@ _TINY: dict[str, dict[str, Any]] = {
     "reservoir-self-organisation": {
         "units": 12, "radii": "0.5,1.0,2.0", "reservoirs": 1, "k_max": 10, "washout": 20, "measure_steps": 200,
         "ip_steps": 100, "info_units": 4,
+    },
+    "quantized-nets": {
+        "train_size": 100, "hidden": "8,8", "channels": "2,2", "mlp_epochs": 2, "cnn_epochs": 1, "batch_size": 50,
+        "ste_repeats": 2,
     },
     "safe-mutations": {
         "deep_width": 4, "parents": 1, "perturbations": 2, "hidden_size": 3, "population_size": 5, "batch_size": 2,

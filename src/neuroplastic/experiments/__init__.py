@@ -21,6 +21,7 @@ EXPERIMENT_MODULES: tuple[str, ...] = (
     "reservoir_self_organisation",
     "continual_hlop",
     "continual_clnp",
+    "quantized_nets", "gradient_activation",
 )
 
 _registered: dict[str, Experiment] = {}
