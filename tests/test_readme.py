@@ -137,5 +137,5 @@ def test_experiment_table_lists_every_experiment_once_with_its_results_page():
 
 def test_readme_stays_short():
     lines = readme_text().splitlines()
-    assert len(lines) <= 220, "the README is an overview: details go to docs/"
+    assert len(lines) <= 240, "the README is an overview: details go to docs/"
     assert max(map(len, lines)) <= 200, "long table cells belong on the results pages under docs/results/"

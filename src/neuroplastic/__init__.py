@@ -3,7 +3,11 @@
 - ``neuroplastic.plasticity``: synapses within a lifetime (Hebbian, Oja, BCM; neuromodulation), and
   ``neuroplastic.neurons``: spiking neurons.
 - ``neuroplastic.structure``: connections and neurons across training.
-- ``neuroplastic.evolution``: genomes across generations (planned).
+- ``neuroplastic.evolution``: genomes across generations (genetic algorithms, safe mutations, pattern-producing
+  genomes with Lamarckian learning, self-replicating networks).
+- Around them: ``neuroplastic.continual`` (task streams, metrics, CLNP, HLOP), ``neuroplastic.dynamics``
+  (reservoirs, memory capacity, Lyapunov exponents), ``neuroplastic.quantization`` (quantised layers, packed
+  binary kernels) and ``neuroplastic.optim`` (gradient activation functions).
 
 ``import neuroplastic`` is cheap: it defines :func:`seed_everything` and ``__version__`` and imports a
 subpackage when it is first used, so ``import neuroplastic; neuroplastic.plasticity.PlasticRNN`` works.
@@ -28,7 +32,7 @@ __version__ = "0.1.0"
 
 # Subpackages and public modules loaded on first attribute access (module ``__getattr__``, PEP 562).
 _SUBMODULES: tuple[str, ...] = (
-    "neurons", "plasticity", "structure", "dynamics", "evolution", "continual", "models",
+    "neurons", "plasticity", "structure", "dynamics", "evolution", "continual", "quantization", "optim", "models",
     "tasks", "data", "evaluation", "runs", "experiments",
 )
 

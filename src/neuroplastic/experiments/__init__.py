@@ -16,12 +16,9 @@ from ..runs.experiment import Experiment
 EXPERIMENT_MODULES: tuple[str, ...] = (
     "pattern_completion", "cue_reward", "grid_maze", "plastic_lm",
     "sparse_training", "gradient_rewiring", "dormant_neurons", "growing_rnn", "backdoor_pruning",
-    "snn_plasticity", "snn_lnp", "snn_reset", "snn_rewiring", "safe_mutations", "evolved_plasticity",
-    "network_quine",
-    "reservoir_self_organisation",
-    "continual_hlop",
-    "continual_clnp",
-    "quantized_nets", "gradient_activation",
+    "snn_plasticity", "snn_lnp", "snn_reset", "snn_rewiring",
+    "safe_mutations", "evolved_plasticity", "network_quine",
+    "continual_clnp", "continual_hlop", "reservoir_self_organisation", "quantized_nets", "gradient_activation",
 )
 
 _registered: dict[str, Experiment] = {}
