@@ -17,6 +17,7 @@ EXPERIMENT_MODULES: tuple[str, ...] = (
     "pattern_completion", "cue_reward", "grid_maze", "plastic_lm",
     "sparse_training", "gradient_rewiring", "dormant_neurons", "growing_rnn", "backdoor_pruning",
     "snn_plasticity", "snn_lnp", "snn_reset", "snn_rewiring", "safe_mutations", "evolved_plasticity",
+    "dppn_autoencoder",
 )
 
 _registered: dict[str, Experiment] = {}
