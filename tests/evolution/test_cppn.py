@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 
-import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -107,9 +106,9 @@ def test_random_mutation_sequences_keep_the_dag_valid(seed, ops):
     config = PatternMutationConfig(add_node=0.5, delete_node=0.3, add_connection=0.6, delete_connection=0.3,
                                    switch_activation=0.5, perturb=0.5)
     for op in ops:
-        g = {"an": lambda: add_node(g, gen), "dn": lambda: delete_node(g, gen), "ac": lambda: add_connection(g, gen),
-             "dc": lambda: delete_connection(g, gen), "sw": lambda: switch_activation(g, gen),
-             "pw": lambda: perturb_weights(g, gen, 0.5), "all": lambda: mutate_pattern_genome(g, gen, config)}[op]()
+        g = {"an": add_node, "dn": delete_node, "ac": add_connection, "dc": delete_connection,
+             "sw": switch_activation, "pw": lambda x, r: perturb_weights(x, r, 0.5),
+             "all": lambda x, r: mutate_pattern_genome(x, r, config)}[op](g, gen)
         check_pattern_genome(g)
         assert not _has_cycle(g) and g.outputs == [4, 5]
         assert len({n.id for n in g.nodes}) == len(g.nodes)

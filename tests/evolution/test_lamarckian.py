@@ -22,10 +22,18 @@ from neuroplastic.evolution import (
     genome_seed,
     initial_pattern_genome,
 )
+from neuroplastic.runs.threads import torch_threads
 
 MODEL = nn.Sequential(nn.Linear(4, 2), nn.Tanh(), nn.Linear(2, 4))
 X = torch.rand(64, 4, generator=torch.Generator().manual_seed(0))
 COORDS = WeightCoordinates(MODEL, {"0": ((2, 2), (2,)), "2": ((2,), (2, 2))}, outputs={"2": 1})
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread (on a busy machine two are many times slower)."""
+    with torch_threads(1):
+        yield
 
 
 def train_loss(params, generator):
@@ -46,11 +54,12 @@ def test_evaluation_trains_and_scores_on_the_held_out_loss():
     genome = founders(1)[0]
     with torch.no_grad():
         before = float(eval_loss(COORDS.parameters_from(PatternNetwork(genome))))
-    result = evaluate_pattern_genome(genome, COORDS, train_loss, eval_loss, steps=30, lr=0.05, seed=7)
-    assert len(result.train_losses) == 30 and result.fitness > -before
+    result = evaluate_pattern_genome(genome, COORDS, train_loss, eval_loss, steps=10, lr=0.05, seed=7)
+    assert len(result.train_losses) == 10 and result.fitness > -before
     with torch.no_grad():
-        assert result.fitness == pytest.approx(-float(eval_loss(COORDS.parameters_from(PatternNetwork(result.learned)))))
-    again = evaluate_pattern_genome(genome, COORDS, train_loss, eval_loss, steps=30, lr=0.05, seed=7)
+        produced = COORDS.parameters_from(PatternNetwork(result.learned))
+        assert result.fitness == pytest.approx(-float(eval_loss(produced)))
+    again = evaluate_pattern_genome(genome, COORDS, train_loss, eval_loss, steps=10, lr=0.05, seed=7)
     assert again.fitness == result.fitness and again.learned == result.learned  # seeded: reproducible
     assert evaluate_pattern_genome(genome, COORDS, train_loss, eval_loss, steps=0, lr=0.05, seed=7).fitness == -before
     nan = evaluate_pattern_genome(genome, COORDS, train_loss, lambda p: torch.tensor(math.nan), steps=2, lr=0.05,

@@ -5,8 +5,8 @@ Fernando et al. 2016, "Convolution by evolution: differentiable pattern producin
 "achieving a reconstruction accuracy comparable to a fully connected network with more than two orders of
 magnitude more parameters"; the topology evolved, the weights learned, Lamarckian write-back.
 
-Setting: the embedded MNIST sample (4,000 train images, the last ``val_size`` of them held out for the fitness; the
-1,000 test images for the reported figures), downsampled to ``image_side`` (area average). The autoencoder:
+Setting: the embedded MNIST sample (4,000 train images, ``val_size`` of them, drawn at random once, held out for the
+fitness; the 1,000 test images for the reported figures), downsampled to ``image_side`` (area average). The autoencoder:
 ``x -> sigmoid(W1 x~ + b1) -> sigmoid(W2 h + b2)``, ``x~`` the input with masking noise (each pixel zeroed with
 probability ``noise``), loss the mean squared error to the clean image. Its input and output pixels lie on the
 ``image_side`` grid and its hidden units on a ``hidden_side`` grid (:class:`~neuroplastic.evolution.WeightCoordinates`,
@@ -132,7 +132,8 @@ class _Data:
                                                       mode="area").flatten(1)
 
         x_train, self.test = down(x_train), down(x_test)
-        self.train, self.val = x_train[: -config.val_size], x_train[-config.val_size:]
+        order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(0))  # the split is class-sorted
+        self.train, self.val = x_train[order[config.val_size:]], x_train[order[: config.val_size]]
         fixed = torch.Generator().manual_seed(10_007 + seed)
         self.val_noisy = corrupt(self.val, config.noise, fixed)
         self.test_noisy = corrupt(self.test, config.noise, fixed)
@@ -203,7 +204,6 @@ def run(config: Config, run_dir: RunDirectory) -> dict[str, Any]:
     parameters / genome parameters), ``direct_test_mse``, ``dppn_over_direct`` (Lamarckian test MSE / direct),
     ``ae_parameters``, ``identity_test_mse`` (the noisy input itself as reconstruction, a floor of uselessness).
     """
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
     model, data = autoencoder(config), _Data(config, run_dir.seed)
     coordinates = _coordinates(model, config)
     metrics: dict[str, Any] = {"ae_parameters": ae_parameters(config)}
@@ -291,7 +291,7 @@ def _plots(config: Config, run_dir: RunDirectory, model: nn.Module, coordinates:
     axes = fig.subplots(2, units, squeeze=False)
     for r, (name, weight) in enumerate(fields.items()):
         for k, unit in enumerate(picks):
-            axes[r, k].imshow(weight[unit].view(side, side), cmap="RdBu_r")
+            axes[r, k].imshow(weight[unit].view(side, side).numpy(), cmap="RdBu_r")
             axes[r, k].set_axis_off()
             axes[r, k].set_title(f"{name} h{unit}" if k == 0 else f"h{unit}", fontsize=7)
     run_dir.save_figure(fig, "receptive_fields")
@@ -301,7 +301,7 @@ def _plots(config: Config, run_dir: RunDirectory, model: nn.Module, coordinates:
     axes = fig.subplots(len(rows), 8)
     for r, (name, images) in enumerate(rows.items()):
         for k in range(8):
-            axes[r, k].imshow(images[k].view(side, side), cmap="gray", vmin=0, vmax=1)
+            axes[r, k].imshow(images[k].view(side, side).numpy(), cmap="gray", vmin=0, vmax=1)
             axes[r, k].set_axis_off()
         axes[r, 0].set_title(name, fontsize=8, loc="left")
     run_dir.save_figure(fig, "reconstructions")
