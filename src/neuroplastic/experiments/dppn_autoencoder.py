@@ -286,7 +286,9 @@ def _plots(config: Config, run_dir: RunDirectory, model: nn.Module, coordinates:
     with torch.no_grad():
         params = coordinates.parameters_from(PatternNetwork(best["lamarckian"]))
         fields = {"DPPN (Lamarckian)": params["encoder.weight"], "direct": direct.encoder.weight.detach()}
-        recon = {"DPPN": functional_forward(model, params, data.test_noisy[:8]), "direct": direct(data.test_noisy[:8])}
+        shown = torch.arange(8) * (len(data.test) // 8)  # one image from each part of the class-sorted test split
+        recon = {"DPPN": functional_forward(model, params, data.test_noisy[shown]),
+                 "direct": direct(data.test_noisy[shown])}
     fig = Figure(figsize=(units * 1.2, 3), layout="constrained")
     axes = fig.subplots(2, units, squeeze=False)
     for r, (name, weight) in enumerate(fields.items()):
@@ -296,7 +298,7 @@ def _plots(config: Config, run_dir: RunDirectory, model: nn.Module, coordinates:
             axes[r, k].set_title(f"{name} h{unit}" if k == 0 else f"h{unit}", fontsize=7)
     run_dir.save_figure(fig, "receptive_fields")
 
-    rows = {"clean": data.test[:8], "noisy": data.test_noisy[:8], **recon}
+    rows = {"clean": data.test[shown], "noisy": data.test_noisy[shown], **recon}
     fig = Figure(figsize=(9.6, 5), layout="constrained")
     axes = fig.subplots(len(rows), 8)
     for r, (name, images) in enumerate(rows.items()):
