@@ -133,8 +133,12 @@ class PatternNetwork(nn.Module):
                 matrix = matrix.index_put((cols.to(device), rows.to(device)), self.weights[edges.to(device)])
                 total = total + matrix @ blocks[block]  # [size, N]
             total = total.expand(level["size"], features.shape[1])
-            outs = [activation_function(a, total[lo:hi]) for a, lo, hi in level["runs"]]
-            blocks.append(outs[0] if len(outs) == 1 else torch.cat(outs))
+            if len(level["runs"]) == 1:
+                blocks.append(activation_function(level["runs"][0][0], total))
+            else:  # split, not slices: its backward concatenates the gradients instead of zero-filling per slice
+                parts = total.split([hi - lo for _, lo, hi in level["runs"]])
+                blocks.append(torch.cat([activation_function(a, x) for (a, _, _), x in
+                                         zip(level["runs"], parts, strict=True)]))
         return torch.stack([blocks[b][r] for b, r in self._outputs])
 
     def to_genome(self) -> PatternGenome:
@@ -268,7 +272,10 @@ class WeightCoordinates(nn.Module):
         needed = max(s[4] for s in self.slots) + 1
         if out.shape[0] < needed:
             raise ValueError(f"the layers use {needed} outputs of the pattern network, it has {out.shape[0]}")
-        return {name: (out[k, a:b] * s).reshape(shape) for name, shape, a, b, k, s in self.slots}
+        # unbind and split (their backward stacks and concatenates) rather than slices (zero-filled per slice)
+        lengths = [b - a for _, _, a, b, _, _ in self.slots]
+        pieces = [row.split(lengths) for row in out[:needed].unbind(0)]
+        return {name: (pieces[k][i] * s).reshape(shape) for i, (name, shape, _, _, k, s) in enumerate(self.slots)}
 
     def extra_repr(self) -> str:
         return f"weights={self.num_weights}, layers={len({s[0].rsplit('.', 1)[0] for s in self.slots})}"
