@@ -44,6 +44,8 @@ bench: $(STAMP)
 	else $(PY) benchmarks/evolution.py; echo "EvoTorch not installed: run make bench-env first"; fi
 	$(PY) benchmarks/safe_mutation_cost.py --outputs 4,16 --width 64
 	$(PY) benchmarks/safe_mutation_cost.py --outputs 4,16 --width 256 --repeats 10
+	$(PY) benchmarks/pattern_weights.py --threads 1 --parameters 100
+	$(PY) benchmarks/pattern_weights.py --threads 1 --parameters 200
 
 # peer libraries, never dependencies: snnTorch, SpikingJelly (Norse in its own venv) for benchmarks/snn_layer.py,
 # EvoTorch (with gymnasium and ray) for benchmarks/evolution.py

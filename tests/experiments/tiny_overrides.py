@@ -33,6 +33,11 @@ _TINY: dict[str, dict[str, Any]] = {
         "steps_per_phase": 10, "redo_every": 5, "drm_every": 10, "adapt_steps": 4, "eval_every": 5,
         "probe_size": 64,
     },
+    "dppn-autoencoder": {
+        "image_side": 8, "hidden_side": 3, "val_size": 50, "population_size": 3, "generations": 2, "inner_steps": 3,
+        "batch_size": 16, "tournament_size": 2, "initial_hidden": 2, "max_nodes": 6, "min_compression": 1.0,
+        "direct_steps": 20, "log_every": 10,
+    },
     "evolved-plasticity": {
         "cue_size": 4, "num_trials": 2, "hidden_size": 4, "population": 4, "generations": 2, "episodes": 2,
         "tournament_size": 2, "finalists": 2, "validation_episodes": 2, "test_episodes": 4, "plasticity_only": True,

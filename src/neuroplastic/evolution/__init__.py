@@ -18,12 +18,32 @@ embedding of each parameter index, trained by optimisation, regeneration or both
 ``neuroplastic.structure`` and below the experiments (see the package layers in ``docs/architecture.md``).
 """
 
+from .cppn import (
+    ACTIVATIONS as PATTERN_ACTIVATIONS,
+)
+from .cppn import (
+    ConnectionGene,
+    NodeGene,
+    PatternGenome,
+    PatternMutationConfig,
+    add_connection,
+    add_node,
+    check_pattern_genome,
+    crossover_pattern_genomes,
+    delete_connection,
+    delete_node,
+    initial_pattern_genome,
+    mutate_pattern_genome,
+    perturb_weights,
+    switch_activation,
+)
 from .divergence import ROOT, StepSearch, buffer_outputs, divergence_line_search, output_divergence
 from .evaluators import LocalEvaluator, Problem, ProcessPoolEvaluator, check_evaluation, merge_evaluations
 from .experience import ExperienceBuffer, reservoir_update
 from .ga import GAConfig, GeneticAlgorithm, SteadyStateConfig, SteadyStateGA
 from .genome import ParameterLayout, ParameterSlot
 from .gym_problem import GymProblem, Rollout
+from .lamarckian import LamarckianConfig, LamarckianEvolution, PatternEvaluation, evaluate_pattern_genome
 from .maze_problem import HardMazeProblem, maze_controller
 from .operators import (
     elite_indices,
@@ -34,6 +54,15 @@ from .operators import (
     tournament_selection,
     truncation_selection,
     uniform_crossover,
+)
+from .pattern_network import (
+    COORDINATE_FEATURES,
+    PatternNetwork,
+    WeightCoordinates,
+    activation_function,
+    axis_positions,
+    functional_forward,
+    grid_positions,
 )
 from .population import LineageRecord, Population
 from .problems import LOSSES, ParityProblem, ProblemEvaluation, SequenceClassifier, SupervisedProblem, check_population
@@ -48,7 +77,9 @@ from .protocols import (
     check_fitness,
 )
 from .quine import (
-    ACTIVATIONS,
+    ACTIVATIONS as QUINE_ACTIVATIONS,
+)
+from .quine import (
     AuxiliaryLoss,
     AuxiliaryQuine,
     Quine,
@@ -84,7 +115,8 @@ from .safe_mutation import (
 from .unrolled import UnrolledCell, UnrolledRecurrent, unroll_recurrent
 
 __all__ = [
-    "ACTIVATIONS",
+    "PATTERN_ACTIVATIONS",
+    "QUINE_ACTIVATIONS",
     "AuxiliaryLoss",
     "AuxiliaryQuine",
     "Quine",
@@ -100,6 +132,31 @@ __all__ = [
     "train_alternating",
     "train_optimisation",
     "train_regeneration",
+    "ConnectionGene",
+    "NodeGene",
+    "PatternGenome",
+    "PatternMutationConfig",
+    "add_connection",
+    "add_node",
+    "check_pattern_genome",
+    "crossover_pattern_genomes",
+    "delete_connection",
+    "delete_node",
+    "initial_pattern_genome",
+    "mutate_pattern_genome",
+    "perturb_weights",
+    "switch_activation",
+    "LamarckianConfig",
+    "LamarckianEvolution",
+    "PatternEvaluation",
+    "evaluate_pattern_genome",
+    "COORDINATE_FEATURES",
+    "PatternNetwork",
+    "WeightCoordinates",
+    "activation_function",
+    "axis_positions",
+    "functional_forward",
+    "grid_positions",
     "LOSSES",
     "METHODS",
     "ROOT",

@@ -17,7 +17,7 @@ EXPERIMENT_MODULES: tuple[str, ...] = (
     "pattern_completion", "cue_reward", "grid_maze", "plastic_lm",
     "sparse_training", "gradient_rewiring", "dormant_neurons", "growing_rnn", "backdoor_pruning",
     "snn_plasticity", "snn_lnp", "snn_reset", "snn_rewiring",
-    "safe_mutations", "evolved_plasticity", "network_quine",
+    "safe_mutations", "evolved_plasticity", "dppn_autoencoder", "network_quine",
     "continual_clnp", "continual_hlop", "reservoir_self_organisation", "quantized_nets", "gradient_activation",
 )
 
