@@ -138,7 +138,7 @@ def test_io_rnn_simulation_matches_a_loop_and_the_input_weights_are_recovered():
     for t in range(5):
         h = torch.tanh(x[:, t] @ a.T + h @ u.T)
         assert torch.allclose(y[:, t], h @ c)
-    x = torch.randn(4_000, 50, 8, generator=gen(16), dtype=F64)
+    x = torch.randn(2_500, 50, 8, generator=gen(16), dtype=F64)
     y = simulate_io_rnn(x, a, u, c)
     a_hat, _ = spectral_input_weights(x.reshape(-1, 8), y.reshape(-1), 3, generator=gen(17))
     assert recovery_error(a, a_hat) < 0.01
@@ -177,3 +177,32 @@ def test_bad_inputs_are_refused(library_error):
     with library_error() as info:
         gaussian_score(x, 4)
     assert info.match("order")
+
+
+def test_conditional_scores_recover_an_io_rnn_driven_by_a_markov_input():
+    """AR(1) input x_t = rho x_{t-1} + s e_t: the conditional score S3(x_t | x_{t-1}) (mean rho x_{t-1}, scale s)
+    recovers A; the conditional moment of a hand example obeys Stein's identity given the past."""
+    rho, s = 0.6, 0.8  # s = sqrt(1 - rho^2)
+    g = gen(18)
+    prev = torch.randn(100_000, 3, generator=g, dtype=F64)
+    x = rho * prev + s * torch.randn(100_000, 3, generator=g, dtype=F64)
+    # y = x0 x1 x2 + prev0 x0: third derivative of y in x is 1 at permutations of (0, 1, 2), 0 elsewhere; the
+    # marginal score would see prev0 x0 = (x0 - s e0) x0 / rho as a function of x alone and get it wrong
+    y = x.prod(1) + prev[:, 0] * x[:, 0]
+    m3 = cross_moment_tensor(x, y, mean=rho * prev, scale=s)
+    assert abs(float(m3[0, 1, 2]) - 1) < 0.06 and m3[0, 0, 0].abs() < 0.06
+    m2 = cross_moment_matrix(x, y, mean=rho * prev, scale=s)  # E[hessian] = E[x2] at (0, 1): 0
+    assert m2.abs().max() < 0.06
+    a, c = network(3)
+    u = 0.3 * torch.randn(3, 3, generator=gen(19), dtype=F64)
+    steps = torch.randn(2_000, 60, 8, generator=gen(20), dtype=F64)
+    seq = torch.empty_like(steps)
+    seq[:, 0] = steps[:, 0]
+    for t in range(1, 60):
+        seq[:, t] = rho * seq[:, t - 1] + s * steps[:, t]
+    out = simulate_io_rnn(seq, a, u, c)
+    xs, ys, means = seq[:, 1:].reshape(-1, 8), out[:, 1:].reshape(-1), rho * seq[:, :-1].reshape(-1, 8)
+    a_hat, _ = spectral_input_weights(xs, ys, 3, generator=gen(21), mean=means, scale=s)
+    assert recovery_error(a, a_hat) < 0.05  # 1.2e5 pairs; the scale 0.8 amplifies the noise by 1/0.8^3
+    with pytest.raises(ValueError, match="scale must be"):
+        cross_moment_tensor(xs, ys, scale=0.0)

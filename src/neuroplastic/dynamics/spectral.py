@@ -21,9 +21,10 @@ then follows by least squares on ``sigma(A_hat x)`` (:func:`fit_output_layer`).
 Input-output RNN ``h_t = sigma(A x_t + U h_{t-1})``, ``y_t = c^T h_t`` (:func:`simulate_io_rnn`): with i.i.d.
 inputs ``x_t ~ N(0, I)``, ``h_{t-1}`` is independent of ``x_t`` and acts as a random bias, so
 ``E[y_t S3(x_t)] = sum_j c_j E[sigma'''(a_j^T x_t + u_j^T h_{t-1})] a_j^(x)3``: the same decomposition of the
-pairs ``(x_t, y_t)`` recovers ``A``. (The paper's Markov inputs need the conditional scores
-``S3(x_t | x_{t-1})``; for i.i.d. inputs they equal the marginal ones, the only case implemented here. The
-recurrent weights ``U`` are not recovered here.)
+pairs ``(x_t, y_t)`` recovers ``A``. Markov inputs (the paper's setting) need the conditional scores
+``S3(x_t | x_{t-1})``: for a Gaussian AR(1) input ``x_t = rho x_{t-1} + sqrt(1 - rho^2) e_t``, pass
+``mean = rho x_{t-1}`` and ``scale = sqrt(1 - rho^2)`` (the past enters ``y_t`` only through ``h_{t-1}``, and
+Stein's identity holds given the past). The recurrent weights ``U`` are not recovered here.
 
 Whitening: the second-order moment ``E[y S2(x)]`` has ``mu_j = c_j E[sigma''(.)]``, zero for an odd ``sigma``
 without bias (tanh), so the whitening matrix is a contraction ``M3(I, I, theta)`` (``mu_j = lambda_j a_j^T
@@ -95,35 +96,58 @@ def gaussian_score(x: torch.Tensor, order: int) -> torch.Tensor:
                     + torch.einsum("nc,ab->nabc", x, eye))
 
 
-def cross_moment_matrix(x: torch.Tensor, y: torch.Tensor, *, chunk_size: int = 65536) -> torch.Tensor:
-    """The empirical second-order cross moment ``M2 = mean_i y_i S2(x_i) = mean_i y_i x_i x_i^T - mean(y) I``
-    for Gaussian inputs (= ``sum_j c_j E[sigma''(a_j^T x + b_j)] a_j a_j^T`` in expectation).
+def _standardise(x: torch.Tensor, mean: torch.Tensor | None, scale: float) -> torch.Tensor:
+    """``(x - mean) / scale`` after checking ``mean [n, d]`` (or None) and ``scale > 0``."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
+        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+    if mean is None:
+        return x if scale == 1 else x / scale
+    check_tensor("mean", mean, (x.shape[0], x.shape[1]), like=x, like_name="x")
+    check_finite("mean", mean)
+    return (x - mean) / scale
 
-    Shapes: ``x [n, d]``, ``y [n]`` -> ``[d, d]``; accumulated over chunks of ``chunk_size`` rows.
+
+def cross_moment_matrix(x: torch.Tensor, y: torch.Tensor, *, mean: torch.Tensor | None = None, scale: float = 1.0,
+                        chunk_size: int = 65536) -> torch.Tensor:
+    """The empirical second-order cross moment ``M2 = mean_i y_i S2(x_i)`` for Gaussian inputs
+    ``x_i ~ N(mean_i, scale^2 I)`` (= ``sum_j c_j E[sigma''(a_j^T x + b_j)] a_j a_j^T`` in expectation)::
+
+        S2(x) = (z z^T - I) / scale^2,   z = (x - mean) / scale
+
+    ``mean`` given: the conditional score of a Markov input, e.g. ``mean_i = rho x_{i-1}`` for an AR(1) input
+    (Sedghi & Anandkumar 2016); None: zero. Shapes: ``x [n, d]``, ``y [n]``, ``mean [n, d]`` -> ``[d, d]``;
+    accumulated over chunks of ``chunk_size`` rows.
     """
     x, y = _check_xy(x, y)
     chunk_size = check_int("chunk_size", chunk_size)
+    z = _standardise(x, mean, scale)
     d = x.shape[1]
     total = torch.zeros(d, d, dtype=x.dtype, device=x.device)
-    for start in range(0, x.shape[0], chunk_size):
-        xs, ys = x[start:start + chunk_size], y[start:start + chunk_size]
-        total += (xs * ys[:, None]).T @ xs
+    for start in range(0, z.shape[0], chunk_size):
+        zs, ys = z[start:start + chunk_size], y[start:start + chunk_size]
+        total += (zs * ys[:, None]).T @ zs
     eye = torch.eye(d, dtype=x.dtype, device=x.device)
-    return total / x.shape[0] - y.mean() * eye
+    return (total / x.shape[0] - y.mean() * eye) / scale ** 2
 
 
-def cross_moment_tensor(x: torch.Tensor, y: torch.Tensor, *, chunk_size: int = 65536) -> torch.Tensor:
-    """The empirical third-order cross moment ``M3 = mean_i y_i S3(x_i)`` for Gaussian inputs.
+def cross_moment_tensor(x: torch.Tensor, y: torch.Tensor, *, mean: torch.Tensor | None = None,
+                        scale: float = 1.0, chunk_size: int = 65536) -> torch.Tensor:
+    """The empirical third-order cross moment ``M3 = mean_i y_i S3(x_i)`` for Gaussian inputs
+    ``x_i ~ N(mean_i, scale^2 I)``.
 
     Paper: Sedghi & Anandkumar 2016, ``E[y S3(x)] = sum_j lambda_j a_j (x) a_j (x) a_j``. Computed as::
 
-        M3 = mean_i y_i x_i (x) x_i (x) x_i - sym(m (x) I),   m = mean_i y_i x_i
+        M3 = (mean_i y_i z_i (x) z_i (x) z_i - sym(m (x) I)) / scale^3,   z_i = (x_i - mean_i) / scale,
+        m = mean_i y_i z_i
 
-    with ``sym(m (x) I)_abc = m_a d_bc + m_b d_ac + m_c d_ab``. Shapes: ``x [n, d]``, ``y [n]`` -> ``[d, d, d]``;
-    memory ``chunk_size * d^2`` (never ``[n, d, d, d]``).
+    with ``sym(m (x) I)_abc = m_a d_bc + m_b d_ac + m_c d_ab``. ``mean`` given: the conditional score of a Markov
+    input (e.g. ``mean_i = rho x_{i-1}``, ``scale = sqrt(1 - rho^2)`` for an AR(1) input); Stein's identity then
+    holds conditionally on the past. Shapes: ``x [n, d]``, ``y [n]``, ``mean [n, d]`` -> ``[d, d, d]``; memory
+    ``chunk_size * d^2`` (never ``[n, d, d, d]``).
     """
     x, y = _check_xy(x, y)
     chunk_size = check_int("chunk_size", chunk_size)
+    x = _standardise(x, mean, scale)
     n, d = x.shape
     total = torch.zeros(d * d, d, dtype=x.dtype, device=x.device)
     first = torch.zeros(d, dtype=x.dtype, device=x.device)
@@ -134,8 +158,8 @@ def cross_moment_tensor(x: torch.Tensor, y: torch.Tensor, *, chunk_size: int = 6
         first += yx.sum(0)
     total, first = total.reshape(d, d, d) / n, first / n
     eye = torch.eye(d, dtype=x.dtype, device=x.device)
-    return total - (torch.einsum("a,bc->abc", first, eye) + torch.einsum("b,ac->abc", first, eye)
-                    + torch.einsum("c,ab->abc", first, eye))
+    return (total - (torch.einsum("a,bc->abc", first, eye) + torch.einsum("b,ac->abc", first, eye)
+                     + torch.einsum("c,ab->abc", first, eye))) / scale ** 3
 
 
 def _check_tensor3(name: str, t: object) -> torch.Tensor:
@@ -252,7 +276,8 @@ def tensor_power_method(t: torch.Tensor, k: int, *, generator: torch.Generator, 
 
 def spectral_input_weights(x: torch.Tensor, y: torch.Tensor, k: int, *, generator: torch.Generator,
                            whitening: str = "subspace", restarts: int = 10, iterations: int = 100,
-                           refinements: int = 2, chunk_size: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+                           refinements: int = 2, mean: torch.Tensor | None = None, scale: float = 1.0,
+                           chunk_size: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
     """The input weights of ``y = sum_j c_j sigma(a_j^T x + b_j)`` (``x ~ N(0, I)``) up to sign, scale and
     order, from samples by the method of moments.
 
@@ -264,7 +289,8 @@ def spectral_input_weights(x: torch.Tensor, y: torch.Tensor, k: int, *, generato
     (needs ``E[sigma''] != 0``). Then ``refinements`` times: ``lambda_j`` by least squares on
     ``M3 ~ sum_j lambda_j a_hat_j^(x)3``, ``theta`` with ``a_hat_j^T theta = 1 / lambda_j``, and the whitening
     of ``M3(I, I, theta) ~ sum_j a_j a_j^T`` (balanced, of one sign) for a new decomposition (this step is
-    ours: it makes the whitening well conditioned whatever the signs of ``lambda_j``).
+    ours: it makes the whitening well conditioned whatever the signs of ``lambda_j``). ``mean``, ``scale``: the
+    conditional Gaussian scores of :func:`cross_moment_tensor` (Markov inputs).
 
     Shapes: ``x [n, d]``, ``y [n]`` -> ``(a_hat [k, d]`` unit rows, ``weights [k]`` the whitened tensor's
     eigenvalues).
@@ -272,14 +298,14 @@ def spectral_input_weights(x: torch.Tensor, y: torch.Tensor, k: int, *, generato
     x, y = _check_xy(x, y)
     k = check_int("k", k, maximum=x.shape[1])
     whitening = check_choice("whitening", whitening, ("subspace", "tensor", "moment2"))
-    m3 = cross_moment_tensor(x, y, chunk_size=chunk_size)
+    m3 = cross_moment_tensor(x, y, mean=mean, scale=scale, chunk_size=chunk_size)
     refinements = check_int("refinements", refinements, minimum=0)
     if whitening == "subspace":
         w = torch.linalg.svd(m3.reshape(m3.shape[0], -1), full_matrices=False).U[:, :k]
     elif whitening == "tensor":
         w = tensor_whitening(m3, k, generator=generator)
     else:
-        w = whitening_matrix(cross_moment_matrix(x, y, chunk_size=chunk_size), k)
+        w = whitening_matrix(cross_moment_matrix(x, y, mean=mean, scale=scale, chunk_size=chunk_size), k)
     a_hat, weights = _decompose(m3, w, k, generator, restarts, iterations)
     for _ in range(refinements):
         # lambda_j by least squares on M3 ~ sum_j lambda_j a_hat_j^(x)3, then theta with a_hat_j^T theta = 1/lambda_j:
