@@ -11,6 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 _TINY: dict[str, dict[str, Any]] = {
+    "spectral-rnn": {
+        "inputs": 4, "hidden": 2, "sequence_length": 20, "sample_sizes": "2000,8000", "repeats": 1,
+        "square_samples": 2000, "validation_sequences": 10, "bp_steps": 20, "bp_eval_every": 5,
+    },
     "continual-hlop": {
         "num_tasks": 2, "hidden": 16, "time_steps": 2, "epochs": 1, "batch_size": 256, "hlop_initial": "8,4,4",
         "hlop_growth": "2,2,2", "hebbian_epochs": 1, "hebbian_samples": 200, "replay_capacity": 50,

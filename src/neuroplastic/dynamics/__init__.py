@@ -12,6 +12,8 @@
   Gaussian target) and a training phase that applies it to an echo-state network.
 - :mod:`.measures`: a closed-form ridge readout, Jaeger's memory capacity, the largest Lyapunov exponent from
   a driven network's Jacobians, active information storage and transfer entropy (plug-in, binned).
+- :mod:`.spectral`: spectral training of one-hidden-layer networks and input-output RNNs (Sedghi & Anandkumar):
+  Gaussian score functions, cross-moment tensors, whitening, the tensor power method, the output layer.
 - :mod:`.plots`: predicted series, Lyapunov spectra and the time constants a pruning keeps, on matplotlib axes.
 
 Imports: this package depends only on ``neurons`` (and ``tasks`` for the NRMSE metric), never on
@@ -57,6 +59,21 @@ from neuroplastic.dynamics.smooth_lif import (
     smooth_lif_step,
     smooth_lif_tangent,
 )
+from neuroplastic.dynamics.spectral import (
+    SPECTRAL_ACTIVATIONS,
+    SpectralFit,
+    cross_moment_matrix,
+    cross_moment_tensor,
+    fit_output_layer,
+    gaussian_score,
+    recovery_error,
+    simulate_io_rnn,
+    spectral_fit,
+    spectral_input_weights,
+    tensor_power_method,
+    tensor_whitening,
+    whitening_matrix,
+)
 
 __all__ = [
     "JACOBIAN_METHODS", "LyapunovSpectrum", "lyapunov_spectrum", "perturbation_lyapunov_exponent",
@@ -69,4 +86,7 @@ __all__ = [
     "IP_RULES", "gaussian_ip_update", "exponential_ip_update", "adapt_intrinsic",
     "MemoryCapacity", "ridge_regression", "memory_capacity", "jacobian_lyapunov_exponent", "discretize",
     "active_information_storage", "transfer_entropy",
+    "SPECTRAL_ACTIVATIONS", "SpectralFit", "gaussian_score", "cross_moment_matrix", "cross_moment_tensor",
+    "whitening_matrix", "tensor_whitening", "tensor_power_method", "spectral_input_weights", "fit_output_layer",
+    "spectral_fit", "recovery_error", "simulate_io_rnn",
 ]
