@@ -18,8 +18,8 @@ EXPERIMENT_MODULES: tuple[str, ...] = (
     "sparse_training", "gradient_rewiring", "dormant_neurons", "growing_rnn", "backdoor_pruning",
     "snn_plasticity", "snn_lnp", "snn_reset", "snn_rewiring",
     "safe_mutations", "evolved_plasticity", "dppn_autoencoder", "network_quine",
-    "continual_clnp", "continual_hlop", "reservoir_self_organisation", "quantized_nets", "gradient_activation",
-    "spectral_rnn",
+    "continual_clnp", "continual_hlop", "reservoir_self_organisation", "spectral_rnn",
+    "quantized_nets", "gradient_activation",
 )
 
 _registered: dict[str, Experiment] = {}
