@@ -110,8 +110,6 @@ def _check_layers_input(layers: object, x: object) -> list[tuple[nn.Linear, nn.L
                          f"shape {list(x.shape)}")
     if x.shape[2] != parts[0][0].in_features:
         raise ValueError(f"x has {x.shape[2]} inputs, layers[0] takes {parts[0][0].in_features}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("x must be finite")
     weight = parts[0][0].weight
     if x.device != weight.device or x.dtype != weight.dtype:
         raise ValueError(f"x ({x.dtype}, {x.device}) must match the layers' parameters ({weight.dtype}, "
@@ -143,6 +141,8 @@ def st_rsbp_forward(layers: Sequence[nn.Module], x: Tensor) -> list[SpikeTrainSt
             })
         for t in range(steps):
             inp = x[:, t]
+            if not bool(torch.isfinite(inp).all()):  # step by step: a check over all of x would allocate O(T)
+                raise ValueError(f"x must be finite (step {t} is not)")
             for (lin, rec, neurons), st in zip(parts, state, strict=True):
                 stats: SpikeTrainStats = st["stats"]
                 keep = st["decay"] * (1.0 - st["s"])  # decay of the traces; 0 after a post spike (hard reset)
@@ -240,6 +240,8 @@ def spiking_forward(layers: Sequence[nn.Module], x: Tensor) -> Tensor:
     Each layer: ``RecurrentLIF(x)`` or ``LIF(Linear(x))``; the surrogate gradients of the neurons apply.
     """
     _check_layers_input(layers, x)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x must be finite")
     for layer in layers:
         x = layer(x)[0] if isinstance(layer, RecurrentLIF) else layer[1](layer[0](x))[0]
     return x
@@ -296,20 +298,22 @@ class _PeakBytes(TorchDispatchMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.live: dict[tuple[int, int], int] = {}
+        self.live: dict[int, int] = {}
         self.current = 0
         self.peak = 0
 
-    def _free(self, key: tuple[int, int]) -> None:
+    def _free(self, key: int) -> None:
         self.current -= self.live.pop(key, 0)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        # views and in-place results share an input's storage: no new memory
+        inputs = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0] if isinstance(t, Tensor)}
         for item in tree_flatten(out)[0]:
             if isinstance(item, Tensor):
                 storage = item.untyped_storage()
-                key = (storage.data_ptr(), id(storage))
-                if storage.data_ptr() and key not in self.live:
+                key = storage.data_ptr()
+                if key and key not in inputs and key not in self.live:
                     self.live[key] = storage.nbytes()
                     self.current += storage.nbytes()
                     self.peak = max(self.peak, self.current)
