@@ -81,7 +81,8 @@ def make_network(config: Config, seed: int) -> nn.ModuleList:
 
     The input weights are scaled up (x 3) so that the rate-coded digits drive the hidden layer; the recurrent
     weights are drawn ``N(0, recurrent_std^2)``; ``hidden_bias`` / ``output_bias`` are added to the biases so that
-    the neurons fire from the start (ST-RSBP gives a silent neuron no gradient). The global random generator is untouched.
+    the neurons fire from the start (ST-RSBP gives a silent neuron no gradient). The global random generator is
+    untouched.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
