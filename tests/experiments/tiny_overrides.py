@@ -100,6 +100,8 @@ _TINY: dict[str, dict[str, Any]] = {
         "hidden": 16, "time_steps": 3, "repeats": 2, "epochs": 2, "batch_size": 1000, "lr": 0.02,
         "surrogate": "triangle",
     },
+    "st-rsbp": {"hidden": 8, "time_steps": 4, "epochs": 2, "batch_size": 500, "lr": 0.01,
+                "memory_steps": "4,8,16", "memory_batch": 2},
     "snn-rewiring": {"hidden": 16, "time_steps": 4, "alphas": "0.3,3.0", "epochs": 2, "batch_size": 500, "lr": 0.01},
     "sparse-training": {
         "sparsities": [0.9, 0.98], "train_images": 96, "epochs": 2, "batch_size": 32, "delta_t": 2, "log_every": 2,

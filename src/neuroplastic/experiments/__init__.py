@@ -19,7 +19,7 @@ EXPERIMENT_MODULES: tuple[str, ...] = (
     "snn_plasticity", "snn_lnp", "snn_reset", "snn_rewiring",
     "safe_mutations", "evolved_plasticity", "dppn_autoencoder", "network_quine",
     "continual_clnp", "continual_hlop", "reservoir_self_organisation", "spectral_rnn",
-    "quantized_nets", "gradient_activation",
+    "quantized_nets", "gradient_activation", "st_rsbp",
 )
 
 _registered: dict[str, Experiment] = {}

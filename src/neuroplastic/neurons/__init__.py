@@ -23,6 +23,15 @@ from neuroplastic.neurons.modules import (
 )
 from neuroplastic.neurons.nir_io import SpikingSequential, export_nir, import_nir
 from neuroplastic.neurons.spike_linear import SpikeLinear, spike_linear
+from neuroplastic.neurons.st_rsbp import (
+    STRSBP,
+    SpikeTrainStats,
+    peak_tensor_bytes,
+    rate_loss,
+    spiking_forward,
+    st_rsbp_backward,
+    st_rsbp_forward,
+)
 from neuroplastic.neurons.surrogates import (
     ATan,
     FastSigmoid,
@@ -61,6 +70,13 @@ __all__ = [
     "RecurrentLIFState",
     "SpikeLinear",
     "spike_linear",
+    "STRSBP",
+    "SpikeTrainStats",
+    "st_rsbp_forward",
+    "st_rsbp_backward",
+    "rate_loss",
+    "spiking_forward",
+    "peak_tensor_bytes",
     "rate_encode",
     "latency_encode",
     "spike_count",
