@@ -19,6 +19,7 @@ EXPERIMENT_MODULES: tuple[str, ...] = (
     "snn_plasticity", "snn_lnp", "snn_reset", "snn_rewiring",
     "safe_mutations", "evolved_plasticity", "dppn_autoencoder", "network_quine",
     "continual_clnp", "continual_hlop", "reservoir_self_organisation", "quantized_nets", "gradient_activation",
+    "hybrid_simulator",
 )
 
 _registered: dict[str, Experiment] = {}
