@@ -201,7 +201,7 @@ def _train_hybrid(k: int, data: tuple[Tensor, Tensor], config: Config, run_dir: 
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        run_dir.log(step, **{f"hybrid_loss_{k}": float(loss)})
+        run_dir.log(step, **{f"hybrid_loss_{k}": float(loss.detach())})
     return sim
 
 
@@ -226,7 +226,7 @@ def _train_network(k: int, data: tuple[Tensor, Tensor], config: Config, run_dir:
         loss.backward()
         optimizer.step()
         if step % 10 == 0 or step == config.network_steps - 1:
-            run_dir.log(step, **{f"network_loss_{k}": float(loss)})
+            run_dir.log(step, **{f"network_loss_{k}": float(loss.detach())})
     return net
 
 
