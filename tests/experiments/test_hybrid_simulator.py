@@ -63,3 +63,17 @@ def test_bad_configs_are_refused_before_the_run_starts(tmp_path, key, value):
     with pytest.raises(ValueError, match=f"Config.{key} must be "):
         run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
     assert not (tmp_path / EXPERIMENT.name).exists()
+
+
+def test_without_mujoco_the_ground_truth_is_the_damped_analytic_model(monkeypatch):
+    import sys
+
+    from neuroplastic.dynamics import HybridSimulator
+    from neuroplastic.experiments.hybrid_simulator import Config, ground_truth
+
+    monkeypatch.setitem(sys.modules, "mujoco", None)  # import mujoco -> ImportError
+    q0, qd0 = torch.tensor([[0.5, -0.2]], dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64)
+    q, qd, used_mujoco = ground_truth(q0, qd0, 20, Config(), friction=True)
+    assert not used_mujoco
+    expected = HybridSimulator([1.0, 1.0], [1.0, 1.0], damping=[0.2, 0.1]).rollout(q0, qd0, 20)[0]
+    torch.testing.assert_close(q, expected.detach())
