@@ -142,3 +142,18 @@ def test_bad_inputs_are_refused(library_error):
             call()
         assert info.match(match)
     assert chain_energy(q0, qd0, sim.masses, sim.lengths).shape == (2,)
+
+
+def test_cartpole_conserves_energy_and_its_cart_recoils():
+    sim = HybridSimulator([1.5, 0.5], [0.8], system="cartpole")
+    q0 = torch.tensor([[0.0, 1.0], [0.3, -2.0]], dtype=F64)
+    qd0 = torch.tensor([[0.0, 0.0], [0.5, 1.0]], dtype=F64)
+    with torch.no_grad():
+        q, qd = sim.rollout(q0, qd0, 500)
+        energy = sim.energy(q, qd)
+        momentum = (1.5 + 0.5) * qd[..., 0] + 0.5 * 0.8 * torch.cos(q[..., 1]) * qd[..., 1]  # no horizontal force
+    assert (energy - energy[:, :1]).abs().max() / energy.abs().max() < 1e-8
+    assert (momentum - momentum[:, :1]).abs().max() < 1e-8
+    assert q[0, 1:, 0].abs().max() > 1e-2  # the pole swinging moves the cart
+    with pytest.raises(ValueError, match="cart-pole needs"):
+        HybridSimulator([1.0, 1.0], [1.0, 1.0], system="cartpole")

@@ -12,9 +12,10 @@
   Gaussian target) and a training phase that applies it to an echo-state network.
 - :mod:`.measures`: a closed-form ridge readout, Jaeger's memory capacity, the largest Lyapunov exponent from
   a driven network's Jacobians, active information storage and transfer entropy (plug-in, binned).
-- :mod:`.simulator`: a differentiable simulator of planar chains (pendulum, double pendulum): mass matrix and
-  bias forces, semi-implicit Euler and RK4, and :class:`HybridSimulator` with learned physics, damping and a
-  torque residual (after Heiden et al.'s NeuralSim); multiple-shooting windows for stable fitting.
+- :mod:`.simulator`: a differentiable simulator of planar chains (pendulum, double pendulum) and the
+  cart-pole: mass matrix and bias forces, semi-implicit Euler and RK4, and :class:`HybridSimulator` with
+  learned physics, damping and a torque residual (after Heiden et al.'s NeuralSim); multiple-shooting windows
+  for stable fitting.
 - :mod:`.mujoco_reference`: the same chains as MuJoCo models (the ``sim`` extra) for ground-truth trajectories.
 - :mod:`.plots`: predicted series, Lyapunov spectra and the time constants a pruning keeps, on matplotlib axes.
 
@@ -55,8 +56,11 @@ from neuroplastic.dynamics.reservoir import (
 )
 from neuroplastic.dynamics.simulator import (
     INTEGRATORS,
+    SYSTEMS,
     HybridSimulator,
     ResidualMLP,
+    cartpole_dynamics,
+    cartpole_energy,
     chain_acceleration,
     chain_dynamics,
     chain_energy,
@@ -86,6 +90,7 @@ __all__ = [
     "IP_RULES", "gaussian_ip_update", "exponential_ip_update", "adapt_intrinsic",
     "MemoryCapacity", "ridge_regression", "memory_capacity", "jacobian_lyapunov_exponent", "discretize",
     "active_information_storage", "transfer_entropy",
-    "INTEGRATORS", "chain_dynamics", "chain_acceleration", "chain_energy", "semi_implicit_euler_step", "rk4_step",
+    "INTEGRATORS", "SYSTEMS", "cartpole_dynamics", "cartpole_energy",
+    "chain_dynamics", "chain_acceleration", "chain_energy", "semi_implicit_euler_step", "rk4_step",
     "simulate_chain", "HybridSimulator", "ResidualMLP", "shooting_windows", "trajectory_loss",
 ]

@@ -41,11 +41,13 @@ from torch import Tensor, nn
 from neuroplastic._checks import check_choice, check_finite, check_int, check_number, check_tensor
 
 __all__ = [
-    "INTEGRATORS", "chain_dynamics", "chain_acceleration", "chain_energy", "semi_implicit_euler_step", "rk4_step",
+    "INTEGRATORS", "SYSTEMS", "cartpole_dynamics", "cartpole_energy",
+    "chain_dynamics", "chain_acceleration", "chain_energy", "semi_implicit_euler_step", "rk4_step",
     "simulate_chain", "HybridSimulator", "ResidualMLP", "shooting_windows", "trajectory_loss",
 ]
 
 INTEGRATORS = ("semi_implicit_euler", "rk4")
+SYSTEMS = ("chain", "cartpole")
 
 Acceleration = Callable[[Tensor, Tensor], Tensor]
 
@@ -90,6 +92,38 @@ def chain_acceleration(q: Tensor, qd: Tensor, tau: Tensor, masses: Tensor, lengt
     """Joint accelerations ``qdd = M(q)^-1 (tau - bias(q, qd))``: ``q, qd, tau [B, n]`` -> ``[B, n]``."""
     mass, bias = chain_dynamics(q, qd, masses, lengths, gravity)
     return torch.linalg.solve(mass, (tau - bias).unsqueeze(-1)).squeeze(-1)
+
+
+def cartpole_dynamics(q: Tensor, qd: Tensor, masses: Tensor, lengths: Tensor, gravity: float | Tensor = 9.81
+                      ) -> tuple[Tensor, Tensor]:
+    """Mass matrix and bias forces of a cart-pole: a cart (mass ``masses[0]``, position ``q[:, 0]``) on a
+    horizontal rail and a point mass ``masses[1]`` on a massless pole of length ``lengths[0]`` hinged to it
+    (angle ``q[:, 1]``, 0 hanging down). ``M qdd + bias = tau`` (``tau[:, 0]``: force on the cart)::
+
+        M    = [[m_c + m_p, m_p l cos th], [m_p l cos th, m_p l^2]]
+        bias = [-m_p l sin(th) thd^2, m_p g l sin th]
+
+    ``q, qd [B, 2]``, ``masses [2]``, ``lengths [1]`` -> ``M [B, 2, 2]``, ``bias [B, 2]``.
+    """
+    mc, mp, length = masses[0], masses[1], lengths[0]
+    c, s = torch.cos(q[..., 1]), torch.sin(q[..., 1])
+    top = torch.stack([(mc + mp).expand_as(c), mp * length * c], -1)
+    bottom = torch.stack([mp * length * c, (mp * length**2).expand_as(c)], -1)
+    mass = torch.stack([top, bottom], -2)
+    bias = torch.stack([-mp * length * s * qd[..., 1] ** 2, mp * gravity * length * s], -1)
+    return mass, bias
+
+
+def cartpole_energy(q: Tensor, qd: Tensor, masses: Tensor, lengths: Tensor, gravity: float | Tensor = 9.81
+                    ) -> Tensor:
+    """Mechanical energy of a cart-pole (:func:`cartpole_dynamics`): ``[B, 2]`` -> ``[B]``.
+
+    ``E = 1/2 (m_c + m_p) xd^2 + m_p l cos(th) xd thd + 1/2 m_p l^2 thd^2 - m_p g l cos th``.
+    """
+    mc, mp, length = masses[0], masses[1], lengths[0]
+    xd, thd, th = qd[..., 0], qd[..., 1], q[..., 1]
+    return (0.5 * (mc + mp) * xd**2 + mp * length * torch.cos(th) * xd * thd + 0.5 * mp * length**2 * thd**2
+            - mp * gravity * length * torch.cos(th))
 
 
 def chain_energy(q: Tensor, qd: Tensor, masses: Tensor, lengths: Tensor, gravity: float | Tensor = 9.81) -> Tensor:
@@ -181,7 +215,10 @@ class HybridSimulator(nn.Module):
     (buffers).
 
     Args:
-        masses, lengths: one per link (``n`` links), positive.
+        masses, lengths: one per link (``n`` links), positive; for ``system="cartpole"``: masses
+            ``[cart, pole]`` and lengths ``[pole]``.
+        system: ``"chain"`` (:func:`chain_dynamics`) or ``"cartpole"`` (:func:`cartpole_dynamics`; the damping
+            and residual then act on ``(x, th)``).
         gravity, dt: gravitational acceleration and step size.
         integrator: ``"rk4"`` or ``"semi_implicit_euler"``.
         damping: initial damping per joint (learned), or None.
@@ -194,14 +231,20 @@ class HybridSimulator(nn.Module):
     def __init__(self, masses: Sequence[float], lengths: Sequence[float], *, gravity: float = 9.81,
                  dt: float = 1 / 500, integrator: str = "rk4", damping: Sequence[float] | None = None,
                  residual: nn.Module | None = None, learn_physics: bool = True,
-                 dtype: torch.dtype = torch.float64) -> None:
+                 dtype: torch.dtype = torch.float64, system: str = "chain") -> None:
         super().__init__()
+        self.system = check_choice("system", system, SYSTEMS)
         masses, lengths = list(masses), list(lengths)
-        if not masses or len(masses) != len(lengths):
+        if system == "cartpole":
+            if len(masses) != 2 or len(lengths) != 1:
+                raise ValueError(f"a cart-pole needs masses [cart, pole] and lengths [pole], got {len(masses)} and "
+                                 f"{len(lengths)} values")
+        elif not masses or len(masses) != len(lengths):
             raise ValueError(f"masses and lengths must be non-empty and of equal length, got {len(masses)} and "
                              f"{len(lengths)}")
-        for i, (m, length) in enumerate(zip(masses, lengths, strict=True)):
+        for i, m in enumerate(masses):
             check_number(f"masses[{i}]", m, minimum=0, exclusive_minimum=True)
+        for i, length in enumerate(lengths):
             check_number(f"lengths[{i}]", length, minimum=0, exclusive_minimum=True)
         self.joints = len(masses)
         self.gravity = float(check_number("gravity", gravity))
@@ -248,10 +291,15 @@ class HybridSimulator(nn.Module):
 
     def acceleration(self, q: Tensor, qd: Tensor) -> Tensor:
         """``qdd = M(q)^-1 (tau(q, qd) - bias(q, qd))``: ``[B, n]`` -> ``[B, n]``."""
+        if self.system == "cartpole":
+            mass, bias = cartpole_dynamics(q, qd, self.masses, self.lengths, self.gravity)
+            return torch.linalg.solve(mass, (self.joint_torque(q, qd) - bias).unsqueeze(-1)).squeeze(-1)
         return chain_acceleration(q, qd, self.joint_torque(q, qd), self.masses, self.lengths, self.gravity)
 
     def energy(self, q: Tensor, qd: Tensor) -> Tensor:
         """Mechanical energy of states ``[..., n]`` -> ``[...]`` under the current masses and lengths."""
+        if self.system == "cartpole":
+            return cartpole_energy(q, qd, self.masses, self.lengths, self.gravity)
         return chain_energy(q, qd, self.masses, self.lengths, self.gravity)
 
     def _check_state(self, q0: object, qd0: object) -> tuple[Tensor, Tensor]:
