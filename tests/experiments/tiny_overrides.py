@@ -57,6 +57,12 @@ _TINY: dict[str, dict[str, Any]] = {
         "depth": 4, "width": 8, "steps": 20, "eval_every": 5, "repeats": 2, "loss_threshold": 2.2,
         "saddle_steps": 300,
     },
+    "hybrid-simulator": {
+        "id_trajectories": 1, "id_seconds": 0.1, "id_window": 20, "id_iterations": 1, "trajectory_seconds": 0.1,
+        "data_sizes": "1,2", "test_trajectories": 2, "horizon_seconds": 0.1, "window": 10, "windows_per_step": 4,
+        "hybrid_steps": 3, "residual_hidden": "4", "network_hidden": "8", "network_steps": 5, "network_batch": 16,
+        "checkpoint_every": 1,
+    },
     "grid-maze": {
         "updates": 3, "maze_size": 5, "episode_length": 12, "hidden_size": 8, "batch_size": 4, "eval_episodes": 6,
         "eval_batch": 4, "time_windows": 3, "log_every": 1, "checkpoint_every": 1,

@@ -14,6 +14,11 @@
   a driven network's Jacobians, active information storage and transfer entropy (plug-in, binned).
 - :mod:`.spectral`: spectral training of one-hidden-layer networks and input-output RNNs (Sedghi & Anandkumar):
   Gaussian score functions, cross-moment tensors, whitening, the tensor power method, the output layer.
+- :mod:`.simulator`: a differentiable simulator of planar chains (pendulum, double pendulum) and the
+  cart-pole: mass matrix and bias forces, semi-implicit Euler and RK4, and :class:`HybridSimulator` with
+  learned physics, damping and a torque residual (after Heiden et al.'s NeuralSim); multiple-shooting windows
+  for stable fitting.
+- :mod:`.mujoco_reference`: the same chains as MuJoCo models (the ``sim`` extra) for ground-truth trajectories.
 - :mod:`.plots`: predicted series, Lyapunov spectra and the time constants a pruning keeps, on matplotlib axes.
 
 Imports: this package depends only on ``neurons`` (and ``tasks`` for the NRMSE metric), never on
@@ -50,6 +55,22 @@ from neuroplastic.dynamics.reservoir import (
     simulate,
     spike_divergence,
     subnetwork,
+)
+from neuroplastic.dynamics.simulator import (
+    INTEGRATORS,
+    SYSTEMS,
+    HybridSimulator,
+    ResidualMLP,
+    cartpole_dynamics,
+    cartpole_energy,
+    chain_acceleration,
+    chain_dynamics,
+    chain_energy,
+    rk4_step,
+    semi_implicit_euler_step,
+    shooting_windows,
+    simulate_chain,
+    trajectory_loss,
 )
 from neuroplastic.dynamics.smooth_lif import (
     RESET_MODES,
@@ -89,4 +110,7 @@ __all__ = [
     "SPECTRAL_ACTIVATIONS", "SpectralFit", "gaussian_score", "cross_moment_matrix", "cross_moment_tensor",
     "whitening_matrix", "tensor_whitening", "tensor_power_method", "spectral_input_weights", "fit_output_layer",
     "spectral_fit", "recovery_error", "simulate_io_rnn",
+    "INTEGRATORS", "SYSTEMS", "cartpole_dynamics", "cartpole_energy",
+    "chain_dynamics", "chain_acceleration", "chain_energy", "semi_implicit_euler_step", "rk4_step",
+    "simulate_chain", "HybridSimulator", "ResidualMLP", "shooting_windows", "trajectory_loss",
 ]

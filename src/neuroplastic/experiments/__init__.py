@@ -18,7 +18,7 @@ EXPERIMENT_MODULES: tuple[str, ...] = (
     "sparse_training", "gradient_rewiring", "dormant_neurons", "growing_rnn", "backdoor_pruning",
     "snn_plasticity", "snn_lnp", "snn_reset", "snn_rewiring",
     "safe_mutations", "evolved_plasticity", "dppn_autoencoder", "network_quine",
-    "continual_clnp", "continual_hlop", "reservoir_self_organisation", "spectral_rnn",
+    "continual_clnp", "continual_hlop", "reservoir_self_organisation", "spectral_rnn", "hybrid_simulator",
     "quantized_nets", "gradient_activation", "st_rsbp",
 )
 
