@@ -6,6 +6,15 @@
 #                      reservoirpy (benchmarks/reservoir.py)
 #   .bench-venv-norse  Norse (with its nir/nirtorch dependencies, kept apart from SpikingJelly's) and
 #                      neuroplastic (editable), on the same pinned torch 2.13.0 (norse accepts torch>=2.0)
+#   .bench-venv-avalanche  avalanche-lib (0.6.0) and neuroplastic (editable, data extra) on the same pinned
+#                      torch 2.13.0, for benchmarks/continual_metrics_check.py. Kept apart: avalanche requires
+#                      torchvision, and PyPI's Linux torchvision (0.28.0 for torch 2.13.0) is a CUDA build whose C
+#                      extension cannot load beside the CPU torch, so `import torchvision` raises RuntimeError
+#                      ("operator torchvision::nms does not exist"), not ImportError, which would break any peer
+#                      that try-imports torchvision; avalanche also pulls wandb, tensorboard, pytorchcv,
+#                      torchmetrics and qpsolvers. pip resolves it beside the peers without replacing torch, but
+#                      the check script imports avalanche behind a shim that skips torchvision's fake-kernel
+#                      registrations (its metrics never call a torchvision operator).
 # Every install repeats the torch pin: snnTorch, SpikingJelly and Norse depend on torchvision/torchaudio,
 # which would otherwise pull the newest CUDA torch (~5 GB) over the CPU one.
 # Usage: bash benchmarks/bench_env.sh   (from the repository root; PYTHON=python3.11 to choose the interpreter)
@@ -13,6 +22,7 @@
 #        .bench-venv/bin/python benchmarks/evolution.py
 #        .bench-venv/bin/python benchmarks/reservoir.py
 #        .bench-venv-norse/bin/python benchmarks/snn_layer.py --only norse,neuroplastic
+#        .bench-venv-avalanche/bin/python benchmarks/continual_metrics_check.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -41,6 +51,11 @@ make_venv .bench-venv-norse
 .bench-venv-norse/bin/python -m pip install -q "$TORCH"
 .bench-venv-norse/bin/python -m pip install -q norse "$TORCH"
 .bench-venv-norse/bin/python -m pip install -q -e . "$TORCH"
+
+make_venv .bench-venv-avalanche
+.bench-venv-avalanche/bin/python -m pip install -q "$TORCH"
+.bench-venv-avalanche/bin/python -m pip install -q -e '.[data]' avalanche-lib "$TORCH"
+.bench-venv-avalanche/bin/python -m pip show avalanche-lib torch torchvision | grep -E '^(Name|Version)'
 
 for venv in .bench-venv .bench-venv-norse; do
     "$venv/bin/python" - <<'EOF'
