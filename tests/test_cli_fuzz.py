@@ -64,8 +64,10 @@ NO_VALID_CHOICES = ("dataset", "corpus", "data_dir")  # other choices fetch or r
 # runs of accepted examples per experiment under "ci": two where a tiny run takes under 2 s of CPU, else one
 # ("explore", which is not derandomized: ten times as many)
 _SCALE = 1 if settings.default.derandomize else 10
-MAX_RUNS = {name: _SCALE * (1 if name in ("backdoor-pruning", "dormant-neurons", "snn-lnp", "snn-reset", "snn-rewiring")
-                            else 2) for name in NAMES}
+# one accepted run (not two) for the experiments whose tiny run takes the longest
+_SLOW = ("backdoor-pruning", "dormant-neurons", "snn-lnp", "snn-reset", "snn-rewiring", "hybrid-simulator",
+         "continual-clnp", "network-quine", "grid-maze", "growing-rnn", "cue-reward")
+MAX_RUNS = {name: _SCALE * (1 if name in _SLOW else 2) for name in NAMES}
 EXAMPLES = max(8, settings.default.max_examples // 3)  # "ci": 8; "explore": 166
 
 
