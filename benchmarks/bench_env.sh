@@ -2,8 +2,8 @@
 # Benchmark environments with the peer libraries (never dependencies of neuroplastic itself):
 #   .bench-venv        torch 2.13.0 (pinned, installed first so pip does not fetch a multi-GB CUDA build),
 #                      neuroplastic (editable, with its rl and ray extras: gymnasium, ray), snnTorch,
-#                      SpikingJelly, EvoTorch (GymNE and its Ray actors, for benchmarks/evolution.py) and
-#                      reservoirpy (benchmarks/reservoir.py)
+#                      SpikingJelly, EvoTorch (GymNE and its Ray actors, for benchmarks/evolution.py),
+#                      reservoirpy (benchmarks/reservoir.py) and Brevitas (benchmarks/brevitas_compare.py)
 #   .bench-venv-norse  Norse (with its nir/nirtorch dependencies, kept apart from SpikingJelly's) and
 #                      neuroplastic (editable), on the same pinned torch 2.13.0 (norse accepts torch>=2.0)
 #   .bench-venv-avalanche  avalanche-lib (0.6.0) and neuroplastic (editable, data extra) on the same pinned
@@ -21,6 +21,7 @@
 # Then:  .bench-venv/bin/python benchmarks/snn_layer.py
 #        .bench-venv/bin/python benchmarks/evolution.py
 #        .bench-venv/bin/python benchmarks/reservoir.py
+#        .bench-venv/bin/python benchmarks/brevitas_compare.py
 #        .bench-venv-norse/bin/python benchmarks/snn_layer.py --only norse,neuroplastic
 #        .bench-venv-avalanche/bin/python benchmarks/continual_metrics_check.py
 set -euo pipefail
@@ -42,6 +43,8 @@ make_venv .bench-venv
 .bench-venv/bin/python -m pip install -q evotorch gymnasium ray "$TORCH"
 # reservoirpy (numpy/scipy echo-state networks) for benchmarks/reservoir.py
 .bench-venv/bin/python -m pip install -q reservoirpy "$TORCH"
+# Brevitas (binary QuantLinear / QuantIdentity) for benchmarks/brevitas_compare.py; 0.13.4 accepts torch 2.13
+.bench-venv/bin/python -m pip install -q brevitas "$TORCH"
 # SpikingJelly 2.x requires torchvision, torchaudio, tensorboard and more for parts the benchmark does not
 # use; its neurons and layers need only these:
 .bench-venv/bin/python -m pip install -q --no-deps spikingjelly
@@ -62,7 +65,7 @@ for venv in .bench-venv .bench-venv-norse; do
 import importlib, sys
 found = []
 for name in ("torch", "neuroplastic", "snntorch", "spikingjelly", "evotorch", "gymnasium", "ray", "norse",
-             "reservoirpy"):
+             "reservoirpy", "brevitas"):
     try:
         module = importlib.import_module(name)
         found.append(f"{name} {getattr(module, '__version__', '?')}")
