@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from _timing import fastest
 from neuroplastic.evolution import (
     COORDINATE_FEATURES,
     PatternMutationConfig,
@@ -31,16 +30,6 @@ from neuroplastic.evolution import (
     initial_pattern_genome,
     mutate_pattern_genome,
 )
-
-
-def fastest(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -15,22 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-from collections.abc import Callable
 
 import torch
 
+from _timing import fastest
 from neuroplastic.dynamics import HybridSimulator
-
-
-def fastest(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def mujoco_rate(batch: int, steps: int, repeats: int) -> float | None:
