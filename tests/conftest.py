@@ -12,6 +12,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
+from neuroplastic.runs.threads import torch_threads
+
 # "ci" (the default, used by `make test`): a fixed sequence of examples, so that a run is reproducible and its
 # time predictable. "explore": random examples, many more of them; run it by hand to look for new failures:
 # NEUROPLASTIC_HYPOTHESIS=explore pytest tests -k property
@@ -38,6 +40,14 @@ def library_error() -> Callable[[], AbstractContextManager[pytest.ExceptionInfo]
     """``with library_error() as info:`` expects a ``ValueError`` or ``TypeError`` raised by neuroplastic's own
     code (the innermost frame of the traceback is under ``src/neuroplastic``), never one from inside torch."""
     return _library_error
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for a whole test module: tiny models run faster on one thread than on several, and far
+    steadier on a busy machine. Use ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture

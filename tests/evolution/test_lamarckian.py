@@ -22,18 +22,13 @@ from neuroplastic.evolution import (
     genome_seed,
     initial_pattern_genome,
 )
-from neuroplastic.runs.threads import torch_threads
 
 MODEL = nn.Sequential(nn.Linear(4, 2), nn.Tanh(), nn.Linear(2, 4))
 X = torch.rand(64, 4, generator=torch.Generator().manual_seed(0))
 COORDS = WeightCoordinates(MODEL, {"0": ((2, 2), (2,)), "2": ((2,), (2, 2))}, outputs={"2": 1})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread (on a busy machine two are many times slower)."""
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train_loss(params, generator):

@@ -22,17 +22,12 @@ from neuroplastic.evolution import (
     grid_positions,
     initial_pattern_genome,
 )
-from neuroplastic.runs.threads import torch_threads
 
 _ACT = {"sin": math.sin, "sigmoid": lambda x: 1 / (1 + math.exp(-x)), "tanh": math.tanh, "relu": lambda x: max(x, 0),
         "abs": abs, "gaussian": lambda x: math.exp(-x * x), "identity": lambda x: x}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread (on a busy machine two are many times slower)."""
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def slow_evaluate(genome: PatternGenome, coordinate: list[float]) -> list[float]:

@@ -6,7 +6,6 @@ import dataclasses
 import json
 
 import pytest
-import torch
 from torch import nn
 
 from experiments.tiny_overrides import tiny
@@ -19,13 +18,7 @@ from neuroplastic.runs import RunInterrupted, run_experiment, run_path, validate
 TINY = tiny("plastic-lm")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far steadier on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

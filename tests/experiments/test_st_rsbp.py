@@ -14,22 +14,14 @@ from neuroplastic.runs import RunInterrupted, run_experiment, run_path, validate
 TINY = tiny("st-rsbp")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """One uninterrupted tiny run (seed 1), shared by the tests below."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("reference")
     summary = run_experiment(EXPERIMENT, out=out, seed=1, progress=False, overrides=TINY)
-    torch.set_num_threads(threads)
     return run_path(out, "st-rsbp", "quick", 1), summary
 
 

@@ -20,14 +20,7 @@ from neuroplastic.neurons import (
     st_rsbp_forward,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Many tiny per-step ops: threads only contend on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _network(inputs: int = 12, hidden: int = 16, classes: int = 4, seed: int = 0):
