@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _timing import alternating
 from neuroplastic.continual import GradientProjector, hlop_sizes
 from neuroplastic.neurons import LIF
 from neuroplastic.plasticity import oja_subspace_update, orthonormal_rows
@@ -50,15 +49,9 @@ class Net(nn.Module):
 
 
 def timed(fn: Callable[[], object], unit: Callable[[], object], repeats: int) -> dict[str, float]:
-    fn(), unit()
-    fn_times, unit_times = [], []
-    for _ in range(repeats):
-        for f, out in ((fn, fn_times), (unit, unit_times)):
-            start = time.perf_counter()
-            f()
-            out.append(time.perf_counter() - start)
-    return {"sec": min(fn_times), "unit_sec": min(unit_times), "ratio": min(fn_times) / min(unit_times),
-            "ratio_median_pair": statistics.median(f / u for f, u in zip(fn_times, unit_times, strict=True))}
+    t = alternating(fn, unit, repeats)
+    return {"sec": t["sec"], "unit_sec": t["unit_sec"], "ratio": t["sec"] / t["unit_sec"],
+            "ratio_median_pair": t["median_pair_ratio"]}
 
 
 def main() -> None:

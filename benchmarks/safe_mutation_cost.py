@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from _timing import alternating
 from neuroplastic.evolution import ParameterLayout, sensitivity_abs, sensitivity_sum
 
 LAYERS = 12
@@ -40,20 +38,6 @@ def mlp(inputs: int, width: int, outputs: int) -> nn.Module:
         if i < LAYERS - 1:
             layers.append(nn.Tanh())
     return nn.Sequential(*layers)
-
-
-def timed(fn: Callable[[], object], unit: Callable[[], object], repeats: int) -> dict[str, float]:
-    """Seconds of ``fn`` and of the unit, timed alternately (a loaded machine slows both alike): the fastest of
-    each (``sec``, ``unit_sec``; closest to the uncontended cost) and the median of the pairwise ratios."""
-    fn(), unit()  # warm-up
-    fn_times, unit_times = [], []
-    for _ in range(repeats):
-        for f, out in ((fn, fn_times), (unit, unit_times)):
-            start = time.perf_counter()
-            f()
-            out.append(time.perf_counter() - start)
-    return {"sec": min(fn_times), "unit_sec": min(unit_times),
-            "units_median_pair": statistics.median(f / u for f, u in zip(fn_times, unit_times, strict=True))}
 
 
 def grads(model: nn.Module) -> torch.Tensor:
@@ -117,12 +101,12 @@ def run(width: int, outputs: int, repeats: int, seed: int) -> None:
     for lib, case, fn, expected in cases:
         value = fn().detach() if lib == "neuroplastic" else expected
         difference = float(((value - expected).abs() / expected.abs().clamp_min(1e-12)).max())
-        times = timed(fn, unit, max(3, repeats // 10) if "entry_loop" in case else repeats)
+        times = alternating(fn, unit, max(3, repeats // 10) if "entry_loop" in case else repeats)
         rows.append({"lib": lib, "case": case, **times, "max_relative_difference": float(f"{difference:.2e}")})
     unit_sec = min(row["unit_sec"] for row in rows)  # the fastest unit of the whole configuration
     for row in rows:
         emit(lib=row["lib"], case=row["case"], units=round(row["sec"] / unit_sec, 2),
-             units_median_pair=round(row["units_median_pair"], 2), sec=round(row["sec"], 6),
+             units_median_pair=round(row["median_pair_ratio"], 2), sec=round(row["sec"], 6),
              unit_sec=round(unit_sec, 6), max_relative_difference=row["max_relative_difference"], **common)
 
 
