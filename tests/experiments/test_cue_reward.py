@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from experiments.refusal import assert_refused_before_start
 from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.cue_reward import (
     EXPERIMENT,
@@ -99,10 +100,4 @@ def test_a_negative_eta_init_is_refused_before_the_run_starts(tmp_path):
 def test_evaluation_settings_are_checked_before_the_run_starts(tmp_path, key, value):
     # found by tests/test_cli_fuzz.py: eval_episodes=0 passed the config checks; the run trained, wrote its files and
     # then failed in the evaluation (e.g. "torch.cat(): expected a non-empty list of Tensors")
-    from neuroplastic.runs import apply_overrides
-
-    with pytest.raises(ValueError, match=f"Config.{key} must be "):
-        apply_overrides(EXPERIMENT.config("quick"), {key: value})
-    with pytest.raises(ValueError, match=f"Config.{key} must be "):
-        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
-    assert not (tmp_path / EXPERIMENT.name).exists()
+    assert_refused_before_start(EXPERIMENT, tmp_path, TINY, key, value)

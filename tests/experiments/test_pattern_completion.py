@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from experiments.refusal import assert_refused_before_start
 from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.pattern_completion import (
     EXPERIMENT,
@@ -78,10 +79,4 @@ def test_baseline_is_the_plastic_network_with_alpha_zero():
 def test_evaluation_settings_are_checked_before_the_run_starts(tmp_path, key, value):
     # found by tests/test_cli_fuzz.py: eval_batches 0 or eval_batch_size 0 passed the config checks; the run
     # trained, wrote its files and then failed in the evaluation ("torch.cat(): expected a non-empty list ...")
-    from neuroplastic.runs import apply_overrides
-
-    with pytest.raises(ValueError, match=f"Config.{key} must be "):
-        apply_overrides(EXPERIMENT.config("quick"), {key: value})
-    with pytest.raises(ValueError, match=f"Config.{key} must be "):
-        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
-    assert not (tmp_path / EXPERIMENT.name).exists()
+    assert_refused_before_start(EXPERIMENT, tmp_path, TINY, key, value)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from experiments.refusal import assert_refused_before_start
 from experiments.tiny_overrides import tiny
 from neuroplastic.experiments.snn_plasticity import (
     CLAIMS,
@@ -159,13 +160,7 @@ def test_evaluation_settings_are_checked_before_the_run_starts(tmp_path, key, va
     # found by tests/test_cli_fuzz.py: eval_batches 0, eval_batch_size -1, noise_high 1.5 or a noise_sweep
     # entry -0.1 passed the config checks; the run trained, wrote its files and
     # then failed in the evaluation (e.g. "torch.cat(): expected a non-empty list of Tensors")
-    from neuroplastic.runs import apply_overrides
-
-    with pytest.raises(ValueError, match=f"Config.{key} must be "):
-        apply_overrides(EXPERIMENT.config("quick"), {key: value})
-    with pytest.raises(ValueError, match=f"Config.{key} must be "):
-        run_experiment(EXPERIMENT, out=tmp_path, seed=0, progress=False, overrides={**TINY, key: value})
-    assert not (tmp_path / EXPERIMENT.name).exists()
+    assert_refused_before_start(EXPERIMENT, tmp_path, TINY, key, value)
 
 
 @pytest.mark.parametrize(("key", "value", "accepted"), [
