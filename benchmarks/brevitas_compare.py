@@ -42,15 +42,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neuroplastic.data import load_mnist_sample_splits
-from neuroplastic.experiments.quantized_nets import Config
+from neuroplastic.experiments.quantized_nets import Config, epoch_lr
 from neuroplastic.quantization import LatentWeightClipping, quantized_mlp
 
 CASES = {"w1a1": 1, "w1a2": 2}  # case: input (activation) bits
-
-
-def epoch_lr(config: Config, epoch: int) -> float:
-    """The experiment's schedule: exponential decay from lr (first epoch) to lr_final (last epoch)."""
-    return config.lr * (config.lr_final / config.lr) ** (epoch / max(1, config.mlp_epochs - 1))
 
 
 def ours_model(config: Config, bits: int, seed: int) -> nn.Sequential:
@@ -111,7 +106,7 @@ def train(model: nn.Module, config: Config, seed: int, data: tuple[Tensor, ...],
     start = time.perf_counter()
     for epoch in range(config.mlp_epochs):
         for group in optimizer.param_groups:
-            group["lr"] = epoch_lr(config, epoch)
+            group["lr"] = epoch_lr(config, config.mlp_epochs, epoch)
         model.train()
         order = torch.randperm(len(x), generator=batches)
         for first in range(0, len(x), config.batch_size):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from experiments.tiny_overrides import tiny
-from neuroplastic.experiments.quantized_nets import CLAIMS, EXPERIMENT, Config, _epoch_lr
+from neuroplastic.experiments.quantized_nets import CLAIMS, EXPERIMENT, Config, epoch_lr
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path
 
 TINY = tiny("quantized-nets")
@@ -59,8 +59,8 @@ def test_claim_arithmetic():
 
 def test_learning_rate_schedule():
     config = Config(lr=1e-2, lr_final=1e-4)
-    assert _epoch_lr(config, 3, 0) == pytest.approx(1e-2) and _epoch_lr(config, 3, 2) == pytest.approx(1e-4)
-    assert _epoch_lr(config, 3, 1) == pytest.approx(1e-3)
+    assert epoch_lr(config, 3, 0) == pytest.approx(1e-2) and epoch_lr(config, 3, 2) == pytest.approx(1e-4)
+    assert epoch_lr(config, 3, 1) == pytest.approx(1e-3)
 
 
 def test_bad_config_is_rejected(tmp_path):

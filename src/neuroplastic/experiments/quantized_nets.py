@@ -77,7 +77,7 @@ class Config:
             raise config_error(self, "lr_final", f"at most lr ({self.lr})")
 
 
-def _epoch_lr(config: Config, epochs: int, epoch: int) -> float:
+def epoch_lr(config: Config, epochs: int, epoch: int) -> float:
     """Exponential decay from lr (first epoch) to lr_final (last epoch)."""
     return config.lr * (config.lr_final / config.lr) ** (epoch / max(1, epochs - 1))
 
@@ -118,7 +118,7 @@ def _train(net: str, variant: str, repeat: int, config: Config, run_dir: RunDire
     name = f"{net}_{variant}" + (f"_r{repeat}" if repeat else "")
     for epoch in run_dir.steps(epochs, phase=name, checkpoint_every=4, desc=f"quantized-nets {name}"):
         for group in optimizer.param_groups:
-            group["lr"] = _epoch_lr(config, epochs, epoch)
+            group["lr"] = epoch_lr(config, epochs, epoch)
         model.train()
         order = torch.randperm(len(x), generator=batches)
         total = 0.0
