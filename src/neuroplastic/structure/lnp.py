@@ -85,6 +85,7 @@ import torch
 from torch import Tensor
 
 from neuroplastic._checks import check_choice, check_positive, check_tensor
+from neuroplastic.dynamics.esn import spectral_radius
 from neuroplastic.dynamics.smooth_lif import (
     RESET_MODES,
     check_lif_network,
@@ -103,10 +104,6 @@ RESCALE_MODES = ("inverse", "sqrt_inverse", "none")
 
 
 # ----------------------------------------------------------------------------- noise-aware sparsification
-def _spectral_radius(matrix: Tensor) -> float:
-    return float(torch.linalg.eigvals(matrix.double()).abs().max())
-
-
 def discrete_lyapunov_covariance(matrix: Tensor, noise: Tensor | None = None, *, tol: float = 1e-12,
                                  max_iterations: int = 64) -> Tensor:
     """The stationary covariance ``C`` of ``x' = A x + xi``, ``Cov(xi) = Q``: ``C = A C A^T + Q``.
@@ -119,7 +116,7 @@ def discrete_lyapunov_covariance(matrix: Tensor, noise: Tensor | None = None, *,
     n = matrix.shape[0]
     if matrix.shape[1] != n:
         raise ValueError(f"matrix must be square, got {list(matrix.shape)}")
-    radius = _spectral_radius(matrix)
+    radius = spectral_radius(matrix)
     if radius >= 1.0:
         raise ValueError(f"matrix must have spectral radius < 1 for a stationary covariance, got {radius:.4f}")
     if noise is None:
@@ -437,7 +434,7 @@ def lyapunov_noise_prune(weight: Tensor, decay: Tensor, currents: Tensor, config
     lambda_dense = lam(work)
     # Steps 1-2: linearisation and noise covariance.
     linear, gain = lif_linearization(work, decay64, drive, warmup=config.warmup, v_reset=config.v_reset, **smooth)
-    radius = _spectral_radius(linear)
+    radius = spectral_radius(linear)
     if radius >= 1.0:
         linear = linear * (config.max_radius / radius)
     covariance = discrete_lyapunov_covariance(linear)
