@@ -8,7 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from neuroplastic.continual import HLOP, ContinualTrainer, GradientProjector, digits_stream, hlop_sizes
+from neuroplastic.continual import (
+    HLOP,
+    ContinualTrainer,
+    GradientProjector,
+    InputProjector,
+    SubspaceProjection,
+    digits_stream,
+    hlop_sizes,
+)
 from neuroplastic.neurons import LIF
 from neuroplastic.plasticity import orthonormal_rows
 
@@ -151,6 +159,11 @@ def test_bad_inputs_are_refused(library_error, stream):
         (lambda: hlop_sizes(0, [1], [1]), "num_tasks"),
         (lambda: GradientProjector([torch.zeros(2, 3)], [torch.zeros(1, 4)]), "bases"),
         (lambda: GradientProjector([torch.zeros(2, 3)], []), "bases"),
+        (lambda: HLOP(model, [[1, 1]], projection="weights"), "projection"),
+        (lambda: HLOP(model, [[1, 1]], projection=["input"]), "projection"),
+        (lambda: InputProjector([nn.ReLU()], [torch.zeros(1, 3)]), "nn.Linear"),
+        (lambda: InputProjector([with_bias[0]], [torch.zeros(1, 64)]), "trainable bias"),
+        (lambda: InputProjector([model[0]], [torch.zeros(1, 3)]), "bases"),
     ):
         with library_error() as info:
             call()
@@ -165,6 +178,21 @@ def test_bad_inputs_are_refused(library_error, stream):
     assert info.match("layers")
 
 
+def test_subspace_projection_takes_the_cheapest_route_and_agrees():
+    g = torch.Generator().manual_seed(4)
+    m = torch.randn(5, 3, 6, generator=g, dtype=torch.float64)
+    for rows, orthonormal, kind in ((2, True, "basis"), (5, True, "complement"), (6, True, "complement"),
+                                    (4, False, "matrix"), (2, False, "basis")):
+        raw = torch.randn(rows, 6, generator=g, dtype=torch.float64)
+        basis = orthonormal_rows(raw) if orthonormal else raw
+        projection = SubspaceProjection(basis)
+        assert projection.kind == kind
+        expected = m - (m @ basis.T) @ basis  # the paper's g - g H^T H, orthonormal or not
+        assert torch.allclose(projection(m), expected, atol=1e-12)
+        flat = m.reshape(15, 6).clone()
+        assert projection.project_(flat) is flat and torch.allclose(flat, expected.reshape(15, 6), atol=1e-12)
+
+
 def test_projector_with_a_large_subspace_uses_the_complement_and_agrees():
     g = torch.Generator().manual_seed(4)
     weight = torch.nn.Parameter(torch.randn(3, 6, generator=g, dtype=torch.float64))
@@ -172,6 +200,60 @@ def test_projector_with_a_large_subspace_uses_the_complement_and_agrees():
     weight.grad = torch.randn(3, 6, generator=g, dtype=torch.float64)
     raw = weight.grad.clone()
     projector = GradientProjector([weight], [basis])
-    assert projector._complements[0] is not None
+    assert projector.projections[0].kind == "complement"
     projector.project()
     assert torch.allclose(weight.grad, raw - raw @ basis.T @ basis)
+
+
+class _TwoCalls(nn.Module):
+    """A layer called twice per forward, on static inputs [B, n] and on time-step inputs [B, T, n]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 4, bias=False).double()
+
+    def forward(self, x: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc(x)).sum() + self.fc(seq).relu_().pow(2).sum()
+
+
+@pytest.mark.parametrize("rows", [2, 5])
+def test_input_projector_gives_the_projected_gradient(rows):
+    g = torch.Generator().manual_seed(rows)
+    torch.manual_seed(0)
+    plain, projected = _TwoCalls(), _TwoCalls()
+    projected.load_state_dict(plain.state_dict())
+    basis = orthonormal_rows(torch.randn(rows, 6, generator=g, dtype=torch.float64))
+    x = torch.randn(3, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    seq = torch.randn(3, 2, 6, generator=g, dtype=torch.float64)
+    projector = InputProjector([projected.fc], [basis]).attach()
+    assert projector.attached
+    out_plain, out_projected = plain(x, seq), projected(x, seq)
+    assert torch.equal(out_plain, out_projected)  # the forward pass is the module's own
+    grad_x_plain = torch.autograd.grad(out_plain, x, retain_graph=True)[0]
+    grad_x_projected = torch.autograd.grad(out_projected, x, retain_graph=True)[0]
+    assert torch.allclose(grad_x_projected, grad_x_plain, atol=1e-12)  # inputs' gradients unchanged
+    out_plain.backward()
+    out_projected.backward()
+    raw = plain.fc.weight.grad
+    assert torch.allclose(projected.fc.weight.grad, raw - raw @ basis.T @ basis, atol=1e-12)
+    with torch.no_grad():  # evaluation: the hook stays out of the way
+        assert torch.equal(projected(x, seq), plain(x, seq))
+    projector.detach()
+    assert not projector.attached
+    projected.fc.weight.grad = None
+    projected(x, seq).backward()
+    assert torch.allclose(projected.fc.weight.grad, raw, atol=1e-12)
+
+
+def test_hlop_projecting_inputs_trains_like_projecting_gradients(stream):
+    models = []
+    for projection in ("gradient", ["input", "gradient"]):
+        torch.manual_seed(0)
+        model = _SpikingMLP()
+        strategy = HLOP(model, [[6, 5], [4, 3]], layers=["fc1", "fc2"], projection=projection, hebbian_epochs=1)
+        trainer = _trainer(model, stream, strategy)
+        trainer.run(trainer.total_steps // 3 + 3)  # three projected steps of task 1 (of four)
+        models.append(model)
+    assert strategy.input_projector is not None and strategy.input_projector.attached
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)  # float32: the two routes round differently

@@ -6,6 +6,7 @@ import torch
 
 from neuroplastic.plasticity import (
     SubspaceNeurons,
+    complement_rows,
     oja_subspace_update,
     orthonormal_rows,
     principal_angle_cosines,
@@ -77,6 +78,38 @@ def test_orthonormal_rows_projection_and_angles():
     assert torch.allclose(c, torch.tensor([1.0, 2 ** -0.5], dtype=torch.float64))
 
 
+def test_fit_equals_a_loop_of_the_rule_with_momentum():
+    x, _ = _low_rank()
+    neurons = SubspaceNeurons(24, seed=3).double()
+    neurons.grow(3)
+    neurons.fit(x[:100], rate=0.01, batch_size=32)
+    neurons.grow(2)
+    weight, velocity = neurons.weight.clone(), neurons.momentum.clone()
+    neurons.fit(x[100:300], rate=0.02, epochs=2, batch_size=48, momentum=0.8, clip=0.05, iterations=2)
+    for _ in range(2):  # the slow reference: oja_subspace_update on each batch, momentum on the free rows
+        for start in range(100, 300, 48):
+            for _ in range(2):
+                delta = oja_subspace_update(weight, x[start:min(start + 48, 300)], 1.0, fixed=3, clip=0.05) - weight
+                velocity[3:] = 0.8 * velocity[3:] + 0.2 * delta[3:]
+                weight[3:] += 0.02 * velocity[3:]
+    assert torch.allclose(neurons.weight, weight, atol=1e-12) and torch.allclose(neurons.momentum, velocity,
+                                                                                 atol=1e-12)
+    assert torch.equal(neurons.weight[:3], weight[:3])
+
+
+def test_complement_rows_span_the_orthogonal_complement():
+    g = torch.Generator().manual_seed(2)
+    eye = torch.eye(9, dtype=torch.float64)
+    for k in (0, 4, 7, 9):
+        q = orthonormal_rows(torch.randn(k, 9, generator=g, dtype=torch.float64))
+        c = complement_rows(q)
+        assert c.shape == (9 - k, 9)
+        assert torch.allclose(c @ c.T, torch.eye(9 - k, dtype=torch.float64), atol=1e-12)
+        assert torch.allclose(c.T @ c + q.T @ q, eye, atol=1e-12)  # together: the whole space
+    q32 = orthonormal_rows(torch.randn(6, 9, generator=g))
+    assert complement_rows(q32).dtype == torch.float32
+
+
 def test_state_dict_round_trip_continues_exactly():
     x, _ = _low_rank()
     a = SubspaceNeurons(24, seed=5).double()
@@ -99,6 +132,8 @@ def test_bad_inputs_are_refused(library_error):
         (lambda: oja_subspace_update(h, torch.zeros(0, 3), 0.1), "at least one"),
         (lambda: oja_subspace_update(torch.full((2, 3), float("nan")), torch.zeros(1, 3), 0.1), "finite"),
         (lambda: project_out(torch.zeros(2, 3), torch.zeros(1, 4)), "basis"),
+        (lambda: complement_rows(torch.ones(2, 3)), "orthonormal"),
+        (lambda: complement_rows(torch.eye(4, 3)), "at most"),
         (lambda: principal_angle_cosines(torch.zeros(1, 3), torch.ones(1, 3)), "non-zero"),
         (lambda: SubspaceNeurons(0), "features"),
         (lambda: SubspaceNeurons(3).grow(-1), "count"),

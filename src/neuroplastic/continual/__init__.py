@@ -13,7 +13,8 @@ The frame of Parisi et al. 2019 ("Continual lifelong learning with neural networ
 - :mod:`.trainer`: :class:`ContinualTrainer`, any model with any strategy, step by step, with exact resume in
   the middle of a task; :class:`MultiHeadClassifier`, one head per task.
 - :mod:`.hlop`: :class:`HLOP` (Xiao et al. 2024), Hebbian lateral subspace neurons per layer and the
-  gradient projection orthogonal to the earlier tasks' input subspaces (:class:`GradientProjector`).
+  gradient projection orthogonal to the earlier tasks' input subspaces (:class:`GradientProjector` on the
+  gradients before the optimizer steps, :class:`InputProjector` on each layer's inputs in the backward pass).
 - :mod:`.clnp`: :class:`CLNP`, continual learning via neural pruning (Golkar, Kagan & Cho 2019): L1 activation
   sparsity, pruning by validation activity within a tolerance, frozen per-task neurons.
 
@@ -23,7 +24,7 @@ in ``docs/architecture.md``); it never imports the run platform.
 
 from .baselines import EWC, ExperienceReplay, JointTraining, diagonal_fisher, ewc_penalty
 from .clnp import CLNP, activation_l1, clnp_layers
-from .hlop import HLOP, GradientProjector, hlop_sizes
+from .hlop import HLOP, PROJECTION_SIDES, GradientProjector, InputProjector, SubspaceProjection, hlop_sizes
 from .metrics import (
     AccuracyMatrix,
     average_accuracy,
@@ -52,6 +53,6 @@ __all__ = [
     "AccuracyMatrix",
     "Batch", "Strategy", "FineTuning", "JointTraining", "EWC", "ExperienceReplay", "diagonal_fisher", "ewc_penalty",
     "ContinualTrainer", "MultiHeadClassifier", "StepInfo",
-    "HLOP", "GradientProjector", "hlop_sizes",
+    "HLOP", "GradientProjector", "InputProjector", "SubspaceProjection", "PROJECTION_SIDES", "hlop_sizes",
     "CLNP", "clnp_layers", "activation_l1",
 ]

@@ -42,6 +42,7 @@ from neuroplastic.plasticity.spiking import (
 )
 from neuroplastic.plasticity.subspace import (
     SubspaceNeurons,
+    complement_rows,
     oja_subspace_update,
     orthonormal_rows,
     principal_angle_cosines,
@@ -65,5 +66,6 @@ __all__ = [
     "SPIKING_BACKENDS", "SPIKING_BACKPROP_MODES", "PlasticLIF", "PlasticRecurrentLIF", "PlasticSpikingState",
     "SpikingNeuronConfig", "spike_trace", "trace_step",
     "SynapseConfig", "FusedCell", "plastic_scan", "supports_fused",
-    "SubspaceNeurons", "oja_subspace_update", "orthonormal_rows", "principal_angle_cosines", "project_out",
+    "SubspaceNeurons", "oja_subspace_update", "orthonormal_rows", "complement_rows", "principal_angle_cosines",
+    "project_out",
 ]

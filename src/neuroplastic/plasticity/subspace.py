@@ -6,7 +6,8 @@ neural networks", ICLR; HLOP), Oja's subspace rule (Oja 1989) with some rows hel
 - :func:`oja_subspace_update`: one step of ``dH = eta * mean_b y_b (x_b - H^T y_b)^T`` with ``y = H x``, i.e.
   ``dH = eta (Y^T X - Y^T Y H) / B`` (the paper's Eq. 2 with the lateral feedback ``x_hat = H^T y``), the rows
   ``[:fixed]`` (the subspaces of earlier tasks) left unchanged.
-- :func:`orthonormal_rows`, :func:`project_out` (``g <- g - (g Q^T) Q``), :func:`principal_angle_cosines`
+- :func:`orthonormal_rows`, :func:`complement_rows` (a basis of the orthogonal complement),
+  :func:`project_out` (``g <- g - (g Q^T) Q``), :func:`principal_angle_cosines`
   (the cosines of the principal angles between two subspaces, from the singular values of ``Q_a Q_b^T``).
 - :class:`SubspaceNeurons`: the lateral neurons of one layer as a module; ``weight [k, n]`` a buffer in
   ``state_dict``, grown by new rows (orthogonal to the old ones, drawn from the module's generator) and
@@ -22,7 +23,8 @@ from torch import Tensor, nn
 
 from neuroplastic._checks import check_bool, check_finite, check_int, check_number, check_tensor
 
-__all__ = ["oja_subspace_update", "orthonormal_rows", "project_out", "principal_angle_cosines", "SubspaceNeurons"]
+__all__ = ["oja_subspace_update", "orthonormal_rows", "complement_rows", "project_out", "principal_angle_cosines",
+           "SubspaceNeurons"]
 
 
 def _check_rows(name: str, weight: object, features: int | None = None) -> Tensor:
@@ -63,14 +65,17 @@ def oja_subspace_update(weight: Tensor, x: Tensor, rate: float, *, fixed: int = 
     fixed = check_int("fixed", fixed, minimum=0, maximum=weight.shape[0])
     if clip is not None:
         clip = check_number("clip", clip, minimum=0.0, exclusive_minimum=True)
+    out = weight.clone()
+    out[fixed:] += rate * _oja_free_delta(weight, x, fixed, clip)
+    return out
+
+
+def _oja_free_delta(weight: Tensor, x: Tensor, fixed: int, clip: float | None) -> Tensor:
+    """``dH[fixed:]`` of :func:`oja_subspace_update` (``[k - fixed, n]``; arguments already checked)."""
     y = x @ weight.T
     residual = x - y @ weight  # x - x_hat: one [B, k] x [k, n] product, shared by every row
     delta = y[:, fixed:].T @ residual / x.shape[0]  # only the free rows are computed
-    if clip is not None:
-        delta = delta.clamp(-clip, clip)
-    out = weight.clone()
-    out[fixed:] += rate * delta
-    return out
+    return delta if clip is None else delta.clamp(-clip, clip)
 
 
 def orthonormal_rows(weight: Tensor, *, tolerance: float = 1e-6) -> Tensor:
@@ -88,6 +93,26 @@ def orthonormal_rows(weight: Tensor, *, tolerance: float = 1e-6) -> Tensor:
     diagonal = r.diagonal().abs()
     keep = diagonal > tolerance * diagonal.max().clamp_min(torch.finfo(weight.dtype).tiny)
     return q.T[keep].contiguous()
+
+
+def complement_rows(basis: Tensor) -> Tensor:
+    """An orthonormal basis ``C [n - k, n]`` of the orthogonal complement of the row space of ``Q [k, n]``.
+
+    ``Q`` must have orthonormal rows (:func:`orthonormal_rows`); then ``C^T C = I - Q^T Q``, so
+    ``g - (g Q^T) Q = (g C^T) C`` with ``2 (n - k)`` instead of ``2 k`` multiply-adds per row of ``g``: the cheaper
+    form of :func:`project_out` when ``k > n / 2``. From the complete QR of ``Q^T`` in float64 (its last
+    ``n - k`` columns), returned in ``Q``'s dtype; ``[0, n]`` when ``k = n``.
+    """
+    _check_rows("basis", basis)
+    k, n = basis.shape
+    if k > n:
+        raise ValueError(f"basis must have at most n = {n} rows to be orthonormal, got {k}")
+    gram = basis.double() @ basis.double().T
+    if not torch.allclose(gram, torch.eye(k, dtype=torch.float64, device=basis.device),
+                          atol=max(1e-6, 100 * torch.finfo(basis.dtype).eps) ** 0.5):
+        raise ValueError("basis must have orthonormal rows (Q Q^T = I); build it with orthonormal_rows")
+    full, _ = torch.linalg.qr(basis.double().T, mode="complete")
+    return full[:, k:].T.contiguous().to(basis.dtype)
 
 
 def project_out(grad: Tensor, basis: Tensor) -> Tensor:
@@ -176,8 +201,10 @@ class SubspaceNeurons(nn.Module):
         """Train the rows added by the last :meth:`grow` on inputs ``x [N, n]`` (the others fixed).
 
         Each of ``epochs`` passes goes through ``x`` in order in batches of ``batch_size``, ``iterations``
-        updates per batch; with ``m = momentum`` the step is ``v <- m v + (1 - m) dH``, ``H <- H + rate v`` (the
-        paper's code; ``momentum=0`` is the plain rule). ``x`` is moved to the weight's device and dtype.
+        updates per batch (:func:`oja_subspace_update`; the fixed rows' share of the residual is computed once for
+        all passes, so an update costs ``3 B n (k - fixed)`` multiply-adds instead of ``B n (3 k - fixed)``); with
+        ``m = momentum`` the step is ``v <- m v + (1 - m) dH``, ``H <- H + rate v`` (the paper's code;
+        ``momentum=0`` is the plain rule). ``x`` is moved to the weight's device and dtype.
         """
         check_tensor("x", x, ("N", self.features))
         check_finite("x", x)
@@ -190,13 +217,20 @@ class SubspaceNeurons(nn.Module):
             return
         x = x.to(self.weight)
         weight, velocity = self.weight.clone(), self.momentum.clone()
+        free_weight, free_velocity = weight[self.fixed:], velocity[self.fixed:]  # views, updated in place
+        # the fixed rows never change: their part of the residual, x - (x H_f^T) H_f, is computed once
+        fixed_rows = weight[: self.fixed]
+        residual_fixed = x - (x @ fixed_rows.T) @ fixed_rows if self.fixed else x
         for _ in range(epochs):
             for start in range(0, x.shape[0], batch_size):
-                batch = x[start:start + batch_size]
+                batch, batch_residual = x[start:start + batch_size], residual_fixed[start:start + batch_size]
                 for _ in range(iterations):
-                    delta = oja_subspace_update(weight, batch, 1.0, fixed=self.fixed, clip=clip) - weight
-                    velocity[self.fixed:] = m * velocity[self.fixed:] + (1 - m) * delta[self.fixed:]
-                    weight[self.fixed:] += rate * velocity[self.fixed:]
+                    y = batch @ free_weight.T
+                    delta = y.T @ (batch_residual - y @ free_weight) / batch.shape[0]
+                    if clip is not None:
+                        delta = delta.clamp(-clip, clip)
+                    free_velocity.mul_(m).add_(delta, alpha=1 - m)
+                    free_weight.add_(free_velocity, alpha=rate)
         self.weight, self.momentum = weight, velocity
 
     def basis(self) -> Tensor:
