@@ -3,8 +3,10 @@
 Xiao et al. 2024, "Hebbian learning based orthogonal projection for continual learning of spiking neural
 networks" (ICLR). Each layer's lateral neurons learn the principal subspace of the layer's inputs by Oja's
 subspace rule (:func:`neuroplastic.plasticity.oja_subspace_update`) after each task, and the weight gradients
-of later tasks are projected orthogonal to those subspaces (:class:`neuroplastic.continual.HLOP`, an optimizer
-pre-step hook), so old tasks' layer responses stay put.
+of later tasks are projected orthogonal to those subspaces (:class:`neuroplastic.continual.HLOP`: the first
+layer, applied once per step to the image, projects its inputs in the backward pass; the others project the
+summed gradient in an optimizer pre-step hook; both give the same gradient), so old tasks' layer responses stay
+put.
 
 Stream: permuted digits (:func:`neuroplastic.continual.digits_stream`, ``"permuted"``: task 0 the plain
 images, every later task a fixed random pixel permutation; domain-incremental, one shared head). Network: a
@@ -131,7 +133,8 @@ def make_strategy(method: str, model: nn.Module, config: Config, seed: int) -> S
                            decrease=config.hlop_decrease, every=config.hlop_every)
         return HLOP(model, sizes, layers=["fc1", "fc2", "fc3"], hebbian_rate=config.hebbian_rate,
                     hebbian_epochs=config.hebbian_epochs, hebbian_samples=config.hebbian_samples or None,
-                    orthonormalize=config.hlop_orthonormalize, seed=seed)
+                    orthonormalize=config.hlop_orthonormalize, projection=["input", "gradient", "gradient"],
+                    seed=seed)
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
