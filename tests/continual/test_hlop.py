@@ -6,6 +6,8 @@ import io
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from neuroplastic.continual import (
@@ -257,3 +259,29 @@ def test_hlop_projecting_inputs_trains_like_projecting_gradients(stream):
     assert strategy.input_projector is not None and strategy.input_projector.attached
     for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)  # float32: the two routes round differently
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 12), k_fraction=st.floats(0.0, 1.0), rows=st.integers(1, 5), out=st.integers(1, 6),
+       orthonormal=st.booleans(), seed=st.integers(0, 2**16))
+def test_every_route_equals_the_projection_and_leaves_old_inputs_alone(n, k_fraction, rows, out, orthonormal,
+                                                                       seed):
+    g = torch.Generator().manual_seed(seed)
+    k = round(k_fraction * n)
+    raw = torch.randn(k, n, generator=g, dtype=torch.float64)
+    basis = orthonormal_rows(raw) if orthonormal else raw * 0.5
+    projection = SubspaceProjection(basis)
+    m = torch.randn(rows, n, generator=g, dtype=torch.float64)
+    expected = m - (m @ basis.T) @ basis
+    assert torch.allclose(projection(m), expected, atol=1e-10)
+    assert torch.allclose(projection.project_(m.clone()), expected, atol=1e-10)
+    if orthonormal:  # the projected rows act on the basis's span as zero: W x is unchanged for old inputs x
+        assert torch.allclose(projection(m) @ basis.T, torch.zeros(rows, basis.shape[0], dtype=torch.float64),
+                              atol=1e-10)
+        weight = nn.Linear(n, out, bias=False).double()
+        x = torch.randn(rows, n, generator=g, dtype=torch.float64)
+        projector = InputProjector([weight], [basis]).attach()
+        weight(x).pow(2).sum().backward()
+        old = torch.randn(3, basis.shape[0], generator=g, dtype=torch.float64) @ basis
+        assert torch.allclose(weight.weight.grad @ old.T, torch.zeros(out, 3, dtype=torch.float64), atol=1e-9)
+        projector.detach()
