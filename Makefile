@@ -46,6 +46,15 @@ bench: $(STAMP)
 	$(PY) benchmarks/safe_mutation_cost.py --outputs 4,16 --width 256 --repeats 10
 	$(PY) benchmarks/pattern_weights.py --threads 1 --parameters 100
 	$(PY) benchmarks/pattern_weights.py --threads 1 --parameters 200
+	$(PY) benchmarks/quine_loss.py --hidden 32,32 --embedding 32
+	$(PY) benchmarks/simulator.py --batch 1000 --steps 100 --repeats 2
+	$(PY) benchmarks/binary_matmul.py --batches 1,64 --repeats 40
+	$(PY) benchmarks/clnp_compaction.py --hidden 1000 --tolerance 1
+	$(PY) benchmarks/hlop_cost.py --tasks 1,5,10
+	if [ -x .bench-venv/bin/python ]; then .bench-venv/bin/python benchmarks/reservoir.py; \
+	else echo "reservoirpy not installed: run make bench-env first (benchmarks/reservoir.py skipped)"; fi
+	if [ -x .bench-venv-avalanche/bin/python ]; then .bench-venv-avalanche/bin/python benchmarks/continual_metrics_check.py; \
+	else echo "Avalanche not installed: run make bench-env first (benchmarks/continual_metrics_check.py skipped)"; fi
 
 # peer libraries, never dependencies: snnTorch, SpikingJelly (Norse in its own venv) for benchmarks/snn_layer.py,
 # EvoTorch (with gymnasium and ray) for benchmarks/evolution.py
