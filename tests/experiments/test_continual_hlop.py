@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from experiments.tiny_overrides import tiny
-from neuroplastic.experiments.continual_hlop import CLAIMS, EXPERIMENT, METHODS, Config, subspace_check
+from neuroplastic.continual import digits_stream
+from neuroplastic.experiments.continual_hlop import (
+    CLAIMS,
+    EXPERIMENT,
+    METHODS,
+    Config,
+    standardized,
+    subspace_check,
+)
 from neuroplastic.runs import RunInterrupted, run_experiment, run_path, validate_config
 
 TINY = tiny("continual-hlop")
@@ -70,3 +79,14 @@ def test_subspace_check_finds_the_known_subspace():
 def test_bad_configs_are_refused(overrides, field):
     with pytest.raises(ValueError, match=field):
         validate_config(Config(**overrides))
+
+
+def test_standardized_stream_centres_task_zero_and_maps_every_task_alike():
+    stream = digits_stream("permuted", 2, seed=0)
+    out = standardized(stream)
+    x0 = out[0].x_train
+    assert abs(float(x0.mean())) < 1e-5 and float(x0.std()) == pytest.approx(1.0, abs=1e-5)
+    mean, std = stream[0].x_train.mean(), stream[0].x_train.std()
+    for before, after in zip(stream, out, strict=True):
+        assert torch.allclose(after.x_test, (before.x_test - mean) / std)
+        assert torch.equal(after.y_train, before.y_train) and after.permutation is before.permutation
