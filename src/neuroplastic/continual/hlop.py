@@ -267,7 +267,9 @@ class HLOP(Strategy):
 
     After task ``t`` each layer's lateral neurons grow by ``sizes[t][l]`` (capped at the layer's input size) and
     learn the task's layer inputs: ``hebbian_epochs`` passes of :meth:`SubspaceNeurons.fit` in batches of
-    ``hebbian_batch_size`` (shuffled by the strategy's generator), at the rate ``hebbian_rate / mean ||x||^2``
+    ``hebbian_batch_size`` (shuffled by the strategy's generator), more passes where a layer would otherwise
+    make fewer than ``hebbian_min_updates`` updates (a first layer sees one input per image, a hidden layer of
+    a spiking network ``T``), at the rate ``hebbian_rate / mean ||x||^2``
     (the rate normalised by the inputs' mean squared norm, which bounds ``eta * lambda_max`` by ``hebbian_rate``
     so the rule is stable for pixels and spikes alike), on at most ``hebbian_samples`` examples of the task.
     The projection uses an orthonormal basis of the lateral weights (``orthonormalize``; the paper's
@@ -279,6 +281,9 @@ class HLOP(Strategy):
             repeat its last row.
         layers: names of ``nn.Linear`` modules of ``model`` (default: all of them), none with a trainable bias.
         hebbian_rate, hebbian_epochs, hebbian_batch_size, hebbian_momentum: the Hebbian training.
+        hebbian_min_updates: the fewest updates each layer's new rows make per task (0: ``hebbian_epochs`` passes
+            only). Oja's rule converges slowly in the directions of small variance: the paper's code updates
+            at every training step, five times (about 4,700 updates per permuted-MNIST task).
         hebbian_samples: examples of the task whose layer inputs are learnt, drawn by the strategy's generator
             (None: all; every input of every call is held in memory, so all of a large task is costly: 60,000
             images of a 784-800-800 spiking MLP at T = 20 are 3.8 GB per hidden layer).
@@ -294,7 +299,8 @@ class HLOP(Strategy):
 
     def __init__(self, model: nn.Module, sizes: Sequence[Sequence[int]], *, layers: Sequence[str] | None = None,
                  hebbian_rate: float = 0.5, hebbian_epochs: int = 3, hebbian_batch_size: int = 64,
-                 hebbian_momentum: float = 0.9, hebbian_samples: int | None = 1000, orthonormalize: bool = True,
+                 hebbian_momentum: float = 0.9, hebbian_samples: int | None = 1000, hebbian_min_updates: int = 1000,
+                 orthonormalize: bool = True,
                  projection: str | Sequence[str] = "gradient", seed: int = 0) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -317,6 +323,7 @@ class HLOP(Strategy):
         self.sizes = [_int_list(f"sizes[{t}]", row, len(self.layers)) for t, row in enumerate(sizes)]
         self.hebbian_rate = check_number("hebbian_rate", hebbian_rate, minimum=0.0, exclusive_minimum=True)
         self.hebbian_epochs = check_int("hebbian_epochs", hebbian_epochs, minimum=1)
+        self.hebbian_min_updates = check_int("hebbian_min_updates", hebbian_min_updates, minimum=0)
         self.hebbian_batch_size = check_int("hebbian_batch_size", hebbian_batch_size, minimum=1)
         self.hebbian_momentum = check_number("hebbian_momentum", hebbian_momentum, minimum=0.0, maximum=1.0,
                                              exclusive_maximum=True)
@@ -406,7 +413,9 @@ class HLOP(Strategy):
             order = torch.randperm(x.shape[0], generator=self.generator).to(x.device)
             scale = float(x.pow(2).sum(1).mean())
             if scale > 0:
-                neurons.fit(x[order], rate=self.hebbian_rate / scale, epochs=self.hebbian_epochs,
+                batches = -(-x.shape[0] // self.hebbian_batch_size)
+                epochs = max(self.hebbian_epochs, -(-self.hebbian_min_updates // batches))
+                neurons.fit(x[order], rate=self.hebbian_rate / scale, epochs=epochs,
                             batch_size=self.hebbian_batch_size, momentum=self.hebbian_momentum)
         self.tasks_learnt += 1
 

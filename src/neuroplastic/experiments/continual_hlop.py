@@ -82,6 +82,7 @@ class Config:
     hlop_every: int = param(0, minimum=0)
     hebbian_rate: float = param(0.5, minimum=0, exclusive_minimum=True)
     hebbian_epochs: int = param(3, minimum=1)
+    hebbian_min_updates: int = param(1000, minimum=0)  # per layer and task (more passes where there are few rows)
     hebbian_samples: int = param(0, minimum=0)  # 0: all of the task's training examples
     hlop_orthonormalize: bool = True  # False: project with the lateral weights as they are (the paper's H^T H)
     ewc_strength: float = param(100.0, minimum=0)
@@ -135,6 +136,7 @@ def make_strategy(method: str, model: nn.Module, config: Config, seed: int) -> S
                            decrease=config.hlop_decrease, every=config.hlop_every)
         return HLOP(model, sizes, layers=["fc1", "fc2", "fc3"], hebbian_rate=config.hebbian_rate,
                     hebbian_epochs=config.hebbian_epochs, hebbian_samples=config.hebbian_samples or None,
+                    hebbian_min_updates=config.hebbian_min_updates,
                     orthonormalize=config.hlop_orthonormalize, projection=["input", "gradient", "gradient"],
                     seed=seed)
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
