@@ -162,6 +162,7 @@ def test_bad_inputs_are_refused(library_error, stream):
         (lambda: GradientProjector([torch.zeros(2, 3)], [torch.zeros(1, 4)]), "bases"),
         (lambda: GradientProjector([torch.zeros(2, 3)], []), "bases"),
         (lambda: HLOP(model, [[1, 1]], projection="weights"), "projection"),
+        (lambda: HLOP(model, [[1, 1]], hebbian_min_updates=-1), "hebbian_min_updates"),
         (lambda: HLOP(model, [[1, 1]], projection=["input"]), "projection"),
         (lambda: InputProjector([nn.ReLU()], [torch.zeros(1, 3)]), "nn.Linear"),
         (lambda: InputProjector([with_bias[0]], [torch.zeros(1, 64)]), "trainable bias"),
@@ -285,3 +286,18 @@ def test_every_route_equals_the_projection_and_leaves_old_inputs_alone(n, k_frac
         old = torch.randn(3, basis.shape[0], generator=g, dtype=torch.float64) @ basis
         assert torch.allclose(weight.weight.grad @ old.T, torch.zeros(out, 3, dtype=torch.float64), atol=1e-9)
         projector.detach()
+
+
+def test_min_updates_adds_passes_only_where_a_layer_has_few_rows(stream):
+    # 256 images a task in batches of 64: fc1 sees 4 batches a pass, fc2 (3 time steps) 12
+    weights = []
+    for epochs, min_updates in ((1, 12), (3, 0), (1, 0)):
+        torch.manual_seed(0)
+        model = _SpikingMLP()
+        hlop = HLOP(model, [[6, 5]], layers=["fc1", "fc2"], hebbian_epochs=epochs, hebbian_min_updates=min_updates)
+        trainer = _trainer(model, stream, hlop)
+        trainer.run(trainer.total_steps // 3)  # task 0 and its Hebbian learning
+        weights.append([n.weight.clone() for n in hlop.neurons])
+    at_least_12, three_passes, one_pass = weights
+    assert torch.equal(at_least_12[0], three_passes[0])  # fc1: 12 updates need 3 passes
+    assert torch.equal(at_least_12[1], one_pass[1]) and not torch.equal(at_least_12[1], three_passes[1])
