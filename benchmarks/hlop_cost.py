@@ -12,8 +12,8 @@ every 3 tasks):
 - ``projection_gradient_only``: the same with every layer on ``GradientProjector`` (for comparison);
 - ``hebbian_after_task``: what ``HLOP.after_task`` spends on one task (record the layer inputs of
   ``--hebbian-samples`` training images, then ``hebbian_epochs`` passes of ``SubspaceNeurons.fit`` of the new
-  rows, batches of 64 rows), divided by the task's training steps (``--task-examples`` / 64; the paper's
-  permuted MNIST: 60,000 images, one epoch);
+  rows, batches of 64 rows, at least ``hebbian_min_updates`` updates per layer), divided by the task's training
+  steps (``--task-examples`` / 64; the paper's permuted MNIST: 60,000 images, one epoch);
 - ``hebbian_per_step_paper``: one Oja update of each layer's new rows on one training batch's layer inputs, the
   paper code's per-step Hebbian work (its code does five such updates per step), for comparison.
 
@@ -63,8 +63,10 @@ def timed(fn: Callable[[], object], unit: Callable[[], object], repeats: int, *,
             "ratio": t["sec"] / t["unit_sec"] - shift, "ratio_median_pair": t["median_pair_ratio"] - shift}
 
 
-def after_task_seconds(net: Net, images: torch.Tensor, rows: list[int], growth: list[int], epochs: int) -> float:
-    """Seconds of HLOP's after-task learning: record the layer inputs of ``images``, grow and fit each layer."""
+def after_task_seconds(net: Net, images: torch.Tensor, rows: list[int], growth: list[int], epochs: int,
+                       min_updates: int) -> float:
+    """Seconds of HLOP's after-task learning: record the layer inputs of ``images``, grow and fit each layer
+    (``epochs`` passes in batches of 64, more where a layer would make fewer than ``min_updates`` updates)."""
     start = time.perf_counter()
     with torch.no_grad():
         inputs = [torch.cat(parts) for parts in zip(*(net(chunk)[1] for chunk in images.split(256)), strict=True)]
@@ -72,7 +74,8 @@ def after_task_seconds(net: Net, images: torch.Tensor, rows: list[int], growth: 
         neurons = SubspaceNeurons(x.shape[1], seed=0)
         neurons.grow(k - new)
         neurons.grow(new)
-        neurons.fit(x, rate=0.5 / float(x.pow(2).sum(1).mean()), epochs=epochs, batch_size=64)
+        passes = max(epochs, -(-min_updates // -(-x.shape[0] // 64)))
+        neurons.fit(x, rate=0.5 / float(x.pow(2).sum(1).mean()), epochs=passes, batch_size=64)
     return time.perf_counter() - start
 
 
@@ -86,6 +89,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--hebbian-samples", type=int, default=1000, help="images whose layer inputs are learnt")
     parser.add_argument("--hebbian-epochs", type=int, default=3)
+    parser.add_argument("--hebbian-min-updates", type=int, default=1000)
     parser.add_argument("--task-examples", type=int, default=60000, help="training images per task")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -136,12 +140,13 @@ def main() -> None:
                 oja_subspace_update(h, inp, 1e-4, fixed=f)
 
         emit("hebbian_per_step_paper", timed(hebbian, plain, args.repeats))
-        seconds = min(after_task_seconds(net, hebbian_images, rows, growth, args.hebbian_epochs) for _ in range(2))
+        seconds = min(after_task_seconds(net, hebbian_images, rows, growth, args.hebbian_epochs,
+                                         args.hebbian_min_updates) for _ in range(2))
         unit = min(timed(plain, plain, 3)["unit_sec"], seconds)
         emit("hebbian_after_task", {"sec": seconds / steps_per_task, "unit_sec": unit,
                                     "ratio": seconds / steps_per_task / unit},
              task_sec=round(seconds, 3), steps_per_task=steps_per_task, hebbian_samples=args.hebbian_samples,
-             hebbian_epochs=args.hebbian_epochs)
+             hebbian_epochs=args.hebbian_epochs, hebbian_min_updates=args.hebbian_min_updates)
 
 
 def plain_unattached(gradient: GradientProjector, projector: InputProjector,
