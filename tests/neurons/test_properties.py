@@ -423,7 +423,9 @@ def test_spiking_sequential(library_error, batch, t, n, dtype, first, state):
         return
     out, new_states = model(x, states)
     assert out.shape == (batch, t, 2) and len(new_states) == len(layers)
-    assert math.isfinite(float(out.sum()))
+    # seen non-finite once in a full parallel run (2026-12-07) and never reproduced in isolation: keep what
+    # would identify it
+    assert math.isfinite(float(out.sum())), (x, states, out, new_states, dict(model.named_parameters()))
 
 
 
