@@ -74,8 +74,8 @@ def after_task_seconds(net: Net, images: torch.Tensor, rows: list[int], growth: 
         neurons = SubspaceNeurons(x.shape[1], seed=0)
         neurons.grow(k - new)
         neurons.grow(new)
-        passes = max(epochs, -(-min_updates // -(-x.shape[0] // 64)))
-        neurons.fit(x, rate=0.5 / float(x.pow(2).sum(1).mean()), epochs=passes, batch_size=64)
+        neurons.fit(x, rate=0.5 / float(x.pow(2).sum(1).mean()), epochs=epochs, batch_size=64,
+                    min_updates=min_updates)
     return time.perf_counter() - start
 
 

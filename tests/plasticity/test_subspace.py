@@ -97,6 +97,21 @@ def test_fit_equals_a_loop_of_the_rule_with_momentum():
     assert torch.equal(neurons.weight[:3], weight[:3])
 
 
+def test_fit_min_updates_adds_whole_passes():
+    x, _ = _low_rank()
+
+    def fit(epochs, min_updates):  # 96 rows in batches of 32: 3 updates a pass
+        neurons = SubspaceNeurons(24, seed=3).double()
+        neurons.grow(3)
+        neurons.fit(x[:96], rate=0.01, epochs=epochs, batch_size=32, min_updates=min_updates)
+        return neurons.weight
+
+    assert torch.equal(fit(1, 9), fit(3, 0))  # 9 updates: 3 passes
+    assert torch.equal(fit(1, 10), fit(4, 0))  # 10 updates: 4 whole passes
+    assert torch.equal(fit(5, 10), fit(5, 0))  # epochs already give more
+    assert not torch.equal(fit(3, 0), fit(4, 0))
+
+
 def test_complement_rows_span_the_orthogonal_complement():
     g = torch.Generator().manual_seed(2)
     eye = torch.eye(9, dtype=torch.float64)

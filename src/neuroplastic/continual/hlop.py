@@ -48,7 +48,6 @@ class SubspaceProjection:
         if not isinstance(basis, Tensor) or basis.dim() != 2 or not basis.is_floating_point():
             raise ValueError("basis must be a floating-point tensor [k, n]")
         k, n = basis.shape
-        self.rows, self.features = k, n
         self.basis = basis
         self.kind, self.factor = "basis", basis
         if 2 * k > n:
@@ -97,11 +96,10 @@ class GradientProjector:
     def __init__(self, weights: Sequence[Tensor], bases: Sequence[Tensor]) -> None:
         if isinstance(weights, Tensor) or not isinstance(weights, Sequence):
             raise TypeError(f"weights must be a sequence of tensors, got {type(weights).__name__}")
-        _check_bases(bases, weights)
         for i, w in enumerate(weights):
             if not isinstance(w, Tensor) or w.dim() != 2 or not w.is_floating_point():
                 raise ValueError(f"weights[{i}] must be a floating-point tensor [out, n]")
-        _check_bases(bases, weights, check_shapes=True)
+        _check_bases(bases, weights)
         self.pairs = [(w, q) for w, q in zip(weights, bases, strict=True) if q.shape[0] > 0]
         self.projections = [SubspaceProjection(q) for _, q in self.pairs]
         self._handle: Any = None
@@ -137,11 +135,9 @@ class GradientProjector:
         self._handle, self.optimizer = None, None
 
 
-def _check_bases(bases: object, weights: Sequence[Tensor], *, check_shapes: bool = False) -> None:
+def _check_bases(bases: object, weights: Sequence[Tensor]) -> None:
     if isinstance(bases, Tensor) or not isinstance(bases, Sequence) or len(bases) != len(weights):
         raise ValueError(f"bases must be a sequence of one basis per weight ({len(weights)})")
-    if not check_shapes:
-        return
     for i, (w, q) in enumerate(zip(weights, bases, strict=True)):
         if not isinstance(q, Tensor) or q.dim() != 2 or q.shape[1] != w.shape[1]:
             raise ValueError(f"bases[{i}] must be a tensor [k, {w.shape[1]}], got "
@@ -199,7 +195,7 @@ class InputProjector:
             if module.bias is not None and module.bias.requires_grad:
                 raise ValueError(f"modules[{i}] has a trainable bias; the projection covers weights only")
         weights = [m.weight for m in modules]
-        _check_bases(bases, weights, check_shapes=True)
+        _check_bases(bases, weights)
         self.pairs = [(m, q) for m, q in zip(modules, bases, strict=True) if q.shape[0] > 0]
         self.projections = [SubspaceProjection(q) for _, q in self.pairs]
         self._handles: list[Any] = []
@@ -413,10 +409,9 @@ class HLOP(Strategy):
             order = torch.randperm(x.shape[0], generator=self.generator).to(x.device)
             scale = float(x.pow(2).sum(1).mean())
             if scale > 0:
-                batches = -(-x.shape[0] // self.hebbian_batch_size)
-                epochs = max(self.hebbian_epochs, -(-self.hebbian_min_updates // batches))
-                neurons.fit(x[order], rate=self.hebbian_rate / scale, epochs=epochs,
-                            batch_size=self.hebbian_batch_size, momentum=self.hebbian_momentum)
+                neurons.fit(x[order], rate=self.hebbian_rate / scale, epochs=self.hebbian_epochs,
+                            batch_size=self.hebbian_batch_size, momentum=self.hebbian_momentum,
+                            min_updates=self.hebbian_min_updates)
         self.tasks_learnt += 1
 
     # ------------------------------------------------------------------ state

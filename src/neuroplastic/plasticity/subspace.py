@@ -65,17 +65,14 @@ def oja_subspace_update(weight: Tensor, x: Tensor, rate: float, *, fixed: int = 
     fixed = check_int("fixed", fixed, minimum=0, maximum=weight.shape[0])
     if clip is not None:
         clip = check_number("clip", clip, minimum=0.0, exclusive_minimum=True)
-    out = weight.clone()
-    out[fixed:] += rate * _oja_free_delta(weight, x, fixed, clip)
-    return out
-
-
-def _oja_free_delta(weight: Tensor, x: Tensor, fixed: int, clip: float | None) -> Tensor:
-    """``dH[fixed:]`` of :func:`oja_subspace_update` (``[k - fixed, n]``; arguments already checked)."""
     y = x @ weight.T
     residual = x - y @ weight  # x - x_hat: one [B, k] x [k, n] product, shared by every row
     delta = y[:, fixed:].T @ residual / x.shape[0]  # only the free rows are computed
-    return delta if clip is None else delta.clamp(-clip, clip)
+    if clip is not None:
+        delta = delta.clamp(-clip, clip)
+    out = weight.clone()
+    out[fixed:] += rate * delta
+    return out
 
 
 def orthonormal_rows(weight: Tensor, *, tolerance: float = 1e-6) -> Tensor:
@@ -197,14 +194,16 @@ class SubspaceNeurons(nn.Module):
 
     @torch.no_grad()
     def fit(self, x: Tensor, *, rate: float, epochs: int = 1, batch_size: int = 256, momentum: float = 0.9,
-            clip: float | None = 10.0, iterations: int = 1) -> None:
+            clip: float | None = 10.0, iterations: int = 1, min_updates: int = 0) -> None:
         """Train the rows added by the last :meth:`grow` on inputs ``x [N, n]`` (the others fixed).
 
         Each of ``epochs`` passes goes through ``x`` in order in batches of ``batch_size``, ``iterations``
         updates per batch (:func:`oja_subspace_update`; the fixed rows' share of the residual is computed once for
         all passes, so an update costs ``3 B n (k - fixed)`` multiply-adds instead of ``B n (3 k - fixed)``); with
         ``m = momentum`` the step is ``v <- m v + (1 - m) dH``, ``H <- H + rate v`` (the paper's code;
-        ``momentum=0`` is the plain rule). ``x`` is moved to the weight's device and dtype.
+        ``momentum=0`` is the plain rule). More passes than ``epochs`` are made where fewer would give less than
+        ``min_updates`` updates (the passes times the batches times ``iterations``). ``x`` is moved to the
+        weight's device and dtype.
         """
         check_tensor("x", x, ("N", self.features))
         check_finite("x", x)
@@ -212,10 +211,13 @@ class SubspaceNeurons(nn.Module):
         epochs = check_int("epochs", epochs, minimum=1)
         batch_size = check_int("batch_size", batch_size, minimum=1)
         iterations = check_int("iterations", iterations, minimum=1)
+        min_updates = check_int("min_updates", min_updates, minimum=0)
         m = check_number("momentum", momentum, minimum=0.0, maximum=1.0, exclusive_maximum=True)
         if self.rows == self.fixed or x.shape[0] == 0:
             return
         x = x.to(self.weight)
+        per_pass = -(-x.shape[0] // batch_size) * iterations
+        epochs = max(epochs, -(-min_updates // per_pass))
         weight, velocity = self.weight.clone(), self.momentum.clone()
         free_weight, free_velocity = weight[self.fixed:], velocity[self.fixed:]  # views, updated in place
         # the fixed rows never change: their part of the residual, x - (x H_f^T) H_f, is computed once
